@@ -1,0 +1,184 @@
+package netem
+
+import (
+	"encoding/binary"
+	"errors"
+	"net"
+	"runtime"
+	"testing"
+	"time"
+)
+
+func udpPair(t *testing.T) (a, b *net.UDPConn) {
+	t.Helper()
+	a, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err = net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		a.Close()
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); b.Close() })
+	if err := b.SetReadBuffer(4 << 20); err != nil {
+		t.Logf("SetReadBuffer: %v", err)
+	}
+	return a, b
+}
+
+// receive reads numbered packets until no packet arrives for quiet.
+func receive(t *testing.T, conn net.PacketConn, quiet time.Duration) []uint32 {
+	t.Helper()
+	var got []uint32
+	buf := make([]byte, 64)
+	for {
+		conn.SetReadDeadline(time.Now().Add(quiet))
+		n, _, err := conn.ReadFrom(buf)
+		if err != nil {
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				return got
+			}
+			t.Fatalf("read: %v", err)
+		}
+		if n != 4 {
+			t.Fatalf("read %d bytes, want 4", n)
+		}
+		got = append(got, binary.BigEndian.Uint32(buf))
+	}
+}
+
+func send(t *testing.T, c *Conn, to net.Addr, n int) {
+	t.Helper()
+	for i := range n {
+		var b [4]byte
+		binary.BigEndian.PutUint32(b[:], uint32(i))
+		if _, err := c.WriteTo(b[:], to); err != nil {
+			t.Fatalf("write %d: %v", i, err)
+		}
+		if i%50 == 49 {
+			time.Sleep(time.Millisecond) // stay under the socket buffer
+		}
+	}
+}
+
+func TestImpairments(t *testing.T) {
+	tests := []struct {
+		name           string
+		cfg            Config
+		n              int
+		minGot, maxGot int
+		wantReordered  bool
+	}{
+		{name: "clean", cfg: Config{}, n: 500, minGot: 500, maxGot: 500},
+		{name: "loss 10%", cfg: Config{Loss: 0.10, Seed: 1}, n: 1000, minGot: 850, maxGot: 950},
+		{name: "loss all", cfg: Config{Loss: 1, Seed: 1}, n: 100, minGot: 0, maxGot: 0},
+		{name: "reorder", cfg: Config{Reorder: 0.2, ReorderDelay: 20 * time.Millisecond, Seed: 2}, n: 500, minGot: 500, maxGot: 500, wantReordered: true},
+		{name: "jitter", cfg: Config{Delay: time.Millisecond, Jitter: 10 * time.Millisecond, Seed: 3}, n: 500, minGot: 500, maxGot: 500, wantReordered: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a, b := udpPair(t)
+			c, err := Wrap(a, tt.cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer c.Close()
+			send(t, c, b.LocalAddr(), tt.n)
+			got := receive(t, b, 200*time.Millisecond)
+			if len(got) < tt.minGot || len(got) > tt.maxGot {
+				t.Errorf("received %d of %d packets, want %d..%d (stats %+v)", len(got), tt.n, tt.minGot, tt.maxGot, c.Stats())
+			}
+			inversions := 0
+			for i := 1; i < len(got); i++ {
+				if got[i] < got[i-1] {
+					inversions++
+				}
+			}
+			if tt.wantReordered && inversions == 0 {
+				t.Errorf("no packet arrived out of order, want some")
+			}
+			if !tt.wantReordered && inversions != 0 {
+				t.Errorf("%d packets arrived out of order, want none", inversions)
+			}
+		})
+	}
+}
+
+func TestDelay(t *testing.T) {
+	a, b := udpPair(t)
+	c, err := Wrap(a, Config{Delay: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	start := time.Now()
+	send(t, c, b.LocalAddr(), 1)
+	b.SetReadDeadline(time.Now().Add(2 * time.Second))
+	if _, _, err := b.ReadFrom(make([]byte, 8)); err != nil {
+		t.Fatal(err)
+	}
+	if d := time.Since(start); d < 50*time.Millisecond {
+		t.Errorf("packet arrived after %v, want at least 50ms", d)
+	}
+}
+
+func TestSeedReplays(t *testing.T) {
+	drops := func() uint64 {
+		a, b := udpPair(t)
+		c, err := Wrap(a, Config{Loss: 0.3, Seed: 42})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		send(t, c, b.LocalAddr(), 300)
+		return c.Stats().Dropped
+	}
+	if x, y := drops(), drops(); x != y {
+		t.Errorf("same seed dropped %d then %d packets, want equal", x, y)
+	}
+}
+
+func TestQueueLimit(t *testing.T) {
+	a, b := udpPair(t)
+	c, err := Wrap(a, Config{Delay: time.Hour, QueueLimit: 10})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	send(t, c, b.LocalAddr(), 25)
+	if s := c.Stats(); s.Overflow != 15 {
+		t.Errorf("overflow %d, want 15 (stats %+v)", s.Overflow, s)
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	for _, cfg := range []Config{{Loss: -0.1}, {Loss: 1.5}, {Reorder: 2}, {Delay: -1}} {
+		if _, err := Wrap(nil, cfg); !errors.Is(err, ErrBadConfig) {
+			t.Errorf("Wrap(%+v) error %v, want ErrBadConfig", cfg, err)
+		}
+	}
+}
+
+func TestCloseIdempotentNoLeak(t *testing.T) {
+	before := runtime.NumGoroutine()
+	a, _ := udpPair(t)
+	c, err := Wrap(a, Config{Delay: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.WriteTo([]byte{1}, a.LocalAddr())
+	if err := c.Close(); err != nil {
+		t.Errorf("first Close: %v", err)
+	}
+	if err := c.Close(); err != nil {
+		t.Errorf("second Close: %v, want nil", err)
+	}
+	if _, err := c.WriteTo([]byte{1}, a.LocalAddr()); !errors.Is(err, net.ErrClosed) {
+		t.Errorf("WriteTo after Close: %v, want net.ErrClosed", err)
+	}
+	if after := runtime.NumGoroutine(); after > before {
+		t.Errorf("goroutines %d after Close, %d before", after, before)
+	}
+}
