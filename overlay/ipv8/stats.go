@@ -1,0 +1,47 @@
+package ipv8
+
+import "sync/atomic"
+
+// Stats counts datagrams. Every received datagram lands in exactly one of
+// Delivered, Answered or a Dropped counter.
+type Stats struct {
+	Received  uint64 // datagrams handed to the endpoint
+	Delivered uint64 // messages passed to a community handler
+	Answered  uint64 // messages consumed by a waiting Request
+
+	DroppedOversized        uint64 // longer than MaxDatagramSize
+	DroppedMalformed        uint64 // bad header, lengths or key
+	DroppedBadSignature     uint64 // signature did not verify
+	DroppedUnknownCommunity uint64 // no community registered for the ID
+	DroppedUnknownMessage   uint64 // community does not speak the message ID
+	DroppedRateLimited      uint64 // source over its rate
+
+	Sent          uint64 // datagrams written
+	SendErrors    uint64 // writes that failed
+	SendOversized uint64 // sends refused for size
+}
+
+// Dropped returns the sum of the Dropped counters.
+func (s Stats) Dropped() uint64 {
+	return s.DroppedOversized + s.DroppedMalformed + s.DroppedBadSignature +
+		s.DroppedUnknownCommunity + s.DroppedUnknownMessage + s.DroppedRateLimited
+}
+
+type counters struct {
+	received, delivered, answered                 atomic.Uint64
+	oversized, malformed, badSignature            atomic.Uint64
+	unknownCommunity, unknownMessage, rateLimited atomic.Uint64
+	sent, sendErrors, sendOversized               atomic.Uint64
+}
+
+// Stats returns a snapshot of the counters.
+func (e *Endpoint) Stats() Stats {
+	c := &e.stats
+	return Stats{
+		Received: c.received.Load(), Delivered: c.delivered.Load(), Answered: c.answered.Load(),
+		DroppedOversized: c.oversized.Load(), DroppedMalformed: c.malformed.Load(),
+		DroppedBadSignature: c.badSignature.Load(), DroppedUnknownCommunity: c.unknownCommunity.Load(),
+		DroppedUnknownMessage: c.unknownMessage.Load(), DroppedRateLimited: c.rateLimited.Load(),
+		Sent: c.sent.Load(), SendErrors: c.sendErrors.Load(), SendOversized: c.sendOversized.Load(),
+	}
+}
