@@ -1,0 +1,104 @@
+// Package dht is shoal's Kademlia DHT: a routing table, iterative lookups and
+// signed provider records ("peer P, at these addresses, serves content C
+// until time T").
+//
+// # What it owns and what it must not do
+//
+// The package has two layers:
+//
+//   - Core, a state machine with no I/O: no goroutines, channels, sockets,
+//     time.Now or global randomness. Inputs are calls that carry `now`
+//     (HandleMessage, Tick, Bootstrap, Provide, FindProviders, FindNode);
+//     outputs are drained with Ready (messages to send and lookup events) and
+//     NextDeadline (when to call Tick). The same Core runs in the real node
+//     and in the discrete-event simulator (internal/dhtsim).
+//   - Node, the driver: it owns one goroutine that fires Core's timers, sends
+//     Core's messages over a Network, and offers a blocking API (Provide,
+//     FindProviders, Bootstrap).
+//
+// The DHT rides the overlay's signed datagrams: each message below is the
+// payload of an IPv8 signed message in the DHT community, so the receiver
+// knows the sender's public key, and a node's Kademlia ID is the PeerID of
+// that key. The package does not import the overlay; it declares Network
+// (what it sends through) and the caller feeds received payloads to
+// Node.HandleMessage with the verified sender key.
+//
+// # Caller's duties, in order
+//
+//  1. Make a Node with New (or a Core with NewCore) from a Config whose zero
+//     value means defaults, the node's key pair and a Network.
+//  2. Feed every DHT-community payload to HandleMessage with the address it
+//     came from and the public key that signed it. Never pass payloads whose
+//     datagram signature did not verify.
+//  3. Bootstrap with a few known addresses, then Provide and FindProviders.
+//  4. Close the Node; it returns after its goroutines exit.
+//
+// # Kademlia parameters
+//
+// IDs are 256 bits; distance is XOR; 256 buckets of k=20 with replacement
+// caches of k; a node failing 2 requests in a row is replaced by the newest
+// cached candidate; a full bucket pings its least recently seen entry before
+// keeping a newcomer in the cache. Lookups keep alpha=3 queries in flight and
+// end when the k closest candidates have answered (failed ones are skipped).
+// Buckets not touched for an hour are refreshed with a lookup of a random ID
+// in their range. Provider records are stored on the k closest nodes that
+// answered the provider's lookup, expire after 24 h and are republished
+// every 12 h while the node provides the content.
+//
+// # Wire format (version 1)
+//
+// Every message fits in MaxMessageSize (1,200) bytes, so that it fits one
+// IPv8 datagram with the 171-byte signed-message framing. Integers are
+// big-endian.
+//
+//	header (6 bytes)
+//	+---------+---------+--------------------------+
+//	| version | type    | transaction ID (uint32)  |
+//	| 0x01    | 1..8    | echoed by the reply      |
+//	+---------+---------+--------------------------+
+//
+//	type  name            body
+//	1     ping            (empty)
+//	2     pong            observed address of the pinger (ip_address)
+//	3     find node       target key (32)
+//	4     nodes           contacts
+//	5     get providers   content ID (32)
+//	6     providers       token (uint8 len, <= 32 bytes), uint8 record count,
+//	                      records, then contacts
+//	7     add provider    token (uint8 len, <= 32 bytes), one record
+//	8     add provider ack status (1): 0 stored, 1 bad token, 2 bad
+//	                      signature, 3 not the sender's record, 4 bad expiry,
+//	                      5 storage full
+//
+//	contacts: uint8 count, then count times
+//	+---------------+------------------------------------------+
+//	| node ID (32)  | ip_address: 0x01 IPv4(4) port(2)         |
+//	|               |          or 0x03 IPv6(16) port(2)        |
+//	+---------------+------------------------------------------+
+//
+//	record (a provider record; 181 + 7..19 per address bytes)
+//	+-----------------+------------------------+-------------------+
+//	| content ID (32) | provider public key    | expiry, Unix      |
+//	|                 | (74, LibNaCLPK form)   | seconds (uint64)  |
+//	+-----------------+------------------------+-------------------+
+//	| uint8 address count (<= 4), ip_address each | signature (64)   |
+//	+---------------------------------------------+------------------+
+//
+// The record signature is Ed25519 by the provider's key over the ASCII
+// domain "shoal-dht-provider-v1" followed by every record byte before the
+// signature. The provider's PeerID is BLAKE3 of its public key and is not
+// carried. An IPv4-mapped IPv6 address is written as IPv4; a 0x03 address
+// holding one is rejected, as are trailing bytes, unknown versions and
+// types, zero ports and counts that overrun the message.
+//
+// # Tokens and abuse limits
+//
+// A providers reply carries a token: the first 16 bytes of HMAC-SHA256 of
+// the requester's address and PeerID under a secret that rotates every
+// 5 minutes; the current and previous secret are accepted, so a token lives
+// 5 to 10 minutes. An add provider without a valid token for the sender's
+// address, or with a record whose key is not the sender's, is refused.
+// Requests are rate-limited per sender address (token bucket); storage is
+// bounded in total, per provider and per content ID. Every refusal is
+// counted in Counters.
+package dht
