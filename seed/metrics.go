@@ -1,0 +1,49 @@
+package seed
+
+import (
+	"fmt"
+	"io"
+	"sync/atomic"
+)
+
+// Metrics counts what the node does. Fields are updated atomically by the
+// parts of the node and read by the control API's /metrics handler.
+type Metrics struct {
+	BytesUp        atomic.Int64 // chunk bytes served to peers
+	BytesDown      atomic.Int64 // chunk bytes received and verified
+	ChunksVerified atomic.Int64 // chunks that passed verification
+	ChunksRejected atomic.Int64 // chunks that failed verification
+	DHTLookups     atomic.Int64 // provider lookups started
+	DHTProvides    atomic.Int64 // provider records announced
+	Downloads      atomic.Int64 // downloads started
+	Publishes      atomic.Int64 // items published
+}
+
+// metric is one line of the exposition.
+type metric struct {
+	name, help, kind string
+	value            func() int64
+}
+
+// WritePrometheus writes the metrics in the Prometheus text format, with
+// peers as a gauge supplied by the caller.
+func (m *Metrics) WritePrometheus(w io.Writer, peers, items int) error {
+	ms := []metric{
+		{"shoal_bytes_up_total", "Chunk bytes served to peers.", "counter", m.BytesUp.Load},
+		{"shoal_bytes_down_total", "Chunk bytes received and verified.", "counter", m.BytesDown.Load},
+		{"shoal_chunks_verified_total", "Chunks that passed verification.", "counter", m.ChunksVerified.Load},
+		{"shoal_chunks_rejected_total", "Chunks that failed verification.", "counter", m.ChunksRejected.Load},
+		{"shoal_dht_lookups_total", "DHT provider lookups started.", "counter", m.DHTLookups.Load},
+		{"shoal_dht_provides_total", "DHT provider records announced.", "counter", m.DHTProvides.Load},
+		{"shoal_downloads_total", "Downloads started.", "counter", m.Downloads.Load},
+		{"shoal_publishes_total", "Items published.", "counter", m.Publishes.Load},
+		{"shoal_peers", "Peers known to discovery.", "gauge", func() int64 { return int64(peers) }},
+		{"shoal_library_items", "Items in the library.", "gauge", func() int64 { return int64(items) }},
+	}
+	for _, x := range ms {
+		if _, err := fmt.Fprintf(w, "# HELP %s %s\n# TYPE %s %s\n%s %d\n", x.name, x.help, x.name, x.kind, x.name, x.value()); err != nil {
+			return err
+		}
+	}
+	return nil
+}
