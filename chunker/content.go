@@ -1,0 +1,185 @@
+package chunker
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"sync"
+)
+
+// maxCachedFiles: a content with at most this many files keeps them open;
+// a larger folder opens a file for each access, so descriptors stay bounded.
+const maxCachedFiles = 64
+
+// content is the byte space of an item: a single file, or the files of a
+// folder concatenated in manifest order. ReadAt and WriteAt may be called
+// concurrently (os.File's ReadAt/WriteAt are).
+type content struct {
+	paths []string // absolute paths in manifest order
+	offs  []int64  // content offset of each file
+	sizes []int64
+	write bool
+
+	mu    sync.Mutex
+	fds   []*os.File // cached descriptors (len(paths) <= maxCachedFiles)
+	dirty []bool     // written since the last sync
+}
+
+// newContent describes the files of m under root (root is the file itself
+// for a single file, the folder for a folder).
+func newContent(m *Manifest, root string, write bool) *content {
+	c := &content{write: write}
+	if !m.Folder {
+		c.paths, c.offs, c.sizes = []string{root}, []int64{0}, []int64{m.Size}
+	} else {
+		var off int64
+		for _, f := range m.Files {
+			c.paths = append(c.paths, filepath.Join(root, filepath.FromSlash(f.Path)))
+			c.offs = append(c.offs, off)
+			c.sizes = append(c.sizes, f.Size)
+			off += f.Size
+		}
+	}
+	c.fds = make([]*os.File, len(c.paths))
+	c.dirty = make([]bool, len(c.paths))
+	return c
+}
+
+// open returns a descriptor for file j and whether the caller must close it.
+func (c *content) open(j int) (*os.File, bool, error) {
+	flag := os.O_RDONLY
+	if c.write {
+		flag = os.O_RDWR
+	}
+	if len(c.paths) > maxCachedFiles {
+		f, err := os.OpenFile(c.paths[j], flag, 0)
+		return f, true, err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.fds == nil {
+		return nil, false, ErrClosed
+	}
+	if c.fds[j] == nil {
+		f, err := os.OpenFile(c.paths[j], flag, 0)
+		if err != nil {
+			return nil, false, err
+		}
+		c.fds[j] = f
+	}
+	return c.fds[j], false, nil
+}
+
+// span calls fn for each file piece covering [off, off+n).
+func (c *content) span(off int64, n int, fn func(j int, fileOff int64, lo, hi int) error) error {
+	j := sort.Search(len(c.offs), func(j int) bool { return c.offs[j]+c.sizes[j] > off })
+	done := 0
+	for done < n {
+		if j >= len(c.paths) {
+			return io.ErrUnexpectedEOF
+		}
+		fo := off + int64(done) - c.offs[j]
+		take := int(min(int64(n-done), c.sizes[j]-fo))
+		if take > 0 {
+			if err := fn(j, fo, done, done+take); err != nil {
+				return err
+			}
+			done += take
+		}
+		j++
+	}
+	return nil
+}
+
+// ReadAt fills p from content offset off.
+func (c *content) ReadAt(p []byte, off int64) error {
+	return c.span(off, len(p), func(j int, fo int64, lo, hi int) error {
+		f, own, err := c.open(j)
+		if err != nil {
+			return err
+		}
+		_, err = f.ReadAt(p[lo:hi], fo)
+		if own {
+			f.Close()
+		}
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	})
+}
+
+// WriteAt writes p at content offset off.
+func (c *content) WriteAt(p []byte, off int64) error {
+	return c.span(off, len(p), func(j int, fo int64, lo, hi int) error {
+		f, own, err := c.open(j)
+		if err != nil {
+			return err
+		}
+		_, err = f.WriteAt(p[lo:hi], fo)
+		if own {
+			if serr := f.Sync(); err == nil {
+				err = serr
+			}
+			f.Close()
+		} else {
+			c.mu.Lock()
+			c.dirty[j] = true
+			c.mu.Unlock()
+		}
+		return err
+	})
+}
+
+// Sync flushes every file written since the last Sync to stable storage.
+// (A large folder's files are synced at each write instead.)
+func (c *content) Sync() error {
+	c.mu.Lock()
+	var todo []*os.File
+	for j, d := range c.dirty {
+		if d && c.fds[j] != nil {
+			todo = append(todo, c.fds[j])
+			c.dirty[j] = false
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range todo {
+		if err := f.Sync(); err != nil {
+			return fmt.Errorf("syncing %s: %w", f.Name(), err)
+		}
+	}
+	return nil
+}
+
+// checkSizes reports ErrModified if any file is missing or has the wrong size.
+func (c *content) checkSizes() error {
+	for j, p := range c.paths {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("%s: %w: %w", p, ErrModified, err)
+		}
+		if !fi.Mode().IsRegular() || fi.Size() != c.sizes[j] {
+			return fmt.Errorf("%s: size %d, published %d: %w", p, fi.Size(), c.sizes[j], ErrModified)
+		}
+	}
+	return nil
+}
+
+// Close closes cached descriptors.
+func (c *content) Close() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var first error
+	for _, f := range c.fds {
+		if f != nil {
+			if err := f.Close(); err != nil && first == nil {
+				first = err
+			}
+		}
+	}
+	c.fds = nil
+	return first
+}

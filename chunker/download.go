@@ -1,0 +1,424 @@
+package chunker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// DownloadOptions tunes a Download. The zero value means defaults.
+type DownloadOptions struct {
+	// SyncEvery is the number of verified chunks after which WriteChunk
+	// flushes data and then the bitmap to disk. Default 64. Chunks written
+	// since the last flush are fetched again after a crash.
+	SyncEvery int
+}
+
+const defaultSyncEvery = 64
+
+// Download writes a verified item into an output folder and records which
+// chunks it holds, so it resumes after a crash.
+//
+// Concurrency: WriteChunk, ReadChunk, Decode, Have, HasChunk, Complete,
+// StripeDecodable and Sync may be called from many goroutines at once.
+// Close waits for calls in flight and makes later ones fail with ErrClosed.
+//
+// Durability: a chunk counts as held in memory (Have, ReadChunk) as soon as
+// WriteChunk returns. On disk, Sync (called every SyncEvery chunks and by
+// Close) first fsyncs the output files and the parity file, then atomically
+// replaces the bitmap file, so the bitmap never claims data that was not
+// flushed. After a crash, OpenDownload reports exactly the chunks of the
+// last completed Sync.
+type Download struct {
+	h         *holding
+	syncEvery int
+
+	life sync.RWMutex // read-held by every call in flight; write-held by Close
+	// guarded by mu:
+	mu       sync.Mutex
+	have     Bitmap
+	unsynced int
+	closed   bool
+
+	syncMu sync.Mutex // serialises Sync
+}
+
+// CreateDownload starts a download of m into outDir: the content goes to
+// outDir/<m.Name> (a file, or a folder with the manifest's files), created
+// at full size with their modes. It fails if that path or an item with the
+// same ID already exists (resume with OpenDownload). leaves must be m's leaf
+// layer (DecodeLeaves checks that).
+func (s *Store) CreateDownload(m *Manifest, leaves *LeafLayer, outDir string, opts DownloadOptions) (*Download, error) {
+	enc, err := m.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("creating download: %w", err)
+	}
+	id := IDOf(enc)
+	if leaves.Len() != m.NumChunks() || leaves.Root() != m.Root {
+		return nil, fmt.Errorf("creating download %s: leaves: %w", id, ErrRootMismatch)
+	}
+	if _, err := os.Stat(s.itemDir(id)); err == nil {
+		return nil, fmt.Errorf("creating download %s: already in the store: %w", id, fs.ErrExist)
+	}
+	absOut, err := filepath.Abs(outDir)
+	if err != nil {
+		return nil, fmt.Errorf("creating download %s: %w", id, err)
+	}
+	root := filepath.Join(absOut, m.Name)
+	if err := createOutput(m, root); err != nil {
+		return nil, fmt.Errorf("creating download %s: %w", id, err)
+	}
+	stage, err := s.stageDir()
+	if err != nil {
+		return nil, fmt.Errorf("creating download %s: %w", id, err)
+	}
+	defer os.RemoveAll(stage)
+	pf, err := createSized(filepath.Join(stage, fileParity), m.paritySize())
+	if err == nil {
+		err = errors.Join(pf.Sync(), pf.Close())
+	}
+	if err == nil {
+		err = writeFileAtomic(filepath.Join(stage, fileHave), encodeBitmapFile(id, m.NumChunks(), NewBitmap(m.NumChunks())))
+	}
+	if err == nil {
+		err = s.commit(stage, &Published{ID: id, Manifest: m, Encoded: enc, Leaves: leaves}, itemMeta{kind: kindDownload, root: root})
+	}
+	if err != nil {
+		return nil, fmt.Errorf("creating download %s: %w", id, err)
+	}
+	return s.OpenDownload(id, opts)
+}
+
+// createOutput creates the output file or folder at full (sparse or
+// preallocated) size.
+func createOutput(m *Manifest, root string) error {
+	if _, err := os.Lstat(root); err == nil {
+		return fmt.Errorf("output %s: %w", root, fs.ErrExist)
+	}
+	mk := func(path string, size int64, mode fs.FileMode) error {
+		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, mode)
+		if err != nil {
+			return err
+		}
+		err = preallocate(f, size)
+		if err == nil {
+			err = f.Chmod(mode) // undo the umask: the manifest says which mode
+		}
+		return errors.Join(err, f.Close())
+	}
+	if !m.Folder {
+		return mk(root, m.Size, ModeFile)
+	}
+	if err := os.Mkdir(root, 0o755); err != nil {
+		return err
+	}
+	for _, f := range m.Files {
+		p := filepath.Join(root, filepath.FromSlash(f.Path))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return err
+		}
+		if err := mk(p, f.Size, f.Mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OpenDownload reopens a download recorded in the store, for resuming or for
+// serving it. Have reports the chunks recorded by its last Sync.
+func (s *Store) OpenDownload(id ContentID, opts DownloadOptions) (*Download, error) {
+	h, meta, err := openHolding(s, id, true)
+	if err != nil {
+		return nil, fmt.Errorf("opening download %s: %w", id, err)
+	}
+	if meta.kind != kindDownload {
+		h.close()
+		return nil, fmt.Errorf("opening download %s: item was published, not downloaded: %w", id, ErrBadState)
+	}
+	have, err := readHave(h.dir, id, h.man)
+	if err == nil {
+		err = h.data.checkSizes()
+	}
+	if err != nil {
+		h.close()
+		return nil, fmt.Errorf("opening download %s: %w", id, err)
+	}
+	d := &Download{h: h, have: have, syncEvery: opts.SyncEvery}
+	if d.syncEvery <= 0 {
+		d.syncEvery = defaultSyncEvery
+	}
+	return d, nil
+}
+
+// ID returns the content ID.
+func (d *Download) ID() ContentID { return d.h.id }
+
+// Manifest returns the manifest (shared; do not modify).
+func (d *Download) Manifest() *Manifest { return d.h.man }
+
+// ManifestBytes returns the encoded manifest (shared; do not modify).
+func (d *Download) ManifestBytes() []byte { return d.h.enc }
+
+// Leaves returns the leaf layer.
+func (d *Download) Leaves() *LeafLayer { return d.h.leaves }
+
+// Have returns a copy of the set of verified chunks held.
+func (d *Download) Have() Bitmap {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.have.Clone()
+}
+
+// HasChunk reports whether chunk i is held.
+func (d *Download) HasChunk(i int) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.have.Has(i)
+}
+
+// Complete reports whether every data chunk is held: the output is whole.
+func (d *Download) Complete() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return dataComplete(d.h.man, d.have)
+}
+
+func (d *Download) enter() error {
+	d.life.RLock()
+	d.mu.Lock()
+	closed := d.closed
+	d.mu.Unlock()
+	if closed {
+		d.life.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
+
+func (d *Download) leave() { d.life.RUnlock() }
+
+// WriteChunk verifies chunk i against its leaf and stores it: a data chunk at
+// its offset in the output, a parity chunk in the parity file. data must be
+// the chunk at its exact length; it is not retained. Bytes that do not match
+// wrap ErrChunkMismatch (the sender sent bad data); writing a chunk already
+// held is a no-op.
+func (d *Download) WriteChunk(i int, data []byte) error {
+	m := d.h.man
+	if err := m.checkIndex(i); err != nil {
+		return err
+	}
+	if n := m.ChunkLen(i); len(data) != n {
+		return fmt.Errorf("chunk %d: %d bytes, want %d: %w", i, len(data), n, ErrChunkMismatch)
+	}
+	if err := d.h.leaves.Verify(i, data); err != nil {
+		return err
+	}
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.leave()
+	if d.HasChunk(i) {
+		return nil
+	}
+	return d.store(i, data)
+}
+
+// store writes a verified chunk and marks it held; the caller holds life.
+func (d *Download) store(i int, data []byte) error {
+	var err error
+	if off := d.h.man.DataChunkOffset(i); off >= 0 {
+		err = d.h.data.WriteAt(data, off)
+	} else {
+		_, err = d.h.parity.WriteAt(data, d.h.man.parityOffset(i))
+	}
+	if err != nil {
+		return fmt.Errorf("writing chunk %d: %w", i, err)
+	}
+	d.mu.Lock()
+	if !d.have.Has(i) {
+		d.have.Set(i)
+		d.unsynced++
+	}
+	flush := d.unsynced >= d.syncEvery
+	d.mu.Unlock()
+	if flush {
+		return d.sync()
+	}
+	return nil
+}
+
+// ReadChunk serves held chunk i like Item.ReadChunk: verified against its
+// leaf (ErrModified if the bytes on disk changed), ErrNotHave if not held.
+func (d *Download) ReadChunk(i int, buf []byte) ([]byte, error) {
+	if err := d.h.man.checkIndex(i); err != nil {
+		return nil, err
+	}
+	if err := d.enter(); err != nil {
+		return nil, err
+	}
+	defer d.leave()
+	if !d.HasChunk(i) {
+		return nil, fmt.Errorf("chunk %d: %w", i, ErrNotHave)
+	}
+	return d.h.readVerified(i, buf)
+}
+
+// StripeDecodable reports whether stripe s has at least d_s held chunks, so
+// Decode can rebuild the rest.
+func (d *Download) StripeDecodable(s int) bool {
+	m := d.h.man
+	if s < 0 || s >= m.NumStripes() {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	n, start := 0, m.StripeStart(s)
+	for pos := range m.StripeLen(s) {
+		if d.have.Has(start + pos) {
+			n++
+		}
+	}
+	return n >= m.StripeDataCount(s)
+}
+
+// Decode rebuilds every missing chunk (data and parity) of stripe s from d_s
+// held ones, checks each against its leaf and stores it. It wraps
+// ErrNotDecodable when too few chunks are held, and ErrModified if the
+// rebuilt bytes do not match (held chunks changed on disk).
+func (d *Download) Decode(s int) error {
+	m := d.h.man
+	if err := m.checkStripe(s); err != nil {
+		return err
+	}
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.leave()
+	have := d.Have()
+	start, dc := m.StripeStart(s), m.StripeDataCount(s)
+	chunks := make([][]byte, m.StripeLen(s))
+	read, missing := 0, 0
+	for pos := range chunks {
+		if !have.Has(start + pos) {
+			missing++
+			continue
+		}
+		if read == dc {
+			continue // enough to decode; rebuilt below, but not rewritten
+		}
+		b, err := d.h.readRaw(start+pos, nil)
+		if err != nil {
+			return fmt.Errorf("decoding stripe %d: %w", s, err)
+		}
+		chunks[pos] = b
+		read++
+	}
+	if missing == 0 {
+		return nil
+	}
+	if read < dc {
+		return fmt.Errorf("decoding stripe %d: %d of %d chunks held, need %d: %w", s, read, len(chunks), dc, ErrNotDecodable)
+	}
+	if err := DecodeStripe(m, s, chunks); err != nil {
+		return fmt.Errorf("decoding stripe %d: %w", s, err)
+	}
+	for pos, b := range chunks {
+		i := start + pos
+		if have.Has(i) {
+			continue
+		}
+		if HashChunk(b) != d.h.leaves.Hash(i) {
+			return fmt.Errorf("decoding stripe %d: rebuilt chunk %d does not match its leaf: %w", s, i, ErrModified)
+		}
+		if err := d.store(i, b); err != nil {
+			return fmt.Errorf("decoding stripe %d: %w", s, err)
+		}
+	}
+	return nil
+}
+
+// Finish decodes every stripe that misses chunks, so the download holds
+// every data and parity chunk and can serve them all, then syncs. It wraps
+// ErrNotDecodable if some stripe has too few chunks.
+func (d *Download) Finish(ctx context.Context) error {
+	have := d.Have()
+	m := d.h.man
+	for s := range m.NumStripes() {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		start, full := m.StripeStart(s), true
+		for pos := range m.StripeLen(s) {
+			if !have.Has(start + pos) {
+				full = false
+				break
+			}
+		}
+		if !full {
+			if err := d.Decode(s); err != nil {
+				return err
+			}
+		}
+	}
+	return d.Sync()
+}
+
+// Sync flushes the output and parity files, then records the held chunks in
+// the bitmap file.
+func (d *Download) Sync() error {
+	if err := d.enter(); err != nil {
+		return err
+	}
+	defer d.leave()
+	return d.sync()
+}
+
+func (d *Download) sync() error {
+	d.syncMu.Lock()
+	defer d.syncMu.Unlock()
+	d.mu.Lock()
+	snap := d.have.Clone()
+	d.unsynced = 0
+	d.mu.Unlock()
+	if err := d.h.data.Sync(); err != nil {
+		return err
+	}
+	if d.h.parity != nil {
+		if err := d.h.parity.Sync(); err != nil {
+			return fmt.Errorf("syncing parity: %w", err)
+		}
+	}
+	if err := writeFileAtomic(filepath.Join(d.h.dir, fileHave), encodeBitmapFile(d.h.id, d.h.man.NumChunks(), snap)); err != nil {
+		return fmt.Errorf("writing bitmap: %w", err)
+	}
+	return nil
+}
+
+// Close waits for calls in flight, syncs and closes the files. It is
+// idempotent.
+func (d *Download) Close() error {
+	d.life.Lock()
+	defer d.life.Unlock()
+	d.mu.Lock()
+	was := d.closed
+	d.closed = true
+	d.mu.Unlock()
+	if was {
+		return nil
+	}
+	return errors.Join(d.sync(), d.h.close())
+}
+
+// abandon closes the files without syncing, as a crash would (tests).
+func (d *Download) abandon() {
+	d.life.Lock()
+	defer d.life.Unlock()
+	d.mu.Lock()
+	d.closed = true
+	d.mu.Unlock()
+	d.h.close()
+}

@@ -1,0 +1,170 @@
+package chunker
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sync"
+)
+
+// holding is what every stored item has: its manifest, leaves, content and
+// parity file. Its read methods may be called concurrently.
+type holding struct {
+	id     ContentID
+	man    *Manifest
+	enc    []byte
+	leaves *LeafLayer
+	data   *content
+	parity *os.File // nil when m = 0
+	dir    string   // item folder in the store
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+func openHolding(s *Store, id ContentID, write bool) (*holding, itemMeta, error) {
+	dir := s.itemDir(id)
+	m, enc, err := readManifest(dir, id)
+	if err != nil {
+		return nil, itemMeta{}, err
+	}
+	meta, err := readMeta(dir)
+	if err != nil {
+		return nil, itemMeta{}, fmt.Errorf("%s: %w", id, err)
+	}
+	leaves, err := readLeavesFile(dir, m)
+	if err != nil {
+		return nil, itemMeta{}, fmt.Errorf("%s: %w", id, err)
+	}
+	h := &holding{id: id, man: m, enc: enc, leaves: leaves, dir: dir, data: newContent(m, meta.root, write)}
+	if m.ParityShards > 0 && m.NumChunks() > 0 {
+		flag := os.O_RDONLY
+		if write {
+			flag = os.O_RDWR
+		}
+		if h.parity, err = os.OpenFile(filepath.Join(dir, fileParity), flag, 0); err != nil {
+			return nil, itemMeta{}, fmt.Errorf("%s: parity: %w", id, err)
+		}
+	}
+	return h, meta, nil
+}
+
+// readRaw reads chunk i into buf (grown if needed) without verifying it.
+func (h *holding) readRaw(i int, buf []byte) ([]byte, error) {
+	n := h.man.ChunkLen(i)
+	if cap(buf) < n {
+		buf = make([]byte, n)
+	}
+	buf = buf[:n]
+	var err error
+	if off := h.man.DataChunkOffset(i); off >= 0 {
+		err = h.data.ReadAt(buf, off)
+	} else {
+		_, err = h.parity.ReadAt(buf, h.man.parityOffset(i))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading chunk %d: %w", i, err)
+	}
+	return buf, nil
+}
+
+// readVerified reads chunk i and checks it against its leaf; a mismatch
+// wraps ErrModified.
+func (h *holding) readVerified(i int, buf []byte) ([]byte, error) {
+	b, err := h.readRaw(i, buf)
+	if err != nil {
+		return nil, err
+	}
+	if HashChunk(b) != h.leaves.Hash(i) {
+		return nil, fmt.Errorf("chunk %d: %w", i, ErrModified)
+	}
+	return b, nil
+}
+
+func (h *holding) close() error {
+	h.closeOnce.Do(func() {
+		h.closeErr = h.data.Close()
+		if h.parity != nil {
+			h.closeErr = errors.Join(h.closeErr, h.parity.Close())
+		}
+	})
+	return h.closeErr
+}
+
+// Item is a stored item opened for serving (seeding). Its methods are safe
+// for concurrent use; Close must come after every other call has returned.
+// For a download still in progress, serve through the Download instead: an
+// Item sees the bitmap as it was on disk when opened.
+type Item struct {
+	h    *holding
+	have Bitmap // nil: every chunk
+}
+
+// Open opens item id for serving. It succeeds for an item whose content has
+// changed; ReadChunk then refuses the chunks that changed (see Stale).
+func (s *Store) Open(id ContentID) (*Item, error) {
+	h, meta, err := openHolding(s, id, false)
+	if err != nil {
+		return nil, fmt.Errorf("opening %s: %w", id, err)
+	}
+	it := &Item{h: h}
+	if meta.kind == kindDownload {
+		if it.have, err = readHave(h.dir, id, h.man); err != nil {
+			h.close()
+			return nil, fmt.Errorf("opening %s: %w", id, err)
+		}
+	}
+	return it, nil
+}
+
+// ID returns the content ID.
+func (it *Item) ID() ContentID { return it.h.id }
+
+// Manifest returns the manifest (shared; do not modify).
+func (it *Item) Manifest() *Manifest { return it.h.man }
+
+// ManifestBytes returns the encoded manifest (shared; do not modify).
+func (it *Item) ManifestBytes() []byte { return it.h.enc }
+
+// Leaves returns the leaf layer.
+func (it *Item) Leaves() *LeafLayer { return it.h.leaves }
+
+// Have returns a copy of the set of chunks this item can serve.
+func (it *Item) Have() Bitmap {
+	if it.have != nil {
+		return it.have.Clone()
+	}
+	b := NewBitmap(it.h.man.NumChunks())
+	for i := range it.h.man.NumChunks() {
+		b.Set(i)
+	}
+	return b
+}
+
+// Stale reports, by file sizes only, whether the content on disk differs
+// from the manifest (an error wrapping ErrModified), for a quick check
+// before announcing. ReadChunk verifies each chunk regardless.
+func (it *Item) Stale() error { return it.h.data.checkSizes() }
+
+// ReadChunk reads chunk i (data or parity) into buf, grown if too small, and
+// returns the chunk at its exact length after checking it against its leaf.
+// A chunk that no longer matches (the published file was edited) wraps
+// ErrModified and must not be sent; a chunk not held wraps ErrNotHave.
+func (it *Item) ReadChunk(i int, buf []byte) ([]byte, error) {
+	if err := it.h.man.checkIndex(i); err != nil {
+		return nil, err
+	}
+	if it.have != nil && !it.have.Has(i) {
+		return nil, fmt.Errorf("chunk %d: %w", i, ErrNotHave)
+	}
+	b, err := it.h.readVerified(i, buf)
+	if err != nil && !errors.Is(err, ErrModified) {
+		// A file cut short or removed is a modification too.
+		err = fmt.Errorf("%w: %w", ErrModified, err)
+	}
+	return b, err
+}
+
+// Close releases the item's files. It is idempotent.
+func (it *Item) Close() error { return it.h.close() }

@@ -1,0 +1,359 @@
+package chunker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"sync"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/sync/errgroup"
+)
+
+// PublishOptions tunes Publish. The zero value means defaults.
+type PublishOptions struct {
+	// ChunkSize in bytes, a power of two in [MinChunkSize, MaxChunkSize].
+	// Default: AutoChunkSize of the input size.
+	ChunkSize int
+	// DataShards is k, data chunks per stripe. Default 16.
+	DataShards int
+	// ParityShards is m, parity chunks per stripe. Default 4 (0 means the
+	// default; set NoParity for none).
+	ParityShards int
+	// NoParity turns erasure coding off (m = 0).
+	NoParity bool
+	// Workers is the number of stripes hashed and coded at once. Default
+	// GOMAXPROCS. Memory use is about (Workers+1) stripes.
+	Workers int
+	// Progress, if set, is called with the content bytes done so far and the
+	// total, after each stripe. Calls are serialised; it must not block long.
+	Progress func(done, total int64)
+}
+
+func (o PublishOptions) withDefaults(size int64) (PublishOptions, error) {
+	if o.ChunkSize == 0 {
+		o.ChunkSize = AutoChunkSize(size)
+	}
+	if o.DataShards == 0 {
+		o.DataShards = DefaultDataShards
+	}
+	if o.NoParity {
+		o.ParityShards = 0
+	} else if o.ParityShards == 0 {
+		o.ParityShards = DefaultParityShards
+	}
+	if o.Workers <= 0 {
+		o.Workers = runtime.GOMAXPROCS(0)
+	}
+	if o.ParityShards < 0 {
+		return o, fmt.Errorf("publish: parity shards %d < 0", o.ParityShards)
+	}
+	return o, nil
+}
+
+// Published is the result of Publish.
+type Published struct {
+	ID       ContentID
+	Manifest *Manifest
+	Encoded  []byte // the manifest bytes
+	Leaves   *LeafLayer
+}
+
+// Publish chunks, hashes and codes the file or folder at path in one pass and
+// returns its manifest and content ID. With a non-nil store it also records
+// the item there (parity chunks, leaf layer, manifest; the data stays in
+// place) so Store.Open can seed it; with a nil store it only computes.
+//
+// A folder's regular files are taken recursively, sorted by slash-separated
+// relative path; empty folders are not recorded, and a symbolic link or other
+// non-regular file is an error. Publish uses Workers goroutines plus one
+// reader and returns only after all of them have exited.
+func Publish(ctx context.Context, st *Store, path string, opts PublishOptions) (*Published, error) {
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("publish: %w", err)
+	}
+	m, err := scanInput(abs)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", path, err)
+	}
+	if opts, err = opts.withDefaults(m.Size); err != nil {
+		return nil, err
+	}
+	m.ChunkSize, m.DataShards, m.ParityShards, m.Hash = opts.ChunkSize, opts.DataShards, opts.ParityShards, HashBLAKE3
+	if err := m.Validate(); err != nil {
+		return nil, fmt.Errorf("publish %s: %w", path, err)
+	}
+	var stage string
+	var parity *os.File
+	if st != nil {
+		if stage, err = st.stageDir(); err != nil {
+			return nil, fmt.Errorf("publish: %w", err)
+		}
+		defer os.RemoveAll(stage) // a no-op once renamed into place
+		if parity, err = createSized(filepath.Join(stage, fileParity), m.paritySize()); err != nil {
+			return nil, fmt.Errorf("publish: %w", err)
+		}
+		defer parity.Close()
+	}
+	hashes, err := runPipeline(ctx, m, newSeqReader(m, abs), parity, opts)
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", path, err)
+	}
+	leaves := NewLeafLayer(hashes)
+	m.Root = leaves.Root()
+	enc, err := m.Encode()
+	if err != nil {
+		return nil, fmt.Errorf("publish %s: %w", path, err)
+	}
+	p := &Published{ID: IDOf(enc), Manifest: m, Encoded: enc, Leaves: leaves}
+	if st != nil {
+		if err := parity.Sync(); err != nil {
+			return nil, fmt.Errorf("publish: syncing parity: %w", err)
+		}
+		if err := st.commit(stage, p, itemMeta{kind: kindPublished, root: abs}); err != nil {
+			return nil, fmt.Errorf("publish: %w", err)
+		}
+	}
+	return p, nil
+}
+
+// scanInput builds the manifest skeleton (name, size, files) of path.
+func scanInput(abs string) (*Manifest, error) {
+	fi, err := os.Stat(abs)
+	if err != nil {
+		return nil, err
+	}
+	m := &Manifest{Name: filepath.Base(abs)}
+	if fi.Mode().IsRegular() {
+		m.Size = fi.Size()
+		return m, nil
+	}
+	if !fi.IsDir() {
+		return nil, fmt.Errorf("not a regular file or folder")
+	}
+	m.Folder = true
+	m.Files = []FileEntry{}
+	err = filepath.WalkDir(abs, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			return nil
+		}
+		if !d.Type().IsRegular() {
+			return fmt.Errorf("%s: not a regular file", p)
+		}
+		info, err := d.Info()
+		if err != nil {
+			return err
+		}
+		rel, err := filepath.Rel(abs, p)
+		if err != nil {
+			return err
+		}
+		if len(m.Files) == MaxFiles {
+			return fmt.Errorf("more than %d files", MaxFiles)
+		}
+		m.Files = append(m.Files, FileEntry{Path: filepath.ToSlash(rel), Size: info.Size(), Mode: NormalizeMode(info.Mode())})
+		m.Size += info.Size()
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	sort.Slice(m.Files, func(i, j int) bool { return m.Files[i].Path < m.Files[j].Path })
+	return m, nil
+}
+
+// seqReader reads an item's content front to back, file after file, and
+// fails if a file is shorter than recorded.
+type seqReader struct {
+	c   *content
+	j   int
+	f   *os.File
+	off int64 // within file j
+}
+
+func newSeqReader(m *Manifest, root string) *seqReader {
+	return &seqReader{c: newContent(m, root, false)}
+}
+
+func (r *seqReader) Read(p []byte) (int, error) {
+	for r.j < len(r.c.paths) && r.off == r.c.sizes[r.j] {
+		if r.f != nil {
+			r.f.Close()
+			r.f = nil
+		}
+		r.j, r.off = r.j+1, 0
+	}
+	if r.j == len(r.c.paths) {
+		return 0, io.EOF
+	}
+	if r.f == nil {
+		f, err := os.Open(r.c.paths[r.j])
+		if err != nil {
+			return 0, err
+		}
+		r.f = f
+	}
+	p = p[:min(int64(len(p)), r.c.sizes[r.j]-r.off)]
+	n, err := r.f.Read(p)
+	r.off += int64(n)
+	if errors.Is(err, io.EOF) {
+		if r.off < r.c.sizes[r.j] {
+			return n, fmt.Errorf("%s shrank while reading: %w", r.c.paths[r.j], ErrModified)
+		}
+		err = nil
+	}
+	return n, err
+}
+
+func (r *seqReader) Close() {
+	if r.f != nil {
+		r.f.Close()
+	}
+}
+
+type stripeBuf struct {
+	s      int
+	data   []byte // k*ChunkSize
+	parity []byte // m*ChunkSize
+}
+
+// runPipeline reads the content stripe by stripe into a bounded pool of
+// buffers; workers hash data chunks, encode and hash parity, and write parity
+// to the parity file (if any) at its offset. It returns the chunk hashes.
+func runPipeline(ctx context.Context, m *Manifest, r *seqReader, parity *os.File, opts PublishOptions) ([][32]byte, error) {
+	defer r.Close()
+	hashes := make([][32]byte, m.NumChunks())
+	nStripes := m.NumStripes()
+	if nStripes == 0 {
+		return hashes, nil
+	}
+	nbuf := opts.Workers + 1
+	pool := make(chan *stripeBuf, nbuf)
+	for range nbuf {
+		pool <- &stripeBuf{data: make([]byte, m.DataShards*m.ChunkSize), parity: make([]byte, m.ParityShards*m.ChunkSize)}
+	}
+	work := make(chan *stripeBuf, nbuf)
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		defer close(work)
+		for s := range nStripes {
+			var b *stripeBuf
+			select {
+			case b = <-pool:
+			case <-gctx.Done():
+				return context.Cause(gctx)
+			}
+			b.s = s
+			n := int(min(int64(len(b.data)), m.Size-int64(s)*int64(len(b.data))))
+			if _, err := io.ReadFull(r, b.data[:n]); err != nil {
+				return fmt.Errorf("reading stripe %d: %w", s, err)
+			}
+			// Zero-pad a short last chunk up to the coding length.
+			padTo := m.StripeDataCount(s) * m.stripeShardLen(s)
+			clear(b.data[n:padTo])
+			select {
+			case work <- b:
+			case <-gctx.Done():
+				return context.Cause(gctx)
+			}
+		}
+		return nil
+	})
+	var progMu sync.Mutex
+	var done int64
+	for range opts.Workers {
+		g.Go(func() error {
+			var zero []byte
+			var shards [][]byte
+			for b := range work {
+				if err := gctx.Err(); err != nil {
+					return context.Cause(gctx)
+				}
+				if m.ParityShards > 0 && zero == nil {
+					zero = make([]byte, m.ChunkSize)
+					shards = make([][]byte, m.StripeWidth())
+				}
+				n, err := codeStripe(m, b, hashes, parity, zero, shards)
+				if err != nil {
+					return err
+				}
+				pool <- b
+				if opts.Progress != nil {
+					progMu.Lock()
+					done += n
+					opts.Progress(done, m.Size)
+					progMu.Unlock()
+				}
+			}
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	return hashes, nil
+}
+
+// codeStripe hashes and codes one stripe buffer; it returns its content bytes.
+func codeStripe(m *Manifest, b *stripeBuf, hashes [][32]byte, parity *os.File, zero []byte, shards [][]byte) (int64, error) {
+	s, cs := b.s, m.ChunkSize
+	d, p, base := m.StripeDataCount(s), m.stripeShardLen(s), m.StripeStart(s)
+	var n int64
+	for j := range d {
+		l := m.ChunkLen(base + j)
+		hashes[base+j] = blake3.Sum256(b.data[j*cs : j*cs+l])
+		n += int64(l)
+	}
+	if m.ParityShards == 0 {
+		return n, nil
+	}
+	for j := range m.DataShards {
+		if j < d {
+			shards[j] = b.data[j*cs : j*cs+p]
+		} else {
+			shards[j] = zero[:p]
+		}
+	}
+	for j := range m.ParityShards {
+		shards[m.DataShards+j] = b.parity[j*p : (j+1)*p]
+	}
+	enc, err := rsFor(m.DataShards, m.ParityShards)
+	if err != nil {
+		return 0, err
+	}
+	if err := enc.Encode(shards); err != nil {
+		return 0, fmt.Errorf("encoding stripe %d: %w", s, err)
+	}
+	for j := range m.ParityShards {
+		hashes[base+d+j] = blake3.Sum256(shards[m.DataShards+j])
+	}
+	if parity != nil {
+		if _, err := parity.WriteAt(b.parity[:m.ParityShards*p], m.parityOffset(base+d)); err != nil {
+			return 0, fmt.Errorf("writing parity of stripe %d: %w", s, err)
+		}
+	}
+	return n, nil
+}
+
+// createSized creates (truncating) a file of the given size.
+func createSized(path string, size int64) (*os.File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
+	if err != nil {
+		return nil, err
+	}
+	if err := preallocate(f, size); err != nil {
+		f.Close()
+		return nil, err
+	}
+	return f, nil
+}

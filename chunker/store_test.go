@@ -1,0 +1,302 @@
+package chunker
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+)
+
+// makeFolder writes a nested folder whose files span chunk boundaries.
+func makeFolder(t testing.TB, root string) {
+	cs := MinChunkSize
+	writeFile(t, filepath.Join(root, "a.txt"), xof("a", cs/2), 0o644)
+	writeFile(t, filepath.Join(root, "bin", "run.sh"), xof("run", 3*cs+5), 0o755)
+	writeFile(t, filepath.Join(root, "bin", "empty"), nil, 0o600)
+	writeFile(t, filepath.Join(root, "deep", "er", "x y", "z.dat"), xof("z", 5*cs+cs/3), 0o644)
+	writeFile(t, filepath.Join(root, "deep", "one"), xof("one", 1), 0o700)
+}
+
+// fetchAll feeds a download every chunk of src except those skip rejects,
+// from many goroutines, then finishes it.
+func fetchAll(t *testing.T, src *Item, dl *Download, skip func(i int) bool) {
+	t.Helper()
+	m := src.Manifest()
+	var wg sync.WaitGroup
+	errs := make(chan error, m.NumChunks())
+	for w := range 4 {
+		wg.Go(func() {
+			var buf []byte
+			for i := w; i < m.NumChunks(); i += 4 {
+				if skip(i) {
+					continue
+				}
+				b, err := src.ReadChunk(i, buf)
+				if err != nil {
+					errs <- err
+					return
+				}
+				if err := dl.WriteChunk(i, b); err != nil {
+					errs <- err
+					return
+				}
+				buf = b
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	if err := dl.Finish(context.Background()); err != nil {
+		t.Fatalf("Finish: %v", err)
+	}
+	if !dl.Complete() {
+		t.Fatal("download not complete after Finish")
+	}
+}
+
+func TestFolderRoundTrip(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "folder")
+	makeFolder(t, src)
+	stA, stB := openStore(t), openStore(t)
+	p := publish(t, stA, src, PublishOptions{ChunkSize: MinChunkSize, DataShards: 3, ParityShards: 2})
+	if !p.Manifest.Folder || len(p.Manifest.Files) != 5 {
+		t.Fatalf("manifest: folder=%v files=%d, want a folder of 5", p.Manifest.Folder, len(p.Manifest.Files))
+	}
+	if f := p.Manifest.Files[2]; f.Path != "bin/run.sh" || f.Mode != ModeExec {
+		t.Fatalf("file 2 = %+v, want bin/run.sh mode 0755", f)
+	}
+	item, err := stA.Open(p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer item.Close()
+
+	// The receiver gets the manifest and leaves as bytes, as over the wire.
+	m, err := DecodeManifest(item.ManifestBytes())
+	if err != nil || IDOf(item.ManifestBytes()) != p.ID {
+		t.Fatalf("manifest from store: %v", err)
+	}
+	leaves, err := DecodeLeaves(item.Leaves().Encode(), m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := t.TempDir()
+	dl, err := stB.CreateDownload(m, leaves, out, DownloadOptions{SyncEvery: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Drop the first m chunks of every stripe (data), so decoding is needed.
+	fetchAll(t, item, dl, func(i int) bool { _, pos := m.StripeOf(i); return pos < m.ParityShards })
+	if err := dl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, filepath.Join(out, "folder"))
+
+	// The finished download serves every chunk, parity included.
+	got, err := stB.Open(p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer got.Close()
+	if n := got.Have().Count(); n != m.NumChunks() {
+		t.Fatalf("finished download holds %d of %d chunks", n, m.NumChunks())
+	}
+	for i := range m.NumChunks() {
+		a, err1 := item.ReadChunk(i, nil)
+		b, err2 := got.ReadChunk(i, nil)
+		if err1 != nil || err2 != nil || !bytes.Equal(a, b) {
+			t.Fatalf("chunk %d: publisher %v, downloader %v, equal %v", i, err1, err2, bytes.Equal(a, b))
+		}
+	}
+	list, err := stB.List()
+	if err != nil || len(list) != 1 || list[0].ID != p.ID || !list[0].Download || !list[0].Complete {
+		t.Fatalf("List() = %+v, %v; want one complete download", list, err)
+	}
+}
+
+func TestEditedFileRefused(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	data := xof("edit", 10*MinChunkSize+7)
+	writeFile(t, path, data, 0o644)
+	st := openStore(t)
+	p := publish(t, st, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 4, ParityShards: 2})
+	item, err := st.Open(p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer item.Close()
+	if err := item.Stale(); err != nil {
+		t.Fatalf("Stale before edit: %v", err)
+	}
+	// Flip one byte of data chunk 5 (chunk index 7: stripe 1, position 1).
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{data[5*MinChunkSize+9] ^ 1}, 5*MinChunkSize+9)
+	f.Close()
+	edited := p.Manifest.ChunkOfData(5)
+	for i := range p.Manifest.NumChunks() {
+		_, err := item.ReadChunk(i, nil)
+		if i == edited && !errors.Is(err, ErrModified) {
+			t.Fatalf("edited chunk %d: err %v, want ErrModified", i, err)
+		}
+		if i != edited && err != nil {
+			t.Fatalf("untouched chunk %d: %v", i, err)
+		}
+	}
+	// Truncation: the tail chunk fails and Stale says so.
+	if err := os.Truncate(path, 3); err != nil {
+		t.Fatal(err)
+	}
+	if err := item.Stale(); !errors.Is(err, ErrModified) {
+		t.Fatalf("Stale after truncate: %v, want ErrModified", err)
+	}
+	if _, err := item.ReadChunk(p.Manifest.ChunkOfData(10), nil); !errors.Is(err, ErrModified) {
+		t.Fatalf("chunk past the new end: %v, want ErrModified", err)
+	}
+}
+
+func TestResumeAfterCrash(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	data := xof("resume", 9*MinChunkSize+100)
+	writeFile(t, path, data, 0o644)
+	stA, stB := openStore(t), openStore(t)
+	p := publish(t, stA, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 4, ParityShards: 1})
+	item, err := stA.Open(p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer item.Close()
+	out := t.TempDir()
+	dl, err := stB.CreateDownload(p.Manifest, p.Leaves, out, DownloadOptions{SyncEvery: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	write := func(d *Download, i int) {
+		b, err := item.ReadChunk(i, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := d.WriteChunk(i, b); err != nil {
+			t.Fatalf("WriteChunk(%d): %v", i, err)
+		}
+	}
+	for _, i := range []int{0, 2, 5, 11} {
+		write(dl, i)
+	}
+	if err := dl.Sync(); err != nil {
+		t.Fatal(err)
+	}
+	for _, i := range []int{1, 3, 4} { // written, never synced: lost in the crash
+		write(dl, i)
+	}
+	dl.abandon()
+
+	dl2, err := stB.OpenDownload(p.ID, DownloadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := NewBitmap(p.Manifest.NumChunks())
+	for _, i := range []int{0, 2, 5, 11} {
+		want.Set(i)
+	}
+	if got := dl2.Have(); !bytes.Equal(got, want) {
+		t.Fatalf("after crash Have() = %08b, want %08b", got, want)
+	}
+	if dl2.Complete() {
+		t.Fatal("partial download reports Complete")
+	}
+	// Resume: fetch what is missing.
+	fetchAll(t, item, dl2, func(i int) bool { return dl2.HasChunk(i) })
+	if err := dl2.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(out, "f"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("resumed output differs from the source (err %v)", err)
+	}
+	if err := dl2.WriteChunk(0, data[:MinChunkSize]); !errors.Is(err, ErrClosed) {
+		t.Fatalf("WriteChunk after Close: %v, want ErrClosed", err)
+	}
+}
+
+func TestWriteChunkRejectsBadData(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	data := xof("bad", 3*MinChunkSize)
+	writeFile(t, path, data, 0o644)
+	p := publish(t, nil, path, PublishOptions{ChunkSize: MinChunkSize})
+	dl, err := openStore(t).CreateDownload(p.Manifest, p.Leaves, t.TempDir(), DownloadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	bad := bytes.Clone(data[:MinChunkSize])
+	bad[0] ^= 1
+	for _, tc := range []struct {
+		name string
+		i    int
+		b    []byte
+		want error
+	}{
+		{"flipped bit", 0, bad, ErrChunkMismatch},
+		{"short", 0, data[:100], ErrChunkMismatch},
+		{"wrong index", 1, data[:MinChunkSize], ErrChunkMismatch},
+		{"out of range", 99, data[:MinChunkSize], ErrBadIndex},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if err := dl.WriteChunk(tc.i, tc.b); !errors.Is(err, tc.want) {
+				t.Fatalf("WriteChunk: %v, want %v", err, tc.want)
+			}
+			if dl.HasChunk(tc.i) {
+				t.Fatalf("chunk %d marked held after bad data", tc.i)
+			}
+		})
+	}
+	if dl.StripeDecodable(0) {
+		t.Fatal("empty stripe reported decodable")
+	}
+	if err := dl.Decode(0); !errors.Is(err, ErrNotDecodable) {
+		t.Fatalf("Decode of an empty stripe: %v, want ErrNotDecodable", err)
+	}
+}
+
+func TestStoreRemoveAndRepublish(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	writeFile(t, path, xof("rm", 1000), 0o644)
+	st := openStore(t)
+	p1 := publish(t, st, path, PublishOptions{})
+	p2 := publish(t, st, path, PublishOptions{})
+	if p1.ID != p2.ID {
+		t.Fatal("publishing the same file twice gave two IDs")
+	}
+	if l, _ := st.List(); len(l) != 1 {
+		t.Fatalf("List after two publishes: %d items, want 1", len(l))
+	}
+	if err := st.Remove(p1.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Open(p1.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("Open after Remove: %v, want ErrNotFound", err)
+	}
+	if err := st.Remove(p1.ID); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second Remove: %v, want ErrNotFound", err)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Fatalf("Remove deleted the published file: %v", err)
+	}
+	ents, _ := os.ReadDir(filepath.Join(st.Dir(), dirTmp))
+	if len(ents) != 0 {
+		t.Fatalf("%d staging folders left behind", len(ents))
+	}
+}
