@@ -1,0 +1,161 @@
+package overlay
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/shoal-p2p/shoal/overlay/identity"
+)
+
+// Config configures a Node. The zero value is a working configuration with
+// a fresh ephemeral key on a random loopback port.
+type Config struct {
+	// ListenAddr is the UDP address to bind, "host:port". Default
+	// "127.0.0.1:0" (loopback, random port); use ":port" or
+	// "0.0.0.0:port" to be reachable from other hosts. Ignored when
+	// PacketConn is set.
+	ListenAddr string
+	// PacketConn, when set, is used instead of binding ListenAddr, for
+	// example a netem-wrapped socket in tests. The Node owns it and closes
+	// it on Close. Only a *net.UDPConn gets batched I/O and GSO.
+	PacketConn net.PacketConn
+	// KeyPair is the node's identity. Default: a fresh ephemeral key.
+	KeyPair *identity.KeyPair
+	// Logger receives the node's logs. Default: discard.
+	Logger *slog.Logger
+
+	// MaxConns caps open QUIC connections (inbound and outbound, including
+	// dials in progress). Beyond it, dials fail with ErrConnLimit and
+	// incoming handshakes are refused (the peer sees ErrRefused).
+	// Default 256.
+	MaxConns int
+	// IdleTimeout closes a connection that has seen no packet for this
+	// long. Default 30s.
+	IdleTimeout time.Duration
+	// KeepAlive, when positive, sends keep-alive packets on this period so
+	// that idle connections stay open (and NAT bindings stay warm). Default
+	// 0: idle connections close after IdleTimeout.
+	KeepAlive time.Duration
+	// HandshakeTimeout bounds the QUIC handshake. Default 5s.
+	HandshakeTimeout time.Duration
+	// DialTimeout bounds a whole dial, shared by all callers waiting on it.
+	// Default 10s.
+	DialTimeout time.Duration
+	// TagTimeout bounds the wait for an incoming stream's tag byte.
+	// Default 10s.
+	TagTimeout time.Duration
+	// MaxIncomingStreams caps concurrent streams a peer may open on one
+	// connection (each runs one handler goroutine). Default 256.
+	MaxIncomingStreams int64
+
+	// Flow-control windows in bytes (quic-go auto-tunes each from its
+	// initial to its max value). Defaults: stream 2 MiB to 16 MiB,
+	// connection 4 MiB to 32 MiB.
+	InitialStreamWindow, MaxStreamWindow uint64
+	InitialConnWindow, MaxConnWindow     uint64
+	// SocketBuffer is the UDP receive and send buffer size asked of the
+	// OS, in bytes. Default 7 MiB (what quic-go wants).
+	SocketBuffer int
+
+	// OnDatagram receives every non-QUIC packet (first byte 0x00) from one
+	// goroutine, in arrival order. It must not retain b after returning and
+	// should not block: while it runs, further datagrams queue in
+	// quic-go's 32-packet buffer and then drop. Default: drop them.
+	// SetDatagramHandler replaces it at run time.
+	OnDatagram func(from netip.AddrPort, b []byte)
+	// OnPeer receives PeerConnected and PeerDisconnected events, in order,
+	// without any Node lock held. It may call Node methods but must not
+	// block for long. Default: none.
+	OnPeer func(PeerEvent)
+}
+
+// Default flow-control windows and limits.
+const (
+	defaultListenAddr      = "127.0.0.1:0"
+	defaultMaxConns        = 256
+	defaultIdleTimeout     = 30 * time.Second
+	defaultHandshake       = 5 * time.Second
+	defaultDialTimeout     = 10 * time.Second
+	defaultTagTimeout      = 10 * time.Second
+	defaultMaxStreams      = 256
+	defaultInitStreamWin   = 2 << 20
+	defaultMaxStreamWin    = 16 << 20
+	defaultInitConnWin     = 4 << 20
+	defaultMaxConnWin      = 32 << 20
+	defaultSocketBuffer    = 7 << 20
+	maxIncomingStreamLimit = 1 << 20
+)
+
+// ErrBadConfig reports an invalid Config field.
+var ErrBadConfig = errors.New("overlay: bad config")
+
+// withDefaults fills defaults and validates; the one place that does.
+func (c Config) withDefaults() (Config, error) {
+	if c.ListenAddr == "" {
+		c.ListenAddr = defaultListenAddr
+	}
+	if c.KeyPair == nil {
+		kp, err := identity.Generate(nil)
+		if err != nil {
+			return c, err
+		}
+		c.KeyPair = kp
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	setDefault(&c.MaxConns, defaultMaxConns)
+	setDefault(&c.IdleTimeout, defaultIdleTimeout)
+	setDefault(&c.HandshakeTimeout, defaultHandshake)
+	setDefault(&c.DialTimeout, defaultDialTimeout)
+	setDefault(&c.TagTimeout, defaultTagTimeout)
+	setDefault(&c.MaxIncomingStreams, defaultMaxStreams)
+	setDefault(&c.InitialStreamWindow, defaultInitStreamWin)
+	setDefault(&c.MaxStreamWindow, defaultMaxStreamWin)
+	setDefault(&c.InitialConnWindow, defaultInitConnWin)
+	setDefault(&c.MaxConnWindow, defaultMaxConnWin)
+	setDefault(&c.SocketBuffer, defaultSocketBuffer)
+
+	switch {
+	case c.MaxConns < 0:
+		return c, fmt.Errorf("%w: MaxConns %d is negative", ErrBadConfig, c.MaxConns)
+	case c.IdleTimeout < 0 || c.KeepAlive < 0 || c.HandshakeTimeout < 0 || c.DialTimeout < 0 || c.TagTimeout < 0:
+		return c, fmt.Errorf("%w: negative duration", ErrBadConfig)
+	case c.MaxIncomingStreams < 0 || c.MaxIncomingStreams > maxIncomingStreamLimit:
+		return c, fmt.Errorf("%w: MaxIncomingStreams %d out of range", ErrBadConfig, c.MaxIncomingStreams)
+	case c.InitialStreamWindow > c.MaxStreamWindow:
+		return c, fmt.Errorf("%w: initial stream window %d above max %d", ErrBadConfig, c.InitialStreamWindow, c.MaxStreamWindow)
+	case c.InitialConnWindow > c.MaxConnWindow:
+		return c, fmt.Errorf("%w: initial connection window %d above max %d", ErrBadConfig, c.InitialConnWindow, c.MaxConnWindow)
+	case c.SocketBuffer < 0:
+		return c, fmt.Errorf("%w: SocketBuffer %d is negative", ErrBadConfig, c.SocketBuffer)
+	}
+	return c, nil
+}
+
+// quicConfig is the quic-go configuration derived from c.
+func (c Config) quicConfig() *quic.Config {
+	return &quic.Config{
+		HandshakeIdleTimeout:           c.HandshakeTimeout,
+		MaxIdleTimeout:                 c.IdleTimeout,
+		KeepAlivePeriod:                c.KeepAlive,
+		InitialStreamReceiveWindow:     c.InitialStreamWindow,
+		MaxStreamReceiveWindow:         c.MaxStreamWindow,
+		InitialConnectionReceiveWindow: c.InitialConnWindow,
+		MaxConnectionReceiveWindow:     c.MaxConnWindow,
+		MaxIncomingStreams:             c.MaxIncomingStreams,
+		MaxIncomingUniStreams:          -1, // shoal uses bidirectional streams only
+	}
+}
+
+func setDefault[T comparable](p *T, def T) {
+	var zero T
+	if *p == zero {
+		*p = def
+	}
+}

@@ -1,0 +1,97 @@
+// Package overlay owns a shoal node's network presence: one UDP socket
+// carrying QUIC connections to peers, mutually authenticated by their
+// identity keys, and, beside QUIC on the same socket, the non-QUIC
+// datagrams of the IPv8 layer (package overlay/ipv8).
+//
+// # Socket
+//
+// A Node binds one UDP socket (or takes Config.PacketConn) and hands it to
+// a quic-go Transport, which owns it from then on. Every packet whose first
+// byte has the QUIC fixed bit (0x40) clear and is not a long header goes to
+// the datagram side; the node delivers those starting with 0x00 to the
+// datagram handler (Config.OnDatagram or SetDatagramHandler) and drops the
+// rest. WriteDatagram sends a packet that must start with 0x00. quic-go
+// never greases the fixed bit (it has no option to), so QUIC packets always
+// have 0x40 set and the two never mix.
+//
+// # Authentication
+//
+// Each node makes a self-signed X.509 certificate from its Ed25519 key at
+// start. Besides the usual fields it carries the node's whole 74-byte
+// public key (IPv8's LibNaCLPK form, which includes the X25519 half) as a
+// URI subject alternative name:
+//
+//	certificate (self-signed, Ed25519)
+//	+-------------------------------------------------------------+
+//	| subject CN   "shoal <first 12 hex digits of the PeerID>"    |
+//	| public key   Ed25519, 32 bytes                              |
+//	| URI SAN      "shoal-pk:" + hex(74-byte public key)          |
+//	|              = "LibNaCLPK:" | X25519 (32) | Ed25519 (32)    |
+//	| signature    Ed25519 over the TBS part, by the same key     |
+//	+-------------------------------------------------------------+
+//
+// A certificate is accepted when it is the only one presented, its key is
+// Ed25519, its self-signature verifies, it carries exactly one shoal-pk
+// URI, and that key's Ed25519 half equals the certificate's key. The
+// peer's PeerID is BLAKE3-256 of the 74-byte key (package identity).
+// Validity dates are not checked. TLS 1.3 proves the peer holds the
+// Ed25519 private key; there is no CA. Both sides present certificates
+// (the server requires one). A dial names the PeerID it expects, and a
+// peer answering with another key fails the handshake with ErrWrongPeer;
+// a zero PeerID accepts any valid peer (bootstrap by address).
+//
+// The TLS ALPN is "shoal/1" (ALPN): the protocol and the version of the
+// stream layer below. A peer offering anything else fails the handshake.
+//
+// # Connections
+//
+// One connection per pair of peers carries every stream between them.
+// Concurrent dials to one peer share one attempt. When both peers dial each
+// other at once, both keep both connections for a while but open new
+// streams only on the one dialled by the smaller PeerID (byte-wise); the
+// other carries the streams already on it and then closes when idle.
+// Connections close after Config.IdleTimeout without packets (unless
+// Config.KeepAlive is set). Config.MaxConns caps open connections plus
+// dials and incoming handshakes in progress: a dial beyond it fails with
+// ErrConnLimit; an incoming handshake beyond it is refused with QUIC's
+// CONNECTION_REFUSED, which the dialling side reports as ErrRefused.
+//
+// # Streams
+//
+// Higher layers use bidirectional QUIC streams. The opener writes one tag
+// byte first, naming the protocol that runs on the stream:
+//
+//	stream
+//	+---------+----------------------------------------+
+//	| tag (1) | protocol bytes, defined by the tag's   |
+//	|         | owner (swarm, DHT, ...)                |
+//	+---------+----------------------------------------+
+//
+// Handle registers a Handler per tag. A stream whose tag has no handler is
+// reset with StreamCodeUnknownTag; one that sends no tag within
+// Config.TagTimeout is reset with StreamCodeNoTag. Tag values are assigned
+// by their users (seed wires them); overlay reserves none.
+//
+// # Goroutines
+//
+// A Node owns, and Close waits for, every goroutine it starts:
+//   - the accept loop (one), registering incoming connections;
+//   - the datagram reader (one), calling the datagram handler;
+//   - per connection, one stream acceptor;
+//   - per incoming stream, one handler goroutine, bounded by
+//     Config.MaxIncomingStreams per connection;
+//   - per dial in progress, one dialler.
+//
+// quic-go runs its own goroutines under the Transport; Close closes the
+// Transport, which waits for them. Peer events (Config.OnPeer) run on
+// whichever of these goroutines caused them, one at a time and in order.
+//
+// # Caller's duties
+//
+//  1. New (binds the socket, starts goroutines), then Handle for each tag
+//     and SetDatagramHandler before peers may reach the node.
+//  2. Dial / OpenStream as needed; close or reset every stream opened.
+//  3. Close once (or Run until a context ends).
+//
+// Package overlay imports only overlay/identity and its own sub-packages.
+package overlay

@@ -1,0 +1,137 @@
+package overlay
+
+import (
+	"context"
+	"io"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// noLeaks fails t if, after every later-registered cleanup (node Close)
+// ran, goroutines do not settle back to the count at the call.
+func noLeaks(t *testing.T) {
+	t.Helper()
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() {
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			now := runtime.NumGoroutine()
+			if now <= before {
+				return
+			}
+			if time.Now().After(deadline) {
+				buf := make([]byte, 1<<20)
+				buf = buf[:runtime.Stack(buf, true)]
+				t.Errorf("goroutines: %d after Close, %d before\n%s", now, before, buf)
+				return
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	})
+}
+
+// newNode starts a node on loopback and closes it at cleanup.
+func newNode(t *testing.T, cfg Config) *Node {
+	t.Helper()
+	n, err := New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := n.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return n
+}
+
+const (
+	tagEcho byte = 0x01
+	tagSink byte = 0x02
+)
+
+// echo serves tagEcho: it copies the stream back to its sender.
+func echo(ctx context.Context, c *Conn, s *quic.Stream) {
+	io.Copy(s, s)
+	s.Close()
+}
+
+// roundTrip sends msg on a new echo stream and returns the reply.
+func roundTrip(t *testing.T, ctx context.Context, s *quic.Stream, msg []byte) []byte {
+	t.Helper()
+	var (
+		wg   sync.WaitGroup
+		werr error
+	)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		if _, err := s.Write(msg); err != nil {
+			werr = err
+			return
+		}
+		werr = s.Close()
+	}()
+	got, err := io.ReadAll(s)
+	wg.Wait()
+	if werr != nil {
+		t.Fatalf("writing stream: %v", werr)
+	}
+	if err != nil {
+		t.Fatalf("reading stream: %v", err)
+	}
+	return got
+}
+
+// eventLog records peer events for assertions.
+type eventLog struct {
+	mu  sync.Mutex
+	evs []PeerEvent
+	ch  chan PeerEvent
+}
+
+func newEventLog() *eventLog { return &eventLog{ch: make(chan PeerEvent, 64)} }
+
+func (l *eventLog) add(ev PeerEvent) {
+	l.mu.Lock()
+	l.evs = append(l.evs, ev)
+	l.mu.Unlock()
+	select {
+	case l.ch <- ev:
+	default:
+	}
+}
+
+func (l *eventLog) all() []PeerEvent {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]PeerEvent(nil), l.evs...)
+}
+
+// wait returns the next event or fails after d.
+func (l *eventLog) wait(t *testing.T, d time.Duration) PeerEvent {
+	t.Helper()
+	select {
+	case ev := <-l.ch:
+		return ev
+	case <-time.After(d):
+		t.Fatalf("no peer event within %v", d)
+		return PeerEvent{}
+	}
+}
+
+// waitFor polls cond until it holds or 5 s pass, then fails with what.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

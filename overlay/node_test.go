@@ -1,0 +1,373 @@
+package overlay
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/shoal-p2p/shoal/overlay/identity"
+)
+
+func TestAuthenticatedStream(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	aEvents, bEvents := newEventLog(), newEventLog()
+	a := newNode(t, Config{OnPeer: aEvents.add})
+	b := newNode(t, Config{OnPeer: bEvents.add})
+
+	type seen struct {
+		id   identity.PeerID
+		pk   identity.PublicKey
+		addr string
+	}
+	seenCh := make(chan seen, 1)
+	b.Handle(tagEcho, func(ctx context.Context, c *Conn, s *quic.Stream) {
+		seenCh <- seen{c.PeerID(), c.PublicKey(), c.RemoteAddr().String()}
+		echo(ctx, c, s)
+	})
+
+	s, err := a.OpenStream(ctx, b.PeerID(), b.LocalAddr(), tagEcho)
+	if err != nil {
+		t.Fatalf("OpenStream: %v", err)
+	}
+	msg := bytes.Repeat([]byte("shoal "), 10000)
+	if got := roundTrip(t, ctx, s, msg); !bytes.Equal(got, msg) {
+		t.Errorf("echo returned %d bytes, want the %d sent", len(got), len(msg))
+	}
+
+	got := <-seenCh
+	if got.id != a.PeerID() {
+		t.Errorf("B saw peer %s, want A %s", got.id.Short(), a.PeerID().Short())
+	}
+	if got.pk != a.PublicKey() {
+		t.Errorf("B saw a public key other than A's")
+	}
+	if got.addr != a.LocalAddr().String() {
+		t.Errorf("B saw A at %s, want %s", got.addr, a.LocalAddr())
+	}
+	c := a.Conn(b.PeerID())
+	if c == nil {
+		t.Fatal("A has no connection to B after a stream")
+	}
+	if c.PeerID() != b.PeerID() || c.PublicKey() != b.PublicKey() || !c.Outbound() {
+		t.Errorf("A's conn: peer %s outbound %v, want B %s outbound", c.PeerID().Short(), c.Outbound(), b.PeerID().Short())
+	}
+	if alpn := c.QUIC().ConnectionState().TLS.NegotiatedProtocol; alpn != ALPN {
+		t.Errorf("ALPN %q, want %q", alpn, ALPN)
+	}
+	if ev := aEvents.wait(t, time.Second); ev.Kind != PeerConnected || ev.Peer != b.PeerID() || !ev.Outbound {
+		t.Errorf("A's first event %v %s outbound=%v, want connected to B outbound", ev.Kind, ev.Peer.Short(), ev.Outbound)
+	}
+	if ev := bEvents.wait(t, time.Second); ev.Kind != PeerConnected || ev.Peer != a.PeerID() || ev.Outbound {
+		t.Errorf("B's first event %v %s outbound=%v, want connected to A inbound", ev.Kind, ev.Peer.Short(), ev.Outbound)
+	}
+	a.Close()
+	if ev := bEvents.wait(t, 5*time.Second); ev.Kind != PeerDisconnected || ev.Peer != a.PeerID() {
+		t.Errorf("B's event after A closed: %v %s, want disconnected from A", ev.Kind, ev.Peer.Short())
+	}
+}
+
+func TestWrongPeer(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := newNode(t, Config{})
+	b := newNode(t, Config{})
+	other, err := identity.Generate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = a.OpenStream(ctx, other.PeerID(), b.LocalAddr(), tagEcho)
+	if !errors.Is(err, ErrWrongPeer) {
+		t.Fatalf("dial to B's address expecting another peer: error %v, want ErrWrongPeer", err)
+	}
+	if c := a.Conn(b.PeerID()); c != nil {
+		t.Errorf("A kept a connection to B after a wrong-peer dial")
+	}
+	if st := a.Stats(); st.Conns != 0 {
+		t.Errorf("A has %d connections after a wrong-peer dial, want 0", st.Conns)
+	}
+	// The right PeerID at the same address works afterwards.
+	if _, err := a.Dial(ctx, b.PeerID(), b.LocalAddr()); err != nil {
+		t.Errorf("dial with the right PeerID: %v", err)
+	}
+}
+
+func TestDialUnknownPeer(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := newNode(t, Config{})
+	b := newNode(t, Config{})
+	c, err := a.Dial(ctx, identity.PeerID{}, b.LocalAddr())
+	if err != nil {
+		t.Fatalf("dial with zero PeerID: %v", err)
+	}
+	if c.PeerID() != b.PeerID() {
+		t.Errorf("dial learned peer %s, want %s", c.PeerID().Short(), b.PeerID().Short())
+	}
+	if _, err := a.Dial(ctx, a.PeerID(), b.LocalAddr()); !errors.Is(err, ErrSelf) {
+		t.Errorf("dial to own PeerID: %v, want ErrSelf", err)
+	}
+}
+
+func TestConnLimit(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	b := newNode(t, Config{MaxConns: 1})
+	a1 := newNode(t, Config{})
+	a2 := newNode(t, Config{})
+	if _, err := a1.Dial(ctx, b.PeerID(), b.LocalAddr()); err != nil {
+		t.Fatalf("first dial: %v", err)
+	}
+	_, err := a2.Dial(ctx, b.PeerID(), b.LocalAddr())
+	if !errors.Is(err, ErrRefused) {
+		t.Fatalf("dial beyond B's limit: %v, want ErrRefused", err)
+	}
+	waitFor(t, "B to register a1's connection", func() bool { return b.Stats().Conns == 1 })
+	if st := b.Stats(); st.Refused < 1 || st.Conns != 1 {
+		t.Errorf("B stats refused %d conns %d, want at least 1 and 1", st.Refused, st.Conns)
+	}
+	// The local side of the cap: b cannot dial out while full.
+	if _, err := b.Dial(ctx, a2.PeerID(), a2.LocalAddr()); !errors.Is(err, ErrConnLimit) {
+		t.Errorf("dial out from a full node: %v, want ErrConnLimit", err)
+	}
+}
+
+func TestConnReuse(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	events := newEventLog()
+	a := newNode(t, Config{OnPeer: events.add})
+	b := newNode(t, Config{})
+	b.Handle(tagEcho, echo)
+	var conns []*quic.Conn
+	for i := range 3 {
+		s, err := a.OpenStream(ctx, b.PeerID(), b.LocalAddr(), tagEcho)
+		if err != nil {
+			t.Fatalf("OpenStream %d: %v", i, err)
+		}
+		if got := roundTrip(t, ctx, s, []byte{byte(i)}); !bytes.Equal(got, []byte{byte(i)}) {
+			t.Errorf("stream %d echoed %v", i, got)
+		}
+		conns = append(conns, a.Conn(b.PeerID()).QUIC())
+	}
+	if conns[0] != conns[1] || conns[1] != conns[2] {
+		t.Errorf("OpenStream calls used different connections")
+	}
+	waitFor(t, "B to register A's connection", func() bool { return b.Stats().Conns >= 1 })
+	if sa, sb := a.Stats(), b.Stats(); sa.Conns != 1 || sb.Conns != 1 {
+		t.Errorf("connections A %d B %d, want 1 and 1", sa.Conns, sb.Conns)
+	}
+	if sb := b.Stats(); sb.StreamsHandled != 3 {
+		t.Errorf("B handled %d streams, want 3", sb.StreamsHandled)
+	}
+	if evs := events.all(); len(evs) != 1 {
+		t.Errorf("A got %d peer events, want 1 (connected)", len(evs))
+	}
+}
+
+func TestConcurrentDialsShare(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := newNode(t, Config{})
+	b := newNode(t, Config{})
+	const n = 8
+	res := make(chan *Conn, n)
+	for range n {
+		go func() {
+			c, err := a.Dial(ctx, b.PeerID(), b.LocalAddr())
+			if err != nil {
+				t.Errorf("Dial: %v", err)
+			}
+			res <- c
+		}()
+	}
+	first := <-res
+	for range n - 1 {
+		if c := <-res; c != first {
+			t.Errorf("concurrent dials returned different connections")
+		}
+	}
+	waitFor(t, "B to register A's connection", func() bool { return b.Stats().Conns >= 1 })
+	time.Sleep(50 * time.Millisecond)
+	if st := b.Stats(); st.Conns != 1 {
+		t.Errorf("B has %d connections after %d concurrent dials, want 1", st.Conns, n)
+	}
+}
+
+func TestSimultaneousOpen(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := newNode(t, Config{})
+	b := newNode(t, Config{})
+	a.Handle(tagEcho, echo)
+	b.Handle(tagEcho, echo)
+	errs := make(chan error, 2)
+	go func() { _, err := a.Dial(ctx, b.PeerID(), b.LocalAddr()); errs <- err }()
+	go func() { _, err := b.Dial(ctx, a.PeerID(), a.LocalAddr()); errs <- err }()
+	for range 2 {
+		if err := <-errs; err != nil {
+			t.Fatalf("simultaneous dial: %v", err)
+		}
+	}
+	// Both sides must pick the same connection once both are known.
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		ca, cb := a.Conn(b.PeerID()), b.Conn(a.PeerID())
+		if ca != nil && cb != nil && ca.Outbound() != cb.Outbound() &&
+			ca.QUIC().LocalAddr().String() == cb.RemoteAddr().String() {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("A and B did not settle on one connection: A outbound %v, B outbound %v", ca.Outbound(), cb.Outbound())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	for _, x := range []struct {
+		from, to *Node
+	}{{a, b}, {b, a}} {
+		s, err := x.from.OpenStream(ctx, x.to.PeerID(), x.to.LocalAddr(), tagEcho)
+		if err != nil {
+			t.Fatalf("OpenStream: %v", err)
+		}
+		if got := roundTrip(t, ctx, s, []byte("hi")); string(got) != "hi" {
+			t.Errorf("echo %q, want hi", got)
+		}
+	}
+}
+
+func TestIdleClose(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	aEvents, bEvents := newEventLog(), newEventLog()
+	a := newNode(t, Config{IdleTimeout: 300 * time.Millisecond, OnPeer: aEvents.add})
+	b := newNode(t, Config{IdleTimeout: 300 * time.Millisecond, OnPeer: bEvents.add})
+	b.Handle(tagEcho, echo)
+	s, err := a.OpenStream(ctx, b.PeerID(), b.LocalAddr(), tagEcho)
+	if err != nil {
+		t.Fatalf("OpenStream: %v", err)
+	}
+	roundTrip(t, ctx, s, []byte("x"))
+	for name, l := range map[string]*eventLog{"A": aEvents, "B": bEvents} {
+		if ev := l.wait(t, time.Second); ev.Kind != PeerConnected {
+			t.Errorf("%s first event %v, want connected", name, ev.Kind)
+		}
+		ev := l.wait(t, 5*time.Second)
+		if ev.Kind != PeerDisconnected {
+			t.Errorf("%s second event %v, want disconnected", name, ev.Kind)
+		}
+		var idle *quic.IdleTimeoutError
+		if !errors.As(ev.Err, &idle) {
+			t.Errorf("%s disconnect cause %v, want an idle timeout", name, ev.Err)
+		}
+	}
+	if c := a.Conn(b.PeerID()); c != nil {
+		t.Errorf("A still has a connection to B after idle timeout")
+	}
+	// A new stream dials again.
+	s, err = a.OpenStream(ctx, b.PeerID(), b.LocalAddr(), tagEcho)
+	if err != nil {
+		t.Fatalf("OpenStream after idle close: %v", err)
+	}
+	if got := roundTrip(t, ctx, s, []byte("again")); string(got) != "again" {
+		t.Errorf("echo after redial %q, want again", got)
+	}
+}
+
+func TestUnknownTag(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := newNode(t, Config{})
+	b := newNode(t, Config{})
+	s, err := a.OpenStream(ctx, b.PeerID(), b.LocalAddr(), 0xEE)
+	if err != nil {
+		t.Fatalf("OpenStream: %v", err)
+	}
+	_, err = io.ReadAll(s)
+	var se *quic.StreamError
+	if !errors.As(err, &se) || se.ErrorCode != StreamCodeUnknownTag {
+		t.Errorf("reading a stream with an unknown tag: %v, want stream error %#x", err, StreamCodeUnknownTag)
+	}
+	if st := b.Stats(); st.StreamsBadTag != 1 {
+		t.Errorf("B counted %d bad-tag streams, want 1", st.StreamsBadTag)
+	}
+}
+
+func TestCloseIdempotent(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := newNode(t, Config{})
+	b := newNode(t, Config{})
+	// A handler that blocks until its context ends must not stall Close.
+	b.Handle(tagSink, func(ctx context.Context, c *Conn, s *quic.Stream) { <-ctx.Done() })
+	s, err := a.OpenStream(ctx, b.PeerID(), b.LocalAddr(), tagSink)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Write([]byte("hold"))
+	time.Sleep(50 * time.Millisecond)
+	if err := a.Close(); err != nil {
+		t.Errorf("Close: %v", err)
+	}
+	if err := a.Close(); err != nil {
+		t.Errorf("second Close: %v, want nil", err)
+	}
+	if _, err := a.Dial(ctx, b.PeerID(), b.LocalAddr()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Dial after Close: %v, want ErrClosed", err)
+	}
+	if err := b.Close(); err != nil {
+		t.Errorf("Close with a blocked handler: %v", err)
+	}
+}
+
+func TestRun(t *testing.T) {
+	noLeaks(t)
+	n, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after cancel")
+	}
+}
+
+func TestBadConfig(t *testing.T) {
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"negative max conns", Config{MaxConns: -1}},
+		{"negative idle", Config{IdleTimeout: -time.Second}},
+		{"window order", Config{InitialStreamWindow: 2 << 20, MaxStreamWindow: 1 << 20}},
+		{"conn window order", Config{InitialConnWindow: 64 << 20, MaxConnWindow: 1 << 20}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if _, err := New(tt.cfg); !errors.Is(err, ErrBadConfig) {
+				t.Errorf("New: %v, want ErrBadConfig", err)
+			}
+		})
+	}
+}
