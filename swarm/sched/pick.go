@@ -1,0 +1,238 @@
+package sched
+
+import (
+	"math/bits"
+	"time"
+)
+
+// fill gives every peer with room in its queue requests until its queue,
+// the byte caps or the work run out. Peers are visited round-robin from a
+// rotating start, so capacity freed under the global cap is shared; peers
+// whose last request timed out (and nothing arrived since) come last, so
+// under the global cap a stalled peer gets a slot only when no healthy
+// peer can use it.
+func (s *Scheduler) fill(now time.Time) {
+	if s.done || len(s.peers) == 0 {
+		return
+	}
+	s.sortOrder()
+	n := len(s.peers)
+	start := s.rr % n
+	s.rr++
+	for _, suspect := range [2]bool{false, true} {
+		for i := range n {
+			p := s.peers[(start+i)%n]
+			if (p.backoff > 0) != suspect {
+				continue
+			}
+			for s.room(p, now) && p.noWork != s.workGen {
+				c := s.pick(p)
+				if c < 0 {
+					p.noWork = s.workGen
+					break
+				}
+				s.issue(now, p, c)
+			}
+		}
+	}
+}
+
+// room reports whether p may take one more request of up to a full chunk.
+func (s *Scheduler) room(p *peer, now time.Time) bool {
+	cs := int64(s.lay.ChunkSize)
+	return p.usable(now) && len(p.reqs) < p.limit &&
+		p.inflightBytes+cs <= s.cfg.MaxPeerInflightBytes &&
+		s.inBytes+cs <= s.cfg.MaxInflightBytes
+}
+
+// pick returns the chunk p should be asked for next, or -1.
+//
+// Normal mode scans the stripes rarest first and takes, in the first stripe
+// that still needs chunks (need > 0) and where p has one that nobody is
+// fetching: its least announced data chunk. If p has no such data chunk in
+// any stripe, it takes a parity chunk in the rarest stripe where it has
+// one: parity routes around data chunks that nobody has or that only busy,
+// slow or saturated peers have. When no stripe needs chunks any more (every
+// remaining need is covered by outstanding requests), the endgame picks.
+func (s *Scheduler) pick(p *peer) int {
+	parity := -1
+	for _, st32 := range s.order {
+		st := int(st32)
+		if s.need(st) == 0 {
+			continue
+		}
+		start, d := s.lay.StripeStart(st), s.lay.StripeData(st)
+		if c := s.candidate(p, start, start+d); c >= 0 {
+			return c
+		}
+		if parity < 0 && s.lay.M > 0 {
+			parity = s.candidate(p, start+d, start+d+s.lay.M)
+		}
+	}
+	if parity >= 0 {
+		return parity
+	}
+	if s.needTotal == 0 && s.nreqs > 0 {
+		return s.pickEndgame(p)
+	}
+	return -1
+}
+
+// candidate returns the least announced chunk in [lo, hi) that p has and
+// that is neither verified nor requested from anyone, or -1.
+func (s *Scheduler) candidate(p *peer, lo, hi int) int {
+	best, bestAvail := -1, uint16(0)
+	for w := lo >> 6; w<<6 < hi; w++ {
+		m := p.have[w] &^ s.verified[w] &^ s.busy[w]
+		if w<<6 < lo {
+			m &= ^uint64(0) << (uint(lo) & 63)
+		}
+		if end := (w + 1) << 6; end > hi {
+			m &= ^uint64(0) >> uint(end-hi)
+		}
+		for m != 0 {
+			c := w<<6 + bits.TrailingZeros64(m)
+			m &= m - 1
+			if best < 0 || s.avail[c] < bestAvail {
+				best, bestAvail = c, s.avail[c]
+			}
+		}
+	}
+	return best
+}
+
+// pickEndgame returns a chunk for p once every needed chunk is requested:
+// in the stripe whose oldest outstanding request is oldest (the likeliest
+// to be stuck at a slow peer), an unrequested chunk of the stripe p has
+// (data first; it completes the stripe as well as the stuck one would), or
+// else a duplicate of an outstanding request p can serve. A stripe gets at
+// most MaxDuplicates requests per chunk it still needs. The losers are
+// cancelled when the stripe completes or the chunk arrives.
+func (s *Scheduler) pickEndgame(p *peer) int {
+	best := -1
+	var bestSent time.Time
+	for _, st32 := range s.order {
+		st := int(st32)
+		if s.sInflight[st] == 0 {
+			continue
+		}
+		start, d := s.lay.StripeStart(st), s.lay.StripeData(st)
+		end := start + d + s.lay.M
+		reqs, oldest := 0, time.Time{}
+		dup, dupSent := -1, time.Time{}
+		for c := start; c < end; c++ {
+			if s.inflight[c] == 0 || s.verified.has(c) {
+				continue
+			}
+			reqs += int(s.inflight[c])
+			first := time.Time{}
+			for ri := s.reqHead[c]; ri >= 0; ri = s.reqs[ri].next {
+				if t := s.reqs[ri].sent; first.IsZero() || t.Before(first) {
+					first = t
+				}
+			}
+			if oldest.IsZero() || first.Before(oldest) {
+				oldest = first
+			}
+			if int(s.inflight[c]) < s.cfg.MaxDuplicates && p.have.has(c) {
+				if _, mine := p.reqs[int32(c)]; !mine && (dup < 0 || first.Before(dupSent)) {
+					dup, dupSent = c, first
+				}
+			}
+		}
+		if reqs >= (d-int(s.sVerified[st]))*s.cfg.MaxDuplicates {
+			continue
+		}
+		if best >= 0 && !oldest.Before(bestSent) {
+			continue
+		}
+		c := s.candidate(p, start, start+d)
+		if c < 0 && s.lay.M > 0 {
+			c = s.candidate(p, start+d, end)
+		}
+		if c < 0 {
+			c = dup
+		}
+		if c >= 0 {
+			best, bestSent = c, oldest
+		}
+	}
+	return best
+}
+
+// issue records a request for chunk c at p and emits it.
+func (s *Scheduler) issue(now time.Time, p *peer, c int) {
+	size := s.lay.ChunkBytes(c)
+	var ri int32
+	if n := len(s.free); n > 0 {
+		ri = s.free[n-1]
+		s.free = s.free[:n-1]
+	} else {
+		ri = int32(len(s.reqs))
+		s.reqs = append(s.reqs, request{})
+	}
+	s.reqs[ri] = request{
+		peer:     p,
+		chunk:    int32(c),
+		next:     s.reqHead[c],
+		size:     int32(size),
+		sent:     now,
+		deadline: now.Add(p.requestTimeout(&s.cfg, size)),
+	}
+	s.reqHead[c] = ri
+	p.reqs[int32(c)] = ri
+	p.inflightBytes += int64(size)
+	s.inBytes += int64(size)
+	s.nreqs++
+
+	st, _ := s.lay.StripeOf(c)
+	before := s.need(st)
+	if s.inflight[c] == 0 {
+		s.busy.set(c)
+		if !s.verified.has(c) {
+			s.sInflight[st]++
+		}
+	}
+	s.inflight[c]++
+	if s.needTotal += s.need(st) - before; s.needTotal == 0 && before > 0 {
+		s.workGen++ // the endgame begins: idle peers may duplicate
+	}
+	s.heapPush(ri)
+	s.emit(Action{Kind: Request, Peer: p.id, Chunk: c, Stripe: -1})
+}
+
+// release forgets request ri, with a Cancel action if cancel is set.
+func (s *Scheduler) release(ri int32, cancel bool) {
+	r := &s.reqs[ri]
+	p, c := r.peer, int(r.chunk)
+	for pp := &s.reqHead[c]; *pp >= 0; pp = &s.reqs[*pp].next {
+		if *pp == ri {
+			*pp = r.next
+			break
+		}
+	}
+	delete(p.reqs, r.chunk)
+	p.inflightBytes -= int64(r.size)
+	s.inBytes -= int64(r.size)
+	s.nreqs--
+	s.heapRemove(ri)
+
+	st, _ := s.lay.StripeOf(c)
+	before := s.need(st)
+	s.inflight[c]--
+	if s.inflight[c] == 0 {
+		s.busy.clear(c)
+		if !s.verified.has(c) {
+			s.sInflight[st]--
+		}
+	}
+	s.needTotal += s.need(st) - before
+	if !s.verified.has(c) && !s.sComplete.has(st) {
+		s.workGen++
+	}
+	if cancel {
+		s.emit(Action{Kind: Cancel, Peer: p.id, Chunk: c, Stripe: -1})
+	}
+	*r = request{heapIdx: -1}
+	s.free = append(s.free, ri)
+}

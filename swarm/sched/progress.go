@@ -1,0 +1,87 @@
+package sched
+
+import (
+	"slices"
+	"time"
+)
+
+// Progress is a snapshot of a download, for progress bars and metrics.
+type Progress struct {
+	DataBytes        int64 // content bytes (Layout.Size)
+	VerifiedBytes    int64 // bytes of verified data chunks
+	RecoverableBytes int64 // data bytes in complete stripes plus verified data elsewhere
+	Stripes          int   // stripes in the layout
+	StripesComplete  int   // stripes with d_s verified chunks
+	Requests         int   // outstanding requests (endgame duplicates included)
+	InflightBytes    int64 // bytes of outstanding requests
+	Endgame          bool  // every needed chunk is requested; idle peers duplicate
+	Done             bool
+	Peers            []PeerProgress // live peers, then banned ones still connected; by ID
+}
+
+// PeerProgress is one peer's share of a download.
+type PeerProgress struct {
+	Peer          PeerID
+	Rate          float64       // measured delivery rate, bytes/s (0: not measured yet)
+	Requests      int           // outstanding requests
+	InflightBytes int64         // bytes of outstanding requests
+	Queue         int           // requests the peer may have outstanding now
+	SRTT          time.Duration // smoothed request latency (0: not measured yet)
+	Timeout       time.Duration // timeout a request issued now would get
+	Received      int64         // bytes of new verified chunks from the peer
+	Timeouts      int           // requests that timed out
+	Bad           int           // chunks that failed verification
+	Banned        bool
+}
+
+// Progress returns a snapshot. It allocates; call it at human rates.
+func (s *Scheduler) Progress() Progress {
+	pr := Progress{
+		DataBytes:       s.lay.Size,
+		VerifiedBytes:   s.verifiedData,
+		Stripes:         s.nstripes,
+		StripesComplete: s.complete,
+		Requests:        s.nreqs,
+		InflightBytes:   s.inBytes,
+		Endgame:         !s.done && s.needTotal == 0 && s.nreqs > 0,
+		Done:            s.done,
+	}
+	rec := s.verifiedData
+	for st := range s.nstripes {
+		if !s.sComplete.has(st) {
+			continue
+		}
+		start, d := s.lay.StripeStart(st), s.lay.StripeData(st)
+		for c := start; c < start+d; c++ {
+			if !s.verified.has(c) {
+				rec += int64(s.lay.ChunkBytes(c))
+			}
+		}
+	}
+	pr.RecoverableBytes = rec
+	for _, p := range s.byID {
+		pr.Peers = append(pr.Peers, PeerProgress{
+			Peer:          p.id,
+			Rate:          p.rate,
+			Requests:      len(p.reqs),
+			InflightBytes: p.inflightBytes,
+			Queue:         p.limit,
+			SRTT:          p.srtt,
+			Timeout:       p.rto(&s.cfg),
+			Received:      p.received,
+			Timeouts:      p.timeouts,
+			Bad:           p.bad,
+			Banned:        p.banned,
+		})
+	}
+	slices.SortFunc(pr.Peers, func(a, b PeerProgress) int {
+		if a.Banned != b.Banned {
+			if a.Banned {
+				return 1
+			}
+			return -1
+		}
+		return slices.Compare(a.Peer[:], b.Peer[:])
+	})
+	return pr
+}
