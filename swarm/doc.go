@@ -73,7 +73,7 @@
 //	type 1 hello: | flags u8 | chunk count u32 | bitmap ...        |
 //	       flags bit 0 "all": the sender holds every chunk and no
 //	       bitmap follows; otherwise the bitmap has ceil(count/8)
-//	       bytes, chunk i is bit 0x80>>(i%8) of byte i/8, spare bits 0.
+//	       bytes, chunk i is bit 1<<(i%8) of byte i/8, spare bits 0.
 //	       count is at most 2^22.
 //	type 2 have:  | chunk index u32 | ... (1 to 4096 of them)
 //

@@ -249,8 +249,8 @@ const helloAll = 1 // the sender holds every chunk; no bitmap follows
 type Message struct {
 	Type MsgType
 	// Hello: the chunk count, whether the sender holds everything, and if
-	// not, a bitmap of ceil(N/8) bytes (bit i is byte i/8, mask 0x80>>(i%8);
-	// spare bits zero).
+	// not, a bitmap of ceil(N/8) bytes (chunk i is bit i%8, least significant
+	// first, of byte i/8, as chunker.Bitmap; spare bits zero).
 	N      int
 	All    bool
 	Bitmap []byte
@@ -347,7 +347,7 @@ func decodeBody(t MsgType, body []byte) (Message, error) {
 		if len(rest) != bitmapLen(m.N) {
 			return Message{}, fmt.Errorf("%w: bitmap of %d bytes for %d chunks", ErrProtocol, len(rest), m.N)
 		}
-		if r := m.N % 8; r != 0 && rest[len(rest)-1]&(0xff>>r) != 0 {
+		if r := m.N % 8; r != 0 && rest[len(rest)-1]>>r != 0 {
 			return Message{}, fmt.Errorf("%w: spare bitmap bits set", ErrProtocol)
 		}
 		m.Bitmap = rest

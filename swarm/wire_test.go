@@ -82,7 +82,7 @@ func TestMessageRoundTrip(t *testing.T) {
 	}{
 		{"hello all", Message{Type: MsgHello, N: 100, All: true}},
 		{"hello empty", Message{Type: MsgHello, N: 0, Bitmap: []byte{}}},
-		{"hello bitmap", Message{Type: MsgHello, N: 11, Bitmap: []byte{0xa5, 0xe0}}},
+		{"hello bitmap", Message{Type: MsgHello, N: 11, Bitmap: []byte{0xa5, 0x07}}},
 		{"have one", Message{Type: MsgHave, Indexes: []uint32{42}}},
 		{"have many", Message{Type: MsgHave, Indexes: []uint32{1, 2, 3, 1 << 21}}},
 	}
@@ -119,7 +119,7 @@ func TestMessageRejects(t *testing.T) {
 		{"hello bad flags", []byte{1, 0, 0, 0, 5, 2, 0, 0, 0, 0}},
 		{"hello all with bitmap", []byte{1, 0, 0, 0, 6, 1, 0, 0, 0, 8, 0xff}},
 		{"hello short bitmap", []byte{1, 0, 0, 0, 5, 0, 0, 0, 0, 8}},
-		{"hello spare bits", []byte{1, 0, 0, 0, 6, 0, 0, 0, 0, 4, 0x08}},
+		{"hello spare bits", []byte{1, 0, 0, 0, 6, 0, 0, 0, 0, 4, 0x10}},
 		{"hello too many chunks", []byte{1, 0, 0, 0, 5, 1, 0xff, 0, 0, 0}},
 		{"have empty", []byte{2, 0, 0, 0, 0}},
 		{"have odd", []byte{2, 0, 0, 0, 3, 1, 2, 3}},

@@ -1,0 +1,498 @@
+package swarm
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/swarm/sched"
+)
+
+// eventQueue is the capacity of the driver's event channel. Senders (chunk
+// workers, session readers, decoders) block when it is full, which slows
+// them down; every sender also watches the run's context, so none blocks
+// past the end of the run.
+const eventQueue = 256
+
+type evKind uint8
+
+const (
+	evJoined  evKind = iota + 1 // a session's hello arrived
+	evHave                      // have indexes arrived
+	evLeft                      // a session ended
+	evChunk                     // a chunk request ended
+	evDecoded                   // a stripe decode ended
+)
+
+type event struct {
+	kind    evKind
+	peer    identity.PeerID
+	reqID   uint64
+	chunk   int
+	stripe  int
+	n       int
+	latency time.Duration
+	err     error
+	have    []byte   // evJoined: bitmap (nil: the peer has everything)
+	haves   []uint32 // evHave
+	rebuilt []int    // evDecoded: chunks rebuilt
+}
+
+type reqKey struct {
+	peer  identity.PeerID
+	chunk int
+}
+
+type inflight struct {
+	id     uint64
+	cancel context.CancelFunc
+}
+
+type peerState struct {
+	addr   netip.AddrPort
+	cancel context.CancelFunc
+	joined bool
+	banned bool
+}
+
+// run is one Run of a Download; only the loop goroutine touches its fields
+// (workers get what they need as arguments and answer with events).
+type run struct {
+	d      *Download
+	dl     *chunker.Download
+	m      *chunker.Manifest
+	s      *sched.Scheduler
+	down   *bucket
+	events chan event
+	wg     sync.WaitGroup
+
+	peers     map[identity.PeerID]*peerState
+	reqs      map[reqKey]inflight
+	nextReq   uint64
+	decoding  int
+	schedDone bool
+	all       []byte         // a full bitmap, for hello-all peers
+	counted   chunker.Bitmap // data chunks counted in Progress.Verified
+
+	lastRecv int64
+	lastTick time.Time
+}
+
+func newRun(d *Download, dl *chunker.Download) (*run, error) {
+	m := dl.Manifest()
+	lay := sched.Layout{Size: m.Size, ChunkSize: m.ChunkSize, K: m.DataShards, M: m.ParityShards}
+	have := dl.Have()
+	s, err := sched.New(lay, have, d.cfg.Sched, rand.New(rand.NewPCG(d.cfg.Seed, d.cfg.Seed^0x9e3779b97f4a7c15)))
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", d.id, err)
+	}
+	all := chunker.NewBitmap(m.NumChunks())
+	counted := chunker.NewBitmap(m.NumChunks())
+	var verified int64
+	for i := range m.NumChunks() {
+		all.Set(i)
+		if have.Has(i) && !m.IsParity(i) {
+			verified += int64(m.ChunkLen(i))
+			counted.Set(i)
+		}
+	}
+	d.size.Store(m.Size)
+	d.verified.Store(verified)
+	return &run{
+		d: d, dl: dl, m: m, s: s,
+		down:   newBucket(d.cfg.DownloadRate, 0),
+		events: make(chan event, eventQueue),
+		peers:  make(map[identity.PeerID]*peerState),
+		reqs:   make(map[reqKey]inflight),
+		all:    all, counted: counted,
+	}, nil
+}
+
+var errRunOver = errors.New("swarm: download run over")
+
+func (r *run) loop(ctx context.Context) (err error) {
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer func() {
+		cancel(errRunOver)
+		r.wg.Wait()
+		r.d.peers.Store(0)
+		r.report(time.Now())
+	}()
+	r.lastTick = time.Now()
+	r.pickUp(ctx)
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	ticker := time.NewTicker(r.d.cfg.ProgressEvery)
+	defer ticker.Stop()
+	var acts []sched.Action
+	for {
+		var deadline time.Time
+		acts, deadline = r.s.Ready(acts[:0])
+		for _, a := range acts {
+			r.apply(ctx, a)
+		}
+		if len(acts) > 0 {
+			continue // applying may have produced more (e.g. failed requests)
+		}
+		if r.schedDone && r.decoding == 0 {
+			return r.finish(ctx)
+		}
+		wait := time.Hour
+		if !deadline.IsZero() {
+			wait = max(time.Until(deadline), time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return context.Cause(ctx)
+		case ev := <-r.events:
+			if err := r.handle(ev); err != nil {
+				return err
+			}
+		case <-r.d.wake:
+			r.pickUp(ctx)
+		case now := <-timer.C:
+			r.s.Tick(now)
+		case now := <-ticker.C:
+			r.report(now)
+		}
+		if !timer.Stop() {
+			select {
+			case <-timer.C:
+			default:
+			}
+		}
+	}
+}
+
+// finish syncs the complete output and makes it able to serve every chunk.
+func (r *run) finish(ctx context.Context) error {
+	if !r.dl.Complete() {
+		return fmt.Errorf("download %s: scheduler done but data chunks missing", r.d.id)
+	}
+	if err := r.dl.Sync(); err != nil {
+		return fmt.Errorf("download %s: %w", r.d.id, err)
+	}
+	// Late results still in the queue may not have been counted.
+	r.d.verified.Store(r.m.Size)
+	r.d.done.Store(true)
+	r.d.cfg.Logger.Info("download complete", "id", r.d.id.String(), "size", r.m.Size)
+	return nil
+}
+
+// report publishes progress and calls OnProgress.
+func (r *run) report(now time.Time) {
+	recv := r.d.received.Load()
+	if dt := now.Sub(r.lastTick).Seconds(); dt > 0.05 {
+		inst := float64(recv-r.lastRecv) / dt
+		old := math.Float64frombits(r.d.rate.Load())
+		r.d.rate.Store(math.Float64bits(0.7*old + 0.3*inst))
+		r.lastRecv, r.lastTick = recv, now
+	}
+	if f := r.d.cfg.OnProgress; f != nil {
+		f(r.d.Progress())
+	}
+}
+
+// pickUp starts sessions for peers added since the last call.
+func (r *run) pickUp(ctx context.Context) {
+	r.d.mu.Lock()
+	add := r.d.pending
+	r.d.pending = nil
+	r.d.mu.Unlock()
+	for _, p := range add {
+		if ps := r.peers[p.id]; ps != nil {
+			ps.addr = p.addr // takes effect at the next reconnect
+			continue
+		}
+		sctx, cancel := context.WithCancel(ctx)
+		ps := &peerState{addr: p.addr, cancel: cancel}
+		r.peers[p.id] = ps
+		r.wg.Go(func() { r.session(sctx, p.id, p.addr) })
+	}
+}
+
+// send delivers an event to the loop unless the run is over.
+func (r *run) send(ctx context.Context, ev event) {
+	select {
+	case r.events <- ev:
+	case <-ctx.Done():
+	}
+}
+
+func (r *run) apply(ctx context.Context, a sched.Action) {
+	now := time.Now()
+	pid := identity.PeerID(a.Peer)
+	switch a.Kind {
+	case sched.Request:
+		ps := r.peers[pid]
+		if ps == nil || !ps.joined || ps.banned {
+			r.s.RequestFailed(now, a.Peer, a.Chunk, sched.PeerGone)
+			return
+		}
+		r.nextReq++
+		id := r.nextReq
+		rctx, cancel := context.WithCancel(ctx)
+		r.reqs[reqKey{pid, a.Chunk}] = inflight{id: id, cancel: cancel}
+		addr, chunk := ps.addr, a.Chunk
+		r.wg.Go(func() {
+			defer cancel()
+			start := time.Now()
+			err := r.fetchChunk(rctx, pid, addr, chunk)
+			r.send(ctx, event{kind: evChunk, peer: pid, reqID: id, chunk: chunk, n: r.m.ChunkLen(chunk), latency: time.Since(start), err: err})
+		})
+	case sched.Cancel:
+		k := reqKey{pid, a.Chunk}
+		if req, ok := r.reqs[k]; ok {
+			req.cancel()
+			delete(r.reqs, k)
+		}
+	case sched.Penalise:
+		r.d.cfg.Logger.Info("peer sent a bad chunk", "peer", pid.Short())
+	case sched.Ban:
+		r.d.cfg.Logger.Warn("peer banned", "peer", pid.Short())
+		if ps := r.peers[pid]; ps != nil && !ps.banned {
+			r.d.banned.Add(1)
+			ps.banned = true
+			ps.cancel()
+			if ps.joined {
+				ps.joined = false
+				r.d.peers.Add(-1)
+			}
+		}
+	case sched.DecodeStripe:
+		r.decoding++
+		s := a.Stripe
+		r.wg.Go(func() {
+			rebuilt, err := r.decode(s)
+			r.send(ctx, event{kind: evDecoded, stripe: s, rebuilt: rebuilt, err: err})
+		})
+	case sched.Done:
+		r.schedDone = true
+	}
+}
+
+func (r *run) handle(ev event) error {
+	now := time.Now()
+	sid := sched.PeerID(ev.peer)
+	ps := r.peers[ev.peer]
+	switch ev.kind {
+	case evJoined:
+		if ps == nil || ps.banned {
+			return nil
+		}
+		ps.joined = true
+		r.d.peers.Add(1)
+		have := ev.have
+		if have == nil {
+			have = r.all
+		}
+		r.s.PeerJoined(now, sid, have)
+	case evHave:
+		if ps == nil || !ps.joined {
+			return nil
+		}
+		for _, i := range ev.haves {
+			r.s.Have(now, sid, int(i))
+		}
+	case evLeft:
+		if ps != nil && ps.joined {
+			ps.joined = false
+			r.d.peers.Add(-1)
+			r.s.PeerLeft(now, sid)
+		}
+	case evChunk:
+		k := reqKey{ev.peer, ev.chunk}
+		if req, ok := r.reqs[k]; ok && req.id == ev.reqID {
+			delete(r.reqs, k)
+		}
+		switch {
+		case ev.err == nil:
+			if r.s.ChunkOK(now, sid, ev.chunk, ev.n, ev.latency) {
+				r.d.fetched.Add(1)
+				r.count(ev.chunk)
+				if srv := r.d.cfg.Server; srv != nil {
+					srv.NotifyHave(r.d.id, ev.chunk)
+				}
+			}
+		case errIsBadData(ev.err):
+			r.d.bad.Add(1)
+			r.d.cfg.Logger.Info("bad chunk", "peer", ev.peer.Short(), "chunk", ev.chunk, "err", ev.err)
+			r.s.ChunkBad(now, sid, ev.chunk)
+		case errors.Is(ev.err, context.Canceled):
+			// Cancelled by us (Cancel, Ban or run over): the scheduler
+			// already forgot the request.
+		default:
+			r.s.RequestFailed(now, sid, ev.chunk, reasonOf(ev.err))
+		}
+	case evDecoded:
+		r.decoding--
+		if ev.err != nil {
+			return fmt.Errorf("download %s: %w", r.d.id, ev.err)
+		}
+		for _, i := range ev.rebuilt {
+			r.count(i)
+			if srv := r.d.cfg.Server; srv != nil {
+				srv.NotifyHave(r.d.id, i)
+			}
+		}
+	}
+	return nil
+}
+
+// count adds data chunk i to the verified bytes, once.
+func (r *run) count(i int) {
+	if r.m.IsParity(i) || r.counted.Has(i) {
+		return
+	}
+	r.counted.Set(i)
+	r.d.verified.Add(int64(r.m.ChunkLen(i)))
+}
+
+// reasonOf maps a failed request's error to the scheduler's reason.
+func reasonOf(err error) sched.Reason {
+	var se *StatusError
+	switch {
+	case errors.As(err, &se) && se.Status == StatusBusy:
+		return sched.Busy
+	case errors.As(err, &se):
+		return sched.NotFound
+	case errors.Is(err, errDial):
+		return sched.PeerGone
+	}
+	return sched.Timeout
+}
+
+var errDial = errors.New("swarm: cannot open stream")
+
+// fetchChunk fetches chunk i from peer and writes it to the download (which
+// verifies it). Bad bytes wrap chunker.ErrChunkMismatch or ErrProtocol.
+func (r *run) fetchChunk(ctx context.Context, peer identity.PeerID, addr netip.AddrPort, i int) error {
+	st, stop, err := openRequest(ctx, r.d.dialer, peer, addr, Request{Kind: KindChunk, ID: r.d.id, Index: uint32(i)})
+	if err != nil {
+		if ctx.Err() != nil {
+			return context.Canceled
+		}
+		return fmt.Errorf("%w: %w", errDial, err)
+	}
+	defer stop()
+	n := r.m.ChunkLen(i)
+	if _, err := readResponse(st, n, n); err != nil {
+		reset(st, CodeCancelled)
+		return r.ctxErr(ctx, err)
+	}
+	bp := getBuf(n)
+	defer putBuf(bp)
+	buf := *bp
+	for off := 0; off < n; {
+		end := min(off+sendPiece, n)
+		if err := r.down.wait(ctx, end-off); err != nil {
+			reset(st, CodeCancelled)
+			return context.Canceled
+		}
+		if err := readFull(st, buf[off:end]); err != nil {
+			reset(st, CodeCancelled)
+			return r.ctxErr(ctx, fmt.Errorf("reading chunk %d: %w", i, err))
+		}
+		r.d.received.Add(int64(end - off))
+		off = end
+	}
+	st.CancelRead(CodeCancelled) // nothing more to read; frees the stream
+	if err := r.dl.WriteChunk(i, buf); err != nil {
+		return fmt.Errorf("chunk %d from %s: %w", i, peer.Short(), err)
+	}
+	return nil
+}
+
+func (r *run) ctxErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return context.Canceled
+	}
+	return err
+}
+
+// decode rebuilds stripe s and returns the chunks it added.
+func (r *run) decode(s int) ([]int, error) {
+	start, n := r.m.StripeStart(s), r.m.StripeLen(s)
+	var missing []int
+	for i := start; i < start+n; i++ {
+		if !r.dl.HasChunk(i) {
+			missing = append(missing, i)
+		}
+	}
+	if err := r.dl.Decode(s); err != nil {
+		return nil, err
+	}
+	return missing, nil
+}
+
+// session keeps a control stream open to peer, reconnecting with backoff
+// until ctx ends (the run is over or the peer was banned).
+func (r *run) session(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) {
+	backoff := 250 * time.Millisecond
+	for {
+		joined, err := r.sessionOnce(ctx, peer, addr)
+		r.send(ctx, event{kind: evLeft, peer: peer, err: err})
+		if ctx.Err() != nil {
+			return
+		}
+		r.d.cfg.Logger.Debug("session ended", "peer", peer.Short(), "err", err)
+		if joined {
+			backoff = 250 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(2*backoff, 5*time.Second)
+	}
+}
+
+func (r *run) sessionOnce(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) (joined bool, err error) {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	st, stop, err := openRequest(ctx, r.d.dialer, peer, addr, Request{Kind: KindSession, ID: r.d.id})
+	if err != nil {
+		return false, err
+	}
+	defer stop()
+	defer reset(st, CodeClosing)
+	n := r.m.NumChunks()
+	if _, err := st.Write(AppendMessage(nil, helloFor(n, r.dl.HasChunk))); err != nil {
+		return false, fmt.Errorf("sending hello: %w", err)
+	}
+	if _, err := readResponse(st, 0, 0); err != nil {
+		return false, err
+	}
+	mr := msgReader{r: st}
+	m, err := mr.next()
+	if err == nil {
+		err = checkHello(m, n)
+	}
+	if err != nil {
+		return false, fmt.Errorf("reading hello: %w", err)
+	}
+	ev := event{kind: evJoined, peer: peer}
+	if !m.All {
+		ev.have = append([]byte(nil), m.Bitmap...)
+	}
+	r.send(ctx, ev)
+	for {
+		m, err := mr.next()
+		if err == nil {
+			err = checkHave(m, n)
+		}
+		if err != nil {
+			return true, fmt.Errorf("reading have: %w", err)
+		}
+		r.send(ctx, event{kind: evHave, peer: peer, haves: append([]uint32(nil), m.Indexes...)})
+	}
+}
