@@ -1,0 +1,345 @@
+package discovery
+
+import (
+	"math/rand/v2"
+	"net/netip"
+	"time"
+
+	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/overlay/ipv8"
+)
+
+// Peer is one entry of the peer table.
+type Peer struct {
+	Key identity.PublicKey
+	ID  identity.PeerID
+	// Addr is the address the peer's messages come from and ours go to.
+	Addr netip.AddrPort
+	// LAN and WAN are the addresses the peer announced for itself.
+	LAN, WAN netip.AddrPort
+	// NewStyle: the peer speaks the new (ip_address) message forms.
+	NewStyle bool
+	// Added is when the peer entered the table; LastSeen when it was last
+	// heard from.
+	Added, LastSeen time.Time
+}
+
+// Mid returns the peer's py-ipv8 identifier (SHA-1 of its key).
+func (p *Peer) Mid() [20]byte { return p.Key.Mid() }
+
+// EventKind tells events apart.
+type EventKind uint8
+
+// Event kinds.
+const (
+	PeerAdded EventKind = iota + 1
+	PeerRemoved
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case PeerAdded:
+		return "peer added"
+	case PeerRemoved:
+		return "peer removed"
+	}
+	return "unknown event"
+}
+
+// Event reports a change of the peer table.
+type Event struct {
+	Kind   EventKind
+	Peer   Peer
+	Reason string // why a peer was removed: "silent", "replaced"
+}
+
+// Send is one datagram the driver must send: payload of message MsgID in
+// the walk's community, signed unless Unsigned.
+type Send struct {
+	To       netip.AddrPort
+	MsgID    byte
+	Unsigned bool
+	Payload  []byte
+}
+
+// Output is what a Core call asks the driver to do. Its slices are
+// reused by the next call.
+type Output struct {
+	Sends  []Send
+	Events []Event
+}
+
+// Stats counts what the walk did.
+type Stats struct {
+	IntroRequestsSent       uint64 // to peers, walkable and bootstrap addresses
+	IntroRequestsAnswered   uint64 // requests we answered
+	IntroRequestsRefused    uint64 // answered with peer-limit-reached
+	IntroResponses          uint64 // responses matched to a pending request
+	IntroTimeouts           uint64 // requests unanswered after IntroTimeout
+	Unsolicited             uint64 // responses and pongs matching nothing pending
+	PunctureRequestsSent    uint64
+	PuncturesSent           uint64
+	PuncturesReceived       uint64
+	PunctureRequestsIgnored uint64 // from addresses we do not know
+	PingsSent               uint64
+	PongsSent               uint64
+	BootstrapRounds         uint64
+	PeersAdded              uint64
+	PeersDropped            uint64 // silent past DropAfter
+	Malformed               uint64 // payloads that did not decode
+}
+
+type pendingIntro struct {
+	to        netip.AddrPort
+	sent      time.Time
+	bootstrap bool
+}
+
+type pendingPing struct {
+	to   netip.AddrPort
+	sent time.Time
+}
+
+type walkable struct {
+	newStyle bool
+	added    time.Time
+}
+
+// Core is the walk as a state machine: it takes messages and the time,
+// and returns datagrams to send and table events. It does no I/O, holds
+// no goroutines and reads no clock; it is not safe for concurrent use.
+type Core struct {
+	cfg  Config
+	rng  *rand.Rand
+	self identity.PublicKey
+
+	lan, wan netip.AddrPort // our own addresses
+
+	peers     map[netip.AddrPort]*Peer
+	byKey     map[identity.PublicKey]netip.AddrPort
+	walkable  map[netip.AddrPort]walkable
+	newStyle  map[netip.AddrPort]bool // bootstrap addresses known to speak the new form
+	bootstrap map[netip.AddrPort]bool
+	pending   map[uint16]pendingIntro
+	pings     map[uint16]pendingPing
+	lastPing  map[netip.AddrPort]time.Time
+
+	lastBootstrap time.Time
+	nextWalk      time.Time
+	stats         Stats
+	out           Output
+}
+
+// NewCore returns a Core for the node with key self. cfg is populated
+// with defaults; rng drives every random choice.
+func NewCore(self identity.PublicKey, cfg Config, rng *rand.Rand) (*Core, error) {
+	cfg, err := cfg.populate()
+	if err != nil {
+		return nil, err
+	}
+	c := &Core{
+		cfg:       cfg,
+		rng:       rng,
+		self:      self,
+		lan:       unmap(cfg.LANAddress),
+		wan:       unmap(cfg.LANAddress),
+		peers:     make(map[netip.AddrPort]*Peer),
+		byKey:     make(map[identity.PublicKey]netip.AddrPort),
+		walkable:  make(map[netip.AddrPort]walkable),
+		newStyle:  make(map[netip.AddrPort]bool),
+		bootstrap: make(map[netip.AddrPort]bool),
+		pending:   make(map[uint16]pendingIntro),
+		pings:     make(map[uint16]pendingPing),
+		lastPing:  make(map[netip.AddrPort]time.Time),
+	}
+	for _, a := range cfg.Bootstrap {
+		c.bootstrap[a] = true
+	}
+	return c, nil
+}
+
+// Config returns the populated configuration.
+func (c *Core) Config() Config { return c.cfg }
+
+// Stats returns the counters.
+func (c *Core) Stats() Stats { return c.stats }
+
+// Addresses returns this node's LAN address and its WAN address as
+// learned from introduction responses.
+func (c *Core) Addresses() (lan, wan netip.AddrPort) { return c.lan, c.wan }
+
+// SetLAN sets this node's LAN address (and its WAN address too while no
+// response has told it otherwise).
+func (c *Core) SetLAN(a netip.AddrPort) {
+	a = unmap(a)
+	if c.wan == c.lan {
+		c.wan = a
+	}
+	c.lan = a
+}
+
+// Peers returns a copy of the table, in no particular order.
+func (c *Core) Peers() []Peer {
+	out := make([]Peer, 0, len(c.peers))
+	for _, p := range c.peers {
+		out = append(out, *p)
+	}
+	return out
+}
+
+// NumPeers returns the table's size.
+func (c *Core) NumPeers() int { return len(c.peers) }
+
+// NextDeadline returns when Tick next has work to do.
+func (c *Core) NextDeadline() time.Time { return c.nextWalk }
+
+func (c *Core) reset() *Output {
+	c.out.Sends = c.out.Sends[:0]
+	c.out.Events = c.out.Events[:0]
+	return &c.out
+}
+
+// Tick runs the timers due at now: introduction timeouts, pings of idle
+// peers, dropping silent ones, and one walk step.
+func (c *Core) Tick(now time.Time) *Output {
+	out := c.reset()
+	if now.Before(c.nextWalk) {
+		return out
+	}
+	c.nextWalk = now.Add(c.cfg.WalkInterval)
+	c.expire(now)
+	c.churn(now)
+	c.walk(now)
+	return out
+}
+
+// expire forgets introduction requests and pings that went unanswered.
+func (c *Core) expire(now time.Time) {
+	for id, p := range c.pending {
+		if now.Sub(p.sent) >= c.cfg.IntroTimeout {
+			delete(c.pending, id)
+			c.stats.IntroTimeouts++
+		}
+	}
+	for id, p := range c.pings {
+		if now.Sub(p.sent) >= c.cfg.IntroTimeout {
+			delete(c.pings, id)
+		}
+	}
+	for a, w := range c.walkable {
+		if now.Sub(w.added) >= c.cfg.DropAfter {
+			delete(c.walkable, a)
+		}
+	}
+}
+
+// churn pings idle peers and drops silent ones. A peer idle past
+// PingAfter is pinged, and pinged again every third of the remaining
+// time to DropAfter, so it gets about three chances.
+func (c *Core) churn(now time.Time) {
+	repin := (c.cfg.DropAfter - c.cfg.PingAfter) / 3
+	for addr, p := range c.peers {
+		idle := now.Sub(p.LastSeen)
+		switch {
+		case idle >= c.cfg.DropAfter:
+			c.removePeer(addr, "silent")
+			c.stats.PeersDropped++
+		case idle >= c.cfg.PingAfter:
+			if last, ok := c.lastPing[addr]; ok && now.Sub(last) < repin && last.After(p.LastSeen) {
+				continue
+			}
+			c.lastPing[addr] = now
+			id := c.newID(func(id uint16) bool { _, ok := c.pings[id]; return ok })
+			c.pings[id] = pendingPing{to: addr, sent: now}
+			ping := ipv8.Ping{Identifier: id}
+			c.out.Sends = append(c.out.Sends, Send{To: addr, MsgID: ipv8.MsgPing, Unsigned: true, Payload: ping.Append(nil)})
+			c.stats.PingsSent++
+		}
+	}
+}
+
+// walk takes one step of the random walk while the table is below its
+// target: to an introduced (walkable) address or a random peer, or, with
+// neither, to the bootstrap addresses at most every BootstrapInterval.
+func (c *Core) walk(now time.Time) {
+	if len(c.peers) >= c.cfg.TargetPeers {
+		return
+	}
+	useWalkable := len(c.walkable) > 0 && (len(c.peers) == 0 || c.rng.IntN(2) == 0)
+	switch {
+	case useWalkable:
+		addr := pickKey(c.rng, c.walkable)
+		w := c.walkable[addr]
+		delete(c.walkable, addr)
+		c.sendIntroRequest(now, addr, w.newStyle, false)
+	case len(c.peers) > 0:
+		p := c.peers[pickKey(c.rng, c.peers)]
+		c.sendIntroRequest(now, p.Addr, p.NewStyle, false)
+	default:
+		c.bootstrapRound(now)
+	}
+}
+
+func (c *Core) bootstrapRound(now time.Time) {
+	if len(c.cfg.Bootstrap) == 0 || (!c.lastBootstrap.IsZero() && now.Sub(c.lastBootstrap) < c.cfg.BootstrapInterval) {
+		return
+	}
+	c.lastBootstrap = now
+	c.stats.BootstrapRounds++
+	for _, a := range c.cfg.Bootstrap {
+		c.sendIntroRequest(now, a, c.newStyle[a], true)
+	}
+}
+
+// WalkTo sends an introduction request to addr now (an address from a
+// link, a LAN announcement or the command line).
+func (c *Core) WalkTo(now time.Time, addr netip.AddrPort) *Output {
+	out := c.reset()
+	addr = unmap(addr)
+	if addr.IsValid() && !c.isSelf(addr) {
+		c.sendIntroRequest(now, addr, false, c.bootstrap[addr])
+	}
+	return out
+}
+
+func (c *Core) sendIntroRequest(now time.Time, to netip.AddrPort, newStyle, bootstrap bool) {
+	id := c.newID(func(id uint16) bool { _, ok := c.pending[id]; return ok })
+	req := ipv8.IntroRequest{
+		NewStyle:         newStyle || to.Addr().Is6() || c.lan.Addr().Is6() || c.wan.Addr().Is6(),
+		Destination:      to,
+		SourceLAN:        c.lan,
+		SourceWAN:        c.wan,
+		SupportsNewStyle: true,
+		Advice:           true,
+		Identifier:       id,
+	}
+	p, err := req.Append(nil)
+	if err != nil {
+		return
+	}
+	c.pending[id] = pendingIntro{to: to, sent: now, bootstrap: bootstrap}
+	c.out.Sends = append(c.out.Sends, Send{To: to, MsgID: req.MsgID(), Payload: p})
+	c.stats.IntroRequestsSent++
+}
+
+// newID returns a random identifier for which taken is false.
+func (c *Core) newID(taken func(uint16) bool) uint16 {
+	for {
+		id := uint16(c.rng.Uint32())
+		if !taken(id) {
+			return id
+		}
+	}
+}
+
+// pickKey returns a uniformly random key of m, which must not be empty.
+// Map iteration order is not random enough (nor deterministic), so keys
+// are sorted by a stable order first.
+func pickKey[V any](rng *rand.Rand, m map[netip.AddrPort]V) netip.AddrPort {
+	keys := make([]netip.AddrPort, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sortAddrs(keys)
+	return keys[rng.IntN(len(keys))]
+}

@@ -1,0 +1,57 @@
+package discovery
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"time"
+)
+
+// addPeer puts p in the table, replacing an entry of the same key at
+// another address (the peer moved).
+func (c *Core) addPeer(now time.Time, p Peer) {
+	if old, ok := c.byKey[p.Key]; ok {
+		c.removePeer(old, "moved")
+	}
+	if old, ok := c.peers[p.Addr]; ok {
+		c.removePeer(old.Addr, "replaced")
+	}
+	p.ID = p.Key.PeerID()
+	p.Added, p.LastSeen = now, now
+	c.peers[p.Addr] = &p
+	c.byKey[p.Key] = p.Addr
+	delete(c.walkable, p.Addr)
+	c.stats.PeersAdded++
+	c.out.Events = append(c.out.Events, Event{Kind: PeerAdded, Peer: p})
+}
+
+func (c *Core) removePeer(addr netip.AddrPort, reason string) {
+	p, ok := c.peers[addr]
+	if !ok {
+		return
+	}
+	delete(c.peers, addr)
+	delete(c.byKey, p.Key)
+	delete(c.lastPing, addr)
+	c.out.Events = append(c.out.Events, Event{Kind: PeerRemoved, Peer: *p, Reason: reason})
+}
+
+func (c *Core) isSelf(a netip.AddrPort) bool {
+	return a == c.lan || a == c.wan
+}
+
+// isPublic reports whether a is a routable unicast address, one a
+// response may teach us as our WAN address.
+func isPublic(a netip.Addr) bool {
+	a = a.Unmap()
+	return a.IsGlobalUnicast() && !a.IsPrivate()
+}
+
+func sortAddrs(s []netip.AddrPort) {
+	slices.SortFunc(s, func(a, b netip.AddrPort) int {
+		if c := a.Addr().Compare(b.Addr()); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Port(), b.Port())
+	})
+}
