@@ -9,6 +9,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"os"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -232,6 +233,9 @@ func (d *Download) open(ctx context.Context) (*chunker.Download, error) {
 				}
 				d.cfg.Logger.Info("metadata fetch failed", "peer", p.id.Short(), "err", err)
 				continue
+			}
+			if err := os.MkdirAll(d.outDir, 0o755); err != nil {
+				return nil, fmt.Errorf("download %s: %w", d.id, err)
 			}
 			dl, err := d.store.CreateDownload(m, leaves, d.outDir, d.cfg.Chunker)
 			if err != nil {

@@ -129,6 +129,9 @@ func seedPart(t *testing.T, p, src *tpeer, c content, keep func(i int) bool) {
 		t.Fatalf("Open: %v", err)
 	}
 	defer full.Close()
+	if err := os.MkdirAll(filepath.Join(p.dir, "part"), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	dl, err := p.store.CreateDownload(c.man, full.Leaves(), filepath.Join(p.dir, "part"), chunker.DownloadOptions{})
 	if err != nil {
 		t.Fatalf("CreateDownload: %v", err)
