@@ -1,0 +1,429 @@
+package dht
+
+import (
+	"cmp"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/shoal-p2p/shoal/overlay/identity"
+)
+
+// Outgoing is a message Core wants sent. Payload is owned by the receiver of
+// Ready.
+type Outgoing struct {
+	To      netip.AddrPort
+	Payload []byte
+}
+
+// LookupID names a lookup started by Bootstrap, Provide, FindProviders or
+// FindNode. IDs are never reused by one Core.
+type LookupID uint64
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// EventProvider: a lookup found a new, verified provider.
+	EventProvider EventKind = 1 + iota
+	// EventDone: a lookup ended; Err says whether it failed. It is the last
+	// event of its lookup.
+	EventDone
+)
+
+// Event is an output of Core about one lookup.
+type Event struct {
+	Lookup   LookupID
+	Kind     EventKind
+	Provider Provider    // EventProvider
+	Closest  []Contact   // EventDone: the closest nodes that answered
+	Stats    LookupStats // EventDone
+	Err      error       // EventDone: nil, ErrNoContacts, ErrNotStored
+}
+
+// LookupStats describes a finished lookup.
+type LookupStats struct {
+	Requests int // requests sent (queries and stores)
+	Replies  int // replies received
+	Timeouts int // requests that timed out
+	// Hops is the length of the referral chain to the first provider found
+	// (provider lookups that found one), else to the closest node that
+	// answered. Querying a node from our own table is one hop.
+	Hops      int
+	Providers int // distinct providers found
+	Stored    int // Provide: nodes that acknowledged storing the record
+	Duration  time.Duration
+}
+
+// Ready is what Core produced since the last call to Ready.
+type Ready struct {
+	Messages []Outgoing
+	Events   []Event
+}
+
+// Counters count what Core received, sent and refused. Every refusal of bad
+// input increments exactly one refusal counter.
+type Counters struct {
+	MessagesIn  uint64 // payloads handed to HandleMessage
+	MessagesOut uint64 // messages produced
+	// Refusals of bad input.
+	Malformed         uint64 // undecodable payloads (truncated, bad lengths, unknown version or type)
+	Oversized         uint64 // payloads over MaxMessageSize
+	RateLimited       uint64 // requests over the sender's rate
+	UnexpectedReplies uint64 // replies to no pending request, or from another node than asked
+	BadSignatures     uint64 // provider records whose signature does not verify
+	BadTokens         uint64 // add provider without a valid token for the sender
+	ForeignRecords    uint64 // add provider carrying another publisher's record, or records for another key
+	BadExpiry         uint64 // records already expired or living too long
+	StoreFull         uint64 // records refused by storage bounds
+	// Other events.
+	Timeouts      uint64 // requests that got no reply in time
+	RecordsStored uint64 // records accepted from others
+}
+
+type purpose uint8
+
+const (
+	forLookup    purpose = iota + 1 // a lookup query
+	forStore                        // an add provider of a Provide
+	forBootstrap                    // a ping to a bootstrap address
+	forLiveness                     // a ping to a bucket's stale head
+)
+
+// request is a pending request awaiting its reply.
+type request struct {
+	txid     uint32
+	typ      MsgType
+	to       netip.AddrPort
+	id       identity.PeerID // expected responder; zero for bootstrap pings
+	deadline time.Time
+	purpose  purpose
+	lookup   LookupID
+	cand     *cand
+}
+
+// provision is content we announce.
+type provision struct {
+	next time.Time // next republish
+}
+
+// Core is the DHT state machine. It does no I/O: inputs carry `now`, outputs
+// are drained with Ready, and Tick must be called at NextDeadline. It is not
+// safe for concurrent use.
+type Core struct {
+	cfg    Config
+	log    *slog.Logger
+	signer Signer
+	self   identity.PeerID
+	rng    *rand.Rand
+
+	table   *table
+	store   *store
+	tokens  tokens
+	limiter *limiter
+
+	pending    map[uint32]*request
+	lookups    map[LookupID]*lookup
+	nextLookup LookupID
+	providing  map[Key]*provision
+	observed   netip.AddrPort
+	nextMaint  time.Time
+
+	out      []Outgoing
+	events   []Event
+	counters Counters
+}
+
+const maintEvery = time.Minute
+
+// NewCore makes a Core for the node whose key signs with signer. rng must be
+// seeded by the caller and used by nothing else.
+func NewCore(cfg Config, signer Signer, rng *rand.Rand, now time.Time) (*Core, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	self := signer.Public().PeerID()
+	c := &Core{
+		cfg: cfg, log: cfg.Logger, signer: signer, self: self, rng: rng,
+		table:     newTable(self, cfg.K, cfg.MaxFailures, cfg.PingAfter, now),
+		store:     newStore(cfg.MaxRecords, cfg.MaxRecordsPerProvider, cfg.MaxProvidersPerKey),
+		tokens:    newTokens(rng, now, cfg.TokenRotation),
+		limiter:   newLimiter(cfg.RequestRate, cfg.RequestBurst, cfg.MaxSenders),
+		pending:   make(map[uint32]*request),
+		lookups:   make(map[LookupID]*lookup),
+		providing: make(map[Key]*provision),
+		nextMaint: now.Add(maintEvery),
+	}
+	return c, nil
+}
+
+// Self returns our Kademlia ID.
+func (c *Core) Self() identity.PeerID { return c.self }
+
+// Counters returns a copy of the counters.
+func (c *Core) Counters() Counters { return c.counters }
+
+// TableSize returns the number of nodes in the routing table.
+func (c *Core) TableSize() int { return c.table.Len() }
+
+// StoredRecords returns the number of provider records held for others.
+func (c *Core) StoredRecords() int { return c.store.Len() }
+
+// Closest returns up to n nodes of the routing table closest to target.
+func (c *Core) Closest(target Key, n int) []Contact { return c.table.closest(nil, target, n) }
+
+// SetAddrs sets the addresses put in our provider records (at most
+// MaxRecordAddrs; unusable ones are dropped).
+func (c *Core) SetAddrs(addrs []netip.AddrPort) {
+	c.cfg.Addrs = c.cfg.Addrs[:0]
+	for _, a := range addrs {
+		if validAddr(a) && len(c.cfg.Addrs) < MaxRecordAddrs {
+			c.cfg.Addrs = append(c.cfg.Addrs, a)
+		}
+	}
+}
+
+// Ready returns and forgets the messages and events produced so far.
+func (c *Core) Ready() Ready {
+	r := Ready{Messages: c.out, Events: c.events}
+	c.out, c.events = nil, nil
+	return r
+}
+
+// NextDeadline returns when Tick must next be called.
+func (c *Core) NextDeadline() time.Time {
+	d := c.nextMaint
+	for _, r := range c.pending {
+		if r.deadline.Before(d) {
+			d = r.deadline
+		}
+	}
+	return d
+}
+
+// Tick fires timeouts and periodic work due at now.
+func (c *Core) Tick(now time.Time) {
+	var expired []*request
+	for _, r := range c.pending {
+		if !now.Before(r.deadline) {
+			expired = append(expired, r)
+		}
+	}
+	slices.SortFunc(expired, func(a, b *request) int {
+		return cmp.Or(a.deadline.Compare(b.deadline), cmp.Compare(a.txid, b.txid))
+	})
+	for _, r := range expired {
+		delete(c.pending, r.txid)
+		c.counters.Timeouts++
+		c.timedOut(now, r)
+	}
+	if !now.Before(c.nextMaint) {
+		c.maintain(now)
+		c.nextMaint = now.Add(maintEvery)
+	}
+}
+
+func (c *Core) timedOut(now time.Time, r *request) {
+	switch r.purpose {
+	case forLiveness:
+		c.table.failed(r.id, now)
+	case forBootstrap:
+		if l := c.lookups[r.lookup]; l != nil {
+			l.stats.Timeouts++
+			c.bootstrapAnswered(now, l)
+		}
+	case forLookup:
+		c.table.failed(r.id, now)
+		if l := c.lookups[r.lookup]; l != nil && r.cand.state == candInflight {
+			l.stats.Timeouts++
+			r.cand.state = candFailed
+			l.inflight--
+			c.step(now, l)
+		}
+	case forStore:
+		c.table.failed(r.id, now)
+		if l := c.lookups[r.lookup]; l != nil {
+			l.stats.Timeouts++
+			l.storePending--
+			c.maybeFinishStore(now, l)
+		}
+	}
+}
+
+// maintain rotates the token secret, expires records, republishes and
+// refreshes stale buckets.
+func (c *Core) maintain(now time.Time) {
+	c.tokens.rotate(c.rng, now)
+	c.store.expire(now)
+	keys := make([]Key, 0, len(c.providing))
+	for k, p := range c.providing {
+		if !now.Before(p.next) {
+			keys = append(keys, k)
+		}
+	}
+	slices.SortFunc(keys, func(a, b Key) int { return slices.Compare(a[:], b[:]) })
+	for _, k := range keys {
+		c.providing[k].next = now.Add(c.cfg.RepublishInterval)
+		c.startLookup(now, kindProvide, k, true)
+	}
+	for _, i := range c.table.staleBuckets(nil, now.Add(-c.cfg.RefreshInterval)) {
+		c.startLookup(now, kindFindNode, randomKeyInBucket(c.rng, c.self, i), true)
+	}
+}
+
+// send queues a message that needs no reply.
+func (c *Core) send(to netip.AddrPort, m Message) {
+	c.out = append(c.out, Outgoing{To: to, Payload: m.Append(make([]byte, 0, 64))})
+	c.counters.MessagesOut++
+}
+
+// request queues a request and remembers it until its reply or timeout.
+func (c *Core) request(now time.Time, to netip.AddrPort, id identity.PeerID, m Message, p purpose, l LookupID, cd *cand) {
+	for {
+		m.TxID = c.rng.Uint32()
+		if _, busy := c.pending[m.TxID]; !busy && m.TxID != 0 {
+			break
+		}
+	}
+	c.pending[m.TxID] = &request{txid: m.TxID, typ: m.Type, to: to, id: id,
+		deadline: now.Add(c.cfg.RequestTimeout), purpose: p, lookup: l, cand: cd}
+	c.send(to, m)
+}
+
+// seenNode updates the routing table with a node that proved its key, and
+// pings a stale bucket head if the table asks for it.
+func (c *Core) seenNode(now time.Time, ct Contact) {
+	if !validAddr(ct.Addr) {
+		return
+	}
+	if head, ok := c.table.seen(ct, now); ok {
+		c.request(now, head.Addr, head.ID, Message{Type: MsgPing}, forLiveness, 0, nil)
+	}
+}
+
+// recordAddrs returns the addresses to put in our records.
+func (c *Core) recordAddrs() []netip.AddrPort {
+	if len(c.cfg.Addrs) > 0 {
+		return slices.Clone(c.cfg.Addrs)
+	}
+	if validAddr(c.observed) {
+		return []netip.AddrPort{c.observed}
+	}
+	return nil
+}
+
+func (c *Core) emit(e Event) { c.events = append(c.events, e) }
+
+// HandleMessage processes one payload that arrived from `from`, sent (and
+// signed, at the datagram layer) by the holder of sender.
+func (c *Core) HandleMessage(now time.Time, from netip.AddrPort, sender identity.PublicKey, payload []byte) {
+	c.counters.MessagesIn++
+	m, err := DecodeMessage(payload)
+	if err != nil {
+		if len(payload) > MaxMessageSize {
+			c.counters.Oversized++
+		} else {
+			c.counters.Malformed++
+		}
+		c.log.Debug("dht: dropping bad message", "from", from, "err", err)
+		return
+	}
+	id := sender.PeerID()
+	if id == c.self {
+		c.counters.UnexpectedReplies++
+		return
+	}
+	if m.Type.isRequest() {
+		if !c.limiter.allow(from, now) {
+			c.counters.RateLimited++
+			return
+		}
+		c.seenNode(now, Contact{ID: id, Addr: from})
+		c.handleRequest(now, from, sender, id, m)
+		return
+	}
+	r := c.pending[m.TxID]
+	if r == nil || replyType(r.typ) != m.Type || (r.id.IsZero() && r.to != from) || (!r.id.IsZero() && r.id != id) {
+		c.counters.UnexpectedReplies++
+		return
+	}
+	delete(c.pending, m.TxID)
+	c.seenNode(now, Contact{ID: id, Addr: from})
+	c.handleReply(now, r, id, from, m)
+}
+
+func replyType(t MsgType) MsgType {
+	switch t {
+	case MsgPing:
+		return MsgPong
+	case MsgFindNode:
+		return MsgNodes
+	case MsgGetProviders:
+		return MsgProviders
+	case MsgAddProvider:
+		return MsgAddProviderAck
+	}
+	return 0
+}
+
+func (c *Core) handleReply(now time.Time, r *request, id identity.PeerID, from netip.AddrPort, m Message) {
+	switch r.purpose {
+	case forLiveness:
+		// seenNode already refreshed the entry.
+	case forBootstrap:
+		if validAddr(m.Observed) {
+			c.observed = m.Observed
+		}
+		if l := c.lookups[r.lookup]; l != nil {
+			l.stats.Replies++
+			l.reached++
+			c.bootstrapAnswered(now, l)
+		}
+	case forLookup:
+		l := c.lookups[r.lookup]
+		if l == nil || r.cand.state != candInflight {
+			return
+		}
+		l.stats.Replies++
+		l.inflight--
+		r.cand.state = candAnswered
+		r.cand.token = m.Token
+		c.lookupReply(now, l, r.cand, m)
+		c.step(now, l)
+	case forStore:
+		l := c.lookups[r.lookup]
+		if l == nil {
+			return
+		}
+		l.stats.Replies++
+		if m.Status == AckStored {
+			l.stats.Stored++
+		}
+		l.storePending--
+		c.maybeFinishStore(now, l)
+	}
+}
+
+// checkRecord validates a record for key received at now, counting the
+// reason of a refusal. It returns the ack status.
+func (c *Core) checkRecord(r *Record, key Key, now time.Time) uint8 {
+	switch {
+	case r.Content != key:
+		c.counters.ForeignRecords++
+		return AckForeignRecord
+	case r.Expires <= now.Unix() || r.Expires > now.Add(c.cfg.RecordTTL+10*time.Minute).Unix():
+		c.counters.BadExpiry++
+		return AckBadExpiry
+	case !r.Verify():
+		c.counters.BadSignatures++
+		return AckBadSignature
+	}
+	return AckStored
+}
+
+func (c *Core) String() string { return fmt.Sprintf("dht.Core(%s)", c.self.Short()) }

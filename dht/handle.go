@@ -1,0 +1,76 @@
+package dht
+
+import (
+	"net/netip"
+	"slices"
+	"time"
+
+	"github.com/shoal-p2p/shoal/overlay/identity"
+)
+
+// handleRequest answers a request from a node that passed the rate limit.
+func (c *Core) handleRequest(now time.Time, from netip.AddrPort, sender identity.PublicKey, id identity.PeerID, m Message) {
+	switch m.Type {
+	case MsgPing:
+		c.send(from, Message{Type: MsgPong, TxID: m.TxID, Observed: from})
+	case MsgFindNode:
+		c.send(from, Message{Type: MsgNodes, TxID: m.TxID, Contacts: c.closestExcept(m.Target, id)})
+	case MsgGetProviders:
+		c.send(from, c.providersReply(now, from, id, m))
+	case MsgAddProvider:
+		c.send(from, Message{Type: MsgAddProviderAck, TxID: m.TxID, Status: c.addProvider(now, from, sender, id, m)})
+	}
+}
+
+// closestExcept returns our k closest contacts to target, leaving out the
+// requester.
+func (c *Core) closestExcept(target Key, requester identity.PeerID) []Contact {
+	cs := c.table.closest(make([]Contact, 0, c.cfg.K+1), target, c.cfg.K+1)
+	cs = slices.DeleteFunc(cs, func(x Contact) bool { return x.ID == requester })
+	return cs[:min(len(cs), c.cfg.K)]
+}
+
+// providersReply builds a providers reply within MaxMessageSize: records
+// first, then as many closer contacts as fit.
+func (c *Core) providersReply(now time.Time, from netip.AddrPort, id identity.PeerID, m Message) Message {
+	reply := Message{Type: MsgProviders, TxID: m.TxID, Token: c.tokens.make(from, id)}
+	size := headerSize + 1 + len(reply.Token) + 1 + 1
+	for _, r := range c.store.get(m.Target, now) {
+		if size+r.size() > MaxMessageSize || len(reply.Records) == 255 {
+			break
+		}
+		size += r.size()
+		reply.Records = append(reply.Records, *r)
+	}
+	for _, ct := range c.closestExcept(m.Target, id) {
+		n := 32 + addrSize(ct.Addr)
+		if size+n > MaxMessageSize {
+			break
+		}
+		size += n
+		reply.Contacts = append(reply.Contacts, ct)
+	}
+	return reply
+}
+
+// addProvider checks and stores a record; it returns the ack status.
+func (c *Core) addProvider(now time.Time, from netip.AddrPort, sender identity.PublicKey, id identity.PeerID, m Message) uint8 {
+	if !c.tokens.valid(m.Token, from, id) {
+		c.counters.BadTokens++
+		return AckBadToken
+	}
+	r := &m.Records[0]
+	if r.Key != sender {
+		c.counters.ForeignRecords++
+		return AckForeignRecord
+	}
+	if st := c.checkRecord(r, r.Content, now); st != AckStored {
+		return st
+	}
+	if st := c.store.put(*r); st != AckStored {
+		c.counters.StoreFull++
+		return st
+	}
+	c.counters.RecordsStored++
+	return AckStored
+}

@@ -1,0 +1,211 @@
+package dhtsim
+
+import (
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/dht"
+)
+
+// nodesFor returns the network size for a test: def by default, long when
+// SHOAL_LONG=1, or DHTSIM_NODES when set.
+func nodesFor(def, long int) int {
+	if v, err := strconv.Atoi(os.Getenv("DHTSIM_NODES")); err == nil && v > 0 {
+		return v
+	}
+	if os.Getenv("SHOAL_LONG") == "1" {
+		return long
+	}
+	return def
+}
+
+func randContent(s *Sim) dht.Key {
+	var k dht.Key
+	for i := range k {
+		k[i] = byte(s.Rand().Uint32())
+	}
+	return k
+}
+
+type lookupFigures struct {
+	n, ok            int
+	hops, msgs       []int
+	medHops, p99Hops int
+	medMsgs, p99Msgs int
+}
+
+func (f *lookupFigures) add(r *Result) {
+	f.n++
+	if r != nil && r.Done && len(r.Providers) > 0 {
+		f.ok++
+		f.hops = append(f.hops, r.Stats.Hops)
+		f.msgs = append(f.msgs, r.Stats.Requests)
+	}
+}
+
+func pct(xs []int, p float64) int {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	i := int(p * float64(len(s)-1))
+	return s[i]
+}
+
+func (f *lookupFigures) String() string {
+	return "ok " + strconv.Itoa(f.ok) + "/" + strconv.Itoa(f.n) +
+		", hops median " + strconv.Itoa(pct(f.hops, 0.5)) + " p99 " + strconv.Itoa(pct(f.hops, 0.99)) +
+		", messages/lookup median " + strconv.Itoa(pct(f.msgs, 0.5)) + " p99 " + strconv.Itoa(pct(f.msgs, 0.99))
+}
+
+// scenario builds a network of n nodes, provides `keys` content IDs from
+// random nodes, optionally churns `churn` of the other nodes (leave, and as
+// many join), then looks each key up from `lookups` random live nodes.
+type scenario struct {
+	seed    uint64
+	nodes   int
+	keys    int
+	lookups int
+	churn   float64
+	loss    float64
+	// joinRefresh turns on Kademlia's join refresh (the default outside
+	// simulation); it costs about ten lookups per joining node.
+	joinRefresh bool
+}
+
+type outcome struct {
+	figures   lookupFigures
+	provided  int
+	stored    []int
+	trace     [32]byte
+	stats     Stats
+	buildTime time.Duration
+}
+
+func run(t testing.TB, sc scenario) outcome {
+	t.Helper()
+	dc := dht.SimConfig()
+	dc.NoJoinRefresh = !sc.joinRefresh
+	s := New(Config{Seed: sc.seed, Loss: sc.loss, DHT: &dc})
+	if _, err := s.Grow(sc.nodes, 20*time.Millisecond); err != nil {
+		t.Fatalf("building %d nodes: %v", sc.nodes, err)
+	}
+	var out outcome
+	out.buildTime = s.Now().Sub(Epoch)
+	// Provide.
+	alive := s.Alive()
+	keys := make([]dht.Key, sc.keys)
+	providers := make([]*Node, sc.keys)
+	ids := make([]dht.LookupID, sc.keys)
+	for i := range keys {
+		keys[i] = randContent(s)
+		providers[i] = alive[s.Rand().IntN(len(alive))]
+		ids[i] = s.Provide(providers[i], keys[i])
+	}
+	if !s.Wait(time.Hour, providers, ids) {
+		t.Fatalf("provides did not finish in an hour of simulated time")
+	}
+	for i, p := range providers {
+		r := p.Result(ids[i])
+		if r.Err != nil {
+			t.Fatalf("provide %d from node %d: %v", i, p.Index, r.Err)
+		}
+		out.stored = append(out.stored, r.Stats.Stored)
+		out.provided++
+	}
+	// Churn: a fraction of the non-providers leave, as many new nodes join.
+	if sc.churn > 0 {
+		isProvider := make(map[*Node]bool)
+		for _, p := range providers {
+			isProvider[p] = true
+		}
+		leave := int(sc.churn * float64(len(alive)))
+		for killed := 0; killed < leave; {
+			n := alive[s.Rand().IntN(len(alive))]
+			if n.Alive && !isProvider[n] {
+				s.Kill(n)
+				killed++
+			}
+		}
+		if _, err := s.Grow(leave, 5*time.Millisecond); err != nil {
+			t.Fatalf("joining %d nodes after churn: %v", leave, err)
+		}
+	}
+	// Look up.
+	alive = s.Alive()
+	var askers []*Node
+	var lids []dht.LookupID
+	for i := range sc.lookups {
+		n := alive[s.Rand().IntN(len(alive))]
+		askers = append(askers, n)
+		lids = append(lids, s.FindProviders(n, keys[i%len(keys)]))
+	}
+	if !s.Wait(time.Hour, askers, lids) {
+		t.Fatalf("lookups did not finish in an hour of simulated time")
+	}
+	for i, n := range askers {
+		out.figures.add(n.Result(lids[i]))
+	}
+	out.trace = s.TraceHash()
+	out.stats = s.Stats()
+	return out
+}
+
+func TestSameSeedSameTrace(t *testing.T) {
+	sc := scenario{seed: 42, nodes: 150, keys: 5, lookups: 20, churn: 0.2, loss: 0.01}
+	a := run(t, sc)
+	b := run(t, sc)
+	if a.trace != b.trace {
+		t.Fatalf("two runs with seed %d gave different traces: %x vs %x", sc.seed, a.trace, b.trace)
+	}
+	sc.seed = 43
+	c := run(t, sc)
+	if a.trace == c.trace {
+		t.Fatalf("seeds 42 and 43 gave the same trace %x", a.trace)
+	}
+	if a.stats.Delivered == 0 {
+		t.Fatalf("no message was delivered")
+	}
+}
+
+// TestLookups: every lookup of a provided ID finds a provider.
+func TestLookups(t *testing.T) {
+	n := nodesFor(2000, 2000)
+	sc := scenario{seed: 1, nodes: n, keys: 50, lookups: 500}
+	start := time.Now()
+	o := run(t, sc)
+	t.Logf("%d nodes, no churn: %v (stored on median %d nodes; %d messages delivered; wall %v)",
+		n, &o.figures, pct(o.stored, 0.5), o.stats.Delivered, time.Since(start).Round(time.Millisecond))
+	if o.figures.ok != o.figures.n {
+		t.Fatalf("%d of %d lookups found no provider", o.figures.n-o.figures.ok, o.figures.n)
+	}
+}
+
+// TestLookupsUnderChurn: 20% of the nodes leave and as many join between
+// provide and lookup; at least 99% of lookups still find a provider.
+func TestLookupsUnderChurn(t *testing.T) {
+	n := nodesFor(2000, 2000)
+	sc := scenario{seed: 2, nodes: n, keys: 50, lookups: 500, churn: 0.2, loss: 0.01}
+	start := time.Now()
+	o := run(t, sc)
+	t.Logf("%d nodes, 20%% churn, 1%% loss: %v (wall %v)", n, &o.figures, time.Since(start).Round(time.Millisecond))
+	if o.figures.ok*100 < o.figures.n*99 {
+		t.Fatalf("only %d of %d lookups found a provider under churn, want >= 99%%", o.figures.ok, o.figures.n)
+	}
+}
+
+// TestLookupsWithJoinRefresh runs the default join (with bucket refresh) on
+// a smaller network.
+func TestLookupsWithJoinRefresh(t *testing.T) {
+	n := nodesFor(300, 2000)
+	sc := scenario{seed: 3, nodes: n, keys: 20, lookups: 200, churn: 0.2, joinRefresh: true}
+	o := run(t, sc)
+	t.Logf("%d nodes, join refresh, 20%% churn: %v", n, &o.figures)
+	if o.figures.ok*100 < o.figures.n*99 {
+		t.Fatalf("only %d of %d lookups found a provider, want >= 99%%", o.figures.ok, o.figures.n)
+	}
+}
