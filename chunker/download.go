@@ -47,8 +47,8 @@ type Download struct {
 	syncMu sync.Mutex // serialises Sync
 }
 
-// CreateDownload starts a download of m into outDir: the content goes to
-// outDir/<m.Name> (a file, or a folder with the manifest's files), created
+// CreateDownload starts a download of m into outDir (created if missing):
+// the content goes to outDir/<m.Name> (a file, or a folder with the manifest's files), created
 // at full size with their modes. It fails if that path or an item with the
 // same ID already exists (resume with OpenDownload). leaves must be m's leaf
 // layer (DecodeLeaves checks that).
@@ -69,6 +69,9 @@ func (s *Store) CreateDownload(m *Manifest, leaves *LeafLayer, outDir string, op
 		return nil, fmt.Errorf("creating download %s: %w", id, err)
 	}
 	root := filepath.Join(absOut, m.Name)
+	if err := os.MkdirAll(absOut, 0o755); err != nil {
+		return nil, fmt.Errorf("creating download %s: %w", id, err)
+	}
 	if err := createOutput(m, root); err != nil {
 		return nil, fmt.Errorf("creating download %s: %w", id, err)
 	}

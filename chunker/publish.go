@@ -11,6 +11,7 @@ import (
 	"runtime"
 	"sort"
 	"sync"
+	"sync/atomic"
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
@@ -29,7 +30,7 @@ type PublishOptions struct {
 	// NoParity turns erasure coding off (m = 0).
 	NoParity bool
 	// Workers is the number of stripes hashed and coded at once. Default
-	// GOMAXPROCS. Memory use is about (Workers+1) stripes.
+	// GOMAXPROCS. Memory use is one stripe buffer per worker.
 	Workers int
 	// Progress, if set, is called with the content bytes done so far and the
 	// total, after each stripe. Calls are serialised; it must not block long.
@@ -72,8 +73,8 @@ type Published struct {
 //
 // A folder's regular files are taken recursively, sorted by slash-separated
 // relative path; empty folders are not recorded, and a symbolic link or other
-// non-regular file is an error. Publish uses Workers goroutines plus one
-// reader and returns only after all of them have exited.
+// non-regular file is an error. Publish uses Workers goroutines and returns
+// only after all of them have exited.
 func Publish(ctx context.Context, st *Store, path string, opts PublishOptions) (*Published, error) {
 	abs, err := filepath.Abs(path)
 	if err != nil {
@@ -102,7 +103,7 @@ func Publish(ctx context.Context, st *Store, path string, opts PublishOptions) (
 		}
 		defer parity.Close()
 	}
-	hashes, err := runPipeline(ctx, m, newSeqReader(m, abs), parity, opts)
+	hashes, err := runPipeline(ctx, m, newContent(m, abs, false), parity, opts)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", path, err)
 	}
@@ -172,122 +173,51 @@ func scanInput(abs string) (*Manifest, error) {
 	return m, nil
 }
 
-// seqReader reads an item's content front to back, file after file, and
-// fails if a file is shorter than recorded.
-type seqReader struct {
-	c   *content
-	j   int
-	f   *os.File
-	off int64 // within file j
-}
-
-func newSeqReader(m *Manifest, root string) *seqReader {
-	return &seqReader{c: newContent(m, root, false)}
-}
-
-func (r *seqReader) Read(p []byte) (int, error) {
-	for r.j < len(r.c.paths) && r.off == r.c.sizes[r.j] {
-		if r.f != nil {
-			r.f.Close()
-			r.f = nil
-		}
-		r.j, r.off = r.j+1, 0
-	}
-	if r.j == len(r.c.paths) {
-		return 0, io.EOF
-	}
-	if r.f == nil {
-		f, err := os.Open(r.c.paths[r.j])
-		if err != nil {
-			return 0, err
-		}
-		r.f = f
-	}
-	p = p[:min(int64(len(p)), r.c.sizes[r.j]-r.off)]
-	n, err := r.f.Read(p)
-	r.off += int64(n)
-	if errors.Is(err, io.EOF) {
-		if r.off < r.c.sizes[r.j] {
-			return n, fmt.Errorf("%s shrank while reading: %w", r.c.paths[r.j], ErrModified)
-		}
-		err = nil
-	}
-	return n, err
-}
-
-func (r *seqReader) Close() {
-	if r.f != nil {
-		r.f.Close()
-	}
-}
-
 type stripeBuf struct {
 	s      int
 	data   []byte // k*ChunkSize
 	parity []byte // m*ChunkSize
 }
 
-// runPipeline reads the content stripe by stripe into a bounded pool of
-// buffers; workers hash data chunks, encode and hash parity, and write parity
-// to the parity file (if any) at its offset. It returns the chunk hashes.
-func runPipeline(ctx context.Context, m *Manifest, r *seqReader, parity *os.File, opts PublishOptions) ([][32]byte, error) {
-	defer r.Close()
+// runPipeline hashes and codes every stripe. Workers claim stripes in order
+// from a shared counter; each reads its stripe's data chunk by chunk (pread,
+// so a chunk is hashed while it is still in cache), encodes and hashes the
+// parity, and writes the parity to the parity file (if any) at its offset.
+// Every content byte is read once; memory is one stripe buffer per worker.
+// It returns the chunk hashes.
+func runPipeline(ctx context.Context, m *Manifest, src *content, parity *os.File, opts PublishOptions) ([][32]byte, error) {
+	defer src.Close()
 	hashes := make([][32]byte, m.NumChunks())
 	nStripes := m.NumStripes()
 	if nStripes == 0 {
 		return hashes, nil
 	}
-	nbuf := opts.Workers + 1
-	pool := make(chan *stripeBuf, nbuf)
-	for range nbuf {
-		pool <- &stripeBuf{data: make([]byte, m.DataShards*m.ChunkSize), parity: make([]byte, m.ParityShards*m.ChunkSize)}
-	}
-	work := make(chan *stripeBuf, nbuf)
-	g, gctx := errgroup.WithContext(ctx)
-	g.Go(func() error {
-		defer close(work)
-		for s := range nStripes {
-			var b *stripeBuf
-			select {
-			case b = <-pool:
-			case <-gctx.Done():
-				return context.Cause(gctx)
-			}
-			b.s = s
-			n := int(min(int64(len(b.data)), m.Size-int64(s)*int64(len(b.data))))
-			if _, err := io.ReadFull(r, b.data[:n]); err != nil {
-				return fmt.Errorf("reading stripe %d: %w", s, err)
-			}
-			// Zero-pad a short last chunk up to the coding length.
-			padTo := m.StripeDataCount(s) * m.stripeShardLen(s)
-			clear(b.data[n:padTo])
-			select {
-			case work <- b:
-			case <-gctx.Done():
-				return context.Cause(gctx)
-			}
-		}
-		return nil
-	})
+	var next atomic.Int64
 	var progMu sync.Mutex
 	var done int64
-	for range opts.Workers {
+	g, gctx := errgroup.WithContext(ctx)
+	for range min(opts.Workers, nStripes) {
 		g.Go(func() error {
+			b := &stripeBuf{data: make([]byte, m.DataShards*m.ChunkSize), parity: make([]byte, m.ParityShards*m.ChunkSize)}
 			var zero []byte
 			var shards [][]byte
-			for b := range work {
+			if m.ParityShards > 0 {
+				zero = make([]byte, m.ChunkSize)
+				shards = make([][]byte, m.StripeWidth())
+			}
+			for {
+				s := int(next.Add(1) - 1)
+				if s >= nStripes {
+					return nil
+				}
 				if err := gctx.Err(); err != nil {
 					return context.Cause(gctx)
 				}
-				if m.ParityShards > 0 && zero == nil {
-					zero = make([]byte, m.ChunkSize)
-					shards = make([][]byte, m.StripeWidth())
-				}
-				n, err := codeStripe(m, b, hashes, parity, zero, shards)
+				b.s = s
+				n, err := codeStripe(m, b, src, hashes, parity, zero, shards)
 				if err != nil {
 					return err
 				}
-				pool <- b
 				if opts.Progress != nil {
 					progMu.Lock()
 					done += n
@@ -295,7 +225,6 @@ func runPipeline(ctx context.Context, m *Manifest, r *seqReader, parity *os.File
 					progMu.Unlock()
 				}
 			}
-			return nil
 		})
 	}
 	if err := g.Wait(); err != nil {
@@ -304,16 +233,26 @@ func runPipeline(ctx context.Context, m *Manifest, r *seqReader, parity *os.File
 	return hashes, nil
 }
 
-// codeStripe hashes and codes one stripe buffer; it returns its content bytes.
-func codeStripe(m *Manifest, b *stripeBuf, hashes [][32]byte, parity *os.File, zero []byte, shards [][]byte) (int64, error) {
+// codeStripe reads, hashes and codes one stripe; it returns its content
+// bytes.
+func codeStripe(m *Manifest, b *stripeBuf, src *content, hashes [][32]byte, parity *os.File, zero []byte, shards [][]byte) (int64, error) {
 	s, cs := b.s, m.ChunkSize
 	d, p, base := m.StripeDataCount(s), m.stripeShardLen(s), m.StripeStart(s)
 	var n int64
 	for j := range d {
 		l := m.ChunkLen(base + j)
-		hashes[base+j] = blake3.Sum256(b.data[j*cs : j*cs+l])
+		chunk := b.data[j*cs : j*cs+l]
+		if err := src.ReadAt(chunk, m.DataChunkOffset(base+j)); err != nil {
+			if errors.Is(err, io.ErrUnexpectedEOF) {
+				err = fmt.Errorf("input shrank while reading: %w", ErrModified)
+			}
+			return 0, fmt.Errorf("reading chunk %d: %w", base+j, err)
+		}
+		hashes[base+j] = blake3.Sum256(chunk)
 		n += int64(l)
 	}
+	// Zero-pad a short last chunk up to the coding length.
+	clear(b.data[(d-1)*cs+m.ChunkLen(base+d-1) : (d-1)*cs+p])
 	if m.ParityShards == 0 {
 		return n, nil
 	}

@@ -1,0 +1,248 @@
+package chunker
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/zeebo/blake3"
+)
+
+// benchPublishBytes is the publish benchmark's input size: 64 MiB by
+// default, SHOAL_BENCH_PUBLISH_BYTES to override (1073741824 for the 1 GiB
+// figure in docs/chunker.md).
+func benchPublishBytes(b *testing.B) int64 {
+	if s := os.Getenv("SHOAL_BENCH_PUBLISH_BYTES"); s != "" {
+		n, err := strconv.ParseInt(s, 10, 64)
+		if err != nil {
+			b.Fatalf("SHOAL_BENCH_PUBLISH_BYTES: %v", err)
+		}
+		return n
+	}
+	return 64 << 20
+}
+
+var benchFile struct {
+	once sync.Once
+	path string
+	size int64
+}
+
+// benchInput writes the benchmark file once per process in the OS temp
+// folder; BenchmarkPublish removes it.
+func benchInput(b *testing.B) string {
+	size := benchPublishBytes(b)
+	benchFile.once.Do(func() {
+		dir, err := os.MkdirTemp("", "shoal-chunker-bench")
+		if err != nil {
+			b.Fatal(err)
+		}
+		benchFile.path, benchFile.size = filepath.Join(dir, "input"), size
+		f, err := os.Create(benchFile.path)
+		if err != nil {
+			b.Fatal(err)
+		}
+		block := xof("bench", 4<<20)
+		for off := int64(0); off < size; off += int64(len(block)) {
+			if _, err := f.Write(block[:min(int64(len(block)), size-off)]); err != nil {
+				b.Fatal(err)
+			}
+		}
+		f.Close()
+	})
+	return benchFile.path
+}
+
+func BenchmarkPublish(b *testing.B) {
+	path := benchInput(b)
+	for _, tc := range []struct {
+		name  string
+		store bool
+		opts  PublishOptions
+	}{
+		{"16+4", true, PublishOptions{}},
+		{"16+4/nostore", false, PublishOptions{}},
+		{"nocoding/nostore", false, PublishOptions{NoParity: true}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var st *Store
+			if tc.store {
+				st = openStore(b)
+			}
+			b.SetBytes(benchFile.size)
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := Publish(context.Background(), st, path, tc.opts); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkBLAKE3 is the baseline for publish: hashing 256 KiB chunks of a
+// 64 MiB buffer in memory, on one goroutine and on two (disjoint halves).
+func BenchmarkBLAKE3(b *testing.B) {
+	const chunk = DefaultChunkSize
+	buf := xof("raw", 64<<20)
+	for _, workers := range []int{1, 2} {
+		b.Run(strconv.Itoa(workers)+"core", func(b *testing.B) {
+			b.SetBytes(int64(len(buf)))
+			b.ReportAllocs()
+			for b.Loop() {
+				var wg sync.WaitGroup
+				per := len(buf) / workers
+				for w := range workers {
+					part := buf[w*per : (w+1)*per]
+					wg.Go(func() {
+						for off := 0; off < len(part); off += chunk {
+							blake3.Sum256(part[off : off+chunk])
+						}
+					})
+				}
+				wg.Wait()
+			}
+		})
+	}
+}
+
+// BenchmarkDecodeStripe rebuilds m missing data chunks of a full 16+4 stripe
+// of 256 KiB chunks; bytes are the stripe's data bytes.
+func BenchmarkDecodeStripe(b *testing.B) {
+	m := &Manifest{Name: "b", Size: 16 * DefaultChunkSize, ChunkSize: DefaultChunkSize, DataShards: 16, ParityShards: 4, Hash: HashBLAKE3}
+	content := xof("decode", int(m.Size))
+	chunks := splitChunks(b, m, content)
+	work := make([][]byte, len(chunks))
+	b.SetBytes(m.Size)
+	b.ReportAllocs()
+	for b.Loop() {
+		copy(work, chunks)
+		for j := range m.ParityShards {
+			work[j*3] = nil // data chunks 0, 3, 6, 9
+		}
+		if err := DecodeStripe(m, 0, work); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkMerkleRoot(b *testing.B) {
+	hs := leafHashes(65536 * 5 / 4)
+	b.SetBytes(int64(len(hs)) * 32)
+	b.ReportAllocs()
+	for b.Loop() {
+		MerkleRoot(hs)
+	}
+}
+
+// BenchmarkWriteChunk verifies and writes 256 KiB chunks into a download,
+// including its periodic syncs (default SyncEvery); creating the download is
+// not timed.
+func BenchmarkWriteChunk(b *testing.B) {
+	const n = 256
+	dir := b.TempDir()
+	path := filepath.Join(dir, "f")
+	content := xof("wc", n*DefaultChunkSize)
+	writeFile(b, path, content, 0o644)
+	p := publish(b, nil, path, PublishOptions{NoParity: true})
+	chunks := splitChunks(b, p.Manifest, content)
+	st := openStore(b)
+	b.SetBytes(DefaultChunkSize)
+	b.ReportAllocs()
+	var dl *Download
+	for i := range b.N {
+		if i%n == 0 {
+			b.StopTimer()
+			if dl != nil {
+				dl.Close()
+				st.Remove(p.ID)
+				os.Remove(filepath.Join(dir, "out", "f"))
+			}
+			var err error
+			if dl, err = st.CreateDownload(p.Manifest, p.Leaves, filepath.Join(dir, "out"), DownloadOptions{}); err != nil {
+				b.Fatal(err)
+			}
+			b.StartTimer()
+		}
+		if err := dl.WriteChunk(i%n, chunks[i%n]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.StopTimer()
+	dl.Close()
+}
+
+// cpuTime returns the process's user+system CPU time.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// hashRaw2 hashes size bytes (the 64 MiB buffer over and over) in 256 KiB
+// chunks on two goroutines.
+func hashRaw2(buf []byte, size int64) {
+	var wg sync.WaitGroup
+	for w := range 2 {
+		wg.Go(func() {
+			const chunk = DefaultChunkSize
+			half := size / 2
+			for done := int64(0); done < half; {
+				for off := w * chunk; off < len(buf) && done < half; off += 2 * chunk {
+					blake3.Sum256(buf[off : off+chunk])
+					done += chunk
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
+
+// BenchmarkPublishVsBLAKE3 measures, side by side in each iteration, raw
+// 2-core BLAKE3 over as many bytes as the input (in memory, 256 KiB chunks)
+// and Publish of the input, and reports both throughputs, their ratio, and
+// the CPU time per input byte of each (less sensitive to other load on the
+// machine). ns/op covers both halves.
+func BenchmarkPublishVsBLAKE3(b *testing.B) {
+	path := benchInput(b)
+	buf := xof("raw", 64<<20)
+	for _, tc := range []struct {
+		name  string
+		store bool
+		opts  PublishOptions
+	}{
+		{"16+4", true, PublishOptions{}},
+		{"16+4/nostore", false, PublishOptions{}},
+		{"nocoding/nostore", false, PublishOptions{NoParity: true}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var st *Store
+			if tc.store {
+				st = openStore(b)
+			}
+			size := benchFile.size
+			var rawT, pubT, rawC, pubC time.Duration
+			for b.Loop() {
+				c0, t0 := cpuTime(), time.Now()
+				hashRaw2(buf, size)
+				c1, t1 := cpuTime(), time.Now()
+				if _, err := Publish(context.Background(), st, path, tc.opts); err != nil {
+					b.Fatal(err)
+				}
+				c2, t2 := cpuTime(), time.Now()
+				rawT, pubT, rawC, pubC = rawT+t1.Sub(t0), pubT+t2.Sub(t1), rawC+c1-c0, pubC+c2-c1
+			}
+			n := float64(b.N) * float64(size)
+			b.ReportMetric(n/rawT.Seconds()/1e6, "raw-MB/s")
+			b.ReportMetric(n/pubT.Seconds()/1e6, "publish-MB/s")
+			b.ReportMetric(rawT.Seconds()/pubT.Seconds(), "ratio")
+			b.ReportMetric(float64(rawC.Nanoseconds())/n, "raw-cpu-ns/B")
+			b.ReportMetric(float64(pubC.Nanoseconds())/n, "publish-cpu-ns/B")
+		})
+	}
+}
