@@ -2,10 +2,12 @@ package swarm_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/chunker"
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
@@ -74,4 +76,135 @@ func TestFiveSeedersEachHoldAPart(t *testing.T) {
 		}
 	}
 	t.Logf("progress: %+v", d.Progress())
+}
+
+// corruptSource serves every chunk with one byte flipped.
+type corruptSource struct{ swarm.Source }
+
+func (c corruptSource) ReadChunk(i int, buf []byte) ([]byte, error) {
+	b, err := c.Source.ReadChunk(i, buf)
+	if err == nil && len(b) > 0 {
+		b[len(b)/2] ^= 0x40
+	}
+	return b, err
+}
+
+func TestCorruptPeerIsBanned(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	honest := newPeer(t, swarm.ServerConfig{UploadRate: 4 << 20})
+	c := publish(t, honest, 1<<20+5, 3)
+	liar := newPeer(t, swarm.ServerConfig{})
+	it, err := honest.store.Open(c.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	liar.srv.Seed(c.id, corruptSource{swarm.ItemSource(it)})
+	leecher := newPeer(t, swarm.ServerConfig{})
+	d, done := startDownload(ctx, t, leecher, c, swarm.Config{}, liar, honest)
+	waitRun(t, "leecher", done, 40*time.Second)
+	checkOutput(t, leecher, c)
+	p := d.Progress()
+	if p.Banned != 1 || p.BadChunks == 0 {
+		t.Errorf("progress %+v: want 1 peer banned and some bad chunks", p)
+	}
+	_, liarChunks := liar.srv.Stats()
+	_, honestChunks := honest.srv.Stats()
+	t.Logf("liar sent %d chunks, honest peer %d; %d bad chunks seen", liarChunks, honestChunks, p.BadChunks)
+	if liarChunks > 40 {
+		t.Errorf("liar sent %d chunks; it should have been banned after a few", liarChunks)
+	}
+}
+
+func TestSeederVanishes(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	full := newPeer(t, swarm.ServerConfig{UploadRate: 2 << 20})
+	c := publish(t, full, 3<<20, 4)
+	// Together the partial peers hold d_s chunks of every stripe, but
+	// neither holds all data chunks: data positions 0 and 1 and one parity
+	// chunk, or data positions 2 and 3 and the other parity chunk.
+	parts := []*tpeer{newPeer(t, swarm.ServerConfig{UploadRate: 1 << 20}), newPeer(t, swarm.ServerConfig{UploadRate: 1 << 20})}
+	for j, p := range parts {
+		seedPart(t, p, full, c, func(i int) bool {
+			s, pos := c.man.StripeOf(i)
+			if pos >= c.man.StripeDataCount(s) {
+				return (pos-c.man.StripeDataCount(s))%2 == j
+			}
+			return pos/2 == j
+		})
+	}
+	leecher := newPeer(t, swarm.ServerConfig{})
+	d, done := startDownload(ctx, t, leecher, c, swarm.Config{}, full, parts[0], parts[1])
+	for d.Progress().Verified < int64(len(c.data))/4 {
+		select {
+		case err := <-done:
+			t.Fatalf("download ended (%v) before the seeder vanished", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	full.close()
+	at := d.Progress()
+	t.Logf("seeder gone at %d of %d bytes", at.Verified, len(c.data))
+	waitRun(t, "leecher", done, 40*time.Second)
+	checkOutput(t, leecher, c)
+	for j, p := range parts {
+		if up, _ := p.srv.Stats(); up == 0 {
+			t.Errorf("partial peer %d uploaded nothing", j)
+		}
+	}
+}
+
+func TestResumeAfterKill(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	seeder := newPeer(t, swarm.ServerConfig{UploadRate: 4 << 20})
+	c := publish(t, seeder, 2<<20+99, 5)
+	leecher := newPeer(t, swarm.ServerConfig{})
+	rctx, kill := context.WithCancel(ctx)
+	d, done := startDownload(rctx, t, leecher, c, swarm.Config{}, seeder)
+	for d.Progress().Verified < int64(len(c.data))/2 {
+		select {
+		case err := <-done:
+			t.Fatalf("download ended (%v) before it was killed", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	kill()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("killed Run = %v, want context.Canceled", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	_, sentBefore := seeder.srv.Stats()
+
+	dl, err := leecher.store.OpenDownload(c.id, chunker.DownloadOptions{})
+	if err != nil {
+		t.Fatalf("OpenDownload: %v", err)
+	}
+	held := dl.Have().Count()
+	dl.Close()
+	if held < c.man.NumDataChunks()/3 {
+		t.Fatalf("only %d chunks held after the kill, want at least a third of %d", held, c.man.NumDataChunks())
+	}
+
+	d2, done2 := startDownload(ctx, t, leecher, c, swarm.Config{}, seeder)
+	waitRun(t, "resumed leecher", done2, 40*time.Second)
+	checkOutput(t, leecher, c)
+	_, sentAfter := seeder.srv.Stats()
+	fetched := d2.Progress().Fetched
+	// The download needs d_s chunks per stripe; it holds `held` already.
+	need := c.man.NumDataChunks() - held
+	t.Logf("held %d chunks after the kill; resumed run fetched %d, the seeder sent %d", held, fetched, sentAfter-sentBefore)
+	if fetched > need+need/8+4 {
+		t.Errorf("resumed run fetched %d chunks, but only about %d were missing", fetched, need)
+	}
+	if sent := int(sentAfter - sentBefore); sent > need+need/4+8 {
+		t.Errorf("seeder sent %d chunks to the resumed run, but only about %d were missing", sent, need)
+	}
 }
