@@ -101,13 +101,16 @@ func (s *Scheduler) candidate(p *peer, lo, hi int) int {
 	return best
 }
 
-// pickEndgame returns a chunk for p once every needed chunk is requested:
-// in the stripe whose oldest outstanding request is oldest (the likeliest
-// to be stuck at a slow peer), an unrequested chunk of the stripe p has
-// (data first; it completes the stripe as well as the stuck one would), or
-// else a duplicate of an outstanding request p can serve. A stripe gets at
-// most MaxDuplicates requests per chunk it still needs. The losers are
-// cancelled when the stripe completes or the chunk arrives.
+// pickEndgame returns a chunk for p once every needed chunk is requested,
+// to route around requests stuck at other (slower) peers. It helps the
+// stripe whose oldest request at another peer is oldest. Within it, in
+// order: an unrequested data chunk p has, a duplicate of the oldest data
+// chunk requested only from others, an unrequested parity chunk (the route
+// around a data chunk p does not have), a duplicate of a parity chunk. A
+// stripe's surplus (requests beyond the chunks it still needs) stays below
+// (MaxDuplicates-1) per chunk that other peers are fetching, so a peer
+// never races its own requests. Losers are cancelled when the chunk arrives
+// or the stripe completes.
 func (s *Scheduler) pickEndgame(p *peer) int {
 	best := -1
 	var bestSent time.Time
@@ -118,13 +121,20 @@ func (s *Scheduler) pickEndgame(p *peer) int {
 		}
 		start, d := s.lay.StripeStart(st), s.lay.StripeData(st)
 		end := start + d + s.lay.M
-		reqs, oldest := 0, time.Time{}
-		dup, dupSent := -1, time.Time{}
+		reqs, foreign := 0, 0
+		var oldest time.Time
+		dupData, dupParity := -1, -1
+		var dataSent, paritySent time.Time
 		for c := start; c < end; c++ {
 			if s.inflight[c] == 0 || s.verified.has(c) {
 				continue
 			}
 			reqs += int(s.inflight[c])
+			_, mine := p.reqs[int32(c)]
+			if mine && s.inflight[c] == 1 {
+				continue // only p fetches it
+			}
+			foreign++
 			first := time.Time{}
 			for ri := s.reqHead[c]; ri >= 0; ri = s.reqs[ri].next {
 				if t := s.reqs[ri].sent; first.IsZero() || t.Before(first) {
@@ -134,24 +144,33 @@ func (s *Scheduler) pickEndgame(p *peer) int {
 			if oldest.IsZero() || first.Before(oldest) {
 				oldest = first
 			}
-			if int(s.inflight[c]) < s.cfg.MaxDuplicates && p.have.has(c) {
-				if _, mine := p.reqs[int32(c)]; !mine && (dup < 0 || first.Before(dupSent)) {
-					dup, dupSent = c, first
+			if mine || int(s.inflight[c]) >= s.cfg.MaxDuplicates || !p.have.has(c) {
+				continue
+			}
+			if c < start+d {
+				if dupData < 0 || first.Before(dataSent) {
+					dupData, dataSent = c, first
 				}
+			} else if dupParity < 0 || first.Before(paritySent) {
+				dupParity, paritySent = c, first
 			}
 		}
-		if reqs >= (d-int(s.sVerified[st]))*s.cfg.MaxDuplicates {
+		surplus := reqs - (d - int(s.sVerified[st]))
+		if foreign == 0 || surplus >= foreign*(s.cfg.MaxDuplicates-1) {
 			continue
 		}
 		if best >= 0 && !oldest.Before(bestSent) {
 			continue
 		}
 		c := s.candidate(p, start, start+d)
+		if c < 0 {
+			c = dupData
+		}
 		if c < 0 && s.lay.M > 0 {
 			c = s.candidate(p, start+d, end)
 		}
 		if c < 0 {
-			c = dup
+			c = dupParity
 		}
 		if c >= 0 {
 			best, bestSent = c, oldest

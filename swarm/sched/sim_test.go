@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
@@ -102,6 +103,8 @@ type world struct {
 	steps    int
 	doneSeen bool
 	acts     []Action
+	history  []Action // every action, in order (fixed worlds only)
+	record   bool
 }
 
 func (w *world) push(e simEvent) {
@@ -132,6 +135,9 @@ func (w *world) drain() {
 	w.t.Helper()
 	w.steps++
 	w.acts, _ = w.s.Ready(w.acts[:0])
+	if w.record {
+		w.history = append(w.history, w.acts...)
+	}
 	for _, a := range w.acts {
 		switch a.Kind {
 		case Request:
@@ -403,6 +409,60 @@ func newWorld(t testing.TB, seed uint64) *world {
 	w.s = s
 	w.drain()
 	return w
+}
+
+// fixedWorld builds a world with the given peers (ids, holdings, joins and
+// leaves as set by the caller; told defaults to holds), recording every
+// action in w.history.
+func fixedWorld(t testing.TB, lay Layout, cfg Config, resume []byte, peers []*simPeer) *world {
+	t.Helper()
+	w := &world{t: t, seed: 1, rng: rand.New(rand.NewPCG(1, 2)), lay: lay, cfg: cfg,
+		now: epoch, byID: map[PeerID]int{}, out: map[outKey]int{}, record: true}
+	n := lay.Chunks()
+	w.verified = make([]int, n)
+	w.resumed = make([]bool, n)
+	for c := range n {
+		w.resumed[c] = hasByte(resume, c)
+	}
+	for i, p := range peers {
+		if p.told == nil {
+			p.told = slices.Clone(p.holds)
+		}
+		if p.lat == 0 {
+			p.lat = time.Millisecond
+		}
+		w.peers = append(w.peers, p)
+		w.byID[p.id] = i
+		w.push(simEvent{at: epoch.Add(p.join), kind: evJoin, peer: i})
+		if p.leave > 0 {
+			w.push(simEvent{at: epoch.Add(p.leave), kind: evLeave, peer: i})
+		}
+	}
+	s, err := New(lay, resume, cfg, rand.New(rand.NewPCG(1, 1)))
+	if err != nil {
+		t.Fatalf("New(%+v): %v", lay, err)
+	}
+	w.s = s
+	w.drain()
+	return w
+}
+
+// holding returns a holdings slice of n chunks with the given ones set.
+func holding(n int, chunks ...int) []bool {
+	h := make([]bool, n)
+	for _, c := range chunks {
+		h[c] = true
+	}
+	return h
+}
+
+// all returns a holdings slice with every chunk.
+func all(n int) []bool {
+	h := make([]bool, n)
+	for c := range h {
+		h[c] = true
+	}
+	return h
 }
 
 // coverable reports whether the stable honest peers (never lying,
