@@ -172,9 +172,13 @@ func (n *Node) register(qc *quic.Conn, outbound bool) (*Conn, error) {
 	return c, nil
 }
 
-// unregister removes c from the table when it has closed.
-func (n *Node) unregister(c *Conn) {
+// unregister removes c from the table when it has closed; err is what
+// ended it.
+func (n *Node) unregister(c *Conn, err error) {
 	cause := context.Cause(c.qc.Context())
+	if cause == nil || cause == context.Canceled {
+		cause = err
+	}
 	n.mu.Lock()
 	cs := n.conns[c.id]
 	for i, x := range cs {

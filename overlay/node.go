@@ -108,6 +108,11 @@ func New(cfg Config) (*Node, error) {
 		pc.Close()
 		return nil, fmt.Errorf("overlay: starting QUIC listener: %w", err)
 	}
+	// quic-go drops non-QUIC packets until the first ReadNonQUICPacket
+	// call; make that call now, so none is lost before datagramLoop runs.
+	done, stop := context.WithCancel(context.Background())
+	stop()
+	n.tr.ReadNonQUICPacket(done, nil)
 	n.wg.Add(2)
 	go n.acceptLoop()
 	go n.datagramLoop()

@@ -3,6 +3,7 @@ package overlay
 import (
 	"bytes"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"testing"
@@ -370,4 +371,56 @@ func TestBadConfig(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestForeignClients dials a node with plain quic-go clients that break
+// the rules; every handshake must fail and the node must hold no
+// connection afterwards.
+func TestForeignClients(t *testing.T) {
+	noLeaks(t)
+	b := newNode(t, Config{})
+	kp := mustKey(t)
+	cert, err := newCertificate(kp)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		conf *tls.Config
+	}{
+		{"no client certificate", &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPN}}},
+		{"wrong ALPN", &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"h3"}, Certificates: []tls.Certificate{cert}}},
+		{"non-shoal certificate", &tls.Config{InsecureSkipVerify: true, NextProtos: []string{ALPN}, Certificates: []tls.Certificate{plainCert(t)}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+			defer cancel()
+			qc, err := quic.DialAddr(ctx, b.LocalAddr().String(), tt.conf, &quic.Config{HandshakeIdleTimeout: 2 * time.Second})
+			if err == nil {
+				// TLS 1.3 clients finish before the server checks their
+				// certificate; the server must then close at once.
+				s, serr := qc.OpenStreamSync(ctx)
+				if serr == nil {
+					s.Write([]byte{tagEcho})
+					_, serr = s.Read(make([]byte, 1))
+				}
+				qc.CloseWithError(0, "")
+				if serr == nil {
+					t.Fatalf("foreign client got a working stream")
+				}
+			}
+			if st := b.Stats(); st.Conns != 0 {
+				t.Errorf("node holds %d connections after a foreign handshake", st.Conns)
+			}
+		})
+	}
+}
+
+// plainCert is an ordinary self-signed Ed25519 certificate without the
+// shoal key URI.
+func plainCert(t *testing.T) tls.Certificate {
+	kp := mustKey(t)
+	der := makeCert(t, kp.Signer().Public(), kp.Signer())
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: kp.Signer()}
 }

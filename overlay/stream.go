@@ -52,11 +52,11 @@ func (n *Node) OpenStream(ctx context.Context, peer identity.PeerID, addr netip.
 // until c closes; then it removes c from the table.
 func (n *Node) serve(c *Conn) {
 	defer n.wg.Done()
-	defer n.unregister(c)
 	ctx := c.qc.Context()
 	for {
 		s, err := c.qc.AcceptStream(ctx)
 		if err != nil {
+			n.unregister(c, err)
 			return
 		}
 		n.wg.Add(1) // safe: this goroutine is counted, so Wait has not returned
