@@ -310,7 +310,7 @@ func (c *Core) maybeFinishStore(now time.Time, l *lookup) {
 		return
 	}
 	var err error
-	if l.stats.Stored == 0 && !l.storedLocal {
+	if l.stats.Stored == 0 { // keeping it ourselves alone helps nobody
 		err = ErrNotStored
 	}
 	c.finish(now, l, err)

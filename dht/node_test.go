@@ -1,0 +1,172 @@
+package dht
+
+import (
+	"context"
+	"errors"
+	"net/netip"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/shoal-p2p/shoal/overlay/identity"
+)
+
+// memNet is an in-memory network for Nodes: one goroutine delivers queued
+// packets after a fixed delay. The queue is bounded; overflow drops.
+type memNet struct {
+	mu    sync.Mutex
+	nodes map[netip.AddrPort]*Node
+	keys  map[netip.AddrPort]identity.PublicKey
+	queue chan packet
+	done  chan struct{}
+	wg    sync.WaitGroup
+}
+
+type packet struct {
+	from, to netip.AddrPort
+	payload  []byte
+}
+
+func newMemNet() *memNet {
+	m := &memNet{nodes: map[netip.AddrPort]*Node{}, keys: map[netip.AddrPort]identity.PublicKey{},
+		queue: make(chan packet, 4096), done: make(chan struct{})}
+	m.wg.Add(1)
+	go m.run()
+	return m
+}
+
+func (m *memNet) run() {
+	defer m.wg.Done()
+	for {
+		select {
+		case <-m.done:
+			return
+		case p := <-m.queue:
+			time.Sleep(5 * time.Millisecond)
+			m.mu.Lock()
+			n, key := m.nodes[p.to], m.keys[p.from]
+			m.mu.Unlock()
+			if n != nil {
+				n.HandleMessage(p.from, key, p.payload)
+			}
+		}
+	}
+}
+
+func (m *memNet) close() { close(m.done); m.wg.Wait() }
+
+// endpoint is one node's view of the memNet.
+type endpoint struct {
+	net  *memNet
+	addr netip.AddrPort
+}
+
+func (e endpoint) Send(to netip.AddrPort, payload []byte) error {
+	select {
+	case e.net.queue <- packet{from: e.addr, to: to, payload: payload}:
+		return nil
+	default:
+		return errors.New("memnet: queue full")
+	}
+}
+
+func TestNodesFindProvider(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mn := newMemNet()
+		defer mn.close()
+		const count = 30
+		nodes := make([]*Node, count)
+		addrs := make([]netip.AddrPort, count)
+		for i := range nodes {
+			kp := testKeyPair(t, uint64(i+1))
+			addrs[i] = testAddr(i + 1)
+			n, err := New(Config{Addrs: []netip.AddrPort{addrs[i]}}, kp, endpoint{mn, addrs[i]})
+			if err != nil {
+				t.Fatalf("New: %v", err)
+			}
+			defer n.Close()
+			nodes[i] = n
+			mn.mu.Lock()
+			mn.nodes[addrs[i]], mn.keys[addrs[i]] = n, kp.Public()
+			mn.mu.Unlock()
+		}
+		ctx := context.Background()
+		for i := 1; i < count; i++ {
+			if err := nodes[i].Bootstrap(ctx, addrs[:1]); err != nil {
+				t.Fatalf("node %d bootstrap: %v", i, err)
+			}
+		}
+		content := Key{0xc0, 0x47}
+		if err := nodes[7].Provide(ctx, content); err != nil {
+			t.Fatalf("provide: %v", err)
+		}
+		for i, n := range nodes {
+			if i == 7 {
+				continue
+			}
+			var got []Provider
+			for p := range n.FindProviders(ctx, content) {
+				got = append(got, p)
+			}
+			if len(got) != 1 || got[0].ID != nodes[7].Self() || len(got[0].Addrs) != 1 || got[0].Addrs[0] != addrs[7] {
+				t.Fatalf("node %d found %+v, want node 7 at %s", i, got, addrs[7])
+			}
+		}
+		if nodes[0].TableSize() < 10 {
+			t.Fatalf("bootstrap node knows %d nodes, want >= 10", nodes[0].TableSize())
+		}
+	})
+}
+
+func TestNodeBootstrapNobody(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mn := newMemNet()
+		defer mn.close()
+		n, err := New(Config{}, testKeyPair(t, 1), endpoint{mn, testAddr(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer n.Close()
+		err = n.Bootstrap(context.Background(), []netip.AddrPort{testAddr(2)})
+		if !errors.Is(err, ErrNoContacts) {
+			t.Fatalf("bootstrap to a silent address: %v, want ErrNoContacts", err)
+		}
+		if err := n.Provide(context.Background(), Key{1}); err == nil {
+			t.Fatalf("provide with an empty table succeeded")
+		}
+	})
+}
+
+func TestNodeCancelAndClose(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		mn := newMemNet()
+		defer mn.close()
+		n, err := New(Config{RequestTimeout: time.Hour}, testKeyPair(t, 1), endpoint{mn, testAddr(1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		// A silent contact makes lookups hang until cancelled.
+		n.HandleMessage(testAddr(2), testKeyPair(t, 2).Public(), Message{Type: MsgPing, TxID: 1}.Append(nil))
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		start := time.Now()
+		err = n.Provide(ctx, Key{1})
+		if !errors.Is(err, ErrCanceled) || !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("provide with a 1-minute context: %v, want canceled by deadline", err)
+		}
+		if d := time.Since(start); d != time.Minute {
+			t.Fatalf("provide returned after %v, want 1m", d)
+		}
+		// A pending FindProviders ends when the node closes.
+		ch := n.FindProviders(context.Background(), Key{2})
+		n.Close()
+		if _, open := <-ch; open {
+			t.Fatalf("FindProviders channel open after Close")
+		}
+		n.Close() // idempotent
+		if err := n.Provide(context.Background(), Key{3}); !errors.Is(err, ErrClosed) {
+			t.Fatalf("provide after Close: %v, want ErrClosed", err)
+		}
+	})
+}
