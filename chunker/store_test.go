@@ -97,6 +97,12 @@ func TestFolderRoundTrip(t *testing.T) {
 		t.Fatal(err)
 	}
 	sameTree(t, src, filepath.Join(out, "folder"))
+	for _, f := range m.Files {
+		fi, err := os.Stat(filepath.Join(out, "folder", f.Path))
+		if err != nil || fi.Mode().Perm() != f.Mode {
+			t.Fatalf("%s: mode %v (err %v), want %v", f.Path, fi.Mode().Perm(), err, f.Mode)
+		}
+	}
 
 	// The finished download serves every chunk, parity included.
 	got, err := stB.Open(p.ID)
@@ -298,5 +304,64 @@ func TestStoreRemoveAndRepublish(t *testing.T) {
 	ents, _ := os.ReadDir(filepath.Join(st.Dir(), dirTmp))
 	if len(ents) != 0 {
 		t.Fatalf("%d staging folders left behind", len(ents))
+	}
+}
+
+// TestConcurrentWriteAndDecode runs writers and a decoder at once (run with
+// -race): every stripe gets its data either written or decoded.
+func TestConcurrentWriteAndDecode(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	data := xof("conc", 40*MinChunkSize+17)
+	writeFile(t, path, data, 0o644)
+	stA := openStore(t)
+	p := publish(t, stA, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 4, ParityShards: 2})
+	item, err := stA.Open(p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer item.Close()
+	m := p.Manifest
+	dl, err := openStore(t).CreateDownload(m, p.Leaves, t.TempDir(), DownloadOptions{SyncEvery: 5})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for w := range 3 {
+		wg.Go(func() {
+			for i := w; i < m.NumChunks(); i += 3 {
+				if _, pos := m.StripeOf(i); pos == 1 {
+					continue // never sent: must be decoded
+				}
+				b, err := item.ReadChunk(i, nil)
+				if err == nil {
+					err = dl.WriteChunk(i, b)
+				}
+				if err != nil {
+					t.Errorf("chunk %d: %v", i, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Go(func() {
+		for !dl.Complete() {
+			for s := range m.NumStripes() {
+				if dl.StripeDecodable(s) {
+					if err := dl.Decode(s); err != nil {
+						t.Errorf("Decode(%d): %v", s, err)
+						return
+					}
+				}
+			}
+		}
+	})
+	wg.Wait()
+	if err := dl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(filepath.Dir(dl.h.data.paths[0]), "f"))
+	if err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("output differs from the source (err %v)", err)
 	}
 }
