@@ -205,3 +205,12 @@ func readToken(b []byte) ([]byte, []byte, error) {
 	}
 	return t, b[1+n:], nil
 }
+
+// How the DHT rides IPv8: every DHT message is the payload of a signed IPv8
+// message with message ID IPv8MessageID in the community CommunityID
+// (SHA-1 of "shoal dht community v1").
+var CommunityID = [20]byte{0x1e, 0xe5, 0xfb, 0x2d, 0x62, 0x5f, 0xe1, 0x47, 0xc0, 0x08,
+	0xe4, 0x5d, 0xfc, 0xcd, 0xb6, 0x3e, 0xdf, 0x04, 0x6f, 0x9e}
+
+// IPv8MessageID is the IPv8 message ID carrying DHT payloads.
+const IPv8MessageID = 1

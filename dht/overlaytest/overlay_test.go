@@ -1,0 +1,144 @@
+package overlaytest
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/dht"
+	"github.com/shoal-p2p/shoal/overlay"
+	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/overlay/ipv8"
+)
+
+// datagramWriter adapts overlay.Node.WriteDatagram to ipv8.Writer.
+type datagramWriter struct{ n *overlay.Node }
+
+func (w datagramWriter) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ua, ok := addr.(*net.UDPAddr)
+	if !ok {
+		return 0, errors.New("overlaytest: not a UDP address")
+	}
+	if err := w.n.WriteDatagram(b, ua.AddrPort()); err != nil {
+		return 0, err
+	}
+	return len(b), nil
+}
+
+// community is the DHT community: it hands verified payloads to the DHT
+// node and sends the node's payloads as signed messages.
+type community struct {
+	ep   *ipv8.Endpoint
+	node *dht.Node
+}
+
+func (c *community) Framing(msgID byte) ipv8.Framing {
+	if msgID == dht.IPv8MessageID {
+		return ipv8.FramingSigned
+	}
+	return ipv8.FramingUnknown
+}
+
+func (c *community) HandleMessage(m *ipv8.Message) {
+	if c.node != nil {
+		c.node.HandleMessage(m.From, m.Key, m.Payload)
+	}
+}
+
+func (c *community) Send(to netip.AddrPort, payload []byte) error {
+	return c.ep.Send(to, ipv8.CommunityID(dht.CommunityID), dht.IPv8MessageID, payload)
+}
+
+type peer struct {
+	ov   *overlay.Node
+	dht  *dht.Node
+	addr netip.AddrPort
+}
+
+func startPeer(t *testing.T) *peer {
+	t.Helper()
+	kp, err := identity.Generate(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ov, err := overlay.New(overlay.Config{KeyPair: kp, SocketBuffer: 1 << 20})
+	if err != nil {
+		t.Fatalf("overlay.New: %v", err)
+	}
+	t.Cleanup(func() { ov.Close() })
+	ep, err := ipv8.NewEndpoint(datagramWriter{ov}, ipv8.Config{Key: kp})
+	if err != nil {
+		t.Fatalf("ipv8.NewEndpoint: %v", err)
+	}
+	com := &community{ep: ep}
+	if err := ep.Register(ipv8.CommunityID(dht.CommunityID), com); err != nil {
+		t.Fatalf("register: %v", err)
+	}
+	addr := ov.LocalAddr()
+	node, err := dht.New(dht.Config{Addrs: []netip.AddrPort{addr}, RequestTimeout: time.Second}, kp, com)
+	if err != nil {
+		t.Fatalf("dht.New: %v", err)
+	}
+	t.Cleanup(func() { node.Close() })
+	com.node = node
+	ov.SetDatagramHandler(ep.HandlePacket)
+	return &peer{ov: ov, dht: node, addr: addr}
+}
+
+// Test30NodesOverOverlay runs 30 DHT nodes over real QUIC-node sockets on
+// loopback, IPv8 signed datagrams in the DHT community; one provides, the
+// others find it.
+func Test30NodesOverOverlay(t *testing.T) {
+	const count = 30
+	before := runtime.NumGoroutine()
+	t.Cleanup(func() { // runs last: after every node and socket closed
+		deadline := time.Now().Add(5 * time.Second)
+		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if n := runtime.NumGoroutine(); n > before {
+			t.Errorf("%d goroutines left running after Close, %d before the test", n, before)
+		}
+	})
+	peers := make([]*peer, count)
+	for i := range peers {
+		peers[i] = startPeer(t)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for i := 1; i < count; i++ {
+		seeds := []netip.AddrPort{peers[0].addr, peers[i-1].addr}
+		if err := peers[i].dht.Bootstrap(ctx, seeds); err != nil {
+			t.Fatalf("peer %d bootstrap: %v", i, err)
+		}
+	}
+	content := dht.Key{0x5e, 0xed}
+	provider := peers[count/2]
+	if err := provider.dht.Provide(ctx, content); err != nil {
+		t.Fatalf("provide: %v", err)
+	}
+	for i, p := range peers {
+		if p == provider {
+			continue
+		}
+		var got []dht.Provider
+		for pr := range p.dht.FindProviders(ctx, content) {
+			got = append(got, pr)
+		}
+		if len(got) != 1 || got[0].ID != provider.dht.Self() || len(got[0].Addrs) != 1 || got[0].Addrs[0] != provider.addr {
+			t.Fatalf("peer %d found %+v, want the provider %s at %s", i, got, provider.dht.Self().Short(), provider.addr)
+		}
+	}
+	var bad uint64
+	for _, p := range peers {
+		c := p.dht.Counters()
+		bad += c.Malformed + c.Oversized + c.BadSignatures + c.BadTokens + c.ForeignRecords + c.RateLimited
+	}
+	if bad != 0 {
+		t.Fatalf("%d refusals counted among honest nodes", bad)
+	}
+}
