@@ -10,6 +10,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/overlay/ipv8"
 )
 
 // Config configures a Node. The zero value is a working configuration with
@@ -62,11 +63,14 @@ type Config struct {
 	// OS, in bytes. Default 7 MiB (what quic-go wants).
 	SocketBuffer int
 
+	// IPv8 configures the node's IPv8 Endpoint (Node.Endpoint). Its Key
+	// defaults to KeyPair and its Logger to Logger.
+	IPv8 ipv8.Config
 	// OnDatagram receives every non-QUIC packet (first byte 0x00) from one
 	// goroutine, in arrival order. It must not retain b after returning and
 	// should not block: while it runs, further datagrams queue in
-	// quic-go's 32-packet buffer and then drop. Default: drop them.
-	// SetDatagramHandler replaces it at run time.
+	// quic-go's 32-packet buffer and then drop. Default: the IPv8
+	// Endpoint's HandlePacket. SetDatagramHandler replaces it at run time.
 	OnDatagram func(from netip.AddrPort, b []byte)
 	// OnPeer receives PeerConnected and PeerDisconnected events, in order,
 	// without any Node lock held. It may call Node methods but must not
@@ -108,6 +112,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.IPv8.Key == nil {
+		c.IPv8.Key = c.KeyPair
+	}
+	if c.IPv8.Logger == nil {
+		c.IPv8.Logger = c.Logger
 	}
 	setDefault(&c.MaxConns, defaultMaxConns)
 	setDefault(&c.IdleTimeout, defaultIdleTimeout)

@@ -12,13 +12,26 @@ import (
 const MaxDatagramSize = 1452
 
 // SetDatagramHandler replaces the function that receives non-QUIC packets
-// (see Config.OnDatagram); nil drops them.
+// (see Config.OnDatagram); nil restores the default, the IPv8 Endpoint.
 func (n *Node) SetDatagramHandler(f func(from netip.AddrPort, b []byte)) {
 	if f == nil {
-		n.onDatagram.Store(nil)
-		return
+		f = n.ep.HandlePacket
 	}
 	n.onDatagram.Store(&f)
+}
+
+// datagramWriter lets the IPv8 Endpoint send through WriteDatagram.
+type datagramWriter struct{ n *Node }
+
+func (w datagramWriter) WriteTo(b []byte, addr net.Addr) (int, error) {
+	ap, ok := addrPort(addr)
+	if !ok {
+		return 0, fmt.Errorf("overlay: datagram address %v is not UDP", addr)
+	}
+	if err := w.n.WriteDatagram(b, ap); err != nil {
+		return 0, err
+	}
+	return len(b), nil
 }
 
 // WriteDatagram sends b to addr as one UDP packet on the node's socket,
@@ -54,7 +67,7 @@ func (n *Node) datagramLoop() {
 		b := buf[:k]
 		f := n.onDatagram.Load()
 		ap, ok := addrPort(from)
-		if f == nil || k == 0 || b[0] != 0x00 || !ok {
+		if k == 0 || b[0] != 0x00 || !ok {
 			n.stats.datagramsDrop.Add(1)
 			continue
 		}

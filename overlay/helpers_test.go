@@ -35,7 +35,7 @@ func noLeaks(t *testing.T) {
 }
 
 // newNode starts a node on loopback and closes it at cleanup.
-func newNode(t *testing.T, cfg Config) *Node {
+func newNode(t testing.TB, cfg Config) *Node {
 	t.Helper()
 	n, err := New(cfg)
 	if err != nil {

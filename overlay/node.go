@@ -13,6 +13,7 @@ import (
 
 	"github.com/quic-go/quic-go"
 	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/overlay/ipv8"
 	"github.com/zeebo/blake3"
 )
 
@@ -29,6 +30,7 @@ type Node struct {
 	ln        *quic.Listener
 	qconf     *quic.Config
 	clientTLS *tls.Config // cloned per dial
+	ep        *ipv8.Endpoint
 	local     netip.AddrPort
 	ctx       context.Context // lifetime; cancelled with ErrClosed by Close
 	cancel    context.CancelCauseFunc
@@ -89,9 +91,12 @@ func New(cfg Config) (*Node, error) {
 	if ap, ok := addrPort(pc.LocalAddr()); ok {
 		n.local = ap
 	}
-	if cfg.OnDatagram != nil {
-		n.onDatagram.Store(&cfg.OnDatagram)
+	n.ep, err = ipv8.NewEndpoint(datagramWriter{n}, cfg.IPv8)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("overlay: IPv8 endpoint: %w", err)
 	}
+	n.SetDatagramHandler(cfg.OnDatagram)
 	n.ctx, n.cancel = context.WithCancelCause(context.Background())
 	serverTLS, clientTLS := tlsConfigs(cert)
 	n.clientTLS = clientTLS
@@ -113,9 +118,13 @@ func New(cfg Config) (*Node, error) {
 	done, stop := context.WithCancel(context.Background())
 	stop()
 	n.tr.ReadNonQUICPacket(done, nil)
-	n.wg.Add(2)
+	n.wg.Add(3)
 	go n.acceptLoop()
 	go n.datagramLoop()
+	go func() {
+		defer n.wg.Done()
+		n.ep.Run(n.ctx) // housekeeping until Close; returns ErrClosed
+	}()
 	n.log.Info("overlay node listening", "peer", n.id.Short(), "addr", n.local.String())
 	return n, nil
 }
@@ -161,6 +170,12 @@ func (n *Node) PeerID() identity.PeerID { return n.id }
 
 // PublicKey returns the node's own public key.
 func (n *Node) PublicKey() identity.PublicKey { return n.kp.Public() }
+
+// Endpoint returns the node's IPv8 datagram endpoint. It sends through
+// WriteDatagram and, unless Config.OnDatagram or SetDatagramHandler says
+// otherwise, receives every datagram starting with 0x00. Register
+// communities on it.
+func (n *Node) Endpoint() *ipv8.Endpoint { return n.ep }
 
 // LocalAddr returns the bound UDP address.
 func (n *Node) LocalAddr() netip.AddrPort { return n.local }
@@ -260,7 +275,7 @@ type Stats struct {
 	Conns          int    // open connections now
 	Refused        uint64 // incoming handshakes refused at the connection limit
 	Datagrams      uint64 // non-QUIC datagrams delivered to the handler
-	DatagramsDrop  uint64 // non-QUIC packets dropped (no handler, or first byte not 0x00)
+	DatagramsDrop  uint64 // non-QUIC packets dropped: first byte not 0x00
 	StreamsHandled uint64 // incoming streams given to a handler
 	StreamsBadTag  uint64 // incoming streams reset for an unknown or missing tag
 }

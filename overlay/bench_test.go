@@ -1,0 +1,197 @@
+package overlay
+
+import (
+	"context"
+	"crypto/tls"
+	"io"
+	"os"
+	"slices"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+)
+
+// bulkSize is the bytes sent on one stream per iteration of
+// BenchmarkBulkStream.
+const bulkSize = 256 << 20
+
+// BenchmarkBulkStream sends one bulk stream over loopback, between two
+// overlay nodes (tuned) and, in the same run, between plain quic-go
+// endpoints with default settings and a throwaway self-signed certificate.
+// Compare the MB/s of the two sub-benchmarks:
+//
+//	go test -run='^$' -bench=BulkStream -count=5 ./overlay
+//
+// On a shared machine the two sub-benchmarks run minutes apart; for a
+// ratio measured side by side, see TestBulkRatio.
+func BenchmarkBulkStream(b *testing.B) {
+	for _, pair := range []struct {
+		name string
+		open func(testing.TB) bulkPair
+	}{{"overlay", openOverlayPair}, {"quic-default", openPlainPair}} {
+		b.Run(pair.name, func(b *testing.B) {
+			p := pair.open(b)
+			b.SetBytes(bulkSize)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				p.send(b, bulkSize)
+			}
+		})
+	}
+}
+
+// TestBulkRatio alternates bulk streams between the tuned overlay pair and
+// the plain quic-go pair, so that both see the same machine load, and logs
+// the median MB/s of each and their ratio. It runs only with SHOAL_BENCH=1
+// (rounds from SHOAL_BENCH_ROUNDS, default 7):
+//
+//	SHOAL_BENCH=1 go test -run=TestBulkRatio -v ./overlay
+func TestBulkRatio(t *testing.T) {
+	if os.Getenv("SHOAL_BENCH") != "1" {
+		t.Skip("set SHOAL_BENCH=1 to measure")
+	}
+	rounds := 7
+	if r, err := strconv.Atoi(os.Getenv("SHOAL_BENCH_ROUNDS")); err == nil && r > 0 {
+		rounds = r
+	}
+	pairs := []struct {
+		name  string
+		p     bulkPair
+		rates []float64
+	}{{"overlay", openOverlayPair(t), nil}, {"quic-default", openPlainPair(t), nil}}
+	for i := range rounds {
+		for j := range pairs {
+			x := &pairs[(i+j)%2] // alternate who goes first
+			start := time.Now()
+			x.p.send(t, bulkSize)
+			x.rates = append(x.rates, float64(bulkSize)/time.Since(start).Seconds()/1e6)
+		}
+	}
+	for _, x := range pairs {
+		t.Logf("%-12s MB/s %v median %.1f", x.name, rounded(x.rates), median(x.rates))
+	}
+	t.Logf("ratio overlay/quic-default %.2f", median(pairs[0].rates)/median(pairs[1].rates))
+}
+
+// bulkPair is a sender and a receiver connected over loopback.
+type bulkPair interface {
+	// send writes size bytes on a new stream, closes it and waits until
+	// the receiver has read them all.
+	send(tb testing.TB, size int)
+}
+
+type overlayPair struct {
+	src, dst *Node
+	done     chan error
+}
+
+func openOverlayPair(tb testing.TB) bulkPair {
+	p := &overlayPair{src: newNode(tb, Config{}), dst: newNode(tb, Config{}), done: make(chan error, 1)}
+	p.dst.Handle(tagSink, func(ctx context.Context, c *Conn, s *quic.Stream) {
+		_, err := io.Copy(io.Discard, s)
+		p.done <- err
+	})
+	if _, err := p.src.Dial(context.Background(), p.dst.PeerID(), p.dst.LocalAddr()); err != nil {
+		tb.Fatal(err)
+	}
+	return p
+}
+
+func (p *overlayPair) send(tb testing.TB, size int) {
+	s, err := p.src.OpenStream(context.Background(), p.dst.PeerID(), p.dst.LocalAddr(), tagSink)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sendBulk(tb, s, size, p.done)
+}
+
+type plainPair struct {
+	qc   *quic.Conn
+	done chan error
+}
+
+// openPlainPair connects two plain quic-go endpoints with default
+// configuration (quic-go still raises the UDP buffers itself).
+func openPlainPair(tb testing.TB) bulkPair {
+	ctx, cancel := context.WithCancel(context.Background())
+	cert, err := newCertificate(mustKey(tb))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"bench"}}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	p := &plainPair{done: make(chan error, 1)}
+	served := make(chan struct{})
+	go func() {
+		defer close(served)
+		qc, err := ln.Accept(ctx)
+		if err != nil {
+			return
+		}
+		defer qc.CloseWithError(0, "")
+		for {
+			s, err := qc.AcceptStream(ctx)
+			if err != nil {
+				return
+			}
+			_, err = io.Copy(io.Discard, s)
+			p.done <- err
+		}
+	}()
+	p.qc, err = quic.DialAddr(ctx, ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"bench"}}, nil)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() {
+		p.qc.CloseWithError(0, "")
+		cancel()
+		ln.Close()
+		<-served
+	})
+	return p
+}
+
+func (p *plainPair) send(tb testing.TB, size int) {
+	s, err := p.qc.OpenStreamSync(context.Background())
+	if err != nil {
+		tb.Fatal(err)
+	}
+	sendBulk(tb, s, size, p.done)
+}
+
+func sendBulk(tb testing.TB, s *quic.Stream, size int, done <-chan error) {
+	buf := make([]byte, 1<<20)
+	for sent := 0; sent < size; sent += len(buf) {
+		if _, err := s.Write(buf); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	if err := s.Close(); err != nil {
+		tb.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		tb.Fatal(err)
+	}
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	if len(s) == 0 {
+		return 0
+	}
+	return s[len(s)/2]
+}
+
+func rounded(xs []float64) []int {
+	out := make([]int, len(xs))
+	for i, x := range xs {
+		out[i] = int(x + 0.5)
+	}
+	return out
+}
