@@ -121,34 +121,40 @@ func (c *content) WriteAt(p []byte, off int64) error {
 		}
 		_, err = f.WriteAt(p[lo:hi], fo)
 		if own {
-			if serr := f.Sync(); err == nil {
-				err = serr
-			}
 			f.Close()
-		} else {
-			c.mu.Lock()
-			c.dirty[j] = true
-			c.mu.Unlock()
 		}
+		c.mu.Lock()
+		c.dirty[j] = true
+		c.mu.Unlock()
 		return err
 	})
 }
 
-// Sync flushes every file written since the last Sync to stable storage.
-// (A large folder's files are synced at each write instead.)
+// Sync flushes every file written since the last Sync to stable storage
+// (reopening the files of a large folder, whose descriptors are not kept).
 func (c *content) Sync() error {
 	c.mu.Lock()
-	var todo []*os.File
+	var todo []int
 	for j, d := range c.dirty {
-		if d && c.fds[j] != nil {
-			todo = append(todo, c.fds[j])
+		if d {
+			todo = append(todo, j)
 			c.dirty[j] = false
 		}
 	}
 	c.mu.Unlock()
-	for _, f := range todo {
-		if err := f.Sync(); err != nil {
-			return fmt.Errorf("syncing %s: %w", f.Name(), err)
+	for _, j := range todo {
+		f, own, err := c.open(j)
+		if err == nil {
+			err = f.Sync()
+			if own {
+				f.Close()
+			}
+		}
+		if err != nil {
+			c.mu.Lock()
+			c.dirty[j] = true
+			c.mu.Unlock()
+			return fmt.Errorf("syncing %s: %w", c.paths[j], err)
 		}
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"sync"
@@ -364,4 +365,34 @@ func TestConcurrentWriteAndDecode(t *testing.T) {
 	if err != nil || !bytes.Equal(got, data) {
 		t.Fatalf("output differs from the source (err %v)", err)
 	}
+}
+
+// TestManyFilesRoundTrip uses more files than are kept open, with chunks
+// spanning many files.
+func TestManyFilesRoundTrip(t *testing.T) {
+	src := filepath.Join(t.TempDir(), "many")
+	for i := range maxCachedFiles + 20 {
+		size := (i * 797) % 5000
+		if i%9 == 0 {
+			size = 0
+		}
+		writeFile(t, filepath.Join(src, fmt.Sprintf("d%d", i%5), fmt.Sprintf("f%03d", i)), xof(fmt.Sprint("many", i), size), 0o644)
+	}
+	stA := openStore(t)
+	p := publish(t, stA, src, PublishOptions{ChunkSize: MinChunkSize, DataShards: 3, ParityShards: 1})
+	item, err := stA.Open(p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer item.Close()
+	out := t.TempDir()
+	dl, err := openStore(t).CreateDownload(p.Manifest, p.Leaves, out, DownloadOptions{SyncEvery: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fetchAll(t, item, dl, func(i int) bool { _, pos := p.Manifest.StripeOf(i); return pos == 0 })
+	if err := dl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	sameTree(t, src, filepath.Join(out, "many"))
 }
