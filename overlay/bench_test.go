@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"io"
+	"net"
 	"os"
 	"slices"
 	"strconv"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/shoal-p2p/shoal/internal/netem"
 )
 
 // bulkSize is the bytes sent on one stream per iteration of
@@ -29,10 +31,10 @@ const bulkSize = 256 << 20
 func BenchmarkBulkStream(b *testing.B) {
 	for _, pair := range []struct {
 		name string
-		open func(testing.TB) bulkPair
+		open func(testing.TB, time.Duration) bulkPair
 	}{{"overlay", openOverlayPair}, {"quic-default", openPlainPair}} {
 		b.Run(pair.name, func(b *testing.B) {
-			p := pair.open(b)
+			p := pair.open(b, 0)
 			b.SetBytes(bulkSize)
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -57,17 +59,23 @@ func TestBulkRatio(t *testing.T) {
 	if r, err := strconv.Atoi(os.Getenv("SHOAL_BENCH_ROUNDS")); err == nil && r > 0 {
 		rounds = r
 	}
+	size := bulkSize
+	var delay time.Duration
+	if d, err := time.ParseDuration(os.Getenv("SHOAL_BENCH_DELAY")); err == nil && d > 0 {
+		delay = d // one-way, through internal/netem: no GSO, so a lower ceiling
+		size = 64 << 20
+	}
 	pairs := []struct {
 		name  string
 		p     bulkPair
 		rates []float64
-	}{{"overlay", openOverlayPair(t), nil}, {"quic-default", openPlainPair(t), nil}}
+	}{{"overlay", openOverlayPair(t, delay), nil}, {"quic-default", openPlainPair(t, delay), nil}}
 	for i := range rounds {
 		for j := range pairs {
 			x := &pairs[(i+j)%2] // alternate who goes first
 			start := time.Now()
-			x.p.send(t, bulkSize)
-			x.rates = append(x.rates, float64(bulkSize)/time.Since(start).Seconds()/1e6)
+			x.p.send(t, size)
+			x.rates = append(x.rates, float64(size)/time.Since(start).Seconds()/1e6)
 		}
 	}
 	for _, x := range pairs {
@@ -88,8 +96,14 @@ type overlayPair struct {
 	done     chan error
 }
 
-func openOverlayPair(tb testing.TB) bulkPair {
-	p := &overlayPair{src: newNode(tb, Config{}), dst: newNode(tb, Config{}), done: make(chan error, 1)}
+// openOverlayPair connects two nodes with default (tuned) settings; a
+// positive delay puts both behind internal/netem with that one-way delay.
+func openOverlayPair(tb testing.TB, delay time.Duration) bulkPair {
+	p := &overlayPair{
+		src:  newNode(tb, Config{PacketConn: benchConn(tb, delay)}),
+		dst:  newNode(tb, Config{PacketConn: benchConn(tb, delay)}),
+		done: make(chan error, 1),
+	}
 	p.dst.Handle(tagSink, func(ctx context.Context, c *Conn, s *quic.Stream) {
 		_, err := io.Copy(io.Discard, s)
 		p.done <- err
@@ -114,14 +128,17 @@ type plainPair struct {
 }
 
 // openPlainPair connects two plain quic-go endpoints with default
-// configuration (quic-go still raises the UDP buffers itself).
-func openPlainPair(tb testing.TB) bulkPair {
+// configuration (quic-go still raises the UDP buffers itself); a positive
+// delay puts both behind internal/netem.
+func openPlainPair(tb testing.TB, delay time.Duration) bulkPair {
 	ctx, cancel := context.WithCancel(context.Background())
 	cert, err := newCertificate(mustKey(tb))
 	if err != nil {
 		tb.Fatal(err)
 	}
-	ln, err := quic.ListenAddr("127.0.0.1:0", &tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"bench"}}, nil)
+	srv := &quic.Transport{Conn: benchConn(tb, delay)}
+	cli := &quic.Transport{Conn: benchConn(tb, delay)}
+	ln, err := srv.Listen(&tls.Config{Certificates: []tls.Certificate{cert}, NextProtos: []string{"bench"}}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -143,7 +160,7 @@ func openPlainPair(tb testing.TB) bulkPair {
 			p.done <- err
 		}
 	}()
-	p.qc, err = quic.DialAddr(ctx, ln.Addr().String(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"bench"}}, nil)
+	p.qc, err = cli.Dial(ctx, ln.Addr(), &tls.Config{InsecureSkipVerify: true, NextProtos: []string{"bench"}}, nil)
 	if err != nil {
 		tb.Fatal(err)
 	}
@@ -152,6 +169,10 @@ func openPlainPair(tb testing.TB) bulkPair {
 		cancel()
 		ln.Close()
 		<-served
+		cli.Close()
+		srv.Close()
+		cli.Conn.Close()
+		srv.Conn.Close()
 	})
 	return p
 }
@@ -162,6 +183,22 @@ func (p *plainPair) send(tb testing.TB, size int) {
 		tb.Fatal(err)
 	}
 	sendBulk(tb, s, size, p.done)
+}
+
+// benchConn binds a loopback UDP socket, behind netem when delay > 0.
+func benchConn(tb testing.TB, delay time.Duration) net.PacketConn {
+	udp, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	if delay <= 0 {
+		return udp
+	}
+	pc, err := netem.Wrap(udp, netem.Config{Delay: delay, QueueLimit: 1 << 17})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return pc
 }
 
 func sendBulk(tb testing.TB, s *quic.Stream, size int, done <-chan error) {
