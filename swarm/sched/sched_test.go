@@ -355,3 +355,5 @@ func TestNoPeersWaits(t *testing.T) {
 		t.Errorf("second peer did not finish the download: %v", s)
 	}
 }
+
+func newRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
