@@ -93,7 +93,13 @@ type pendingIntro struct {
 	to        netip.AddrPort
 	sent      time.Time
 	bootstrap bool
+	newStyle  bool
+	tries     int // sends to this address in a row, for walkable retries
 }
+
+// walkTries is how often an introduced address is tried before it is
+// forgotten: one lost datagram should not cost a node its only lead.
+const walkTries = 2
 
 type pendingPing struct {
 	to   netip.AddrPort
@@ -103,6 +109,7 @@ type pendingPing struct {
 type walkable struct {
 	newStyle bool
 	added    time.Time
+	tries    int // unanswered requests so far
 }
 
 // Core is the walk as a state machine: it takes messages and the time,
@@ -219,6 +226,13 @@ func (c *Core) expire(now time.Time) {
 		if now.Sub(p.sent) >= c.cfg.IntroTimeout {
 			delete(c.pending, id)
 			c.stats.IntroTimeouts++
+			if p.tries > 0 && p.tries < walkTries {
+				c.learn(now, p.to, p.newStyle)
+				if w, ok := c.walkable[p.to]; ok {
+					w.tries = p.tries
+					c.walkable[p.to] = w
+				}
+			}
 		}
 	}
 	for id, p := range c.pings {
@@ -267,27 +281,39 @@ func (c *Core) walk(now time.Time) {
 	}
 	useWalkable := len(c.walkable) > 0 && (len(c.peers) == 0 || c.rng.IntN(2) == 0)
 	switch {
+	case len(c.peers) > 0 && c.rng.IntN(20) == 0 && c.bootstrapDue(now):
+		// Once in a while, as py-ipv8 does, ask the bootstrap nodes
+		// again even though the table is not empty: a group of nodes
+		// that only know each other would never grow otherwise.
+		c.bootstrapRound(now)
 	case useWalkable:
 		addr := pickKey(c.rng, c.walkable)
 		w := c.walkable[addr]
 		delete(c.walkable, addr)
-		c.sendIntroRequest(now, addr, w.newStyle, false)
+		c.sendIntroRequest(now, addr, w.newStyle, false, w.tries+1)
 	case len(c.peers) > 0:
 		p := c.peers[pickKey(c.rng, c.peers)]
-		c.sendIntroRequest(now, p.Addr, p.NewStyle, false)
+		c.sendIntroRequest(now, p.Addr, p.NewStyle, false, 0)
 	default:
 		c.bootstrapRound(now)
 	}
 }
 
+// bootstrapDue reports whether a bootstrap round may run at now.
+func (c *Core) bootstrapDue(now time.Time) bool {
+	return len(c.cfg.Bootstrap) > 0 && (c.lastBootstrap.IsZero() || now.Sub(c.lastBootstrap) >= c.cfg.BootstrapInterval)
+}
+
 func (c *Core) bootstrapRound(now time.Time) {
-	if len(c.cfg.Bootstrap) == 0 || (!c.lastBootstrap.IsZero() && now.Sub(c.lastBootstrap) < c.cfg.BootstrapInterval) {
+	if !c.bootstrapDue(now) {
 		return
 	}
 	c.lastBootstrap = now
 	c.stats.BootstrapRounds++
 	for _, a := range c.cfg.Bootstrap {
-		c.sendIntroRequest(now, a, c.newStyle[a], true)
+		if !c.isSelf(a) {
+			c.sendIntroRequest(now, a, c.newStyle[a], true, 0)
+		}
 	}
 }
 
@@ -297,12 +323,14 @@ func (c *Core) WalkTo(now time.Time, addr netip.AddrPort) *Output {
 	out := c.reset()
 	addr = unmap(addr)
 	if addr.IsValid() && !c.isSelf(addr) {
-		c.sendIntroRequest(now, addr, false, c.bootstrap[addr])
+		c.sendIntroRequest(now, addr, false, c.bootstrap[addr], 0)
 	}
 	return out
 }
 
-func (c *Core) sendIntroRequest(now time.Time, to netip.AddrPort, newStyle, bootstrap bool) {
+// sendIntroRequest sends a request to to. tries counts the requests in a
+// row to an introduced address (0 for peers and bootstrap nodes).
+func (c *Core) sendIntroRequest(now time.Time, to netip.AddrPort, newStyle, bootstrap bool, tries int) {
 	id := c.newID(func(id uint16) bool { _, ok := c.pending[id]; return ok })
 	req := ipv8.IntroRequest{
 		NewStyle:         newStyle || to.Addr().Is6() || c.lan.Addr().Is6() || c.wan.Addr().Is6(),
@@ -317,7 +345,7 @@ func (c *Core) sendIntroRequest(now time.Time, to netip.AddrPort, newStyle, boot
 	if err != nil {
 		return
 	}
-	c.pending[id] = pendingIntro{to: to, sent: now, bootstrap: bootstrap}
+	c.pending[id] = pendingIntro{to: to, sent: now, bootstrap: bootstrap, newStyle: newStyle, tries: tries}
 	c.out.Sends = append(c.out.Sends, Send{To: to, MsgID: req.MsgID(), Payload: p})
 	c.stats.IntroRequestsSent++
 }

@@ -61,6 +61,11 @@ func (c *Core) Handle(now time.Time, m *ipv8.Message) *Output {
 		if r, err = ipv8.DecodePing(m.Payload); err == nil {
 			c.out.Sends = append(c.out.Sends, Send{To: m.From, MsgID: ipv8.MsgPong, Unsigned: true, Payload: r.Append(nil)})
 			c.stats.PongsSent++
+			if _, ok := c.peers[m.From]; !ok && len(c.peers) < c.cfg.TargetPeers {
+				// It counts us as a peer but we lost it (a lost
+				// response): walking to it makes the link symmetric.
+				c.learn(now, m.From, false)
+			}
 		}
 	case ipv8.MsgPong:
 		var r ipv8.Ping
@@ -174,6 +179,13 @@ func (c *Core) onIntroResponse(now time.Time, m *ipv8.Message, r *ipv8.IntroResp
 		}
 	}
 	c.learn(now, c.introTarget(unmap(r.IntroLAN), unmap(r.IntroWAN)), r.IntroSupportsNewStyle)
+	if r.PeerLimitReached && !c.bootstrap[m.From] && len(c.peers) < c.cfg.TargetPeers {
+		// A full node still introduces: asking it again later gives
+		// another introduction, so a node with few peers does not
+		// depend on one chain of introductions that a lost datagram
+		// breaks.
+		c.learn(now, m.From, newStyle)
+	}
 }
 
 // introTarget picks the address to walk to for an introduced peer: its

@@ -40,11 +40,11 @@ func fastConfig() Config {
 	return Config{
 		TargetPeers:       20,
 		MaxPeers:          30,
-		WalkInterval:      25 * time.Millisecond,
-		IntroTimeout:      250 * time.Millisecond,
-		PingAfter:         600 * time.Millisecond,
-		DropAfter:         1500 * time.Millisecond,
-		BootstrapInterval: 300 * time.Millisecond,
+		WalkInterval:      timeScale * 40 * time.Millisecond,
+		IntroTimeout:      timeScale * 400 * time.Millisecond,
+		PingAfter:         timeScale * 800 * time.Millisecond,
+		DropAfter:         timeScale * 2 * time.Second,
+		BootstrapInterval: timeScale * 400 * time.Millisecond,
 	}
 }
 
@@ -137,7 +137,7 @@ func runWorld(t *testing.T, size int, em *netem.Config) {
 	}()
 
 	start := time.Now()
-	waitFor(t, 20*time.Second, "every node reaches its target", func() error {
+	waitFor(t, timeScale*30*time.Second, "every node reaches its target", func() error {
 		for i, n := range nodes {
 			if k := n.c.NumPeers(); k < cfg.TargetPeers {
 				return fmt.Errorf("node %d has %d peers, target %d", i, k, cfg.TargetPeers)
@@ -166,7 +166,7 @@ func runWorld(t *testing.T, size int, em *netem.Config) {
 	victim := nodes[size/2]
 	victim.stop()
 	stopped := time.Now()
-	waitFor(t, cfg.DropAfter+2*time.Second, "the stopped node is dropped", func() error {
+	waitFor(t, cfg.DropAfter+timeScale*2*time.Second, "the stopped node is dropped", func() error {
 		for i, n := range nodes {
 			if n == victim {
 				continue
@@ -180,6 +180,16 @@ func runWorld(t *testing.T, size int, em *netem.Config) {
 		return nil
 	})
 	t.Logf("stopped node dropped by all after %v (DropAfter %v)", time.Since(stopped).Round(time.Millisecond), cfg.DropAfter)
+
+	// The survivors walk again and refill their tables.
+	waitFor(t, timeScale*20*time.Second, "survivors refill", func() error {
+		for i, n := range nodes {
+			if k := n.c.NumPeers(); n != victim && k < cfg.TargetPeers {
+				return fmt.Errorf("node %d has %d peers, target %d", i, k, cfg.TargetPeers)
+			}
+		}
+		return nil
+	})
 
 	// The events seen by a node replay into its table.
 	n := nodes[1]
