@@ -1,6 +1,7 @@
 package dht
 
 import (
+	"bytes"
 	"net/netip"
 	"slices"
 	"time"
@@ -50,6 +51,7 @@ type table struct {
 	pingAfter   time.Duration
 	buckets     [256]bucket
 	n           int
+	scratch     []distRef // reused by closest
 }
 
 func newTable(self identity.PeerID, k, maxFailures int, pingAfter time.Duration, now time.Time) *table {
@@ -164,40 +166,43 @@ func (t *table) contains(id identity.PeerID) bool {
 // share target's bit i and are closer than any other; entries of buckets
 // j > i all differ from target first at bit i, so they come next (sorted
 // together); entries of buckets j < i differ first at bit j, so they follow
-// in order i-1, i-2, ..., 0. Each group is sorted only when it is reached.
+// in order i-1, i-2, ..., 0. Each group is sorted only when it is reached,
+// by precomputed distance in a scratch slice the table reuses.
 func (t *table) closest(dst []Contact, target Key, n int) []Contact {
-	start := len(dst)
-	sortFrom := func(from int) {
-		slices.SortFunc(dst[from:], func(a, b Contact) int { return cmpDist(target, a.ID, b.ID) })
+	want := len(dst) + n
+	group := func(from, to int) {
+		s := t.scratch[:0]
+		for j := from; j < to; j++ {
+			for _, e := range t.buckets[j].entries {
+				s = append(s, distRef{d: xor(target, e.ID), e: e})
+			}
+		}
+		slices.SortFunc(s, func(a, b distRef) int { return bytes.Compare(a.d[:], b.d[:]) })
+		for _, r := range s {
+			if len(dst) == want {
+				break
+			}
+			dst = append(dst, r.e.Contact)
+		}
+		t.scratch = s[:0]
 	}
 	i := commonPrefixLen(t.self, target)
 	if i < 256 {
-		from := len(dst)
-		for _, e := range t.buckets[i].entries {
-			dst = append(dst, e.Contact)
-		}
-		sortFrom(from)
-		if len(dst)-start < n {
-			from = len(dst)
-			for j := i + 1; j < 256; j++ {
-				for _, e := range t.buckets[j].entries {
-					dst = append(dst, e.Contact)
-				}
-			}
-			sortFrom(from)
+		group(i, i+1)
+		if len(dst) < want {
+			group(i+1, 256)
 		}
 	}
-	for j := min(i, 256) - 1; j >= 0 && len(dst)-start < n; j-- {
-		from := len(dst)
-		for _, e := range t.buckets[j].entries {
-			dst = append(dst, e.Contact)
-		}
-		sortFrom(from)
-	}
-	if len(dst)-start > n {
-		dst = dst[:start+n]
+	for j := min(i, 256) - 1; j >= 0 && len(dst) < want; j-- {
+		group(j, j+1)
 	}
 	return dst
+}
+
+// distRef is an entry with its distance to a lookup target.
+type distRef struct {
+	d Key
+	e *entry
 }
 
 // staleBuckets appends to dst the indexes of buckets not changed or looked

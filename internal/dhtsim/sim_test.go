@@ -32,7 +32,7 @@ func randContent(s *Sim) dht.Key {
 
 type lookupFigures struct {
 	n, ok            int
-	hops, msgs       []int
+	hops, reqs, msgs []int
 	medHops, p99Hops int
 	medMsgs, p99Msgs int
 }
@@ -42,7 +42,8 @@ func (f *lookupFigures) add(r *Result) {
 	if r != nil && r.Done && len(r.Providers) > 0 {
 		f.ok++
 		f.hops = append(f.hops, r.Stats.Hops)
-		f.msgs = append(f.msgs, r.Stats.Requests)
+		f.reqs = append(f.reqs, r.Stats.Requests)
+		f.msgs = append(f.msgs, r.Stats.Requests+r.Stats.Replies)
 	}
 }
 
@@ -59,7 +60,8 @@ func pct(xs []int, p float64) int {
 func (f *lookupFigures) String() string {
 	return "ok " + strconv.Itoa(f.ok) + "/" + strconv.Itoa(f.n) +
 		", hops median " + strconv.Itoa(pct(f.hops, 0.5)) + " p99 " + strconv.Itoa(pct(f.hops, 0.99)) +
-		", messages/lookup median " + strconv.Itoa(pct(f.msgs, 0.5)) + " p99 " + strconv.Itoa(pct(f.msgs, 0.99))
+		", requests/lookup median " + strconv.Itoa(pct(f.reqs, 0.5)) + " p99 " + strconv.Itoa(pct(f.reqs, 0.99)) +
+		", messages/lookup (requests+replies) median " + strconv.Itoa(pct(f.msgs, 0.5)) + " p99 " + strconv.Itoa(pct(f.msgs, 0.99))
 }
 
 // scenario builds a network of n nodes, provides `keys` content IDs from
@@ -201,11 +203,78 @@ func TestLookupsUnderChurn(t *testing.T) {
 // TestLookupsWithJoinRefresh runs the default join (with bucket refresh) on
 // a smaller network.
 func TestLookupsWithJoinRefresh(t *testing.T) {
-	n := nodesFor(300, 2000)
+	n := nodesFor(200, 2000)
 	sc := scenario{seed: 3, nodes: n, keys: 20, lookups: 200, churn: 0.2, joinRefresh: true}
 	o := run(t, sc)
 	t.Logf("%d nodes, join refresh, 20%% churn: %v", n, &o.figures)
 	if o.figures.ok*100 < o.figures.n*99 {
 		t.Fatalf("only %d of %d lookups found a provider, want >= 99%%", o.figures.ok, o.figures.n)
+	}
+}
+
+// TestRepublishAndExpiry: with a 1-hour record lifetime, content still
+// provided is found after 3 hours (republished every 30 minutes); content
+// no longer provided is not (its records expired).
+func TestRepublishAndExpiry(t *testing.T) {
+	dc := dht.SimConfig()
+	dc.RecordTTL = time.Hour
+	s := New(Config{Seed: 7, DHT: &dc})
+	if _, err := s.Grow(100, 10*time.Millisecond); err != nil {
+		t.Fatal(err)
+	}
+	nodes := s.Alive()
+	p := nodes[10]
+	kept, dropped := randContent(s), randContent(s)
+	ids := []dht.LookupID{s.Provide(p, kept), s.Provide(p, dropped)}
+	if !s.Wait(time.Minute, []*Node{p, p}, ids) {
+		t.Fatalf("provides did not finish")
+	}
+	p.Core.StopProviding(dropped)
+	s.RunUntil(s.Now().Add(3 * time.Hour))
+	stored := 0
+	for _, n := range nodes {
+		stored += n.Core.StoredRecords()
+	}
+	if stored < 10 || stored > 2*20 {
+		t.Fatalf("%d records stored across the network after 3 h, want the kept one on 10..40 nodes", stored)
+	}
+	for _, tc := range []struct {
+		name string
+		key  dht.Key
+		want bool
+	}{{"still provided", kept, true}, {"no longer provided", dropped, false}} {
+		var askers []*Node
+		var lids []dht.LookupID
+		for i := range 10 {
+			n := nodes[30+i]
+			askers = append(askers, n)
+			lids = append(lids, s.FindProviders(n, tc.key))
+		}
+		if !s.Wait(time.Minute, askers, lids) {
+			t.Fatalf("%s: lookups did not finish", tc.name)
+		}
+		for i, n := range askers {
+			found := len(n.Result(lids[i]).Providers) > 0
+			if found != tc.want {
+				t.Fatalf("%s: node %d found a provider = %v, want %v", tc.name, n.Index, found, tc.want)
+			}
+		}
+	}
+}
+
+// BenchmarkSim10k builds 10,000 nodes, provides 100 IDs and looks each up
+// five times. Run with: go test -run '^$' -bench Sim10k -benchtime 1x ./internal/dhtsim/
+func BenchmarkSim10k(b *testing.B) {
+	for b.Loop() {
+		o := run(b, scenario{seed: 10, nodes: 10000, keys: 100, lookups: 500, churn: 0.2, loss: 0.01})
+		if o.figures.ok*100 < o.figures.n*99 {
+			b.Fatalf("only %d of %d lookups found a provider", o.figures.ok, o.figures.n)
+		}
+		b.ReportMetric(float64(pct(o.figures.hops, 0.5)), "hops-median")
+		b.ReportMetric(float64(pct(o.figures.hops, 0.99)), "hops-p99")
+		b.ReportMetric(float64(pct(o.figures.reqs, 0.5)), "requests-median")
+		b.ReportMetric(float64(pct(o.figures.reqs, 0.99)), "requests-p99")
+		b.ReportMetric(float64(pct(o.figures.msgs, 0.5)), "msgs-median")
+		b.Logf("10000 nodes, 20%% churn, 1%% loss: %v", &o.figures)
 	}
 }
