@@ -20,7 +20,7 @@ import (
 
 // stripeKey computes the rarity key of stripe st from the avail counts.
 func (s *Scheduler) stripeKey(st int) uint64 {
-	start, d := s.lay.StripeStart(st), s.lay.StripeData(st)
+	start, d := s.lay.StripeStart(st), s.dataIn(st)
 	buf := s.scratch[:0]
 	sum := 0
 	for c := start; c < start+d+s.lay.M; c++ {

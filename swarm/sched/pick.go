@@ -61,7 +61,7 @@ func (s *Scheduler) pick(p *peer) int {
 		if s.need(st) == 0 {
 			continue
 		}
-		start, d := s.lay.StripeStart(st), s.lay.StripeData(st)
+		start, d := s.lay.StripeStart(st), s.dataIn(st)
 		if c := s.candidate(p, start, start+d); c >= 0 {
 			return c
 		}
@@ -119,7 +119,7 @@ func (s *Scheduler) pickEndgame(p *peer) int {
 		if s.sInflight[st] == 0 {
 			continue
 		}
-		start, d := s.lay.StripeStart(st), s.lay.StripeData(st)
+		start, d := s.lay.StripeStart(st), s.dataIn(st)
 		end := start + d + s.lay.M
 		reqs, foreign := 0, 0
 		var oldest time.Time
@@ -130,17 +130,18 @@ func (s *Scheduler) pickEndgame(p *peer) int {
 				continue
 			}
 			reqs += int(s.inflight[c])
-			_, mine := p.reqs[int32(c)]
+			mine, first := false, time.Time{}
+			for ri := s.reqHead[c]; ri >= 0; ri = s.reqs[ri].next {
+				r := &s.reqs[ri]
+				mine = mine || r.peer == p
+				if first.IsZero() || r.sent.Before(first) {
+					first = r.sent
+				}
+			}
 			if mine && s.inflight[c] == 1 {
 				continue // only p fetches it
 			}
 			foreign++
-			first := time.Time{}
-			for ri := s.reqHead[c]; ri >= 0; ri = s.reqs[ri].next {
-				if t := s.reqs[ri].sent; first.IsZero() || t.Before(first) {
-					first = t
-				}
-			}
 			if oldest.IsZero() || first.Before(oldest) {
 				oldest = first
 			}

@@ -51,7 +51,7 @@ func (s *Scheduler) Progress() Progress {
 		if !s.sComplete.has(st) {
 			continue
 		}
-		start, d := s.lay.StripeStart(st), s.lay.StripeData(st)
+		start, d := s.lay.StripeStart(st), s.dataIn(st)
 		for c := start; c < start+d; c++ {
 			if !s.verified.has(c) {
 				rec += int64(s.lay.ChunkBytes(c))

@@ -22,7 +22,7 @@ type Scheduler struct {
 	log *slog.Logger
 
 	nchunks, nstripes int
-	width             int // K+M
+	ndata             int // data chunks
 
 	// Per chunk.
 	verified bitset   // verified chunks (resume bitmap included)
@@ -98,7 +98,7 @@ func New(l Layout, verified []byte, cfg Config, rng *rand.Rand) (*Scheduler, err
 	n, ns := l.Chunks(), l.Stripes()
 	s := &Scheduler{
 		cfg: cfg, lay: l, rng: rng, log: cfg.Logger,
-		nchunks: n, nstripes: ns, width: l.K + l.M,
+		nchunks: n, nstripes: ns, ndata: l.DataChunks(),
 		verified:  newBitset(n),
 		busy:      newBitset(n),
 		avail:     make([]uint16, n),
@@ -252,7 +252,7 @@ func (s *Scheduler) ChunkOK(now time.Time, id PeerID, c int, n int, latency time
 	if fresh {
 		s.cancelChunk(c)
 		st, _ := s.lay.StripeOf(c)
-		if !s.sComplete.has(st) && int(s.sVerified[st]) >= s.lay.StripeData(st) {
+		if !s.sComplete.has(st) && int(s.sVerified[st]) >= s.dataIn(st) {
 			s.finishStripe(st)
 			s.checkDone()
 		}
@@ -438,7 +438,7 @@ func (s *Scheduler) deadline() time.Time {
 func (s *Scheduler) finishStripe(st int) {
 	s.sComplete.set(st)
 	s.complete++
-	start, d := s.lay.StripeStart(st), s.lay.StripeData(st)
+	start, d := s.lay.StripeStart(st), s.dataIn(st)
 	for c := start; c < start+d+s.lay.M; c++ {
 		s.cancelChunk(c)
 	}
@@ -465,10 +465,14 @@ func (s *Scheduler) checkDone() {
 	}
 }
 
+// dataIn returns d_s, the number of data chunks of stripe st, without the
+// division Layout.StripeData does.
+func (s *Scheduler) dataIn(st int) int { return min(s.lay.K, s.ndata-st*s.lay.K) }
+
 // need returns how many more chunks stripe st needs requested: d_s minus
 // its verified chunks minus its unverified chunks in flight, at least 0.
 func (s *Scheduler) need(st int) int {
-	return max(0, s.lay.StripeData(st)-int(s.sVerified[st])-int(s.sInflight[st]))
+	return max(0, s.dataIn(st)-int(s.sVerified[st])-int(s.sInflight[st]))
 }
 
 // setVerified marks chunk c verified and keeps the counters in step.
@@ -481,7 +485,7 @@ func (s *Scheduler) setVerified(c int) {
 	s.verified.set(c)
 	s.sVerified[st]++
 	s.needTotal += s.need(st) - before
-	if pos < s.lay.StripeData(st) {
+	if pos < s.dataIn(st) {
 		s.verifiedData += int64(s.lay.ChunkBytes(c))
 	}
 }
