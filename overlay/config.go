@@ -42,6 +42,11 @@ type Config struct {
 	// that idle connections stay open (and NAT bindings stay warm). Default
 	// 0: idle connections close after IdleTimeout.
 	KeepAlive time.Duration
+	// DuplicateGrace is how long a second connection to the same peer
+	// (both sides dialled at once, or the peer restarted) keeps carrying
+	// the streams already on it before it is closed. New streams always
+	// go to the preferred connection. Default 10s.
+	DuplicateGrace time.Duration
 	// HandshakeTimeout bounds the QUIC handshake. Default 5s.
 	HandshakeTimeout time.Duration
 	// DialTimeout bounds a whole dial, shared by all callers waiting on it.
@@ -84,6 +89,7 @@ const (
 	defaultMaxConns        = 256
 	defaultIdleTimeout     = 30 * time.Second
 	defaultHandshake       = 5 * time.Second
+	defaultDuplicateGrace  = 10 * time.Second
 	defaultDialTimeout     = 10 * time.Second
 	defaultTagTimeout      = 10 * time.Second
 	defaultMaxStreams      = 256
@@ -122,6 +128,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.MaxConns, defaultMaxConns)
 	setDefault(&c.IdleTimeout, defaultIdleTimeout)
 	setDefault(&c.HandshakeTimeout, defaultHandshake)
+	setDefault(&c.DuplicateGrace, defaultDuplicateGrace)
 	setDefault(&c.DialTimeout, defaultDialTimeout)
 	setDefault(&c.TagTimeout, defaultTagTimeout)
 	setDefault(&c.MaxIncomingStreams, defaultMaxStreams)
@@ -134,7 +141,7 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.MaxConns < 0:
 		return c, fmt.Errorf("%w: MaxConns %d is negative", ErrBadConfig, c.MaxConns)
-	case c.IdleTimeout < 0 || c.KeepAlive < 0 || c.HandshakeTimeout < 0 || c.DialTimeout < 0 || c.TagTimeout < 0:
+	case c.IdleTimeout < 0 || c.KeepAlive < 0 || c.DuplicateGrace < 0 || c.HandshakeTimeout < 0 || c.DialTimeout < 0 || c.TagTimeout < 0:
 		return c, fmt.Errorf("%w: negative duration", ErrBadConfig)
 	case c.MaxIncomingStreams < 0 || c.MaxIncomingStreams > maxIncomingStreamLimit:
 		return c, fmt.Errorf("%w: MaxIncomingStreams %d out of range", ErrBadConfig, c.MaxIncomingStreams)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"net/netip"
+	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/shoal-p2p/shoal/overlay/identity"
@@ -18,6 +19,8 @@ type Conn struct {
 	id       identity.PeerID
 	remote   netip.AddrPort
 	outbound bool
+
+	retire *time.Timer // guarded by Node.mu: closes a duplicate connection
 }
 
 // PeerID returns the peer's PeerID, derived from its certificate.
@@ -58,10 +61,10 @@ func (c *Conn) OpenStream(ctx context.Context, tag byte) (*quic.Stream, error) {
 	return s, nil
 }
 
-// preferred reports whether c should carry new streams rather than other,
-// when both lead to the same peer. Both sides agree without talking: the
-// connection dialled by the smaller PeerID wins; among equals, the older
-// (other, already in the table) stays.
+// preferred reports whether c is dialled by the smaller of the two
+// PeerIDs. Among several connections to one peer, both sides open new
+// streams on a preferred one (the newest, among equals) and retire the
+// others; they agree without talking.
 func (c *Conn) preferred(self identity.PeerID) bool {
 	dialer := c.id
 	if c.outbound {
@@ -103,19 +106,35 @@ func (n *Node) Conns() []*Conn {
 }
 
 // bestLocked picks the live connection to peer that new streams use. Two
-// may exist briefly when both sides dial at once; the loser carries the
-// streams already on it and then closes when idle.
+// may exist when both sides dial at once (or a peer restarted); the others
+// keep carrying the streams already on them for Config.DuplicateGrace and
+// are then closed (see retireLocked).
 func (n *Node) bestLocked(peer identity.PeerID) *Conn {
 	var best *Conn
 	for _, c := range n.conns[peer] {
 		if c.qc.Context().Err() != nil {
 			continue
 		}
-		if best == nil || (!best.preferred(n.id) && c.preferred(n.id)) {
+		if best == nil || c.preferred(n.id) || !best.preferred(n.id) {
 			best = c
 		}
 	}
 	return best
+}
+
+// retireLocked arms the retire timer of every connection to peer but the
+// best one.
+func (n *Node) retireLocked(peer identity.PeerID) {
+	best := n.bestLocked(peer)
+	for _, c := range n.conns[peer] {
+		if c == best || c.retire != nil {
+			continue
+		}
+		qc := c.qc
+		c.retire = time.AfterFunc(n.cfg.DuplicateGrace, func() {
+			qc.CloseWithError(CodeDuplicate, "duplicate connection")
+		})
+	}
 }
 
 // register adds a handshaken connection to the table and starts serving
@@ -158,6 +177,7 @@ func (n *Node) register(qc *quic.Conn, outbound bool) (*Conn, error) {
 	}
 	first := len(n.conns[c.id]) == 0
 	n.conns[c.id] = append(n.conns[c.id], c)
+	n.retireLocked(c.id)
 	n.nconns++
 	n.stats.conns.Add(1)
 	if first {
@@ -180,6 +200,9 @@ func (n *Node) unregister(c *Conn, err error) {
 		cause = err
 	}
 	n.mu.Lock()
+	if c.retire != nil {
+		c.retire.Stop()
+	}
 	cs := n.conns[c.id]
 	for i, x := range cs {
 		if x == c {

@@ -42,6 +42,8 @@ const (
 	CodeConnLimit quic.ApplicationErrorCode = 0x10
 	// CodeNodeClosing closes connections when the node shuts down.
 	CodeNodeClosing quic.ApplicationErrorCode = 0x11
+	// CodeDuplicate retires a second connection to the same peer.
+	CodeDuplicate quic.ApplicationErrorCode = 0x12
 
 	// StreamCodeUnknownTag resets a stream whose tag has no handler.
 	StreamCodeUnknownTag quic.StreamErrorCode = 0x10

@@ -209,8 +209,8 @@ func TestSimultaneousOpen(t *testing.T) {
 	noLeaks(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	a := newNode(t, Config{})
-	b := newNode(t, Config{})
+	a := newNode(t, Config{DuplicateGrace: 300 * time.Millisecond, KeepAlive: 100 * time.Millisecond})
+	b := newNode(t, Config{DuplicateGrace: 300 * time.Millisecond, KeepAlive: 100 * time.Millisecond})
 	a.Handle(tagEcho, echo)
 	b.Handle(tagEcho, echo)
 	errs := make(chan error, 2)
@@ -221,12 +221,12 @@ func TestSimultaneousOpen(t *testing.T) {
 			t.Fatalf("simultaneous dial: %v", err)
 		}
 	}
+	t.Logf("connections after both dials: A %d, B %d", a.Stats().Conns, b.Stats().Conns)
 	// Both sides must pick the same connection once both are known.
 	deadline := time.Now().Add(2 * time.Second)
 	for {
 		ca, cb := a.Conn(b.PeerID()), b.Conn(a.PeerID())
-		if ca != nil && cb != nil && ca.Outbound() != cb.Outbound() &&
-			ca.QUIC().LocalAddr().String() == cb.RemoteAddr().String() {
+		if ca != nil && cb != nil && sameConn(t, ca, cb) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -244,6 +244,11 @@ func TestSimultaneousOpen(t *testing.T) {
 		if got := roundTrip(t, ctx, s, []byte("hi")); string(got) != "hi" {
 			t.Errorf("echo %q, want hi", got)
 		}
+	}
+	// A duplicate, if both dials won through, is retired despite keep-alives.
+	waitFor(t, "one connection per side", func() bool { return a.Stats().Conns == 1 && b.Stats().Conns == 1 })
+	if ca, cb := a.Conn(b.PeerID()), b.Conn(a.PeerID()); ca == nil || cb == nil || !sameConn(t, ca, cb) {
+		t.Errorf("A and B do not share one connection after retiring duplicates")
 	}
 }
 
@@ -415,6 +420,21 @@ func TestForeignClients(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sameConn reports whether a and b are the two ends of one connection:
+// their TLS exporters agree.
+func sameConn(t *testing.T, a, b *Conn) bool {
+	t.Helper()
+	export := func(c *Conn) []byte {
+		st := c.QUIC().ConnectionState().TLS
+		k, err := st.ExportKeyingMaterial("shoal test", nil, 16)
+		if err != nil {
+			t.Fatalf("exporter: %v", err)
+		}
+		return k
+	}
+	return bytes.Equal(export(a), export(b))
 }
 
 // plainCert is an ordinary self-signed Ed25519 certificate without the
