@@ -67,13 +67,13 @@ type backend interface {
 	Identity() IDInfo
 	Peers() []PeerInfo
 	Remove(id string) error
-	Publish(ctx context.Context, paths []string, progress func(Progress)) (Published, error)
+	Publish(ctx context.Context, path string, progress func(Progress)) (Published, error)
 	Get(ctx context.Context, link, out string, progress func(Progress)) (Item, error)
 	writeMetrics(w http.ResponseWriter) error
 }
 
 type publishRequest struct {
-	Paths []string `json:"paths"`
+	Path string `json:"path"`
 }
 
 type getRequest struct {
@@ -113,7 +113,7 @@ func newAPIHandler(b backend, token string) http.Handler {
 			return
 		}
 		stream(w, func(progress func(Progress)) (any, error) {
-			return b.Publish(r.Context(), req.Paths, progress)
+			return b.Publish(r.Context(), req.Path, progress)
 		})
 	})
 	mux.HandleFunc("POST /v1/get", func(w http.ResponseWriter, r *http.Request) {

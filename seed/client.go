@@ -138,10 +138,10 @@ func (c *Client) Remove(ctx context.Context, id string) error {
 	return nil
 }
 
-// Publish asks the node to publish paths (absolute, on the node's machine).
-func (c *Client) Publish(ctx context.Context, paths []string, progress func(Progress)) (Published, error) {
+// Publish asks the node to publish path (absolute, on the node's machine).
+func (c *Client) Publish(ctx context.Context, path string, progress func(Progress)) (Published, error) {
 	var res Published
-	return res, c.streamCall(ctx, "/v1/publish", publishRequest{Paths: paths}, progress, &res)
+	return res, c.streamCall(ctx, "/v1/publish", publishRequest{Path: path}, progress, &res)
 }
 
 // Get asks the node to download link into out (absolute).

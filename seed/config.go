@@ -1,0 +1,129 @@
+package seed
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"time"
+)
+
+// Config configures a Node. The zero value means defaults; FillDefaults
+// fills and checks it in one place.
+type Config struct {
+	// DataDir holds the key, the library, parity chunks, leaf layers,
+	// manifests and the control API's token. Default: DefaultDataDir().
+	DataDir string
+	// Listen is the UDP address for QUIC and IPv8 datagrams.
+	// Default: "0.0.0.0:7745" (DefaultPort); port 0 picks any.
+	Listen string
+	// API is the loopback TCP address of the control API.
+	// Default: "127.0.0.1:7746"; "off" disables it; port 0 picks any.
+	API string
+	// Bootstrap lists overlay peers to contact first (host:port).
+	Bootstrap []string
+	// LANDiscovery announces the node on the local network. Default off.
+	LANDiscovery bool
+	// UploadLimit and DownloadLimit cap chunk bytes per second; 0 means no
+	// limit.
+	UploadLimit, DownloadLimit int64
+	// RecordTTL is how long the node's DHT provider records live.
+	// Default 24 h; the node republishes at half of it.
+	RecordTTL time.Duration
+	// Logger receives the node's logs; nil discards them.
+	Logger *slog.Logger
+}
+
+// FileConfig is the JSON config file. Every field is optional.
+type FileConfig struct {
+	Listen        string   `json:"listen,omitempty"`
+	API           string   `json:"api,omitempty"`
+	Bootstrap     []string `json:"bootstrap,omitempty"`
+	LANDiscovery  bool     `json:"lan_discovery,omitempty"`
+	UploadLimit   int64    `json:"upload_limit,omitempty"`   // bytes per second
+	DownloadLimit int64    `json:"download_limit,omitempty"` // bytes per second
+}
+
+// LoadConfigFile reads the JSON config file at path. A missing file gives
+// the zero FileConfig and no error.
+func LoadConfigFile(path string) (FileConfig, error) {
+	var fc FileConfig
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return fc, nil
+	}
+	if err != nil {
+		return fc, fmt.Errorf("seed: reading config: %w", err)
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&fc); err != nil {
+		return fc, fmt.Errorf("seed: config file %s: %v", path, err)
+	}
+	return fc, nil
+}
+
+// Apply copies the file's settings into c where c leaves them unset.
+func (fc FileConfig) Apply(c *Config) {
+	if c.Listen == "" {
+		c.Listen = fc.Listen
+	}
+	if c.API == "" {
+		c.API = fc.API
+	}
+	if len(c.Bootstrap) == 0 {
+		c.Bootstrap = fc.Bootstrap
+	}
+	c.LANDiscovery = c.LANDiscovery || fc.LANDiscovery
+	if c.UploadLimit == 0 {
+		c.UploadLimit = fc.UploadLimit
+	}
+	if c.DownloadLimit == 0 {
+		c.DownloadLimit = fc.DownloadLimit
+	}
+}
+
+// FillDefaults fills unset fields and checks the rest.
+func (c *Config) FillDefaults() error {
+	if c.DataDir == "" {
+		d, err := DefaultDataDir()
+		if err != nil {
+			return err
+		}
+		c.DataDir = d
+	}
+	if c.Listen == "" {
+		c.Listen = fmt.Sprintf("0.0.0.0:%d", DefaultPort)
+	}
+	if _, err := netip.ParseAddrPort(c.Listen); err != nil {
+		return fmt.Errorf("seed: listen address %q: want ip:port, e.g. 0.0.0.0:%d", c.Listen, DefaultPort)
+	}
+	if c.API == "" {
+		c.API = fmt.Sprintf("127.0.0.1:%d", DefaultAPIPort)
+	}
+	if c.API != "off" {
+		ap, err := netip.ParseAddrPort(c.API)
+		if err != nil || !ap.Addr().IsLoopback() {
+			return fmt.Errorf("seed: API address %q: want a loopback ip:port, e.g. 127.0.0.1:%d", c.API, DefaultAPIPort)
+		}
+	}
+	for _, b := range c.Bootstrap {
+		if _, err := netip.ParseAddrPort(b); err != nil {
+			return fmt.Errorf("seed: bootstrap address %q: want ip:port", b)
+		}
+	}
+	if c.UploadLimit < 0 || c.DownloadLimit < 0 {
+		return errors.New("seed: rate limits must be 0 (none) or positive")
+	}
+	if c.RecordTTL == 0 {
+		c.RecordTTL = 24 * time.Hour
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	return nil
+}

@@ -1,0 +1,317 @@
+package seed
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/dht"
+	"github.com/shoal-p2p/shoal/overlay"
+	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/overlay/ipv8"
+	"github.com/shoal-p2p/shoal/overlay/ipv8/discovery"
+	"github.com/shoal-p2p/shoal/swarm"
+)
+
+// Errors a caller may want to tell apart.
+var (
+	ErrDataDirBusy = errors.New("seed: data folder in use")
+	ErrClosed      = errors.New("seed: node closed")
+	ErrBadLink     = errors.New("seed: bad link")
+	ErrBusy        = errors.New("seed: already downloading")
+)
+
+// Node is a running shoal node: one identity, one UDP socket (QUIC and IPv8
+// datagrams), discovery, the DHT, the swarm's upload side, a chunk store
+// and a library of what it seeds. Start makes one; Close stops it. Its
+// methods are safe for concurrent use.
+type Node struct {
+	// Set by Start, then read-only.
+	cfg     Config
+	log     *slog.Logger
+	kp      *identity.KeyPair
+	lock    *os.File
+	store   *chunker.Store
+	lib     *library
+	ov      *overlay.Node
+	disc    *discovery.Community
+	dht     *dht.Node
+	srv     *swarm.Server
+	api     *http.Server
+	apiAddr string
+	started time.Time
+	ctx     context.Context // the node's lifetime; cancelled by Close
+	cancel  context.CancelCauseFunc
+	wg      sync.WaitGroup // every goroutine the node starts
+
+	metrics Metrics
+
+	mu      sync.Mutex
+	seeding map[chunker.ContentID]*chunker.Item
+	active  map[chunker.ContentID]*activeDownload
+	closed  bool
+}
+
+type activeDownload struct {
+	dl     *swarm.Download
+	cancel context.CancelCauseFunc
+	done   chan struct{}
+}
+
+// Start opens the data folder, binds the socket and starts the node: it
+// seeds its library again, resumes unfinished downloads and, unless
+// Config.API is "off", serves the control API.
+func Start(cfg Config) (_ *Node, err error) {
+	if err := cfg.FillDefaults(); err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("seed: creating data folder: %w", err)
+	}
+	n := &Node{
+		cfg:     cfg,
+		log:     cfg.Logger,
+		started: time.Now(),
+		seeding: map[chunker.ContentID]*chunker.Item{},
+		active:  map[chunker.ContentID]*activeDownload{},
+	}
+	n.ctx, n.cancel = context.WithCancelCause(context.Background())
+	defer func() {
+		if err != nil {
+			n.Close()
+		}
+	}()
+	if n.lock, err = lockDataDir(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	if n.kp, _, err = identity.LoadOrCreate(filepath.Join(cfg.DataDir, "key")); err != nil {
+		return nil, err
+	}
+	if n.store, err = chunker.OpenStore(filepath.Join(cfg.DataDir, "store")); err != nil {
+		return nil, err
+	}
+	if n.lib, err = openLibrary(cfg.DataDir); err != nil {
+		return nil, err
+	}
+	n.srv = swarm.NewServer(swarm.ServerConfig{Logger: n.log, UploadRate: cfg.UploadLimit})
+	if n.ov, err = overlay.New(overlay.Config{ListenAddr: cfg.Listen, KeyPair: n.kp, Logger: n.log}); err != nil {
+		return nil, fmt.Errorf("seed: opening UDP %s: %w", cfg.Listen, err)
+	}
+	n.ov.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
+		n.srv.ServeStream(ctx, c.PeerID(), s)
+	})
+	if err := n.startDiscoveryAndDHT(); err != nil {
+		return nil, err
+	}
+	if cfg.API != "off" {
+		if err := n.startAPI(); err != nil {
+			return nil, err
+		}
+	}
+	n.restoreLibrary()
+	return n, nil
+}
+
+// dhtCommunity carries the DHT's payloads as signed IPv8 messages in the
+// DHT's community and hands verified ones to the DHT node.
+type dhtCommunity struct {
+	ep   *ipv8.Endpoint
+	node *dht.Node // set once, before the community is registered
+}
+
+func (c *dhtCommunity) Framing(msgID byte) ipv8.Framing {
+	if msgID == dht.IPv8MessageID {
+		return ipv8.FramingSigned
+	}
+	return ipv8.FramingUnknown
+}
+
+func (c *dhtCommunity) HandleMessage(m *ipv8.Message) { c.node.HandleMessage(m.From, m.Key, m.Payload) }
+
+func (c *dhtCommunity) Send(to netip.AddrPort, payload []byte) error {
+	return c.ep.Send(to, ipv8.CommunityID(dht.CommunityID), dht.IPv8MessageID, payload)
+}
+
+func (n *Node) startDiscoveryAndDHT() error {
+	var boot []netip.AddrPort
+	for _, b := range n.cfg.Bootstrap {
+		boot = append(boot, netip.MustParseAddrPort(b)) // checked by FillDefaults
+	}
+	ep := n.ov.Endpoint()
+	disc, err := discovery.New(ep, discovery.Config{
+		Bootstrap: boot,
+		LAN:       discovery.LANConfig{Enabled: n.cfg.LANDiscovery},
+		Logger:    n.log,
+	})
+	if err != nil {
+		return fmt.Errorf("seed: discovery: %w", err)
+	}
+	n.disc = disc
+	com := &dhtCommunity{ep: ep}
+	var addrs []netip.AddrPort
+	if la := n.ov.LocalAddr(); !la.Addr().IsUnspecified() {
+		addrs = []netip.AddrPort{la}
+	}
+	n.dht, err = dht.New(dht.Config{Addrs: addrs, RecordTTL: n.cfg.RecordTTL, Logger: n.log}, n.kp, com)
+	if err != nil {
+		return fmt.Errorf("seed: dht: %w", err)
+	}
+	com.node = n.dht
+	if err := ep.Register(ipv8.CommunityID(dht.CommunityID), com); err != nil {
+		return fmt.Errorf("seed: dht community: %w", err)
+	}
+	n.goRun(func(ctx context.Context) { n.ov.Run(ctx) })
+	n.goRun(func(ctx context.Context) { disc.Run(ctx) })
+	n.goRun(func(ctx context.Context) { n.keepDHTJoined(ctx, boot) })
+	return nil
+}
+
+// goRun runs f on a goroutine the node owns and waits for on Close.
+func (n *Node) goRun(f func(ctx context.Context)) {
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		f(n.ctx)
+	}()
+}
+
+// keepDHTJoined bootstraps the DHT from the configured addresses and, while
+// its routing table is empty, from the peers discovery finds.
+func (n *Node) keepDHTJoined(ctx context.Context, boot []netip.AddrPort) {
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	for {
+		if n.dht.TableSize() == 0 {
+			addrs := append([]netip.AddrPort(nil), boot...)
+			for _, p := range n.disc.Peers() {
+				addrs = append(addrs, p.Addr)
+			}
+			if len(addrs) > 0 {
+				bctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+				if err := n.dht.Bootstrap(bctx, addrs); err != nil {
+					n.log.Debug("dht bootstrap", "err", err)
+				}
+				cancel()
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// BootstrapDHT joins the DHT through addrs (for example the peers of a
+// link) and waits for the join to end or ctx.
+func (n *Node) BootstrapDHT(ctx context.Context, addrs []netip.AddrPort) error {
+	for _, a := range addrs {
+		n.disc.WalkTo(a)
+	}
+	return n.dht.Bootstrap(ctx, addrs)
+}
+
+func (n *Node) startAPI() error {
+	tok, err := loadOrCreateToken(filepath.Join(n.cfg.DataDir, tokenFileName))
+	if err != nil {
+		return err
+	}
+	ln, err := net.Listen("tcp", n.cfg.API)
+	if err != nil {
+		return fmt.Errorf("seed: control API on %s: %w (is another node running? set --api to another port)", n.cfg.API, err)
+	}
+	n.apiAddr = ln.Addr().String()
+	n.api = &http.Server{
+		Handler:           newAPIHandler(n, tok),
+		ReadHeaderTimeout: 10 * time.Second,
+		BaseContext:       func(net.Listener) context.Context { return n.ctx },
+	}
+	b, _ := json.Marshal(apiFile{Addr: n.apiAddr, PID: os.Getpid()})
+	if err := writeFileAtomic(filepath.Join(n.cfg.DataDir, apiFileName), b, 0o600); err != nil {
+		ln.Close()
+		return fmt.Errorf("seed: %w", err)
+	}
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		if err := n.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			n.log.Warn("control API stopped", "err", err)
+		}
+	}()
+	return nil
+}
+
+// Close stops the node: downloads in progress keep what they verified (the
+// next Start resumes them), the socket and the control API close. Close is
+// idempotent and returns after every goroutine of the node has exited.
+func (n *Node) Close() error {
+	n.mu.Lock()
+	if n.closed {
+		n.mu.Unlock()
+		return nil
+	}
+	n.closed = true
+	active := make([]*activeDownload, 0, len(n.active))
+	for _, a := range n.active {
+		active = append(active, a)
+	}
+	n.mu.Unlock()
+
+	if n.api != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		n.api.Shutdown(ctx)
+		cancel()
+		os.Remove(filepath.Join(n.cfg.DataDir, apiFileName))
+	}
+	for _, a := range active {
+		a.cancel(ErrClosed)
+		<-a.done
+	}
+	if n.cancel != nil {
+		n.cancel(ErrClosed)
+	}
+	if n.dht != nil {
+		n.dht.Close()
+	}
+	if n.ov != nil {
+		n.ov.Close()
+	}
+	n.wg.Wait()
+	if n.srv != nil {
+		n.srv.Close()
+	}
+	n.mu.Lock()
+	for id, it := range n.seeding {
+		it.Close()
+		delete(n.seeding, id)
+	}
+	n.mu.Unlock()
+	if n.lock != nil {
+		n.lock.Close()
+	}
+	return nil
+}
+
+// PeerID returns the node's PeerID.
+func (n *Node) PeerID() identity.PeerID { return n.kp.PeerID() }
+
+// Addr returns the UDP address the node listens on.
+func (n *Node) Addr() netip.AddrPort { return n.ov.LocalAddr() }
+
+// APIAddr returns the control API's address, or "" when it is off.
+func (n *Node) APIAddr() string { return n.apiAddr }
+
+// Metrics returns the node's counters.
+func (n *Node) Metrics() *Metrics { return &n.metrics }

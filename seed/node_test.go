@@ -1,0 +1,204 @@
+package seed
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/chunker"
+)
+
+// startNode starts a node on loopback with its own data folder.
+func startNode(t *testing.T, boot ...string) *Node {
+	t.Helper()
+	n, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", API: "127.0.0.1:0", Bootstrap: boot})
+	if err != nil {
+		t.Fatalf("Start: %v", err)
+	}
+	t.Cleanup(func() { n.Close() })
+	return n
+}
+
+// writeTree makes a folder with nested files of random bytes.
+func writeTree(t *testing.T, root string, seed uint64) map[string][]byte {
+	t.Helper()
+	rng := rand.New(rand.NewPCG(seed, 1))
+	files := map[string][]byte{
+		"a.bin":          make([]byte, 3<<20+17),
+		"sub/b.txt":      []byte("hello shoal\n"),
+		"sub/deep/c.bin": make([]byte, 700<<10),
+		"empty":          {},
+	}
+	for name, b := range files {
+		for i := range b {
+			b[i] = byte(rng.Uint32())
+		}
+		p := filepath.Join(root, name)
+		os.MkdirAll(filepath.Dir(p), 0o755)
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return files
+}
+
+func checkTree(t *testing.T, root string, want map[string][]byte) {
+	t.Helper()
+	for name, b := range want {
+		got, err := os.ReadFile(filepath.Join(root, name))
+		if err != nil {
+			t.Fatalf("output %s: %v", name, err)
+		}
+		if !bytes.Equal(got, b) {
+			t.Fatalf("output %s differs: %d bytes, want %d", name, len(got), len(b))
+		}
+	}
+}
+
+func TestPublishGetByHintAndByDHT(t *testing.T) {
+	pubNode := startNode(t)
+	src := filepath.Join(t.TempDir(), "tree")
+	files := writeTree(t, src, 1)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub, err := pubNode.Publish(ctx, src, nil)
+	if err != nil {
+		t.Fatalf("Publish: %v", err)
+	}
+	if !strings.Contains(pub.Link, pubNode.PeerID().String()+"@"+pubNode.Addr().String()) {
+		t.Fatalf("link %s lacks the publisher's hint", pub.Link)
+	}
+
+	// By the link's hint.
+	a := startNode(t)
+	outA := t.TempDir()
+	var last Progress
+	it, err := a.Get(ctx, pub.Link, outA, func(p Progress) { last = p })
+	if err != nil {
+		t.Fatalf("Get by hint: %v", err)
+	}
+	checkTree(t, filepath.Join(outA, "tree"), files)
+	if it.Kind != KindDownloaded || it.Name != "tree" || last.Done != last.Total || last.Total == 0 {
+		t.Fatalf("item %+v, last progress %+v", it, last)
+	}
+
+	// Only through the DHT: no hint, only a bootstrap node.
+	b := startNode(t, pubNode.Addr().String())
+	l, _ := chunker.ParseLink(pub.Link)
+	l.Peers = nil
+	outB := t.TempDir()
+	if _, err := b.Get(ctx, l.String(), outB, nil); err != nil {
+		t.Fatalf("Get through the DHT: %v", err)
+	}
+	checkTree(t, filepath.Join(outB, "tree"), files)
+}
+
+func TestRestartSeedsLibraryAgain(t *testing.T) {
+	dir := t.TempDir()
+	src := filepath.Join(t.TempDir(), "f.bin")
+	data := make([]byte, 2<<20)
+	for i := range data {
+		data[i] = byte(i * 7)
+	}
+	os.WriteFile(src, data, 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	n1, err := Start(Config{DataDir: dir, Listen: "127.0.0.1:0", API: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, err := n1.Publish(ctx, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n1.Close()
+
+	n2, err := Start(Config{DataDir: dir, Listen: "127.0.0.1:0", API: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n2.Close()
+	if len(n2.Items()) != 1 || n2.Items()[0].ID != pub.Item.ID {
+		t.Fatalf("restarted library = %+v, want the published item", n2.Items())
+	}
+	c := startNode(t)
+	l, _ := chunker.ParseLink(pub.Link)
+	l.Peers = []chunker.PeerHint{{PeerID: n2.PeerID().String(), Addr: n2.Addr().String()}}
+	out := t.TempDir()
+	if _, err := c.Get(ctx, l.String(), out, nil); err != nil {
+		t.Fatalf("Get from the restarted node: %v", err)
+	}
+	got, _ := os.ReadFile(filepath.Join(out, "f.bin"))
+	if !bytes.Equal(got, data) {
+		t.Fatal("output differs from the source")
+	}
+}
+
+func TestDataDirLocked(t *testing.T) {
+	dir := t.TempDir()
+	n, err := Start(Config{DataDir: dir, Listen: "127.0.0.1:0", API: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.Close()
+	_, err = Start(Config{DataDir: dir, Listen: "127.0.0.1:0", API: "off"})
+	if !errors.Is(err, ErrDataDirBusy) {
+		t.Fatalf("second node on one folder: %v, want ErrDataDirBusy", err)
+	}
+}
+
+func TestBadInput(t *testing.T) {
+	n := startNode(t)
+	ctx := context.Background()
+	if _, err := n.Get(ctx, "shoal:nonsense", t.TempDir(), nil); !errors.Is(err, ErrBadLink) {
+		t.Errorf("bad link: %v, want ErrBadLink", err)
+	}
+	if _, err := n.Publish(ctx, filepath.Join(t.TempDir(), "missing"), nil); err == nil {
+		t.Error("publishing a missing path succeeded")
+	}
+	if err := n.Remove("sh1nothing"); !errors.Is(err, ErrNotInLibrary) {
+		t.Errorf("removing an unknown ID: %v, want ErrNotInLibrary", err)
+	}
+}
+
+func TestControlAPI(t *testing.T) {
+	n := startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	c, err := Dial(ctx, n.cfg.DataDir)
+	if err != nil {
+		t.Fatalf("Dial: %v", err)
+	}
+	src := filepath.Join(t.TempDir(), "x.bin")
+	os.WriteFile(src, bytes.Repeat([]byte("shoal"), 100000), 0o644)
+	var calls int
+	pub, err := c.Publish(ctx, src, func(Progress) { calls++ })
+	if err != nil || !strings.HasPrefix(pub.Link, "shoal:") {
+		t.Fatalf("Publish over the API: %+v, %v", pub, err)
+	}
+	items, err := c.Items(ctx)
+	if err != nil || len(items) != 1 || items[0].ID != pub.Item.ID {
+		t.Fatalf("Items = %+v, %v", items, err)
+	}
+	id, err := c.Identity(ctx)
+	if err != nil || id.PeerID != n.PeerID().String() {
+		t.Fatalf("Identity = %+v, %v", id, err)
+	}
+	if err := c.Remove(ctx, pub.Item.ID); err != nil {
+		t.Fatalf("Remove: %v", err)
+	}
+	if err := c.Remove(ctx, pub.Item.ID); !errors.Is(err, ErrNotInLibrary) {
+		t.Fatalf("second Remove: %v, want ErrNotInLibrary", err)
+	}
+	bad := *c
+	bad.token = strings.Repeat("0", 64)
+	if _, err := bad.Status(ctx); err == nil || !strings.Contains(err.Error(), "401") {
+		t.Fatalf("wrong token: %v, want 401", err)
+	}
+}
