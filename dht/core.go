@@ -147,6 +147,7 @@ func NewCore(cfg Config, signer Signer, rng *rand.Rand, now time.Time) (*Core, e
 	if err != nil {
 		return nil, err
 	}
+	cfg.Addrs = slices.Clone(cfg.Addrs)
 	self := signer.Public().PeerID()
 	c := &Core{
 		cfg: cfg, log: cfg.Logger, signer: signer, self: self, rng: rng,
@@ -180,7 +181,7 @@ func (c *Core) Closest(target Key, n int) []Contact { return c.table.closest(nil
 // SetAddrs sets the addresses put in our provider records (at most
 // MaxRecordAddrs; unusable ones are dropped).
 func (c *Core) SetAddrs(addrs []netip.AddrPort) {
-	c.cfg.Addrs = c.cfg.Addrs[:0]
+	c.cfg.Addrs = nil // never write into the caller's array
 	for _, a := range addrs {
 		if validAddr(a) && len(c.cfg.Addrs) < MaxRecordAddrs {
 			c.cfg.Addrs = append(c.cfg.Addrs, a)
@@ -375,6 +376,9 @@ func (c *Core) handleReply(now time.Time, r *request, id identity.PeerID, from n
 	switch r.purpose {
 	case forLiveness:
 		// seenNode already refreshed the entry.
+		if validAddr(m.Observed) {
+			c.observed = m.Observed
+		}
 	case forBootstrap:
 		if validAddr(m.Observed) {
 			c.observed = m.Observed

@@ -76,7 +76,7 @@
 //	|               |          or 0x03 IPv6(16) port(2)        |
 //	+---------------+------------------------------------------+
 //
-//	record (a provider record; 181 + 7..19 per address bytes)
+//	record (a provider record: 179 bytes + 7 per IPv4 or 19 per IPv6 address)
 //	+-----------------+------------------------+-------------------+
 //	| content ID (32) | provider public key    | expiry, Unix      |
 //	|                 | (74, LibNaCLPK form)   | seconds (uint64)  |

@@ -166,23 +166,32 @@ func (t *table) contains(id identity.PeerID) bool {
 // share target's bit i and are closer than any other; entries of buckets
 // j > i all differ from target first at bit i, so they come next (sorted
 // together); entries of buckets j < i differ first at bit j, so they follow
-// in order i-1, i-2, ..., 0. Each group is sorted only when it is reached,
-// by precomputed distance in a scratch slice the table reuses.
+// in order i-1, i-2, ..., 0. Each group is searched only when it is
+// reached, for just as many entries as are still wanted.
 func (t *table) closest(dst []Contact, target Key, n int) []Contact {
 	want := len(dst) + n
+	// group appends the closest entries of buckets [from, to) to dst, up to
+	// want in all, keeping a sorted top list of the needed size (most
+	// entries are rejected by one comparison with its last element).
 	group := func(from, to int) {
+		need := want - len(dst)
 		s := t.scratch[:0]
 		for j := from; j < to; j++ {
-			for _, e := range t.buckets[j].entries {
-				s = append(s, distRef{d: xor(target, e.ID), e: e})
+			for k, e := range t.buckets[j].entries {
+				d := xor(target, e.ID)
+				if len(s) == need && bytes.Compare(d[:], s[need-1].d[:]) >= 0 {
+					continue
+				}
+				at, _ := slices.BinarySearchFunc(s, d, func(r distRef, d Key) int { return bytes.Compare(r.d[:], d[:]) })
+				if len(s) < need {
+					s = append(s, distRef{})
+				}
+				copy(s[at+1:], s[at:len(s)-1])
+				s[at] = distRef{d: d, bucket: uint8(j), idx: uint8(k)}
 			}
 		}
-		slices.SortFunc(s, func(a, b distRef) int { return bytes.Compare(a.d[:], b.d[:]) })
 		for _, r := range s {
-			if len(dst) == want {
-				break
-			}
-			dst = append(dst, r.e.Contact)
+			dst = append(dst, t.buckets[r.bucket].entries[r.idx].Contact)
 		}
 		t.scratch = s[:0]
 	}
@@ -199,10 +208,12 @@ func (t *table) closest(dst []Contact, target Key, n int) []Contact {
 	return dst
 }
 
-// distRef is an entry with its distance to a lookup target.
+// distRef is an entry (by bucket and position, not pointer, so sorting
+// needs no write barriers) with its distance to a lookup target.
 type distRef struct {
-	d Key
-	e *entry
+	d      Key
+	bucket uint8
+	idx    uint8 // k <= 64
 }
 
 // staleBuckets appends to dst the indexes of buckets not changed or looked

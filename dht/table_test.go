@@ -168,3 +168,20 @@ func BenchmarkClosest(b *testing.B) {
 		dst = tb.closest(dst[:0], targets[i%len(targets)], 20)
 	}
 }
+
+// TestClosestAllocs: closest reuses its scratch space; with room in dst it
+// allocates nothing.
+func TestClosestAllocs(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	self := identity.PeerID(randKey(rng))
+	tb := newTable(self, 20, 2, time.Minute, t0)
+	for i := range 2000 {
+		tb.seen(Contact{ID: identity.PeerID(randKey(rng)), Addr: testAddr(i)}, t0)
+	}
+	dst := make([]Contact, 0, 20)
+	tb.closest(dst, randKey(rng), 20) // grow the scratch once
+	target := randKey(rng)
+	if n := testing.AllocsPerRun(100, func() { dst = tb.closest(dst[:0], target, 20) }); n != 0 {
+		t.Fatalf("closest allocates %v times per call, want 0", n)
+	}
+}
