@@ -120,3 +120,24 @@ func hexs(b []byte) string {
 	}
 	return string(out)
 }
+
+// TestDecodeAllocs pins the decoders' allocation budget: none.
+func TestDecodeAllocs(t *testing.T) {
+	dgs := goldenDatagrams(t)
+	req, _ := DecodeSigned(dgs["intro_request_new"])
+	resp, _ := DecodeSigned(dgs["intro_response_old"])
+	tests := []struct {
+		name string
+		f    func()
+	}{
+		{"DecodeSigned", func() { _, _ = DecodeSigned(dgs["intro_request_old"]) }},
+		{"DecodeUnsigned", func() { _, _ = DecodeUnsigned(dgs["puncture_request_new"]) }},
+		{"DecodeIntroRequest", func() { _, _ = DecodeIntroRequest(req.ID, req.Payload) }},
+		{"DecodeIntroResponse", func() { _, _ = DecodeIntroResponse(resp.ID, resp.Payload) }},
+	}
+	for _, tc := range tests {
+		if n := testing.AllocsPerRun(50, tc.f); n != 0 {
+			t.Errorf("%s allocates %.1f times per call, want 0", tc.name, n)
+		}
+	}
+}
