@@ -44,10 +44,16 @@ type Config struct {
 	Chunker chunker.DownloadOptions
 }
 
-// Driver defaults for the scheduler's in-flight caps.
+// Driver defaults for scheduler fields (where they differ from the
+// scheduler's own). The per-peer queue stays below the server's default
+// MaxPerPeer so a default server never refuses a default downloader as
+// busy; a busy refusal backs off for a short time only.
 const (
 	DefaultMaxInflightBytes     = 32 << 20
 	DefaultMaxPeerInflightBytes = 16 << 20
+	DefaultMaxQueue             = 24
+	DefaultBusyBackoff          = 100 * time.Millisecond
+	DefaultMaxBusyBackoff       = 2 * time.Second
 )
 
 func (c Config) populate() Config {
@@ -59,6 +65,15 @@ func (c Config) populate() Config {
 	}
 	if c.Sched.MaxPeerInflightBytes == 0 {
 		c.Sched.MaxPeerInflightBytes = DefaultMaxPeerInflightBytes
+	}
+	if c.Sched.MaxQueue == 0 {
+		c.Sched.MaxQueue = DefaultMaxQueue
+	}
+	if c.Sched.BusyBackoff == 0 {
+		c.Sched.BusyBackoff = DefaultBusyBackoff
+	}
+	if c.Sched.MaxBusyBackoff == 0 {
+		c.Sched.MaxBusyBackoff = DefaultMaxBusyBackoff
 	}
 	if c.Sched.Logger == nil {
 		c.Sched.Logger = c.Logger

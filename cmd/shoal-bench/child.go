@@ -1,0 +1,149 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/overlay"
+	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/swarm"
+)
+
+// A child process talks to the coordinator in lines:
+//
+//	child -> coordinator: READY <peerid>@<addr>
+//	coordinator -> leecher: GO <peerid>@<addr> ...
+//	leecher -> coordinator: DONE <seconds>
+//	coordinator -> child: EXIT
+//	child -> coordinator: STATS <uploaded bytes> <peak RSS bytes>
+
+// runChild runs a seeder or leecher role.
+func runChild(role, dir, file, idText string, chunkSize int) error {
+	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	store, err := chunker.OpenStore(filepath.Join(dir, "store"))
+	if err != nil {
+		return err
+	}
+	node, err := overlay.New(overlay.Config{Logger: logger})
+	if err != nil {
+		return err
+	}
+	defer node.Close()
+	srv := swarm.NewServer(swarm.ServerConfig{Logger: logger})
+	defer srv.Close()
+	node.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
+		srv.ServeStream(ctx, c.PeerID(), s)
+	})
+	id, err := chunker.ParseID(idText)
+	if err != nil {
+		return err
+	}
+	if role == "seeder" {
+		pub, err := chunker.Publish(context.Background(), store, file, chunker.PublishOptions{ChunkSize: chunkSize})
+		if err != nil {
+			return err
+		}
+		if pub.ID != id {
+			return fmt.Errorf("published %s, coordinator expects %s", pub.ID, id)
+		}
+		it, err := store.Open(id)
+		if err != nil {
+			return err
+		}
+		defer it.Close()
+		srv.Seed(id, swarm.ItemSource(it))
+	}
+	fmt.Printf("READY %s@%s\n", node.PeerID(), node.LocalAddr())
+	in := bufio.NewScanner(os.Stdin)
+	in.Buffer(make([]byte, 1<<20), 1<<20)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runDone := make(chan error, 1)
+	var d *swarm.Download
+	for in.Scan() {
+		f := strings.Fields(in.Text())
+		if len(f) == 0 {
+			continue
+		}
+		switch f[0] {
+		case "GO":
+			start := time.Now()
+			d = swarm.NewDownload(swarm.Config{Logger: logger, Server: srv}, dialer(node), store, id, filepath.Join(dir, "out"))
+			for _, p := range f[1:] {
+				pid, addr, err := parsePeer(p)
+				if err != nil {
+					return err
+				}
+				d.AddPeer(pid, addr)
+			}
+			go func() {
+				err := d.Run(ctx)
+				if err == nil {
+					fmt.Printf("DONE %f\n", time.Since(start).Seconds())
+				} else {
+					fmt.Printf("FAILED %v\n", err)
+				}
+				runDone <- err
+			}()
+		case "EXIT":
+			up, _ := srv.Stats()
+			cancel()
+			if d != nil {
+				<-runDone
+				d.Close()
+			}
+			fmt.Printf("STATS %d %d\n", up, peakRSS())
+			return nil
+		}
+	}
+	return in.Err()
+}
+
+func dialer(n *overlay.Node) swarm.Dialer {
+	return swarm.DialerFunc(func(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) (swarm.Stream, error) {
+		s, err := n.OpenStream(ctx, peer, addr, swarm.Tag)
+		if err != nil {
+			return nil, err
+		}
+		return s, nil
+	})
+}
+
+func parsePeer(s string) (identity.PeerID, netip.AddrPort, error) {
+	idText, addrText, ok := strings.Cut(s, "@")
+	if !ok {
+		return identity.PeerID{}, netip.AddrPort{}, fmt.Errorf("peer %q: want peerid@addr", s)
+	}
+	pid, err := identity.ParsePeerID(idText)
+	if err != nil {
+		return pid, netip.AddrPort{}, err
+	}
+	addr, err := netip.ParseAddrPort(addrText)
+	return pid, addr, err
+}
+
+// peakRSS returns VmHWM from /proc/self/status in bytes (0 if unknown).
+func peakRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			var kb int64
+			fmt.Sscanf(strings.TrimSpace(rest), "%d", &kb)
+			return kb << 10
+		}
+	}
+	return 0
+}

@@ -1,0 +1,350 @@
+// Command shoal-bench measures a whole swarm on 127.0.0.1: S seeders and L
+// leechers, each a separate OS process (the binary re-executes itself with
+// -role), moving one random file. It verifies every output byte for byte
+// and prints one JSON line. With -quic-ref it first measures plain quic-go
+// between two processes as a reference.
+//
+//	shoal-bench -seeders 1 -leechers 8 -size 1GiB [-quic-ref] [-chunk 262144]
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/shoal-p2p/shoal/chunker"
+)
+
+func main() {
+	var (
+		role     = flag.String("role", "", "internal: child role (seeder, leecher, quicref-server, quicref-client)")
+		dir      = flag.String("dir", "", "internal: child folder")
+		file     = flag.String("file", "", "internal: published file")
+		id       = flag.String("id", "", "internal: content ID")
+		addr     = flag.String("addr", "", "internal: quic reference server address")
+		seeders  = flag.Int("seeders", 1, "seeder processes")
+		leechers = flag.Int("leechers", 1, "leecher processes")
+		sizeText = flag.String("size", "1GiB", "file size (B, KiB, MiB, GiB suffixes)")
+		chunk    = flag.Int("chunk", 0, "chunk size in bytes (0: automatic)")
+		quicRef  = flag.Bool("quic-ref", false, "also measure plain quic-go between two processes")
+		keep     = flag.Bool("keep", false, "keep the work folder")
+		tmp      = flag.String("tmp", "", "work folder parent (default: the system temp folder)")
+	)
+	flag.Parse()
+	size, err := parseSize(*sizeText)
+	if err != nil {
+		fatal(err)
+	}
+	switch *role {
+	case "seeder", "leecher":
+		err = runChild(*role, *dir, *file, *id, *chunk)
+	case "quicref-server":
+		err = runRefServer()
+	case "quicref-client":
+		err = runRefClient(*addr, size)
+	case "":
+		err = coordinate(*seeders, *leechers, size, *chunk, *quicRef, *keep, *tmp)
+	default:
+		err = fmt.Errorf("unknown role %q", *role)
+	}
+	if err != nil {
+		fatal(err)
+	}
+}
+
+func fatal(err error) {
+	fmt.Fprintln(os.Stderr, "shoal-bench:", err)
+	os.Exit(1)
+}
+
+func parseSize(s string) (int64, error) {
+	mult := int64(1)
+	for _, u := range []struct {
+		suffix string
+		m      int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
+		if strings.HasSuffix(s, u.suffix) {
+			s, mult = strings.TrimSuffix(s, u.suffix), u.m
+			break
+		}
+	}
+	n, err := strconv.ParseFloat(s, 64)
+	if err != nil || n <= 0 {
+		return 0, fmt.Errorf("size %q: want a positive number with an optional B/KiB/MiB/GiB suffix", s)
+	}
+	return int64(n * float64(mult)), nil
+}
+
+// Result is the JSON line.
+type Result struct {
+	Seeders        int      `json:"seeders"`
+	Leechers       int      `json:"leechers"`
+	Size           int64    `json:"size"`
+	Seconds        float64  `json:"seconds"`
+	MBpsPerLeecher float64  `json:"MBps_per_leecher"`
+	SeederUploaded int64    `json:"seeder_uploaded"`
+	PeakRSSLeecher int64    `json:"peak_rss_leecher"`
+	Verified       bool     `json:"verified"`
+	QUICRefMBps    *float64 `json:"quic_ref_MBps,omitempty"`
+}
+
+// child is a running child process and its output lines.
+type child struct {
+	cmd   *exec.Cmd
+	in    io.WriteCloser
+	lines chan string
+}
+
+func start(args ...string) (*child, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(exe, args...)
+	cmd.Stderr = os.Stderr
+	in, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, err
+	}
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	c := &child{cmd: cmd, in: in, lines: make(chan string, 16)}
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			c.lines <- sc.Text()
+		}
+		close(c.lines)
+	}()
+	return c, nil
+}
+
+// expect waits for a line starting with word and returns its fields.
+func (c *child) expect(word string, timeout time.Duration) ([]string, error) {
+	t := time.NewTimer(timeout)
+	defer t.Stop()
+	for {
+		select {
+		case l, ok := <-c.lines:
+			if !ok {
+				return nil, fmt.Errorf("child %v exited while waiting for %s", c.cmd.Args[1:3], word)
+			}
+			f := strings.Fields(l)
+			if len(f) > 0 && f[0] == word {
+				return f, nil
+			}
+			if len(f) > 0 && f[0] == "FAILED" {
+				return nil, fmt.Errorf("child %v: %s", c.cmd.Args[1:3], l)
+			}
+		case <-t.C:
+			return nil, fmt.Errorf("child %v: no %s within %v", c.cmd.Args[1:3], word, timeout)
+		}
+	}
+}
+
+func (c *child) send(line string) error {
+	_, err := io.WriteString(c.in, line+"\n")
+	return err
+}
+
+func quicReference(size int64) (float64, error) {
+	srv, err := start("-role", "quicref-server")
+	if err != nil {
+		return 0, err
+	}
+	defer srv.cmd.Process.Kill()
+	f, err := srv.expect("READY", 30*time.Second)
+	if err != nil {
+		return 0, err
+	}
+	cl, err := start("-role", "quicref-client", "-addr", f[1], "-size", strconv.FormatInt(size, 10))
+	if err != nil {
+		return 0, err
+	}
+	defer cl.cmd.Wait()
+	f, err = cl.expect("DONE", 10*time.Minute)
+	if err != nil {
+		return 0, err
+	}
+	secs, _ := strconv.ParseFloat(f[1], 64)
+	return float64(size) / 1e6 / secs, nil
+}
+
+func coordinate(nSeed, nLeech int, size int64, chunk int, quicRef, keep bool, tmp string) error {
+	if nSeed < 1 || nLeech < 1 {
+		return errors.New("need at least one seeder and one leecher")
+	}
+	work, err := os.MkdirTemp(tmp, "shoal-bench-*")
+	if err != nil {
+		return err
+	}
+	if !keep {
+		defer os.RemoveAll(work)
+	}
+	src := filepath.Join(work, "file.bin")
+	if err := writeRandom(src, size); err != nil {
+		return err
+	}
+	pub, err := chunker.Publish(context.Background(), nil, src, chunker.PublishOptions{ChunkSize: chunk})
+	if err != nil {
+		return err
+	}
+	res := Result{Seeders: nSeed, Leechers: nLeech, Size: size}
+	if quicRef {
+		mbps, err := quicReference(size)
+		if err != nil {
+			return fmt.Errorf("quic reference: %w", err)
+		}
+		res.QUICRefMBps = &mbps
+	}
+
+	var kids []*child
+	defer func() {
+		for _, k := range kids {
+			k.cmd.Process.Kill()
+			k.cmd.Wait()
+		}
+	}()
+	chunkArg := strconv.Itoa(chunk)
+	for i := range nSeed + nLeech {
+		role, name := "seeder", fmt.Sprintf("s%d", i)
+		if i >= nSeed {
+			role, name = "leecher", fmt.Sprintf("l%d", i-nSeed)
+		}
+		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg)
+		if err != nil {
+			return err
+		}
+		kids = append(kids, k)
+	}
+	addrs := make([]string, len(kids))
+	for i, k := range kids {
+		f, err := k.expect("READY", 10*time.Minute)
+		if err != nil {
+			return err
+		}
+		addrs[i] = f[1]
+	}
+	begin := time.Now()
+	for i := nSeed; i < len(kids); i++ {
+		var peers []string
+		for j, a := range addrs {
+			if j != i {
+				peers = append(peers, a)
+			}
+		}
+		if err := kids[i].send("GO " + strings.Join(peers, " ")); err != nil {
+			return err
+		}
+	}
+	var slowest float64
+	for i := nSeed; i < len(kids); i++ {
+		f, err := kids[i].expect("DONE", 30*time.Minute)
+		if err != nil {
+			return err
+		}
+		s, _ := strconv.ParseFloat(f[1], 64)
+		slowest = max(slowest, s)
+	}
+	res.Seconds = time.Since(begin).Seconds()
+	res.MBpsPerLeecher = float64(size) / 1e6 / slowest
+	for i, k := range kids {
+		if err := k.send("EXIT"); err != nil {
+			return err
+		}
+		f, err := k.expect("STATS", time.Minute)
+		if err != nil {
+			return err
+		}
+		up, _ := strconv.ParseInt(f[1], 10, 64)
+		rss, _ := strconv.ParseInt(f[2], 10, 64)
+		if i < nSeed {
+			res.SeederUploaded += up
+		} else {
+			res.PeakRSSLeecher = max(res.PeakRSSLeecher, rss)
+		}
+	}
+	res.Verified = true
+	for i := range nLeech {
+		out := filepath.Join(work, fmt.Sprintf("l%d", i), "out", filepath.Base(src))
+		if err := sameFile(src, out); err != nil {
+			res.Verified = false
+			fmt.Fprintf(os.Stderr, "shoal-bench: leecher %d: %v\n", i, err)
+		}
+	}
+	b, err := json.Marshal(res)
+	if err != nil {
+		return err
+	}
+	fmt.Println(string(b))
+	if !res.Verified {
+		return errors.New("some output differs from the source")
+	}
+	return nil
+}
+
+func writeRandom(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	rng := rand.NewChaCha8([32]byte{'s', 'h', 'o', 'a', 'l'})
+	buf := make([]byte, 1<<20)
+	for done := int64(0); done < size; {
+		n := min(int64(len(buf)), size-done)
+		rng.Read(buf[:n])
+		if _, err := f.Write(buf[:n]); err != nil {
+			f.Close()
+			return err
+		}
+		done += n
+	}
+	return f.Close()
+}
+
+// sameFile compares two files byte for byte.
+func sameFile(a, b string) error {
+	fa, err := os.Open(a)
+	if err != nil {
+		return err
+	}
+	defer fa.Close()
+	fb, err := os.Open(b)
+	if err != nil {
+		return err
+	}
+	defer fb.Close()
+	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
+	var off int64
+	for {
+		na, ea := io.ReadFull(fa, ba)
+		nb, eb := io.ReadFull(fb, bb)
+		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
+			return fmt.Errorf("differs from the source in the 1 MiB block at offset %d", off)
+		}
+		off += int64(na)
+		if ea != nil || eb != nil {
+			if (ea == nil) != (eb == nil) {
+				return fmt.Errorf("length differs from the source near offset %d", off)
+			}
+			return nil
+		}
+	}
+}
