@@ -169,7 +169,7 @@ func BenchmarkWriteChunk(b *testing.B) {
 				os.Remove(filepath.Join(dir, "out", "f"))
 			}
 			var err error
-			if dl, err = st.CreateDownload(p.Manifest, p.Leaves, filepath.Join(dir, "out"), DownloadOptions{}); err != nil {
+			if dl, err = st.CreateDownload(p.Manifest, p.Leaves, filepath.Join(dir, "out"), DownloadOptions{SyncEvery: benchSyncEvery}); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()
@@ -266,3 +266,5 @@ func removeAll(b *testing.B, st *Store) {
 		}
 	}
 }
+
+var benchSyncEvery = 0 // default

@@ -12,13 +12,15 @@ import (
 
 // DownloadOptions tunes a Download. The zero value means defaults.
 type DownloadOptions struct {
-	// SyncEvery is the number of verified chunks after which WriteChunk
-	// flushes data and then the bitmap to disk. Default 64. Chunks written
-	// since the last flush are fetched again after a crash.
+	// SyncEvery is the number of newly held chunks after which the
+	// download's background syncer flushes data and then the bitmap to disk.
+	// Default: as many chunks as make 64 MiB (256 at 256 KiB), at least 16.
+	// Chunks held since the last completed sync are fetched again after a
+	// crash.
 	SyncEvery int
 }
 
-const defaultSyncEvery = 64
+const defaultSyncBytes = 64 << 20
 
 // Download writes a verified item into an output folder and records which
 // chunks it holds, so it resumes after a crash.
@@ -28,14 +30,21 @@ const defaultSyncEvery = 64
 // Close waits for calls in flight and makes later ones fail with ErrClosed.
 //
 // Durability: a chunk counts as held in memory (Have, ReadChunk) as soon as
-// WriteChunk returns. On disk, Sync (called every SyncEvery chunks and by
-// Close) first fsyncs the output files and the parity file, then atomically
-// replaces the bitmap file, so the bitmap never claims data that was not
-// flushed. After a crash, OpenDownload reports exactly the chunks of the
-// last completed Sync.
+// WriteChunk returns. On disk, a sync first fsyncs the output files and the
+// parity file, then atomically replaces the bitmap file, so the bitmap never
+// claims data that was not flushed. Syncs run on the download's own
+// goroutine every SyncEvery chunks (WriteChunk never waits for the disk),
+// and on Sync and Close. After a crash, OpenDownload reports exactly the
+// chunks of the last completed sync.
 type Download struct {
 	h         *holding
 	syncEvery int
+
+	// background syncer: owned by the Download, stopped by Close.
+	kick     chan struct{} // capacity 1; a full channel means a sync is pending
+	stop     chan struct{}
+	syncDone chan struct{}
+	bgErr    error // last background sync error, guarded by mu
 
 	life sync.RWMutex // read-held by every call in flight; write-held by Close
 	// guarded by mu:
@@ -150,11 +159,30 @@ func (s *Store) OpenDownload(id ContentID, opts DownloadOptions) (*Download, err
 		h.close()
 		return nil, fmt.Errorf("opening download %s: %w", id, err)
 	}
-	d := &Download{h: h, have: have, syncEvery: opts.SyncEvery}
+	d := &Download{h: h, have: have, syncEvery: opts.SyncEvery,
+		kick: make(chan struct{}, 1), stop: make(chan struct{}), syncDone: make(chan struct{})}
 	if d.syncEvery <= 0 {
-		d.syncEvery = defaultSyncEvery
+		d.syncEvery = max(16, defaultSyncBytes/h.man.ChunkSize)
 	}
+	go d.syncLoop()
 	return d, nil
+}
+
+// syncLoop runs a sync whenever WriteChunk kicks it, until Close.
+func (d *Download) syncLoop() {
+	defer close(d.syncDone)
+	for {
+		select {
+		case <-d.stop:
+			return
+		case <-d.kick:
+			if err := d.sync(); err != nil {
+				d.mu.Lock()
+				d.bgErr = err
+				d.mu.Unlock()
+			}
+		}
+	}
 }
 
 // ID returns the content ID.
@@ -249,7 +277,10 @@ func (d *Download) store(i int, data []byte) error {
 	flush := d.unsynced >= d.syncEvery
 	d.mu.Unlock()
 	if flush {
-		return d.sync()
+		select {
+		case d.kick <- struct{}{}:
+		default: // a sync is already pending; it will include this chunk
+		}
 	}
 	return nil
 }
@@ -371,13 +402,21 @@ func (d *Download) Finish(ctx context.Context) error {
 }
 
 // Sync flushes the output and parity files, then records the held chunks in
-// the bitmap file.
+// the bitmap file. It also reports a failed background sync.
 func (d *Download) Sync() error {
 	if err := d.enter(); err != nil {
 		return err
 	}
 	defer d.leave()
-	return d.sync()
+	return errors.Join(d.takeBgErr(), d.sync())
+}
+
+func (d *Download) takeBgErr() error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	err := d.bgErr
+	d.bgErr = nil
+	return err
 }
 
 func (d *Download) sync() error {
@@ -401,27 +440,37 @@ func (d *Download) sync() error {
 	return nil
 }
 
-// Close waits for calls in flight, syncs and closes the files. It is
-// idempotent.
+// Close waits for calls in flight, stops the syncer, syncs and closes the
+// files. It is idempotent.
 func (d *Download) Close() error {
-	d.life.Lock()
+	if !d.shut() {
+		return nil
+	}
 	defer d.life.Unlock()
+	return errors.Join(d.takeBgErr(), d.sync(), d.h.close())
+}
+
+// shut marks the download closed, waits for calls in flight and stops the
+// syncer. It returns with life held, or false if already closed.
+func (d *Download) shut() bool {
+	d.life.Lock()
 	d.mu.Lock()
 	was := d.closed
 	d.closed = true
 	d.mu.Unlock()
 	if was {
-		return nil
+		d.life.Unlock()
+		return false
 	}
-	return errors.Join(d.sync(), d.h.close())
+	close(d.stop)
+	<-d.syncDone
+	return true
 }
 
 // abandon closes the files without syncing, as a crash would (tests).
 func (d *Download) abandon() {
-	d.life.Lock()
-	defer d.life.Unlock()
-	d.mu.Lock()
-	d.closed = true
-	d.mu.Unlock()
-	d.h.close()
+	if d.shut() {
+		d.h.close()
+		d.life.Unlock()
+	}
 }
