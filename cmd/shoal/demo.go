@@ -1,0 +1,279 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/zeebo/blake3"
+	"golang.org/x/term"
+
+	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/seed"
+)
+
+// runDemo starts a publisher and several downloaders in this process, on
+// loopback, publishes a generated file and shows the downloads.
+func runDemo(ctx context.Context, g *globals, args []string) error {
+	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
+	peers := fs.Int("peers", 4, "downloaders")
+	sizeText := fs.String("size", "64MiB", "size of the generated file (e.g. 512KiB, 64MiB, 1GiB)")
+	keep := fs.Bool("keep", false, "keep the demo's folder afterwards")
+	if pos, err := parseFlags(fs, args); err != nil {
+		return err
+	} else if len(pos) > 0 {
+		return fail(exitUsage, "demo takes no arguments; run 'shoal demo --help'")
+	}
+	size, err := parseSize(*sizeText)
+	if err != nil {
+		return fail(exitUsage, "demo: -size %q: %v", *sizeText, err)
+	}
+	if *peers < 1 || *peers > 32 {
+		return fail(exitUsage, "demo: -peers must be between 1 and 32")
+	}
+	dir, err := os.MkdirTemp("", "shoal-demo-")
+	if err != nil {
+		return err
+	}
+	if *keep {
+		fmt.Fprintf(os.Stderr, "demo folder: %s\n", dir)
+	} else {
+		defer os.RemoveAll(dir)
+	}
+
+	say := func(format string, args ...any) {
+		if !g.json {
+			fmt.Fprintf(os.Stderr, format+"\n", args...)
+		}
+	}
+	say("shoal demo: 1 publisher and %d downloaders on 127.0.0.1, one process, nothing else needed", *peers)
+
+	pubNode, err := seed.Start(seed.Config{DataDir: filepath.Join(dir, "publisher"), Listen: "127.0.0.1:0", API: "off"})
+	if err != nil {
+		return err
+	}
+	defer pubNode.Close()
+	src := filepath.Join(dir, "publisher", "demo.bin")
+	sum, err := writeRandomFile(src, size)
+	if err != nil {
+		return fmt.Errorf("demo: writing the file: %w", err)
+	}
+	start := time.Now()
+	bar := newBar(!g.json, "hashing and encoding")
+	pub, err := pubNode.Publish(ctx, src, bar.update)
+	bar.finish()
+	if err != nil {
+		return err
+	}
+	hashTime := time.Since(start)
+	say("published %s (%s) in %s: %s", pub.Item.Name, humanBytes(size), hashTime.Round(time.Millisecond), pub.Link)
+
+	// Downloaders: all but the last use the link's hint; the last has only
+	// the content ID and a bootstrap address, and finds peers in the DHT.
+	nodes := make([]*seed.Node, *peers)
+	for i := range nodes {
+		n, err := seed.Start(seed.Config{
+			DataDir:   filepath.Join(dir, fmt.Sprintf("peer%d", i+1)),
+			Listen:    "127.0.0.1:0",
+			API:       "off",
+			Bootstrap: []string{pubNode.Addr().String()},
+		})
+		if err != nil {
+			return err
+		}
+		defer n.Close()
+		nodes[i] = n
+	}
+	dhtOnly := pub.Link
+	if l, err := chunker.ParseLink(pub.Link); err == nil {
+		l.Peers = nil
+		dhtOnly = l.String()
+	}
+
+	type result struct {
+		how      string
+		progress seed.Progress
+		took     time.Duration
+		path     string
+		err      error
+	}
+	results := make([]result, len(nodes))
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	start = time.Now()
+	for i, n := range nodes {
+		link, how := pub.Link, "link hint"
+		if i == len(nodes)-1 && len(nodes) > 1 {
+			link, how = dhtOnly, "DHT only"
+		}
+		results[i].how = how
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			it, err := n.Get(ctx, link, filepath.Join(dir, fmt.Sprintf("peer%d", i+1), "out"), func(p seed.Progress) {
+				mu.Lock()
+				results[i].progress = p
+				mu.Unlock()
+			})
+			mu.Lock()
+			results[i].took, results[i].path, results[i].err = time.Since(start), it.Path, err
+			mu.Unlock()
+		}()
+	}
+	done := make(chan struct{})
+	go func() { wg.Wait(); close(done) }()
+	tty := !g.json && term.IsTerminal(int(os.Stderr.Fd()))
+	drawn := 0
+	draw := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		var b strings.Builder
+		if drawn > 0 {
+			fmt.Fprintf(&b, "\x1b[%dA", drawn)
+		}
+		for i, r := range results {
+			p := r.progress
+			frac := 0.0
+			if p.Total > 0 {
+				frac = float64(p.Done) / float64(p.Total)
+			}
+			if r.took > 0 && r.err == nil {
+				frac = 1
+			}
+			filled := int(frac * 24)
+			fmt.Fprintf(&b, "\x1b[2Kpeer %-2d [%s%s] %3.0f%%  %9s/s  %d peers  (%s)\n", i+1,
+				strings.Repeat("#", filled), strings.Repeat(".", 24-filled), 100*frac, humanBytes(p.Rate), p.Peers, r.how)
+		}
+		drawn = len(results)
+		os.Stderr.WriteString(b.String())
+	}
+	tick := time.NewTicker(150 * time.Millisecond)
+	defer tick.Stop()
+wait:
+	for {
+		select {
+		case <-done:
+			break wait
+		case <-tick.C:
+			if tty {
+				draw()
+			}
+		}
+	}
+	if tty {
+		draw()
+	}
+
+	// Verify every output byte for byte against the source.
+	failed := 0
+	for i, r := range results {
+		if r.err != nil {
+			say("peer %d: %v", i+1, r.err)
+			failed++
+			continue
+		}
+		got, err := hashFile(r.path)
+		if err != nil || !bytes.Equal(got, sum) {
+			say("peer %d: output differs from the source (%v)", i+1, err)
+			failed++
+		}
+	}
+	up := pubNode.Status().BytesUp
+	delivered := size * int64(len(nodes))
+	if g.json {
+		type row struct {
+			Peer    int     `json:"peer"`
+			How     string  `json:"how"`
+			Seconds float64 `json:"seconds"`
+			MBps    float64 `json:"MBps"`
+		}
+		var rows []row
+		for i, r := range results {
+			rows = append(rows, row{i + 1, r.how, r.took.Seconds(), float64(size) / 1e6 / r.took.Seconds()})
+		}
+		printJSON(map[string]any{"size": size, "downloaders": rows, "publisher_uploaded": up, "verified": failed == 0})
+	} else {
+		say("")
+		for i, r := range results {
+			if r.err == nil {
+				say("peer %-2d %-9s  %6.2f s  %8s/s", i+1, r.how, r.took.Seconds(), humanBytes(int64(float64(size)/r.took.Seconds())))
+			}
+		}
+		if delivered > 0 {
+			say("the publisher uploaded %s for %s delivered: the downloaders served each other the other %.0f%%",
+				humanBytes(up), humanBytes(delivered), max(0, 100*(1-float64(up)/float64(delivered))))
+		}
+	}
+	if failed > 0 {
+		return fmt.Errorf("demo: %d of %d downloads failed", failed, len(nodes))
+	}
+	say("all %d downloads verified byte for byte (BLAKE3 %x…)", len(nodes), sum[:8])
+	return nil
+}
+
+// parseSize reads sizes like 512, 64KiB, 64MiB, 1GiB, 10MB.
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suffix string
+		mult   int64
+	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
+	mult := int64(1)
+	for _, u := range units {
+		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
+			s, mult = rest, u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("not a size")
+	}
+	return n * mult, nil
+}
+
+// writeRandomFile writes size pseudo-random bytes and returns their BLAKE3.
+func writeRandomFile(path string, size int64) ([]byte, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	rng := rand.NewChaCha8([32]byte{'s', 'h', 'o', 'a', 'l'})
+	h := blake3.New()
+	buf := make([]byte, 1<<20)
+	for left := size; left > 0; {
+		n := int(min(left, int64(len(buf))))
+		rng.Read(buf[:n])
+		h.Write(buf[:n])
+		if _, err := f.Write(buf[:n]); err != nil {
+			return nil, err
+		}
+		left -= int64(n)
+	}
+	return h.Sum(nil), f.Close()
+}
+
+func hashFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	h := blake3.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}
