@@ -9,9 +9,11 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"runtime/debug"
 	"sort"
 	"sync"
 	"sync/atomic"
+	"unsafe"
 
 	"github.com/zeebo/blake3"
 	"golang.org/x/sync/errgroup"
@@ -103,7 +105,14 @@ func Publish(ctx context.Context, st *Store, path string, opts PublishOptions) (
 		}
 		defer parity.Close()
 	}
-	hashes, err := runPipeline(ctx, m, newContent(m, abs, false), parity, opts)
+	src := &pipelineSource{c: newContent(m, abs, false)}
+	if !m.Folder {
+		var unmap func()
+		if src.mapped, unmap = mapFile(abs, m.Size); unmap != nil {
+			defer unmap()
+		}
+	}
+	hashes, err := runPipeline(ctx, m, src, parity, opts)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", path, err)
 	}
@@ -185,8 +194,8 @@ type stripeBuf struct {
 // parity, and writes the parity to the parity file (if any) at its offset.
 // Every content byte is read once; memory is one stripe buffer per worker.
 // It returns the chunk hashes.
-func runPipeline(ctx context.Context, m *Manifest, src *content, parity *os.File, opts PublishOptions) ([][32]byte, error) {
-	defer src.Close()
+func runPipeline(ctx context.Context, m *Manifest, src *pipelineSource, parity *os.File, opts PublishOptions) ([][32]byte, error) {
+	defer src.c.Close()
 	hashes := make([][32]byte, m.NumChunks())
 	nStripes := m.NumStripes()
 	if nStripes == 0 {
@@ -198,6 +207,11 @@ func runPipeline(ctx context.Context, m *Manifest, src *content, parity *os.File
 	g, gctx := errgroup.WithContext(ctx)
 	for range min(opts.Workers, nStripes) {
 		g.Go(func() error {
+			if src.mapped != nil {
+				// A mapped file cut short under us faults; make that a panic
+				// that codeStripe turns into ErrModified.
+				defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+			}
 			b := &stripeBuf{data: make([]byte, m.DataShards*m.ChunkSize), parity: make([]byte, m.ParityShards*m.ChunkSize)}
 			var zero []byte
 			var shards [][]byte
@@ -233,32 +247,55 @@ func runPipeline(ctx context.Context, m *Manifest, src *content, parity *os.File
 	return hashes, nil
 }
 
+// pipelineSource is Publish's input: the content, and for a single file
+// its read-only mapping when the platform allows (nil otherwise).
+type pipelineSource struct {
+	c      *content
+	mapped []byte
+}
+
 // codeStripe reads, hashes and codes one stripe; it returns its content
-// bytes.
-func codeStripe(m *Manifest, b *stripeBuf, src *content, hashes [][32]byte, parity *os.File, zero []byte, shards [][]byte) (int64, error) {
+// bytes. Full chunks of a mapped file are used in place; others are read
+// into b.data.
+func codeStripe(m *Manifest, b *stripeBuf, src *pipelineSource, hashes [][32]byte, parity *os.File, zero []byte, shards [][]byte) (n int64, err error) {
+	if src.mapped != nil {
+		defer func() {
+			if r := recover(); r != nil {
+				if f, ok := r.(interface{ Addr() uintptr }); ok && inside(src.mapped, f.Addr()) {
+					err = fmt.Errorf("input cut short while reading: %w", ErrModified)
+					return
+				}
+				panic(r)
+			}
+		}()
+	}
 	s, cs := b.s, m.ChunkSize
 	d, p, base := m.StripeDataCount(s), m.stripeShardLen(s), m.StripeStart(s)
-	var n int64
+	data := make([][]byte, d) // each chunk's bytes, padded to p for coding
 	for j := range d {
 		l := m.ChunkLen(base + j)
-		chunk := b.data[j*cs : j*cs+l]
-		if err := src.ReadAt(chunk, m.DataChunkOffset(base+j)); err != nil {
-			if errors.Is(err, io.ErrUnexpectedEOF) {
-				err = fmt.Errorf("input shrank while reading: %w", ErrModified)
+		off := m.DataChunkOffset(base + j)
+		if src.mapped != nil && l == p {
+			data[j] = src.mapped[off : off+int64(l)]
+		} else {
+			data[j] = b.data[j*cs : j*cs+p]
+			if err := src.c.ReadAt(data[j][:l], off); err != nil {
+				if errors.Is(err, io.ErrUnexpectedEOF) {
+					err = fmt.Errorf("input shrank while reading: %w", ErrModified)
+				}
+				return 0, fmt.Errorf("reading chunk %d: %w", base+j, err)
 			}
-			return 0, fmt.Errorf("reading chunk %d: %w", base+j, err)
+			clear(data[j][l:]) // zero-pad a short last chunk to the coding length
 		}
-		hashes[base+j] = blake3.Sum256(chunk)
+		hashes[base+j] = blake3.Sum256(data[j][:l])
 		n += int64(l)
 	}
-	// Zero-pad a short last chunk up to the coding length.
-	clear(b.data[(d-1)*cs+m.ChunkLen(base+d-1) : (d-1)*cs+p])
 	if m.ParityShards == 0 {
 		return n, nil
 	}
 	for j := range m.DataShards {
 		if j < d {
-			shards[j] = b.data[j*cs : j*cs+p]
+			shards[j] = data[j]
 		} else {
 			shards[j] = zero[:p]
 		}
@@ -295,4 +332,13 @@ func createSized(path string, size int64) (*os.File, error) {
 		return nil, err
 	}
 	return f, nil
+}
+
+// inside reports whether addr points into b.
+func inside(b []byte, addr uintptr) bool {
+	if len(b) == 0 {
+		return false
+	}
+	start := uintptr(unsafe.Pointer(&b[0]))
+	return addr >= start && addr < start+uintptr(len(b))
 }
