@@ -1,8 +1,10 @@
 package discovery
 
 import (
+	"maps"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"time"
 
 	"github.com/shoal-p2p/shoal/overlay/identity"
@@ -222,7 +224,9 @@ func (c *Core) Tick(now time.Time) *Output {
 
 // expire forgets introduction requests and pings that went unanswered.
 func (c *Core) expire(now time.Time) {
-	for id, p := range c.pending {
+	// Sorted, not map order: the simulator replays runs from a seed.
+	for _, id := range slices.Sorted(maps.Keys(c.pending)) {
+		p := c.pending[id]
 		if now.Sub(p.sent) >= c.cfg.IntroTimeout {
 			delete(c.pending, id)
 			c.stats.IntroTimeouts++
@@ -252,7 +256,13 @@ func (c *Core) expire(now time.Time) {
 // time to DropAfter, so it gets about three chances.
 func (c *Core) churn(now time.Time) {
 	repin := (c.cfg.DropAfter - c.cfg.PingAfter) / 3
-	for addr, p := range c.peers {
+	addrs := make([]netip.AddrPort, 0, len(c.peers))
+	for a := range c.peers {
+		addrs = append(addrs, a)
+	}
+	sortAddrs(addrs) // not map order: the simulator replays runs from a seed
+	for _, addr := range addrs {
+		p := c.peers[addr]
 		idle := now.Sub(p.LastSeen)
 		switch {
 		case idle >= c.cfg.DropAfter:

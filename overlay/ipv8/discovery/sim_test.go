@@ -184,7 +184,7 @@ func (s *sim) allAtTarget() error {
 
 // TestSimulatedWorld runs the real timings of py-ipv8 (0.5 s walk, 3 s
 // timeout, 27.5 s ping, 57.5 s drop) in simulated time. SHOAL_LONG=1 adds
-// a 1,000-node world.
+// 300- and 1,000-node lossy worlds.
 func TestSimulatedWorld(t *testing.T) {
 	tests := []struct {
 		name  string
@@ -193,7 +193,7 @@ func TestSimulatedWorld(t *testing.T) {
 		loss  float64
 		delay time.Duration
 	}{
-		{"300 nodes clean", 1, 300, 0, 5 * time.Millisecond},
+		{"200 nodes clean", 1, 200, 0, 5 * time.Millisecond},
 		{"100 nodes 5% loss 50ms", 2, 100, 0.05, 50 * time.Millisecond},
 		{"40 nodes", 3, 40, 0.02, 20 * time.Millisecond},
 	}
@@ -204,7 +204,14 @@ func TestSimulatedWorld(t *testing.T) {
 			size  int
 			loss  float64
 			delay time.Duration
-		}{"1000 nodes 5% loss 50ms", 4, 1000, 0.05, 50 * time.Millisecond})
+		}{"300 nodes 5% loss 50ms", 5, 300, 0.05, 50 * time.Millisecond},
+			struct {
+				name  string
+				seed  uint64
+				size  int
+				loss  float64
+				delay time.Duration
+			}{"1000 nodes 5% loss 50ms", 4, 1000, 0.05, 50 * time.Millisecond})
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -247,5 +254,29 @@ func TestSimulatedWorld(t *testing.T) {
 				t.Fatalf("seed %d: survivors did not refill: %v", tc.seed, err)
 			}
 		})
+	}
+}
+
+// TestSimulationReplays: one seed, one outcome. A failing seed must be
+// replayable.
+func TestSimulationReplays(t *testing.T) {
+	fingerprint := func() string {
+		cfg, _ := Config{}.populate()
+		s := newSim(t, 11, 60, cfg, 0.05, 30*time.Millisecond)
+		s.run(s.now.Add(40 * time.Second))
+		out := ""
+		for _, n := range s.order {
+			peers := make([]netip.AddrPort, 0)
+			for a := range n.core.peers {
+				peers = append(peers, a)
+			}
+			sortAddrs(peers)
+			out += fmt.Sprintf("%s %v %+v\n", n.addr, peers, n.core.Stats())
+		}
+		return out
+	}
+	a, b := fingerprint(), fingerprint()
+	if a != b {
+		t.Errorf("two runs from seed 11 differ:\n%s\n---\n%s", a, b)
 	}
 }
