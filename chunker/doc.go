@@ -3,9 +3,9 @@
 // keeps the on-disk store that serves published items in place and writes
 // downloads with a crash-safe record of verified chunks.
 //
-// It owns formats and files only: no network, no goroutines that outlive a
-// call (Publish runs a bounded pipeline and waits for it), no logging. It
-// imports no other shoal package.
+// It owns formats and files only: no network, no logging, and it imports no
+// other shoal package. Publish runs a bounded pipeline and returns after its
+// workers exit; a Download owns one syncer goroutine, stopped by Close.
 //
 // # Callers' duties, in order
 //
