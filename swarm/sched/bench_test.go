@@ -91,18 +91,31 @@ var gib = Layout{Size: 1 << 30, ChunkSize: 256 << 10, K: 16, M: 4} // 4096 data 
 // BenchmarkEvent measures one ChunkOK and the Ready that follows it, in a
 // 1 GiB download (4096 data chunks, 16+4 stripes) from 8 peers holding
 // everything. ns/op is the cost per event; MB/s is content scheduled per
-// second of CPU.
+// second of CPU. "steady" restarts the download when the endgame begins,
+// "endgame" measures only events after it began, "all" both as they come.
 func BenchmarkEvent(b *testing.B) {
-	d := newBenchDriver(b, gib, 8)
-	b.SetBytes(int64(gib.ChunkSize))
-	b.ReportAllocs()
-	b.ResetTimer()
-	for range b.N {
-		if !d.step() {
-			b.StopTimer()
-			d.reset()
-			b.StartTimer()
-		}
+	for _, phase := range []string{"steady", "endgame", "all"} {
+		b.Run(phase, func(b *testing.B) {
+			d := newBenchDriver(b, gib, 8)
+			skip := func() {
+				if phase == "endgame" {
+					for d.s.needTotal > 0 && d.step() {
+					}
+				}
+			}
+			skip()
+			b.SetBytes(int64(gib.ChunkSize))
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if !d.step() || phase == "steady" && d.s.needTotal == 0 {
+					b.StopTimer()
+					d.reset()
+					skip()
+					b.StartTimer()
+				}
+			}
+		})
 	}
 }
 

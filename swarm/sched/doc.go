@@ -50,13 +50,16 @@
 // fetched the data chunk finds the stripe's need covered and moves on.
 //
 // Endgame. When no stripe needs anything (every remaining need is covered
-// by outstanding requests), an idle peer helps the stripe whose oldest
-// outstanding request is oldest, likely stuck at a slow peer: it fetches an
-// unrequested chunk of that stripe if it has one (data first, parity
-// otherwise), else duplicates an outstanding request. A chunk has at most
-// MaxDuplicates outstanding requests, a stripe at most MaxDuplicates per
-// chunk it still needs. When a chunk arrives, the other requests for it are
-// cancelled; when a stripe completes, all of its requests are.
+// by outstanding requests), a peer with room in its queue helps the stripe
+// whose oldest request at another peer is oldest, likely stuck at a slow or
+// stalled peer. Within that stripe it takes, in order: an unrequested data
+// chunk it has, a duplicate of the oldest data request, an unrequested
+// parity chunk (the way around a data chunk it does not have), a duplicate
+// of a parity request. A stripe's surplus (requests beyond the chunks it
+// still needs) stays below MaxDuplicates-1 per chunk other peers are
+// fetching, and a chunk has at most MaxDuplicates requests; a peer never
+// races its own requests. When a chunk arrives, the other requests for it
+// are cancelled; when a stripe completes, all of its requests are.
 //
 // Queues. Each peer's queue (requests outstanding) starts at InitialQueue
 // and grows by one per delivered chunk (slow start: doubling per round

@@ -3,6 +3,7 @@ package sched
 import (
 	"fmt"
 	"slices"
+	"time"
 )
 
 // checkInternal recomputes the scheduler's derived state from scratch and
@@ -115,6 +116,19 @@ func checkInternal(s *Scheduler) error {
 				v++
 			} else if inflight[c] > 0 {
 				f++
+			}
+		}
+		if !s.sStale.has(st) {
+			var oldest time.Time
+			for c := start; c < start+d+s.lay.M; c++ {
+				for ri := s.reqHead[c]; ri >= 0; ri = s.reqs[ri].next {
+					if t := s.reqs[ri].sent; oldest.IsZero() || t.Before(oldest) {
+						oldest = t
+					}
+				}
+			}
+			if !oldest.IsZero() && !oldest.Equal(s.sOldest[st]) {
+				return fmt.Errorf("stripe %d: oldest request sent %v, cached %v", st, oldest, s.sOldest[st])
 			}
 		}
 		if int(s.sVerified[st]) != v || int(s.sInflight[st]) != f {

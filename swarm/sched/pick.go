@@ -2,6 +2,7 @@ package sched
 
 import (
 	"math/bits"
+	"slices"
 	"time"
 )
 
@@ -101,83 +102,115 @@ func (s *Scheduler) candidate(p *peer, lo, hi int) int {
 	return best
 }
 
-// pickEndgame returns a chunk for p once every needed chunk is requested,
-// to route around requests stuck at other (slower) peers. It helps the
-// stripe whose oldest request at another peer is oldest. Within it, in
-// order: an unrequested data chunk p has, a duplicate of the oldest data
-// chunk requested only from others, an unrequested parity chunk (the route
-// around a data chunk p does not have), a duplicate of a parity chunk. A
-// stripe's surplus (requests beyond the chunks it still needs) stays below
-// (MaxDuplicates-1) per chunk that other peers are fetching, so a peer
-// never races its own requests. Losers are cancelled when the chunk arrives
-// or the stripe completes.
-func (s *Scheduler) pickEndgame(p *peer) int {
-	best := -1
-	var bestSent time.Time
-	for _, st32 := range s.order {
-		st := int(st32)
-		if s.sInflight[st] == 0 {
-			continue
-		}
-		start, d := s.lay.StripeStart(st), s.dataIn(st)
-		end := start + d + s.lay.M
-		reqs, foreign := 0, 0
-		var oldest time.Time
-		dupData, dupParity := -1, -1
-		var dataSent, paritySent time.Time
-		for c := start; c < end; c++ {
-			if s.inflight[c] == 0 || s.verified.has(c) {
-				continue
+// egStripe is a stripe with outstanding requests, for the endgame scan.
+type egStripe struct {
+	oldest time.Time
+	st     int32
+}
+
+// oldest returns the send time of the oldest outstanding request in st,
+// recomputing it if the request that held it has left.
+func (s *Scheduler) oldest(st int) time.Time {
+	if !s.sStale.has(st) {
+		return s.sOldest[st]
+	}
+	var t time.Time
+	start := s.lay.StripeStart(st)
+	for c := start; c < start+s.dataIn(st)+s.lay.M; c++ {
+		for ri := s.reqHead[c]; ri >= 0; ri = s.reqs[ri].next {
+			if r := &s.reqs[ri]; t.IsZero() || r.sent.Before(t) {
+				t = r.sent
 			}
-			reqs += int(s.inflight[c])
-			mine, first := false, time.Time{}
-			for ri := s.reqHead[c]; ri >= 0; ri = s.reqs[ri].next {
-				r := &s.reqs[ri]
-				mine = mine || r.peer == p
-				if first.IsZero() || r.sent.Before(first) {
-					first = r.sent
-				}
-			}
-			if mine && s.inflight[c] == 1 {
-				continue // only p fetches it
-			}
-			foreign++
-			if oldest.IsZero() || first.Before(oldest) {
-				oldest = first
-			}
-			if mine || int(s.inflight[c]) >= s.cfg.MaxDuplicates || !p.have.has(c) {
-				continue
-			}
-			if c < start+d {
-				if dupData < 0 || first.Before(dataSent) {
-					dupData, dataSent = c, first
-				}
-			} else if dupParity < 0 || first.Before(paritySent) {
-				dupParity, paritySent = c, first
-			}
-		}
-		surplus := reqs - (d - int(s.sVerified[st]))
-		if foreign == 0 || surplus >= foreign*(s.cfg.MaxDuplicates-1) {
-			continue
-		}
-		if best >= 0 && !oldest.Before(bestSent) {
-			continue
-		}
-		c := s.candidate(p, start, start+d)
-		if c < 0 {
-			c = dupData
-		}
-		if c < 0 && s.lay.M > 0 {
-			c = s.candidate(p, start+d, end)
-		}
-		if c < 0 {
-			c = dupParity
-		}
-		if c >= 0 {
-			best, bestSent = c, oldest
 		}
 	}
-	return best
+	s.sOldest[st] = t
+	s.sStale.clear(st)
+	return t
+}
+
+// pickEndgame returns a chunk for p once every needed chunk is requested,
+// to route around requests stuck at other (slower) peers. It helps the
+// stripes in the order of their oldest outstanding request (the likeliest
+// to be stuck). Within a stripe, in order: an unrequested data chunk p has,
+// a duplicate of the oldest data request, an unrequested parity chunk (the
+// way around a data chunk p does not have), a duplicate of a parity
+// request. A stripe's surplus (requests beyond the chunks it still needs)
+// stays below (MaxDuplicates-1) per chunk that other peers are fetching, so
+// a peer never races its own requests. Losers are cancelled when the chunk
+// arrives or the stripe completes.
+func (s *Scheduler) pickEndgame(p *peer) int {
+	buf := s.egBuf[:0]
+	for _, st := range s.order {
+		if s.sInflight[st] > 0 {
+			buf = append(buf, egStripe{s.oldest(int(st)), st})
+		}
+	}
+	slices.SortFunc(buf, func(a, b egStripe) int {
+		if c := a.oldest.Compare(b.oldest); c != 0 {
+			return c
+		}
+		return int(a.st - b.st)
+	})
+	s.egBuf = buf
+	for _, e := range buf {
+		if c := s.helpStripe(p, int(e.st)); c >= 0 {
+			return c
+		}
+	}
+	return -1
+}
+
+// helpStripe returns the chunk p should fetch to help stripe st in the
+// endgame, or -1.
+func (s *Scheduler) helpStripe(p *peer, st int) int {
+	start, d := s.lay.StripeStart(st), s.dataIn(st)
+	end := start + d + s.lay.M
+	reqs, foreign := 0, 0
+	dupData, dupParity := -1, -1
+	var dataSent, paritySent time.Time
+	for c := start; c < end; c++ {
+		if s.inflight[c] == 0 {
+			continue
+		}
+		reqs += int(s.inflight[c])
+		mine, first := false, time.Time{}
+		for ri := s.reqHead[c]; ri >= 0; ri = s.reqs[ri].next {
+			r := &s.reqs[ri]
+			mine = mine || r.peer == p
+			if first.IsZero() || r.sent.Before(first) {
+				first = r.sent
+			}
+		}
+		if mine && s.inflight[c] == 1 {
+			continue // only p fetches it
+		}
+		foreign++
+		if mine || int(s.inflight[c]) >= s.cfg.MaxDuplicates || !p.have.has(c) {
+			continue
+		}
+		if c < start+d {
+			if dupData < 0 || first.Before(dataSent) {
+				dupData, dataSent = c, first
+			}
+		} else if dupParity < 0 || first.Before(paritySent) {
+			dupParity, paritySent = c, first
+		}
+	}
+	if surplus := reqs - (d - int(s.sVerified[st])); foreign == 0 || surplus >= foreign*(s.cfg.MaxDuplicates-1) {
+		return -1
+	}
+	if c := s.candidate(p, start, start+d); c >= 0 {
+		return c
+	}
+	if dupData >= 0 {
+		return dupData
+	}
+	if s.lay.M > 0 {
+		if c := s.candidate(p, start+d, end); c >= 0 {
+			return c
+		}
+	}
+	return dupParity
 }
 
 // issue records a request for chunk c at p and emits it.
@@ -214,6 +247,9 @@ func (s *Scheduler) issue(now time.Time, p *peer, c int) {
 		}
 	}
 	s.inflight[c]++
+	if !s.sStale.has(st) && (s.sOldest[st].IsZero() || now.Before(s.sOldest[st])) {
+		s.sOldest[st] = now
+	}
 	if s.needTotal += s.need(st) - before; s.needTotal == 0 && before > 0 {
 		s.workGen++ // the endgame begins: idle peers may duplicate
 	}
@@ -238,6 +274,9 @@ func (s *Scheduler) release(ri int32, cancel bool) {
 	s.heapRemove(ri)
 
 	st, _ := s.lay.StripeOf(c)
+	if r.sent.Equal(s.sOldest[st]) {
+		s.sStale.set(st)
+	}
 	before := s.need(st)
 	s.inflight[c]--
 	if s.inflight[c] == 0 {

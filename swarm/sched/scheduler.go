@@ -32,15 +32,17 @@ type Scheduler struct {
 	reqHead  []int32  // first request for the chunk (-1: none)
 
 	// Per stripe.
-	sVerified []int32  // verified chunks
-	sInflight []int32  // unverified chunks with an outstanding request
-	sComplete bitset   // at least d_s chunks verified
-	sKey      []uint64 // rarity key: lower is rarer (see stripeKey)
-	sTie      []uint16 // random tie-break, fixed at construction
-	order     []int32  // incomplete stripes by (sKey, index)
-	dirty     bool     // sKey changed without reordering: sort before use
-	needTotal int      // sum over stripes of need(s)
-	complete  int      // completed stripes
+	sVerified []int32     // verified chunks
+	sInflight []int32     // unverified chunks with an outstanding request
+	sOldest   []time.Time // send time of the stripe's oldest request (see stale)
+	sStale    bitset      // sOldest must be recomputed (its request left)
+	sComplete bitset      // at least d_s chunks verified
+	sKey      []uint64    // rarity key: lower is rarer (see stripeKey)
+	sTie      []uint16    // random tie-break, fixed at construction
+	order     []int32     // incomplete stripes by (sKey, index)
+	dirty     bool        // sKey changed without reordering: sort before use
+	needTotal int         // sum over stripes of need(s)
+	complete  int         // completed stripes
 
 	// Requests: a slab with a free list, and a min-heap by deadline.
 	reqs    []request
@@ -62,6 +64,7 @@ type Scheduler struct {
 
 	out     []Action
 	scratch []uint16
+	egBuf   []egStripe // endgame scan buffer
 }
 
 // request is one outstanding request.
@@ -106,6 +109,8 @@ func New(l Layout, verified []byte, cfg Config, rng *rand.Rand) (*Scheduler, err
 		reqHead:   make([]int32, n),
 		sVerified: make([]int32, ns),
 		sInflight: make([]int32, ns),
+		sOldest:   make([]time.Time, ns),
+		sStale:    newBitset(ns),
 		sComplete: newBitset(ns),
 		sKey:      make([]uint64, ns),
 		sTie:      make([]uint16, ns),
