@@ -1,0 +1,42 @@
+// Package seed is the long-running shoal node: it wires the overlay
+// (one UDP socket for QUIC and IPv8 datagrams), discovery, the DHT, the
+// swarm's upload and download sides and the chunk store together, keeps a
+// library of what it publishes and downloads, and serves a control API.
+//
+// # Owning
+//
+// A Node owns its data folder while it runs (an exclusive lock on
+// DataDir/lock; a second node on the same folder is refused with
+// ErrDataDirBusy). The folder holds:
+//
+//	key            the node's identity (LibNaCLSK form, mode 0600)
+//	library.json   the library: every published or downloaded item
+//	store/         per item: manifest, leaf layer, parity chunks, bitmap
+//	api-token      the control API's bearer token (mode 0600)
+//	api.json       the running node's API address and PID (removed on Close)
+//	lock           the lock file, holding the PID
+//
+// Published files stay where they are and are served in place; a file
+// edited after publishing is never served as valid (the chunk store checks
+// every chunk it reads against its leaf).
+//
+// # Lifecycle
+//
+// Start opens the folder, binds the socket, seeds the library again
+// (without re-hashing: the store keeps manifests, leaves and parity),
+// announces it in the DHT, resumes unfinished downloads and starts the
+// control API. Close stops everything and waits for every goroutine; a
+// download in flight keeps the chunks it verified and resumes on the next
+// Start or Get.
+//
+// # Caller's duties
+//
+//   - Call Close exactly once you are done (it is idempotent).
+//   - Progress callbacks passed to Publish and Get run on the node's
+//     goroutines: they must not block.
+//   - Get blocks until the content is complete or ctx ends. With no peer
+//     reachable it waits (peers may come); bound it with ctx.
+//
+// The control API (HTTP on loopback, bearer token) is described in
+// docs/api.md; Client is its Go client.
+package seed
