@@ -11,7 +11,14 @@ import (
 	"github.com/shoal-p2p/shoal/overlay/identity"
 )
 
-// dialCall is one dial in progress; callers dialling the same peer share it.
+// dialKey names a dial in progress: callers dialling the same peer at the
+// same address share it.
+type dialKey struct {
+	peer identity.PeerID
+	addr netip.AddrPort
+}
+
+// dialCall is one dial in progress.
 type dialCall struct {
 	done chan struct{} // closed when c and err are set
 	c    *Conn
@@ -21,8 +28,8 @@ type dialCall struct {
 // Dial returns the connection to peer, dialling addr if there is none. A
 // zero peer accepts whoever answers (for bootstrap addresses); otherwise a
 // peer answering with another key fails the dial with ErrWrongPeer.
-// Concurrent dials to one peer share one attempt, bounded by
-// Config.DialTimeout; ctx bounds only this caller's wait.
+// Concurrent dials to one peer at one address share one attempt, bounded
+// by Config.DialTimeout; ctx bounds only this caller's wait.
 func (n *Node) Dial(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) (*Conn, error) {
 	if peer == n.id {
 		return nil, ErrSelf
@@ -38,7 +45,8 @@ func (n *Node) Dial(ctx context.Context, peer identity.PeerID, addr netip.AddrPo
 			return c, nil
 		}
 	}
-	d := n.dials[peer]
+	key := dialKey{peer, addr}
+	d := n.dials[key]
 	if d == nil || peer.IsZero() {
 		if n.usedLocked() >= n.cfg.MaxConns {
 			n.mu.Unlock()
@@ -46,7 +54,7 @@ func (n *Node) Dial(ctx context.Context, peer identity.PeerID, addr netip.AddrPo
 		}
 		d = &dialCall{done: make(chan struct{})}
 		if !peer.IsZero() {
-			n.dials[peer] = d
+			n.dials[key] = d
 		}
 		n.ndials++
 		n.wg.Add(1)
@@ -69,8 +77,8 @@ func (n *Node) runDial(peer identity.PeerID, addr netip.AddrPort, d *dialCall) {
 		err = fmt.Errorf("overlay: dialling %s at %s: %w", peer.Short(), addr, err)
 	}
 	n.mu.Lock()
-	if !peer.IsZero() && n.dials[peer] == d {
-		delete(n.dials, peer)
+	if key := (dialKey{peer, addr}); n.dials[key] == d {
+		delete(n.dials, key)
 	}
 	n.mu.Unlock()
 	d.c, d.err = c, err

@@ -48,7 +48,7 @@ type Node struct {
 	mu         sync.Mutex
 	conns      map[identity.PeerID][]*Conn // live connections per peer
 	nconns     int                         // sum of len(conns[*])
-	dials      map[identity.PeerID]*dialCall
+	dials      map[dialKey]*dialCall
 	ndials     int // dials in progress, including those to unknown peers
 	nadmit     int // incoming handshakes admitted but not yet registered
 	events     []PeerEvent
@@ -86,7 +86,7 @@ func New(cfg Config) (*Node, error) {
 		qconf:    cfg.quicConfig(),
 		handlers: make(map[byte]Handler),
 		conns:    make(map[identity.PeerID][]*Conn),
-		dials:    make(map[identity.PeerID]*dialCall),
+		dials:    make(map[dialKey]*dialCall),
 	}
 	if ap, ok := addrPort(pc.LocalAddr()); ok {
 		n.local = ap
