@@ -53,8 +53,9 @@ func (s *Scheduler) room(p *peer, now time.Time) bool {
 // fetching: its least announced data chunk. If p has no such data chunk in
 // any stripe, it takes a parity chunk in the rarest stripe where it has
 // one: parity routes around data chunks that nobody has or that only busy,
-// slow or saturated peers have. When no stripe needs chunks any more (every
-// remaining need is covered by outstanding requests), the endgame picks.
+// slow or saturated peers have. When no stripe needs chunks any connected
+// peer could serve (every remaining need is covered by outstanding
+// requests, or only chunks nobody has are missing), the endgame picks.
 func (s *Scheduler) pick(p *peer) int {
 	parity := -1
 	for _, st32 := range s.order {
@@ -73,10 +74,36 @@ func (s *Scheduler) pick(p *peer) int {
 	if parity >= 0 {
 		return parity
 	}
-	if s.needTotal == 0 && s.nreqs > 0 {
+	if s.endgame() {
 		return s.pickEndgame(p)
 	}
 	return -1
+}
+
+// endgame reports whether idle peers may help outstanding requests: some
+// are outstanding and no stripe needs a chunk that a connected peer could
+// be asked for (either nothing is needed, or only chunks nobody has).
+func (s *Scheduler) endgame() bool {
+	if s.nreqs == 0 {
+		return false
+	}
+	if s.needTotal == 0 {
+		return true
+	}
+	for _, st32 := range s.order {
+		st := int(st32)
+		if s.need(st) == 0 {
+			continue
+		}
+		start := s.lay.StripeStart(st)
+		end := start + s.dataIn(st) + s.lay.M
+		for _, q := range s.peers {
+			if !q.gone && s.candidate(q, start, end) >= 0 {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 // candidate returns the least announced chunk in [lo, hi) that p has and

@@ -14,7 +14,7 @@ type Progress struct {
 	StripesComplete  int   // stripes with d_s verified chunks
 	Requests         int   // outstanding requests (endgame duplicates included)
 	InflightBytes    int64 // bytes of outstanding requests
-	Endgame          bool  // every needed chunk is requested; idle peers duplicate
+	Endgame          bool  // nothing servable is unrequested; idle peers help stuck requests
 	Done             bool
 	Peers            []PeerProgress // live peers, then banned ones still connected; by ID
 }
@@ -43,7 +43,7 @@ func (s *Scheduler) Progress() Progress {
 		StripesComplete: s.complete,
 		Requests:        s.nreqs,
 		InflightBytes:   s.inBytes,
-		Endgame:         !s.done && s.needTotal == 0 && s.nreqs > 0,
+		Endgame:         !s.done && s.endgame(),
 		Done:            s.done,
 	}
 	rec := s.verifiedData

@@ -357,3 +357,25 @@ func TestNoPeersWaits(t *testing.T) {
 }
 
 func newRand() *rand.Rand { return rand.New(rand.NewPCG(1, 2)) }
+
+func TestEndgameWhenRestIsUnavailable(t *testing.T) {
+	// Stripe 0 (chunks 0, 1) is held by nobody, so the download cannot
+	// finish, but stripe 1's requests stuck at a slow peer are still
+	// duplicated to an idle fast peer.
+	l := Layout{Size: 4 << 10, ChunkSize: 1 << 10, K: 2}
+	n := l.Chunks()
+	s := mustNew(t, l, nil, Config{InitialQueue: 2}, 1)
+	s.PeerJoined(epoch, pid(1), bitmap(n, 2, 3))
+	if got := chunksOf(take(t, s, Request)); len(got) != 2 {
+		t.Fatalf("slow peer got %v, want chunks 2 and 3", got)
+	}
+	s.PeerJoined(epoch.Add(time.Second), pid(2), bitmap(n, 2, 3))
+	got := chunksOf(take(t, s, Request))
+	slices.Sort(got)
+	if !slices.Equal(got, []int{2, 3}) {
+		t.Errorf("idle fast peer got %v, want duplicates of [2 3]", got)
+	}
+	if !s.Progress().Endgame {
+		t.Errorf("progress does not report the endgame")
+	}
+}
