@@ -32,6 +32,10 @@ type Node struct {
 	ctx    context.Context // lifetime; cancelled by Close
 	cancel context.CancelCauseFunc
 	kick   chan struct{} // capacity 1: "the deadline may have moved"
+	// inbox carries received payloads to the loop goroutine, so that
+	// HandleMessage never blocks the overlay's reader. Capacity inboxSize;
+	// when full, new payloads are dropped and counted in inboxDrops.
+	inbox chan inbound
 
 	// mu guards everything below, and the Core.
 	mu     sync.Mutex
@@ -42,6 +46,20 @@ type Node struct {
 	wg         sync.WaitGroup // the timer loop and FindProviders watchers
 	closeOnce  sync.Once
 	sendErrors atomic.Uint64
+	inboxDrops atomic.Uint64
+}
+
+// inboxSize is the capacity of Node.inbox, in payloads (at most about
+// 1.2 MB of copies).
+const inboxSize = 1024
+
+// inboxBatch is how many queued payloads the loop handles per lock.
+const inboxBatch = 64
+
+type inbound struct {
+	from    netip.AddrPort
+	sender  identity.PublicKey
+	payload []byte
 }
 
 // subscription is a caller waiting on a lookup.
@@ -65,7 +83,7 @@ func New(cfg Config, signer Signer, nw Network) (*Node, error) {
 	}
 	ctx, cancel := context.WithCancelCause(context.Background())
 	n := &Node{net: nw, log: core.log, ctx: ctx, cancel: cancel, kick: make(chan struct{}, 1),
-		core: core, subs: make(map[LookupID]*subscription)}
+		inbox: make(chan inbound, inboxSize), core: core, subs: make(map[LookupID]*subscription)}
 	n.wg.Add(1)
 	go n.run()
 	return n, nil
@@ -84,6 +102,10 @@ func (n *Node) Counters() Counters {
 // SendErrors returns how many sends the Network refused.
 func (n *Node) SendErrors() uint64 { return n.sendErrors.Load() }
 
+// InboxDrops returns how many received payloads were dropped because the
+// node was not keeping up.
+func (n *Node) InboxDrops() uint64 { return n.inboxDrops.Load() }
+
 // TableSize returns the number of nodes in the routing table.
 func (n *Node) TableSize() int {
 	n.mu.Lock()
@@ -99,10 +121,34 @@ func (n *Node) SetAddrs(addrs []netip.AddrPort) {
 }
 
 // HandleMessage takes one DHT payload received from `from` and signed (at
-// the datagram layer) by sender. It does not keep payload.
+// the datagram layer) by sender. It copies payload and queues it for the
+// node's goroutine; it never blocks. When the queue is full the payload is
+// dropped and counted (InboxDrops).
 func (n *Node) HandleMessage(from netip.AddrPort, sender identity.PublicKey, payload []byte) {
+	if len(payload) > MaxMessageSize {
+		payload = payload[:MaxMessageSize+1] // enough for the core to count it as oversized
+	}
+	select {
+	case n.inbox <- inbound{from: from, sender: sender, payload: append([]byte(nil), payload...)}:
+	default:
+		n.inboxDrops.Add(1)
+	}
+}
+
+// handleInbox feeds first and up to inboxBatch-1 more queued payloads to the
+// core under one lock.
+func (n *Node) handleInbox(first inbound) {
 	n.with(func(c *Core) LookupID {
-		c.HandleMessage(time.Now(), from, sender, payload)
+		now := time.Now()
+		c.HandleMessage(now, first.from, first.sender, first.payload)
+		for range inboxBatch - 1 {
+			select {
+			case in := <-n.inbox:
+				c.HandleMessage(now, in.from, in.sender, in.payload)
+			default:
+				return 0
+			}
+		}
 		return 0
 	}, nil)
 }
@@ -186,6 +232,8 @@ func (n *Node) run() {
 		case <-n.ctx.Done():
 			return
 		case <-n.kick:
+		case in := <-n.inbox:
+			n.handleInbox(in)
 		case <-t.C:
 			n.with(func(c *Core) LookupID { c.Tick(time.Now()); return 0 }, nil)
 		}

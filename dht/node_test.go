@@ -147,7 +147,12 @@ func TestNodeCancelAndClose(t *testing.T) {
 			t.Fatal(err)
 		}
 		// A silent contact makes lookups hang until cancelled.
+		defer n.Close()
 		n.HandleMessage(testAddr(2), testKeyPair(t, 2).Public(), Message{Type: MsgPing, TxID: 1}.Append(nil))
+		synctest.Wait() // the node's goroutine has taken the ping
+		if n.TableSize() != 1 {
+			t.Fatalf("table has %d nodes after a ping, want 1", n.TableSize())
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
 		start := time.Now()

@@ -3,9 +3,11 @@ package overlaytest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"runtime"
+	"sync"
 	"testing"
 	"time"
 
@@ -54,6 +56,7 @@ func (c *community) Send(to netip.AddrPort, payload []byte) error {
 }
 
 type peer struct {
+	ep   *ipv8.Endpoint
 	ov   *overlay.Node
 	dht  *dht.Node
 	addr netip.AddrPort
@@ -79,14 +82,14 @@ func startPeer(t *testing.T) *peer {
 		t.Fatalf("register: %v", err)
 	}
 	addr := ov.LocalAddr()
-	node, err := dht.New(dht.Config{Addrs: []netip.AddrPort{addr}, RequestTimeout: time.Second}, kp, com)
+	node, err := dht.New(dht.Config{Addrs: []netip.AddrPort{addr}}, kp, com)
 	if err != nil {
 		t.Fatalf("dht.New: %v", err)
 	}
 	t.Cleanup(func() { node.Close() })
 	com.node = node
 	ov.SetDatagramHandler(ep.HandlePacket)
-	return &peer{ov: ov, dht: node, addr: addr}
+	return &peer{ep: ep, ov: ov, dht: node, addr: addr}
 }
 
 // Test30NodesOverOverlay runs 30 DHT nodes over real QUIC-node sockets on
@@ -108,26 +111,46 @@ func Test30NodesOverOverlay(t *testing.T) {
 	for i := range peers {
 		peers[i] = startPeer(t)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
+	// Everyone bootstraps at once from the first node.
+	errs := make(chan error, count)
+	var wg sync.WaitGroup
 	for i := 1; i < count; i++ {
-		seeds := []netip.AddrPort{peers[0].addr, peers[i-1].addr}
-		if err := peers[i].dht.Bootstrap(ctx, seeds); err != nil {
-			t.Fatalf("peer %d bootstrap: %v", i, err)
-		}
+		wg.Go(func() {
+			if err := peers[i].dht.Bootstrap(ctx, []netip.AddrPort{peers[0].addr}); err != nil {
+				errs <- fmt.Errorf("peer %d bootstrap: %w", i, err)
+			}
+		})
 	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	t.Logf("bootstrapped %d nodes in %v", count, time.Since(start).Round(time.Millisecond))
 	content := dht.Key{0x5e, 0xed}
 	provider := peers[count/2]
 	if err := provider.dht.Provide(ctx, content); err != nil {
 		t.Fatalf("provide: %v", err)
 	}
+	// Everyone else looks it up at once.
+	results := make([][]dht.Provider, count)
 	for i, p := range peers {
 		if p == provider {
 			continue
 		}
-		var got []dht.Provider
-		for pr := range p.dht.FindProviders(ctx, content) {
-			got = append(got, pr)
+		wg.Go(func() {
+			for pr := range p.dht.FindProviders(ctx, content) {
+				results[i] = append(results[i], pr)
+			}
+		})
+	}
+	wg.Wait()
+	for i, got := range results {
+		if peers[i] == provider {
+			continue
 		}
 		if len(got) != 1 || got[0].ID != provider.dht.Self() || len(got[0].Addrs) != 1 || got[0].Addrs[0] != provider.addr {
 			t.Fatalf("peer %d found %+v, want the provider %s at %s", i, got, provider.dht.Self().Short(), provider.addr)
@@ -138,6 +161,18 @@ func Test30NodesOverOverlay(t *testing.T) {
 		c := p.dht.Counters()
 		bad += c.Malformed + c.Oversized + c.BadSignatures + c.BadTokens + c.ForeignRecords + c.RateLimited
 	}
+	var timeouts, sent, delivered, rateLimited, sendErrs, ovDatagrams uint64
+	for _, p := range peers {
+		timeouts += p.dht.Counters().Timeouts
+		st := p.ep.Stats()
+		sent += st.Sent
+		delivered += st.Delivered
+		rateLimited += st.DroppedRateLimited
+		sendErrs += st.SendErrors
+		ovDatagrams += p.ov.Stats().Datagrams
+	}
+	t.Logf("ipv8: sent %d, overlay handed over %d, delivered %d, rate-limited %d, send errors %d", sent, ovDatagrams, delivered, rateLimited, sendErrs)
+	t.Logf("provided and found by %d nodes in %v; %d request timeouts in all", count-1, time.Since(start).Round(time.Millisecond), timeouts)
 	if bad != 0 {
 		t.Fatalf("%d refusals counted among honest nodes", bad)
 	}
