@@ -29,7 +29,9 @@
 //     value means defaults, the node's key pair and a Network.
 //  2. Feed every DHT-community payload to HandleMessage with the address it
 //     came from and the public key that signed it. Never pass payloads whose
-//     datagram signature did not verify.
+//     datagram signature did not verify. Node.HandleMessage copies the
+//     payload into a bounded queue (1,024; overflow dropped and counted in
+//     InboxDrops) and never blocks.
 //  3. Bootstrap with a few known addresses, then Provide and FindProviders.
 //  4. Close the Node; it returns after its goroutines exit.
 //

@@ -24,7 +24,10 @@ type Network interface {
 }
 
 // Node runs a Core with real time over a Network. It is safe for concurrent
-// use. Its one goroutine fires the Core's timers; Close stops it and waits.
+// use. Its one goroutine fires the Core's timers and feeds it the payloads
+// queued by HandleMessage; Close stops it and waits. Messages are sent on
+// the goroutine that produced them (the loop or an API caller), outside the
+// lock.
 type Node struct {
 	// Set by New, then read-only.
 	net    Network
