@@ -38,7 +38,7 @@ type simPeer struct {
 }
 
 // honest reports whether the peer serves every announced chunk correctly
-// for the whole run.
+// for the whole run (perhaps slowly, perhaps after busy refusals).
 func (p *simPeer) honest() bool {
 	return p.lie == 0 && !p.stall && p.leave == 0 && p.forget == 0
 }
@@ -466,8 +466,8 @@ func all(n int) []bool {
 }
 
 // coverable reports whether the stable honest peers (never lying,
-// stalling, refusing or leaving) together hold d_s chunks of every stripe,
-// counting resumed chunks.
+// stalling, forgetting or leaving; busy refusals and slowness allowed)
+// together hold d_s chunks of every stripe, counting resumed chunks.
 func (w *world) coverable() bool {
 	for st := range w.lay.Stripes() {
 		start, d := w.lay.StripeStart(st), w.lay.StripeData(st)
@@ -475,7 +475,7 @@ func (w *world) coverable() bool {
 		for c := start; c < start+d+w.lay.M; c++ {
 			ok := w.resumed[c]
 			for _, p := range w.peers {
-				ok = ok || p.honest() && p.busy == 0 && p.told[c]
+				ok = ok || p.honest() && p.told[c]
 			}
 			if ok {
 				v++
