@@ -331,7 +331,9 @@ func (c *Core) HandleMessage(now time.Time, from netip.AddrPort, sender identity
 		} else {
 			c.counters.Malformed++
 		}
-		c.log.Debug("dht: dropping bad message", "from", from, "err", err)
+		if n := c.counters.Malformed + c.counters.Oversized; n&(n-1) == 0 { // 1st, 2nd, 4th, ...: a flood cannot flood the log
+			c.log.Debug("dht: dropping bad message", "from", from, "err", err, "dropped", n)
+		}
 		return
 	}
 	id := sender.PeerID()

@@ -215,8 +215,9 @@ func (n *Node) endSub(id LookupID, s *subscription, err error) {
 func (n *Node) sendAll(msgs []Outgoing) {
 	for _, m := range msgs {
 		if err := n.net.Send(m.To, m.Payload); err != nil {
-			n.sendErrors.Add(1)
-			n.log.Debug("dht: send failed", "to", m.To, "err", err)
+			if k := n.sendErrors.Add(1); k&(k-1) == 0 { // logged at powers of two only
+				n.log.Debug("dht: send failed", "to", m.To, "err", err, "failures", k)
+			}
 		}
 	}
 }
