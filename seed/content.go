@@ -104,7 +104,7 @@ func (n *Node) seed(id chunker.ContentID) error {
 	}
 	n.seeding[id] = it
 	n.mu.Unlock()
-	n.srv.Seed(id, swarm.ItemSource(it))
+	n.srv.Seed(id, testSource(swarm.ItemSource(it)))
 	return nil
 }
 
@@ -224,6 +224,9 @@ func (n *Node) download(ctx context.Context, id chunker.ContentID, name, out str
 		return Item{}, err
 	}
 	n.metrics.Downloads.Add(1)
+	// Announce at once, as a BitTorrent client tells its tracker: other
+	// downloaders find us and we serve them what we have verified so far.
+	n.announce(id)
 	var addrs []netip.AddrPort
 	for _, h := range hints {
 		if h.id == n.PeerID() {
@@ -249,6 +252,7 @@ func (n *Node) download(ctx context.Context, id chunker.ContentID, name, out str
 	n.metrics.BytesDown.Add(p.Received)
 	n.metrics.ChunksVerified.Add(int64(p.Fetched))
 	n.metrics.ChunksRejected.Add(int64(p.BadChunks))
+	n.metrics.PeersBanned.Add(int64(p.Banned))
 	cerr := dl.Close()
 	if err != nil {
 		n.lib.put(it) // keep the name learnt so far; progress is in the store
@@ -267,7 +271,6 @@ func (n *Node) download(ctx context.Context, id chunker.ContentID, name, out str
 	if err := n.lib.put(it); err != nil {
 		return it, err
 	}
-	n.announce(id)
 	return it, nil
 }
 

@@ -13,6 +13,7 @@ type Metrics struct {
 	BytesDown      atomic.Int64 // chunk bytes received and verified
 	ChunksVerified atomic.Int64 // chunks that passed verification
 	ChunksRejected atomic.Int64 // chunks that failed verification
+	PeersBanned    atomic.Int64 // peers banned by downloads for bad data
 	DHTLookups     atomic.Int64 // provider lookups started
 	DHTProvides    atomic.Int64 // provider records announced
 	Downloads      atomic.Int64 // downloads started
@@ -33,6 +34,7 @@ func (m *Metrics) WritePrometheus(w io.Writer, peers, items int) error {
 		{"shoal_bytes_down_total", "Chunk bytes received and verified.", "counter", m.BytesDown.Load},
 		{"shoal_chunks_verified_total", "Chunks that passed verification.", "counter", m.ChunksVerified.Load},
 		{"shoal_chunks_rejected_total", "Chunks that failed verification.", "counter", m.ChunksRejected.Load},
+		{"shoal_peers_banned_total", "Peers banned by downloads for bad data.", "counter", m.PeersBanned.Load},
 		{"shoal_dht_lookups_total", "DHT provider lookups started.", "counter", m.DHTLookups.Load},
 		{"shoal_dht_provides_total", "DHT provider records announced.", "counter", m.DHTProvides.Load},
 		{"shoal_downloads_total", "Downloads started.", "counter", m.Downloads.Load},

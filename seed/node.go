@@ -106,7 +106,11 @@ func Start(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.srv = swarm.NewServer(swarm.ServerConfig{Logger: n.log, UploadRate: cfg.UploadLimit})
-	if n.ov, err = overlay.New(overlay.Config{ListenAddr: cfg.Listen, KeyPair: n.kp, Logger: n.log}); err != nil {
+	pc, err := testPacketConn(cfg.Listen) // nil unless a drill sets SHOAL_TEST_NETEM
+	if err != nil {
+		return nil, err
+	}
+	if n.ov, err = overlay.New(overlay.Config{ListenAddr: cfg.Listen, PacketConn: pc, KeyPair: n.kp, Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("seed: opening UDP %s: %w", cfg.Listen, err)
 	}
 	n.ov.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
