@@ -49,8 +49,8 @@ type Config struct {
 // MaxPerPeer so a default server never refuses a default downloader as
 // busy; a busy refusal backs off for a short time only.
 const (
-	DefaultMaxInflightBytes     = 32 << 20
-	DefaultMaxPeerInflightBytes = 16 << 20
+	DefaultMaxInflightBytes     = 16 << 20
+	DefaultMaxPeerInflightBytes = 8 << 20
 	DefaultMaxQueue             = 24
 	DefaultBusyBackoff          = 100 * time.Millisecond
 	DefaultMaxBusyBackoff       = 2 * time.Second

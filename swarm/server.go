@@ -40,7 +40,8 @@ type ServerConfig struct {
 	// MaxPerPeer bounds concurrent chunk requests per peer; more are
 	// refused as busy. Default 32.
 	MaxPerPeer int
-	// MaxTotal bounds concurrent chunk requests over all peers. Default 128.
+	// MaxTotal bounds concurrent chunk requests over all peers (each holds
+	// one chunk buffer while it is sent). Default 48.
 	MaxTotal int
 	// UploadRate caps upload bytes per second over all peers; 0: no cap.
 	UploadRate int64
@@ -56,7 +57,7 @@ func (c ServerConfig) populate() ServerConfig {
 		c.MaxPerPeer = 32
 	}
 	if c.MaxTotal <= 0 {
-		c.MaxTotal = 128
+		c.MaxTotal = 48
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 60 * time.Second

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -29,12 +30,26 @@ import (
 
 // runChild runs a seeder or leecher role.
 func runChild(role, dir, file, idText string, chunkSize int) error {
+	if pd := os.Getenv("SHOAL_BENCH_PROFILE"); pd != "" {
+		f, err := os.Create(filepath.Join(pd, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
+		if err == nil {
+			pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store, err := chunker.OpenStore(filepath.Join(dir, "store"))
 	if err != nil {
 		return err
 	}
-	node, err := overlay.New(overlay.Config{Logger: logger})
+	// Windows sized for loopback: a chunk is at most a few hundred KiB and
+	// the download keeps at most 16 MiB in flight per peer, so larger
+	// windows only let unread data pile up in memory.
+	node, err := overlay.New(overlay.Config{
+		Logger:              logger,
+		InitialStreamWindow: 512 << 10, MaxStreamWindow: 2 << 20,
+		InitialConnWindow: 4 << 20, MaxConnWindow: 8 << 20,
+	})
 	if err != nil {
 		return err
 	}
@@ -101,6 +116,12 @@ func runChild(role, dir, file, idText string, chunkSize int) error {
 			if d != nil {
 				<-runDone
 				d.Close()
+			}
+			if d != nil && os.Getenv("SHOAL_BENCH_DEBUG") != "" {
+				p := d.Progress()
+				_, chunks := srv.Stats()
+				fmt.Fprintf(os.Stderr, "leecher %s: received %d verified %d fetched %d bad %d; uploaded %d bytes in %d chunks\n",
+					node.PeerID().Short(), p.Received, p.Verified, p.Fetched, p.BadChunks, up, chunks)
 			}
 			fmt.Printf("STATS %d %d\n", up, peakRSS())
 			return nil
