@@ -1,0 +1,108 @@
+package swarm_test
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/swarm"
+)
+
+// gatedSource blocks ReadChunk until gate is closed and hides chunk 0.
+type gatedSource struct {
+	swarm.Source
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g gatedSource) Has(i int) bool { return i != 0 && g.Source.Has(i) }
+
+func (g gatedSource) ReadChunk(i int, buf []byte) ([]byte, error) {
+	g.entered <- struct{}{}
+	<-g.gate
+	return g.Source.ReadChunk(i, buf)
+}
+
+// ask sends one raw request from c to s and returns the response status and
+// payload length.
+func ask(ctx context.Context, t *testing.T, c, s *tpeer, req swarm.Request) (swarm.Status, uint32) {
+	t.Helper()
+	status, n, err := askErr(ctx, c, s, req)
+	if err != nil {
+		t.Fatalf("%v request: %v", req.Kind, err)
+	}
+	return status, n
+}
+
+func askErr(ctx context.Context, c, s *tpeer, req swarm.Request) (swarm.Status, uint32, error) {
+	st, err := c.dialer().OpenStream(ctx, s.id(), s.addr())
+	if err != nil {
+		return 0, 0, err
+	}
+	defer st.CancelRead(swarm.CodeCancelled)
+	if _, err := st.Write(swarm.AppendRequest(nil, req)); err != nil {
+		return 0, 0, err
+	}
+	st.Close()
+	var hdr [5]byte
+	if _, err := io.ReadFull(st, hdr[:]); err != nil {
+		return 0, 0, err
+	}
+	return swarm.DecodeResponseHeader(hdr[:])
+}
+
+func TestServerAnswers(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	server := newPeer(t, swarm.ServerConfig{MaxPerPeer: 1})
+	c := publish(t, server, 256<<10, 7)
+	it, err := server.store.Open(c.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	g := gatedSource{Source: swarm.ItemSource(it), entered: make(chan struct{}), gate: make(chan struct{})}
+	server.srv.Seed(c.id, g)
+	client := newPeer(t, swarm.ServerConfig{})
+
+	// Hold the one upload slot the client may use.
+	held := make(chan error, 1)
+	go func() {
+		s, _, err := askErr(ctx, client, server, swarm.Request{Kind: swarm.KindChunk, ID: c.id, Index: 1})
+		if err == nil && s != swarm.StatusOK {
+			err = &swarm.StatusError{Status: s}
+		}
+		held <- err
+	}()
+	<-g.entered
+
+	manLen, _ := c.man.Encode()
+	tests := []struct {
+		name  string
+		req   swarm.Request
+		want  swarm.Status
+		wantN int
+	}{
+		{"manifest", swarm.Request{Kind: swarm.KindManifest, ID: c.id}, swarm.StatusOK, len(manLen)},
+		{"leaves", swarm.Request{Kind: swarm.KindLeaves, ID: c.id}, swarm.StatusOK, 32 * c.man.NumChunks()},
+		{"unknown content", swarm.Request{Kind: swarm.KindManifest, ID: chunker.ContentID{1}}, swarm.StatusNotFound, -1},
+		{"index out of range", swarm.Request{Kind: swarm.KindChunk, ID: c.id, Index: 1 << 20}, swarm.StatusBadRequest, -1},
+		{"chunk not held", swarm.Request{Kind: swarm.KindChunk, ID: c.id, Index: 0}, swarm.StatusNotHave, -1},
+		{"busy", swarm.Request{Kind: swarm.KindChunk, ID: c.id, Index: 2}, swarm.StatusBusy, -1},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			s, n := ask(ctx, t, client, server, tc.req)
+			if s != tc.want || (tc.wantN >= 0 && int(n) != tc.wantN) {
+				t.Fatalf("status %v, length %d; want %v, length %d", s, n, tc.want, tc.wantN)
+			}
+		})
+	}
+	close(g.gate)
+	if err := <-held; err != nil {
+		t.Fatalf("held request: %v, want ok", err)
+	}
+}
