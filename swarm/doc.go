@@ -62,8 +62,12 @@
 // A session is one long-lived control stream per (connection, content),
 // opened by the downloader. After the request the downloader sends a hello
 // and the server answers with a response header (status, length 0) and its
-// own hello; after that both sides send have messages as they verify chunks,
-// until either side closes the stream. A session's end does not end the
+// own hello; after that the server sends have messages as it verifies
+// chunks (a server that is itself downloading), until either side closes the
+// stream. The downloader may send have messages too; servers check and
+// ignore them (this version's downloader sends none after its hello: a
+// leecher that wants another leecher's chunks opens its own session). A
+// session's end does not end the
 // connection. Messages:
 //
 //	+------+------------+------------------------------------------+
@@ -82,13 +86,23 @@
 //
 // # The caller's duties, in order
 //
-//  1. Make a Server with NewServer and route incoming swarm streams to
-//     Server.ServeStream; register seedable content with Server.Seed.
-//  2. Start a download with NewDownload(cfg, dialer, id, dir), then Run it
-//     in a goroutine, add peers with AddPeer at any time, and read progress
-//     with Progress or the OnProgress callback. Register the download's
-//     store with the server (Download.Serve) so other leechers can fetch
-//     what it has verified.
-//  3. Run returns when the output is complete and verified, or with the
-//     context's cause. Close the server last; it waits for its handlers.
+//  1. Make a Server with NewServer and route incoming swarm streams (tag
+//     Tag) to Server.ServeStream; serve published items with
+//     Server.Seed(id, ItemSource(item)).
+//  2. Make a Download with NewDownload(cfg, dialer, store, id, outDir), set
+//     cfg.Server so other peers can fetch what it has verified, Run it in a
+//     goroutine, AddPeer at any time, and read Progress (or set
+//     cfg.OnProgress) for a progress bar.
+//  3. Run returns nil when the output is complete and verified, or the
+//     context's cause. Close the Download after Run returned (it stops
+//     serving it and closes its files); close the Server last, which waits
+//     for its handlers.
+//
+// # Limits
+//
+// The scheduler (swarm/sched) caps bytes in flight per peer and in total
+// (Config.Sched; the driver's defaults are 8 MiB per peer, 16 MiB in all)
+// and every in-flight request holds at most one chunk buffer. The server
+// caps concurrent chunk requests per peer and in total (refused as busy)
+// and, like the download, can cap its byte rate with a token bucket.
 package swarm
