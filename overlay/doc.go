@@ -46,10 +46,11 @@
 // # Connections
 //
 // One connection per pair of peers carries every stream between them.
-// Concurrent dials to one peer share one attempt. When both peers dial each
-// other at once, both keep both connections for a while but open new
-// streams only on the one dialled by the smaller PeerID (byte-wise); the
-// other carries the streams already on it and then closes when idle.
+// Concurrent dials to one peer at one address share one attempt. When both
+// peers dial each other at once (or a peer restarted), new streams go to
+// the connection dialled by the smaller PeerID (byte-wise; the newest among
+// equals); the others keep the streams already on them for
+// Config.DuplicateGrace and are then closed with CodeDuplicate.
 // Connections close after Config.IdleTimeout without packets (unless
 // Config.KeepAlive is set). Config.MaxConns caps open connections plus
 // dials and incoming handshakes in progress: a dial beyond it fails with
@@ -76,7 +77,9 @@
 //
 // A Node owns, and Close waits for, every goroutine it starts:
 //   - the accept loop (one), registering incoming connections;
-//   - the datagram reader (one), calling the datagram handler;
+//   - the datagram reader (one), calling the datagram handler (by default
+//     the IPv8 Endpoint's HandlePacket, so community handlers run here);
+//   - the IPv8 Endpoint's housekeeping (one, Endpoint.Run);
 //   - per connection, one stream acceptor;
 //   - per incoming stream, one handler goroutine, bounded by
 //     Config.MaxIncomingStreams per connection;
@@ -86,10 +89,17 @@
 // Transport, which waits for them. Peer events (Config.OnPeer) run on
 // whichever of these goroutines caused them, one at a time and in order.
 //
+// # Datagrams and IPv8
+//
+// Node.Endpoint is the node's IPv8 endpoint (package overlay/ipv8): it
+// sends through WriteDatagram and receives every 0x00 packet unless
+// Config.OnDatagram or SetDatagramHandler installs another handler.
+// Communities register on it.
+//
 // # Caller's duties
 //
 //  1. New (binds the socket, starts goroutines), then Handle for each tag
-//     and SetDatagramHandler before peers may reach the node.
+//     and register IPv8 communities before peers may reach the node.
 //  2. Dial / OpenStream as needed; close or reset every stream opened.
 //  3. Close once (or Run until a context ends).
 //

@@ -223,17 +223,10 @@ func TestSimultaneousOpen(t *testing.T) {
 	}
 	t.Logf("connections after both dials: A %d, B %d", a.Stats().Conns, b.Stats().Conns)
 	// Both sides must pick the same connection once both are known.
-	deadline := time.Now().Add(2 * time.Second)
-	for {
+	waitFor(t, "A and B to settle on one connection", func() bool {
 		ca, cb := a.Conn(b.PeerID()), b.Conn(a.PeerID())
-		if ca != nil && cb != nil && sameConn(t, ca, cb) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("A and B did not settle on one connection: A outbound %v, B outbound %v", ca.Outbound(), cb.Outbound())
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return ca != nil && cb != nil && sameConn(t, ca, cb)
+	})
 	for _, x := range []struct {
 		from, to *Node
 	}{{a, b}, {b, a}} {
@@ -443,4 +436,26 @@ func plainCert(t *testing.T) tls.Certificate {
 	kp := mustKey(t)
 	der := makeCert(t, kp.Signer().Public(), kp.Signer())
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: kp.Signer()}
+}
+
+func TestStreamWithoutTag(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	a := newNode(t, Config{})
+	b := newNode(t, Config{})
+	c, err := a.Dial(ctx, b.PeerID(), b.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := c.QUIC().OpenStreamSync(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // FIN before any tag byte
+	_, err = io.ReadAll(s)
+	var se *quic.StreamError
+	if !errors.As(err, &se) || se.ErrorCode != StreamCodeNoTag {
+		t.Errorf("reading a stream that sent no tag: %v, want stream error %#x", err, StreamCodeNoTag)
+	}
 }
