@@ -1,0 +1,121 @@
+package drill
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+)
+
+func TestMain(m *testing.M) { Main(m) }
+
+// long reports whether the full-size drills were asked for.
+func long() bool { return os.Getenv("SHOAL_LONG") == "1" }
+
+// pick returns short, or full under SHOAL_LONG=1.
+func pick[T any](short, full T) T {
+	if long() {
+		return full
+	}
+	return short
+}
+
+const mib = 1 << 20
+
+// writeRandom writes size seeded random bytes to path and returns their
+// SHA-256.
+func writeRandom(t *testing.T, path string, size int64, seed uint64) [32]byte {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	var key [32]byte
+	key[0], key[1] = byte(seed), byte(seed>>8)
+	h := sha256.New()
+	if _, err := io.CopyN(io.MultiWriter(f, h), rand.NewChaCha8(key), size); err != nil {
+		t.Fatal(err)
+	}
+	if err := f.Close(); err != nil {
+		t.Fatal(err)
+	}
+	var sum [32]byte
+	h.Sum(sum[:0])
+	return sum
+}
+
+// sameBytes fails unless the file at path hashes to want.
+func sameBytes(t *testing.T, who, path string, want [32]byte) {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Errorf("%s: %v", who, err)
+		return
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		t.Errorf("%s: reading %s: %v", who, path, err)
+		return
+	}
+	if got := h.Sum(nil); !bytes.Equal(got, want[:]) {
+		t.Errorf("%s: %s has sha256 %x, want %x", who, path, got[:8], want[:8])
+	}
+}
+
+// figures logs one line of figures for docs/drills.md.
+func figures(t *testing.T, format string, args ...any) {
+	t.Helper()
+	t.Logf("FIGURES %s: %s", t.Name(), fmt.Sprintf(format, args...))
+}
+
+// metric reads one counter of a running node, failing the test on error.
+func metric(t *testing.T, n *Node, name string) int64 {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	m, err := n.Metrics(ctx)
+	if err != nil {
+		t.Fatalf("metrics: %v", err)
+	}
+	v, ok := m[name]
+	if !ok {
+		t.Fatalf("node in %s has no metric %s", n.Host.NS, name)
+	}
+	return v
+}
+
+// TestNetLeavesNothing checks the harness itself: hosts reach each other
+// over their own addresses and Close deletes every namespace.
+func TestNetLeavesNothing(t *testing.T) {
+	nt := New(t, 2)
+	hs := nt.Hosts()
+	if hs[0].Addr == hs[1].Addr {
+		t.Fatalf("two hosts share address %s", hs[0].Addr)
+	}
+	out, err := hs[0].Command("ip", "-4", "-o", "addr", "show", "dev", "eth0").CombinedOutput()
+	if err != nil || !bytes.Contains(out, []byte(hs[0].Addr.String()+"/24")) {
+		t.Fatalf("host 0's eth0: %s (%v), want address %s", out, err, hs[0].Addr)
+	}
+	if err := hs[0].Shape(100e6, 50e6); err != nil {
+		t.Fatal(err)
+	}
+	names, err := Namespaces(nt.prefix)
+	if err != nil || len(names) != 3 {
+		t.Fatalf("namespaces %v (%v), want the bridge and 2 hosts", names, err)
+	}
+	nt.Close()
+	if names, _ := Namespaces(nt.prefix); len(names) != 0 {
+		t.Fatalf("Close left namespaces %v", names)
+	}
+}

@@ -1,0 +1,96 @@
+package drill
+
+import (
+	"context"
+	"fmt"
+	"path/filepath"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+)
+
+// TestFlashCrowd: one publisher, many hosts get the same content at once,
+// half of them behind slow links. All finish with the right bytes, the fast
+// ones well before a slow link could even carry the content, and the
+// publisher uploads far less than one copy per host.
+func TestFlashCrowd(t *testing.T) {
+	hosts := pick(6, 12)
+	size := int64(pick(32, 256)) * mib
+	const fast, slow, pubUp = 400e6, 25e6, 200e6 // bits per second
+	bin := Binary(t)
+	nt := New(t, hosts+1)
+	dir := t.TempDir()
+	hs := nt.Hosts()
+	src := filepath.Join(dir, "src", "crowd.bin")
+	sum := writeRandom(t, src, size, 1)
+
+	if err := hs[0].Shape(0, pubUp); err != nil {
+		t.Fatal(err)
+	}
+	pub := StartNode(t, bin, hs[0], dir, NodeOptions{})
+	ctx, cancel := context.WithTimeout(context.Background(), pick(3*time.Minute, 10*time.Minute))
+	defer cancel()
+	p, err := pub.Publish(ctx, src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rate := make([]float64, hosts)
+	nodes := make([]*Node, hosts)
+	for i := range hosts {
+		rate[i] = fast
+		if i%2 == 1 {
+			rate[i] = slow
+		}
+		if err := hs[i+1].Shape(int64(rate[i]), int64(rate[i])); err != nil {
+			t.Fatal(err)
+		}
+		nodes[i] = StartNode(t, bin, hs[i+1], dir, NodeOptions{Bootstrap: []string{pub.Addr()}})
+	}
+
+	took := make([]time.Duration, hosts)
+	errs := make([]error, hosts)
+	paths := make([]string, hosts)
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i, n := range nodes {
+		wg.Go(func() {
+			it, err := n.Get(ctx, p.Link, filepath.Join(n.Home, "out"), 60*time.Second)
+			took[i], errs[i], paths[i] = time.Since(start), err, it.Path
+		})
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Fatalf("host %d (%.0f Mbit/s): %v", i+1, rate[i]/1e6, err)
+		}
+		sameBytes(t, fmt.Sprintf("host %d", i+1), paths[i], sum)
+	}
+	up := metric(t, pub, "shoal_bytes_up_total")
+
+	var fastT, slowT []time.Duration
+	for i := range hosts {
+		if rate[i] == fast {
+			fastT = append(fastT, took[i])
+		} else {
+			slowT = append(slowT, took[i])
+		}
+	}
+	slices.Sort(fastT)
+	slices.Sort(slowT)
+	slowFloor := time.Duration(float64(size*8) / slow * float64(time.Second))
+	figures(t, "%d hosts x %d MiB: fast (%.0f Mbit/s) %v, slow (%.0f Mbit/s) %v (floor %v); publisher (up %.0f Mbit/s) uploaded %.1f MiB = %.2f copies",
+		hosts, size/mib, fast/1e6, fastT, slow/1e6, slowT, slowFloor.Round(time.Millisecond), pubUp/1e6, float64(up)/mib, float64(up)/float64(size))
+
+	// Fast hosts are not held back: the slowest fast host finishes before
+	// the median slow host, and faster than a slow link could carry it.
+	if fastT[len(fastT)-1] >= slowT[len(slowT)/2] {
+		t.Errorf("slowest fast host took %v, not less than the median slow host's %v", fastT[len(fastT)-1], slowT[len(slowT)/2])
+	}
+	if fastT[len(fastT)/2] >= slowFloor {
+		t.Errorf("median fast host took %v, no faster than a %.0f Mbit/s link's floor %v", fastT[len(fastT)/2], slow/1e6, slowFloor)
+	}
+	if limit := int64(hosts) * size / 2; up > limit {
+		t.Errorf("publisher uploaded %d MiB, more than half of %d copies (%d MiB)", up/mib, hosts, limit/mib)
+	}
+}
