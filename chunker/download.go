@@ -285,8 +285,10 @@ func (d *Download) store(i int, data []byte) error {
 	return nil
 }
 
-// ReadChunk serves held chunk i like Item.ReadChunk: verified against its
-// leaf (ErrModified if the bytes on disk changed), ErrNotHave if not held.
+// ReadChunk serves chunk i like Item.ReadChunk: verified against its leaf
+// (ErrModified if the bytes on disk changed). A chunk not held but
+// rebuildable (its stripe is decodable) is decoded first, so a complete
+// download serves every parity chunk; otherwise it wraps ErrNotHave.
 func (d *Download) ReadChunk(i int, buf []byte) ([]byte, error) {
 	if err := d.h.man.checkIndex(i); err != nil {
 		return nil, err
@@ -296,7 +298,13 @@ func (d *Download) ReadChunk(i int, buf []byte) ([]byte, error) {
 	}
 	defer d.leave()
 	if !d.HasChunk(i) {
-		return nil, fmt.Errorf("chunk %d: %w", i, ErrNotHave)
+		s, _ := d.h.man.StripeOf(i)
+		if !d.StripeDecodable(s) {
+			return nil, fmt.Errorf("chunk %d: %w", i, ErrNotHave)
+		}
+		if err := d.decode(s); err != nil {
+			return nil, fmt.Errorf("chunk %d: %w", i, err)
+		}
 	}
 	return d.h.readVerified(i, buf)
 }
@@ -332,6 +340,12 @@ func (d *Download) Decode(s int) error {
 		return err
 	}
 	defer d.leave()
+	return d.decode(s)
+}
+
+// decode is Decode for a caller that holds life.
+func (d *Download) decode(s int) error {
+	m := d.h.man
 	have := d.Have()
 	start, dc := m.StripeStart(s), m.StripeDataCount(s)
 	chunks := make([][]byte, m.StripeLen(s))
