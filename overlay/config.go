@@ -23,7 +23,8 @@ type Config struct {
 	ListenAddr string
 	// PacketConn, when set, is used instead of binding ListenAddr, for
 	// example a netem-wrapped socket in tests. The Node owns it and closes
-	// it on Close. Only a *net.UDPConn gets batched I/O and GSO.
+	// it on Close (or when New fails). Only a *net.UDPConn gets batched
+	// I/O and GSO.
 	PacketConn net.PacketConn
 	// KeyPair is the node's identity. Default: a fresh ephemeral key.
 	KeyPair *identity.KeyPair

@@ -57,15 +57,14 @@ type Node struct {
 }
 
 // New binds the socket (or takes Config.PacketConn), starts QUIC on it and
-// starts the node's goroutines: the accept loop and the datagram reader.
-// The caller must call Close.
+// starts the node's goroutines (see the package doc). The caller must call
+// Close. When New fails, it has closed Config.PacketConn.
 func New(cfg Config) (*Node, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
-		return nil, err
-	}
-	cert, err := newCertificate(cfg.KeyPair)
-	if err != nil {
+		if cfg.PacketConn != nil {
+			cfg.PacketConn.Close()
+		}
 		return nil, err
 	}
 	pc := cfg.PacketConn
@@ -74,8 +73,15 @@ func New(cfg Config) (*Node, error) {
 		if err != nil {
 			return nil, err
 		}
-		tuneBuffers(udp, cfg.SocketBuffer, cfg.Logger)
 		pc = udp
+	}
+	if udp, ok := pc.(*net.UDPConn); ok {
+		tuneBuffers(udp, cfg.SocketBuffer, cfg.Logger)
+	}
+	cert, err := newCertificate(cfg.KeyPair)
+	if err != nil {
+		pc.Close()
+		return nil, err
 	}
 	n := &Node{
 		cfg:      cfg,
