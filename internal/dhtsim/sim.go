@@ -48,6 +48,7 @@ type Node struct {
 
 	tickAt  time.Time
 	results map[dht.LookupID]*Result
+	liar    bool // see Sim.MakeLiar
 }
 
 // ID returns the node's Kademlia ID.
@@ -230,6 +231,10 @@ func (s *Sim) stepOne() {
 		}
 		s.stats.Delivered++
 		s.hashEvent('D', ev.from.Addr, n.Addr, ev.payload)
+		if n.liar {
+			s.lie(n, ev)
+			return
+		}
 		n.Core.HandleMessage(s.now, ev.from.Addr, ev.from.Key.Public(), ev.payload)
 		s.flush(n)
 	}
@@ -246,16 +251,7 @@ func (s *Sim) flush(n *Node) {
 				s.stats.ToDead++
 				continue
 			}
-			if s.cfg.Loss > 0 && s.rng.Float64() < s.cfg.Loss {
-				s.stats.Lost++
-				s.hashEvent('L', n.Addr, m.To, m.Payload)
-				continue
-			}
-			lat := s.cfg.MinLatency
-			if span := s.cfg.MaxLatency - s.cfg.MinLatency; span > 0 {
-				lat += time.Duration(s.rng.Int64N(int64(span)))
-			}
-			s.push(&event{at: s.now.Add(lat), kind: evDeliver, node: to, from: n, payload: m.Payload})
+			s.deliverLater(n, to, m.Payload)
 		}
 	}
 	for _, e := range rd.Events {
@@ -285,6 +281,21 @@ func (s *Sim) flush(n *Node) {
 		n.tickAt = d
 		s.push(&event{at: d, kind: evTick, node: n})
 	}
+}
+
+// deliverLater schedules payload from -> to after a random latency, unless
+// it is lost.
+func (s *Sim) deliverLater(from, to *Node, payload []byte) {
+	if s.cfg.Loss > 0 && s.rng.Float64() < s.cfg.Loss {
+		s.stats.Lost++
+		s.hashEvent('L', from.Addr, to.Addr, payload)
+		return
+	}
+	lat := s.cfg.MinLatency
+	if span := s.cfg.MaxLatency - s.cfg.MinLatency; span > 0 {
+		lat += time.Duration(s.rng.Int64N(int64(span)))
+	}
+	s.push(&event{at: s.now.Add(lat), kind: evDeliver, node: to, from: from, payload: payload})
 }
 
 func (s *Sim) push(ev *event) {
