@@ -1,11 +1,8 @@
 package dht
 
 import (
-	"bytes"
 	"math/bits"
 	"math/rand/v2"
-
-	"github.com/shoal-p2p/shoal/overlay/identity"
 )
 
 // Key is a point in the 256-bit Kademlia key space: a node's PeerID or a
@@ -62,6 +59,3 @@ func randomKeyInBucket(rng *rand.Rand, self Key, i int) Key {
 	k[byteIdx] = (self[byteIdx] & mask) | (^self[byteIdx] & flip) | (k[byteIdx] &^ (mask | flip))
 	return k
 }
-
-// lessKey orders keys bytewise, for deterministic iteration.
-func lessKey(a, b identity.PeerID) int { return bytes.Compare(a[:], b[:]) }

@@ -143,16 +143,6 @@ func (t *table) failed(id identity.PeerID, now time.Time) bool {
 	return true
 }
 
-// remove drops id from the table (without promoting a replacement).
-func (t *table) remove(id identity.PeerID) {
-	b, i := t.find(id)
-	if b == nil || i < 0 {
-		return
-	}
-	b.entries = slices.Delete(b.entries, i, i+1)
-	t.n--
-}
-
 // contains reports whether id is a live entry.
 func (t *table) contains(id identity.PeerID) bool {
 	b, i := t.find(id)
