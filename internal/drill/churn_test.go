@@ -14,6 +14,7 @@ import (
 // few seconds and a new host joins and starts downloading. Every downloader
 // that was never killed finishes with the right bytes.
 func TestChurn(t *testing.T) {
+	t.Parallel() // waits on shaped links more than on the CPU
 	initial := pick(5, 10)
 	kills := pick(3, 8)
 	every := pick(1500*time.Millisecond, 3*time.Second)

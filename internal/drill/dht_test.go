@@ -16,6 +16,7 @@ import (
 // hint) find the provider through the DHT. Every node's socket carries 10 ms
 // of delay and 1% loss (SHOAL_TEST_NETEM).
 func TestDiscoveryDHT(t *testing.T) {
+	t.Parallel() // waits on shaped links more than on the CPU
 	hosts := pick(10, 20)
 	getters := pick(3, 6)
 	minPeers := pick(3, 5) // peers known besides the bootstrap host

@@ -17,7 +17,7 @@ import (
 func TestFlashCrowd(t *testing.T) {
 	hosts := pick(6, 12)
 	size := int64(pick(32, 256)) * mib
-	const fast, slow, pubUp = 400e6, 25e6, 200e6 // bits per second
+	const fast, slow, pubUp = 400e6, 30e6, 200e6 // bits per second
 	bin := Binary(t)
 	nt := New(t, hosts+1)
 	dir := t.TempDir()
@@ -42,7 +42,7 @@ func TestFlashCrowd(t *testing.T) {
 		if i%2 == 1 {
 			rate[i] = slow
 		}
-		if err := hs[i+1].Shape(int64(rate[i]), int64(rate[i])); err != nil {
+		if err := hs[i+1].Shape(int64(rate[i]), 0); err != nil {
 			t.Fatal(err)
 		}
 		nodes[i] = StartNode(t, bin, hs[i+1], dir, NodeOptions{Bootstrap: []string{pub.Addr()}})
@@ -82,13 +82,10 @@ func TestFlashCrowd(t *testing.T) {
 	figures(t, "%d hosts x %d MiB: fast (%.0f Mbit/s) %v, slow (%.0f Mbit/s) %v (floor %v); publisher (up %.0f Mbit/s) uploaded %.1f MiB = %.2f copies",
 		hosts, size/mib, fast/1e6, fastT, slow/1e6, slowT, slowFloor.Round(time.Millisecond), pubUp/1e6, float64(up)/mib, float64(up)/float64(size))
 
-	// Fast hosts are not held back: the slowest fast host finishes before
-	// the median slow host, and faster than a slow link could carry it.
-	if fastT[len(fastT)-1] >= slowT[len(slowT)/2] {
-		t.Errorf("slowest fast host took %v, not less than the median slow host's %v", fastT[len(fastT)-1], slowT[len(slowT)/2])
-	}
-	if fastT[len(fastT)/2] >= slowFloor {
-		t.Errorf("median fast host took %v, no faster than a %.0f Mbit/s link's floor %v", fastT[len(fastT)/2], slow/1e6, slowFloor)
+	// Fast hosts are not held back: the slowest fast host finishes well
+	// before the quickest slow host (whose link cannot beat slowFloor).
+	if limit := slowT[0] * 8 / 10; fastT[len(fastT)-1] >= limit {
+		t.Errorf("slowest fast host took %v, not less than 80%% of the quickest slow host's %v", fastT[len(fastT)-1], slowT[0])
 	}
 	if limit := int64(hosts) * size / 2; up > limit {
 		t.Errorf("publisher uploaded %d MiB, more than half of %d copies (%d MiB)", up/mib, hosts, limit/mib)

@@ -13,6 +13,7 @@ import (
 // (SHOAL_TEST_CORRUPT_UPLOADS). Honest downloaders reject those chunks, ban
 // the liars and finish with the right bytes.
 func TestLiars(t *testing.T) {
+	t.Parallel() // waits on shaped links more than on the CPU
 	const liars, honest = 3, 6
 	size := int64(pick(16, 128)) * mib
 	bin := Binary(t)

@@ -10,6 +10,7 @@ import (
 // TestPartition: a host is cut off the network mid-download, then put back;
 // it resumes and finishes with the right bytes.
 func TestPartition(t *testing.T) {
+	t.Parallel() // waits on shaped links more than on the CPU
 	size := int64(pick(32, 128)) * mib
 	cut := pick(8*time.Second, 20*time.Second)
 	const down = 50e6 // bits per second, so the download outlasts the cut's start
