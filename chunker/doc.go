@@ -17,7 +17,8 @@
 // Merkle root); Store.CreateDownload (or Store.OpenDownload to resume);
 // WriteChunk per received chunk (ErrChunkMismatch means the sender sent bad
 // data); Decode a stripe once StripeDecodable; Finish when Complete (rebuilds
-// missing parity so every chunk can be served); Close.
+// all missing parity and syncs; Download.ReadChunk also rebuilds a missing
+// chunk of a decodable stripe on demand); Close.
 //
 // # Chunks and stripes
 //
