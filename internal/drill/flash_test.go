@@ -17,7 +17,11 @@ import (
 func TestFlashCrowd(t *testing.T) {
 	hosts := pick(6, 12)
 	size := int64(pick(32, 256)) * mib
-	const fast, slow, pubUp = 400e6, 30e6, 200e6 // bits per second
+	// Bits per second. On a shared 2-core machine the crowd is CPU-bound at
+	// a few hundred Mbit/s in all, so the slow links must be well below a
+	// fast host's share for the comparison to mean anything.
+	const fast, pubUp = 400e6, 200e6
+	slow := pick(30e6, 15e6)
 	bin := Binary(t)
 	nt := New(t, hosts+1)
 	dir := t.TempDir()

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -48,6 +49,19 @@ func Binary(t testing.TB) string {
 func Main(m *testing.M) {
 	code := m.Run()
 	if buildDir != "" {
+		bin := filepath.Join(buildDir, "shoal")
+		pids := running(bin)
+		for i := 0; i < 50 && len(pids) > 0; i++ { // killed ones may take a moment to go
+			time.Sleep(100 * time.Millisecond)
+			pids = running(bin)
+		}
+		if len(pids) > 0 {
+			fmt.Fprintf(os.Stderr, "drill: shoal processes left running: %v\n", pids)
+			for _, pid := range pids {
+				syscall.Kill(pid, syscall.SIGKILL)
+			}
+			code = 1
+		}
 		os.RemoveAll(buildDir)
 	}
 	if Available() == "" {
@@ -231,4 +245,20 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
+}
+
+// running lists the processes whose executable is bin.
+func running(bin string) []int {
+	var pids []int
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == bin {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
 }
