@@ -38,9 +38,12 @@ func BenchmarkBulkStream(b *testing.B) {
 			b.SetBytes(bulkSize)
 			b.ReportAllocs()
 			b.ResetTimer()
+			cpu0 := processCPU()
 			for range b.N {
 				p.send(b, bulkSize)
 			}
+			// CPU of both ends per MB: steadier than MB/s on a busy machine.
+			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/(bulkSize/1e6), "cpu-ns/MB")
 		})
 	}
 }
@@ -69,14 +72,16 @@ func TestBulkRatio(t *testing.T) {
 	pairs := []struct {
 		name  string
 		p     bulkPair
-		rates []float64
-	}{{"overlay", openOverlayPair(t, delay), nil}, {"quic-default", openPlainPair(t, delay), nil}}
+		rates []float64 // MB/s
+		cpu   []float64 // CPU ns per MB, both ends
+	}{{"overlay", openOverlayPair(t, delay), nil, nil}, {"quic-default", openPlainPair(t, delay), nil, nil}}
 	for i := range rounds {
 		for j := range pairs {
 			x := &pairs[(i+j)%2] // alternate who goes first
-			start := time.Now()
+			start, cpu0 := time.Now(), processCPU()
 			x.p.send(t, size)
 			x.rates = append(x.rates, float64(size)/time.Since(start).Seconds()/1e6)
+			x.cpu = append(x.cpu, float64(processCPU()-cpu0)/(float64(size)/1e6))
 		}
 	}
 	var ratios []float64 // per round: the two runs were adjacent in time
@@ -84,7 +89,7 @@ func TestBulkRatio(t *testing.T) {
 		ratios = append(ratios, pairs[0].rates[i]/pairs[1].rates[i])
 	}
 	for _, x := range pairs {
-		t.Logf("%-12s MB/s %v median %.1f", x.name, rounded(x.rates), median(x.rates))
+		t.Logf("%-12s MB/s %v median %.1f; CPU ms/MB median %.2f", x.name, rounded(x.rates), median(x.rates), median(x.cpu)/1e6)
 	}
 	t.Logf("ratio of medians overlay/quic-default %.2f; median of per-round ratios %.2f",
 		median(pairs[0].rates)/median(pairs[1].rates), median(ratios))
