@@ -183,6 +183,25 @@ func (d *Download) Chunker() *chunker.Download {
 	return d.dl
 }
 
+// Finish makes a completed download hold every chunk, parity included, by
+// re-encoding the stripes whose parity it did not fetch, so it can serve
+// them all. Call it after Run returned nil; it reads the whole output once.
+func (d *Download) Finish(ctx context.Context) error {
+	dl := d.Chunker()
+	if dl == nil || !d.done.Load() {
+		return fmt.Errorf("download %s: finish before the download completed", d.id)
+	}
+	if err := dl.Finish(ctx); err != nil {
+		return fmt.Errorf("download %s: %w", d.id, err)
+	}
+	if srv := d.cfg.Server; srv != nil {
+		// Sessions opened before now saw the old bitmap; have updates for
+		// the rebuilt parity are not worth it. New sessions see all.
+		srv.Seed(d.id, DownloadSource(dl))
+	}
+	return nil
+}
+
 // Close stops serving the download and closes its files. Call it after Run
 // returned. It is idempotent.
 func (d *Download) Close() error {

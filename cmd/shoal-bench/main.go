@@ -169,7 +169,10 @@ func quicReference(size int64) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer srv.cmd.Process.Kill()
+	defer func() {
+		srv.cmd.Process.Kill()
+		srv.cmd.Wait()
+	}()
 	f, err := srv.expect("READY", 30*time.Second)
 	if err != nil {
 		return 0, err
