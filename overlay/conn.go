@@ -123,22 +123,31 @@ func (n *Node) bestLocked(peer identity.PeerID) *Conn {
 }
 
 // retireLocked arms the retire timer of every connection to peer but the
-// best one.
+// best one. When the timer fires, a connection that has become the best
+// meanwhile (the other one died) is kept.
 func (n *Node) retireLocked(peer identity.PeerID) {
 	best := n.bestLocked(peer)
 	for _, c := range n.conns[peer] {
 		if c == best || c.retire != nil {
 			continue
 		}
-		qc := c.qc
 		c.retire = time.AfterFunc(n.cfg.DuplicateGrace, func() {
-			qc.CloseWithError(CodeDuplicate, "duplicate connection")
+			n.mu.Lock()
+			keep := n.bestLocked(c.id) == c
+			if keep {
+				c.retire = nil // re-armed if another connection appears
+			}
+			n.mu.Unlock()
+			if !keep {
+				c.qc.CloseWithError(CodeDuplicate, "duplicate connection")
+			}
 		})
 	}
 }
 
 // register adds a handshaken connection to the table and starts serving
-// its incoming streams. reserved says a dial slot was held for it.
+// its incoming streams. outbound says this node dialled it (and held a
+// dial slot for it).
 func (n *Node) register(qc *quic.Conn, outbound bool) (*Conn, error) {
 	st := qc.ConnectionState().TLS
 	var raw [][]byte

@@ -459,3 +459,40 @@ func TestStreamWithoutTag(t *testing.T) {
 		t.Errorf("reading a stream that sent no tag: %v, want stream error %#x", err, StreamCodeNoTag)
 	}
 }
+
+func TestDuplicateRetirement(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	const grace = 200 * time.Millisecond
+	a := newNode(t, Config{DuplicateGrace: grace, KeepAlive: 50 * time.Millisecond})
+	b := newNode(t, Config{DuplicateGrace: grace, KeepAlive: 50 * time.Millisecond})
+	c1, err := a.Dial(ctx, b.PeerID(), b.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A dial to an unnamed peer does not reuse: a second connection.
+	c2, err := a.Dial(ctx, identity.PeerID{}, b.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Conn(b.PeerID()); got != c2 {
+		t.Fatalf("best connection is not the newest of two equals")
+	}
+	// The newest dies before the grace ends: the older one must be kept.
+	c2.Close()
+	time.Sleep(3 * grace)
+	if got := a.Conn(b.PeerID()); got != c1 || c1.Context().Err() != nil {
+		t.Fatalf("the surviving connection was retired (got %v, err %v)", got, c1.Context().Err())
+	}
+	// A fresh duplicate retires the older one instead.
+	if _, err := a.Dial(ctx, identity.PeerID{}, b.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the older connection retired", func() bool { return c1.Context().Err() != nil })
+	var ae *quic.ApplicationError
+	if cause := context.Cause(c1.Context()); !errors.As(cause, &ae) || ae.ErrorCode != CodeDuplicate {
+		t.Errorf("older connection closed with %v, want application error %#x", cause, CodeDuplicate)
+	}
+	waitFor(t, "one connection per side", func() bool { return a.Stats().Conns == 1 && b.Stats().Conns == 1 })
+}
