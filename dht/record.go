@@ -67,7 +67,7 @@ func (r *Record) appendUnsigned(b []byte) []byte {
 	return b
 }
 
-// AppendRecord appends the encoding of r.
+// Append appends the encoding of r.
 func (r *Record) Append(b []byte) []byte {
 	b = r.appendUnsigned(b)
 	return append(b, r.Sig[:]...)
