@@ -163,6 +163,16 @@ func TestNodeCancelAndClose(t *testing.T) {
 		if d := time.Since(start); d != time.Minute {
 			t.Fatalf("provide returned after %v, want 1m", d)
 		}
+		// A FindProviders whose context ends is closed, at that moment.
+		fctx, fcancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer fcancel()
+		start = time.Now()
+		for p := range n.FindProviders(fctx, Key{4}) {
+			t.Fatalf("found %v with only a silent contact", p.ID.Short())
+		}
+		if d := time.Since(start); d != 30*time.Second {
+			t.Fatalf("FindProviders channel closed after %v, want 30s", d)
+		}
 		// A pending FindProviders ends when the node closes.
 		ch := n.FindProviders(context.Background(), Key{2})
 		n.Close()
