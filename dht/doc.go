@@ -12,9 +12,9 @@
 //     outputs are drained with Ready (messages to send and lookup events) and
 //     NextDeadline (when to call Tick). The same Core runs in the real node
 //     and in the discrete-event simulator (internal/dhtsim).
-//   - Node, the driver: it owns one goroutine that fires Core's timers, sends
-//     Core's messages over a Network, and offers a blocking API (Provide,
-//     FindProviders, Bootstrap).
+//   - Node, the driver: it owns one goroutine that fires Core's timers and
+//     feeds it received payloads, sends Core's messages over a Network, and
+//     offers a blocking API (Provide, FindProviders, Bootstrap).
 //
 // The DHT rides the overlay's signed datagrams: each message below is the
 // payload of an IPv8 signed message in the DHT community, so the receiver
@@ -38,12 +38,15 @@
 // # Kademlia parameters
 //
 // IDs are 256 bits; distance is XOR; 256 buckets of k=20 with replacement
-// caches of k; a node failing 2 requests in a row is replaced by the newest
-// cached candidate; a full bucket pings its least recently seen entry before
-// keeping a newcomer in the cache. Lookups keep alpha=3 queries in flight and
-// end when the k closest candidates have answered (failed ones are skipped).
-// Buckets not touched for an hour are refreshed with a lookup of a random ID
-// in their range. Provider records are stored on the k closest nodes that
+// caches of k; a node failing 2 requests in a row leaves the table and the
+// newest cached candidate, if any, takes its place; a newcomer to a full
+// bucket goes to the cache and makes us ping the bucket's least recently
+// seen entry if it has been silent for a minute. Lookups keep alpha=3
+// queries in flight and end when the k closest candidates have answered
+// (failed ones are skipped). Buckets not touched for an hour are refreshed
+// with a lookup of a random ID in their range; after Bootstrap, every
+// bucket farther than our closest neighbour is refreshed (Kademlia's join;
+// Config.NoJoinRefresh turns it off). Provider records are stored on the k closest nodes that
 // answered the provider's lookup, expire after 24 h and are republished
 // every 12 h while the node provides the content.
 //
