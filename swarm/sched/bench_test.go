@@ -107,14 +107,20 @@ func BenchmarkEvent(b *testing.B) {
 			b.SetBytes(int64(gib.ChunkSize))
 			b.ReportAllocs()
 			b.ResetTimer()
+			var cpu time.Duration
+			t0 := processCPU()
 			for range b.N {
 				if !d.step() || phase == "steady" && d.s.needTotal == 0 {
+					cpu += processCPU() - t0
 					b.StopTimer()
 					d.reset()
 					skip()
 					b.StartTimer()
+					t0 = processCPU()
 				}
 			}
+			cpu += processCPU() - t0
+			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
 }
@@ -127,6 +133,7 @@ func BenchmarkDownload(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	d.events = 0
+	t0 := processCPU()
 	for i := range b.N {
 		if i > 0 {
 			d.reset()
@@ -134,7 +141,9 @@ func BenchmarkDownload(b *testing.B) {
 		for d.step() {
 		}
 	}
+	cpu := processCPU() - t0
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(d.events), "ns/event")
+	b.ReportMetric(float64(cpu.Nanoseconds())/float64(d.events), "cpu-ns/event")
 	b.ReportMetric(float64(d.events)/float64(b.N), "events/op")
 }
 
@@ -152,6 +161,8 @@ func BenchmarkHave(b *testing.B) {
 	var acts []Action
 	b.ReportAllocs()
 	b.ResetTimer()
+	t0 := processCPU()
+	defer func() { b.ReportMetric(float64((processCPU() - t0).Nanoseconds())/float64(b.N), "cpu-ns/op") }()
 	for i := range b.N {
 		c := (i * 7919) % n
 		p := PeerID{byte(i % 8)}

@@ -5,7 +5,7 @@ package sched
 
 func (s *Scheduler) heapLess(i, j int) bool {
 	a, b := &s.reqs[s.heap[i]], &s.reqs[s.heap[j]]
-	return a.deadline.Before(b.deadline) || a.deadline.Equal(b.deadline) && s.heap[i] < s.heap[j]
+	return a.due < b.due || a.due == b.due && s.heap[i] < s.heap[j]
 }
 
 func (s *Scheduler) heapSwap(i, j int) {

@@ -259,6 +259,7 @@ func (s *Scheduler) issue(now time.Time, p *peer, c int) {
 		sent:     now,
 		deadline: now.Add(p.requestTimeout(&s.cfg, size)),
 	}
+	s.reqs[ri].due = s.reqs[ri].deadline.UnixNano()
 	s.reqHead[c] = ri
 	p.reqs[int32(c)] = ri
 	p.inflightBytes += int64(size)

@@ -76,6 +76,7 @@ type request struct {
 	size     int32
 	sent     time.Time
 	deadline time.Time
+	due      int64 // deadline as Unix nanoseconds, for cheap heap comparisons
 }
 
 // ErrNoRand reports a nil random source.
