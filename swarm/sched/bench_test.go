@@ -162,7 +162,7 @@ func BenchmarkHave(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	t0 := processCPU()
-	defer func() { b.ReportMetric(float64((processCPU() - t0).Nanoseconds())/float64(b.N), "cpu-ns/op") }()
+	defer func() { b.ReportMetric(float64((processCPU()-t0).Nanoseconds())/float64(b.N), "cpu-ns/op") }()
 	for i := range b.N {
 		c := (i * 7919) % n
 		p := PeerID{byte(i % 8)}
