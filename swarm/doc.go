@@ -67,8 +67,7 @@
 // stream. The downloader may send have messages too; servers check and
 // ignore them (this version's downloader sends none after its hello: a
 // leecher that wants another leecher's chunks opens its own session). A
-// session's end does not end the
-// connection. Messages:
+// session's end does not end the connection. Messages:
 //
 //	+------+------------+------------------------------------------+
 //	| type | length u32 | body (length bytes)                      |

@@ -10,9 +10,9 @@ import (
 )
 
 // haveQueue holds chunk indexes verified locally and not yet announced on
-// one session. Overflow policy: none needed, each index is queued at most
-// once per session (a chunk is verified once), so the queue never holds more
-// than the chunk count.
+// one session. Overflow policy: none needed: the driver announces a chunk
+// when it is verified or rebuilt (at most twice if both race), so the queue
+// never holds more than twice the chunk count.
 type haveQueue struct {
 	mu      sync.Mutex
 	pending []uint32
