@@ -159,6 +159,7 @@ func BenchmarkWriteChunk(b *testing.B) {
 	st := openStore(b)
 	b.SetBytes(DefaultChunkSize)
 	b.ReportAllocs()
+	b.ResetTimer()
 	var dl *Download
 	for i := range b.N {
 		if i%n == 0 {
@@ -169,7 +170,7 @@ func BenchmarkWriteChunk(b *testing.B) {
 				os.Remove(filepath.Join(dir, "out", "f"))
 			}
 			var err error
-			if dl, err = st.CreateDownload(p.Manifest, p.Leaves, filepath.Join(dir, "out"), DownloadOptions{SyncEvery: benchSyncEvery}); err != nil {
+			if dl, err = st.CreateDownload(p.Manifest, p.Leaves, filepath.Join(dir, "out"), DownloadOptions{}); err != nil {
 				b.Fatal(err)
 			}
 			b.StartTimer()
@@ -266,5 +267,3 @@ func removeAll(b *testing.B, st *Store) {
 		}
 	}
 }
-
-var benchSyncEvery = 0 // default
