@@ -214,3 +214,46 @@ func TestResumeAfterKill(t *testing.T) {
 		t.Errorf("seeder sent %d chunks to the resumed run, but only about %d were missing", sent, need)
 	}
 }
+
+func TestNoPeersWaitsForAddPeer(t *testing.T) {
+	checkLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	first := newPeer(t, swarm.ServerConfig{UploadRate: 2 << 20})
+	c := publish(t, first, 1<<20+3, 6)
+	leecher := newPeer(t, swarm.ServerConfig{})
+	d, done := startDownload(ctx, t, leecher, c, swarm.Config{})
+	select {
+	case err := <-done:
+		t.Fatalf("download with no peers ended: %v", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	d.AddPeer(first.id(), first.addr())
+	for d.Progress().Verified < int64(len(c.data))/4 {
+		select {
+		case err := <-done:
+			t.Fatalf("download ended (%v) before its only peer left", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	t0 := time.Now()
+	first.close()
+	t.Logf("first peer closed in %v", time.Since(t0))
+	select {
+	case err := <-done:
+		t.Fatalf("download with no peers left ended: %v", err)
+	case <-time.After(300 * time.Millisecond):
+	}
+	if p := d.Progress(); p.Peers != 0 || p.Done {
+		t.Fatalf("progress %+v after the only peer left, want no peers and not done", p)
+	}
+	second := newPeer(t, swarm.ServerConfig{})
+	if c2 := publish(t, second, len(c.data), 6); c2.id != c.id {
+		t.Fatalf("second publish gave %s, want %s", c2.id, c.id)
+	}
+	d.AddPeer(second.id(), second.addr())
+	t0 = time.Now()
+	waitRun(t, "leecher", done, 40*time.Second)
+	t.Logf("finished %v after the second peer was added", time.Since(t0))
+	checkOutput(t, leecher, c)
+}
