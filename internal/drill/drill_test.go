@@ -8,6 +8,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -109,6 +110,34 @@ func TestNetLeavesNothing(t *testing.T) {
 	}
 	if err := hs[0].Shape(100e6, 50e6); err != nil {
 		t.Fatal(err)
+	}
+	for _, c := range []struct{ ns, dev, rate string }{
+		{nt.bridge, hs[0].veth, "100Mbit"}, // what host 0 receives
+		{hs[0].NS, "eth0", "50Mbit"},       // what host 0 sends
+	} {
+		out, err := exec.Command("tc", "-n", c.ns, "qdisc", "show", "dev", c.dev).CombinedOutput()
+		if err != nil || !bytes.Contains(out, []byte("tbf")) || !bytes.Contains(out, []byte("rate "+c.rate)) {
+			t.Errorf("qdisc of %s in %s: %s (%v), want tbf at %s", c.dev, c.ns, out, err, c.rate)
+		}
+	}
+	carrier := func() bool {
+		out, err := exec.Command("ip", "-n", hs[0].NS, "link", "show", "dev", "eth0").CombinedOutput()
+		if err != nil {
+			t.Fatalf("ip link show: %v: %s", err, out)
+		}
+		return !bytes.Contains(out, []byte("NO-CARRIER"))
+	}
+	if err := hs[0].Cut(); err != nil {
+		t.Fatal(err)
+	}
+	if carrier() {
+		t.Error("host 0's eth0 still has carrier after Cut")
+	}
+	if err := hs[0].Restore(); err != nil {
+		t.Fatal(err)
+	}
+	if !carrier() {
+		t.Error("host 0's eth0 has no carrier after Restore")
 	}
 	names, err := Namespaces(nt.prefix)
 	if err != nil || len(names) != 3 {

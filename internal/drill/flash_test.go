@@ -70,7 +70,11 @@ func TestFlashCrowd(t *testing.T) {
 		}
 		sameBytes(t, fmt.Sprintf("host %d", i+1), paths[i], sum)
 	}
-	up := metric(t, pub, "shoal_bytes_up_total")
+	st, err := pub.LiveStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	up := st.BytesUp
 
 	var fastT, slowT []time.Duration
 	for i := range hosts {

@@ -6,6 +6,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -123,6 +124,16 @@ func StartNode(t testing.TB, bin string, h *Host, dir string, o NodeOptions) *No
 		t.Fatal(err)
 	}
 	n.cmd.Stderr = n.stderr
+	if logDir := os.Getenv("SHOAL_DRILL_LOGS"); logDir != "" {
+		// Debug logs of every node, one file per node, kept after the run.
+		f, err := os.Create(filepath.Join(logDir, filepath.Base(home)+"-"+h.NS+".log"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { f.Close() })
+		n.cmd.Env = append(n.cmd.Env, "SHOAL_DEBUG=1")
+		n.cmd.Stderr = io.MultiWriter(n.stderr, f)
+	}
 	if err := n.cmd.Start(); err != nil {
 		t.Fatalf("starting node in %s: %v", h.NS, err)
 	}
@@ -131,12 +142,7 @@ func StartNode(t testing.TB, bin string, h *Host, dir string, o NodeOptions) *No
 		err := json.NewDecoder(bufio.NewReader(stdout)).Decode(&n.Status)
 		first <- err
 		if err == nil {
-			io := bufio.NewReader(stdout)
-			for {
-				if _, err := io.ReadByte(); err != nil {
-					break
-				}
-			}
+			io.Copy(io.Discard, stdout)
 		}
 		n.cmd.Wait()
 		close(n.done)
