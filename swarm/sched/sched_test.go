@@ -336,8 +336,6 @@ func TestNoPeersWaits(t *testing.T) {
 		t.Fatalf("waiting alone produced %v (done %v)", got, s.Done())
 	}
 	// Another peer resumes the download from where it stopped.
-	w := &world{} // reuse nothing: drive by hand
-	_ = w
 	now = now.Add(24 * time.Hour)
 	s.PeerJoined(now, pid(2), fullBitmap(n))
 	queue := chunksOf(take(t, s, Request))
