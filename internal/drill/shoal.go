@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,12 +30,18 @@ var (
 // Binary builds cmd/shoal once per test process and returns its path.
 func Binary(t testing.TB) string {
 	t.Helper()
+	if why := Available(); why != "" {
+		t.Skip(why)
+	}
 	buildOnce.Do(func() {
 		if buildDir, buildErr = os.MkdirTemp("", "shoaldrill-bin-"); buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", filepath.Join(buildDir, "shoal"),
-			"github.com/shoal-p2p/shoal/cmd/shoal").CombinedOutput()
+		c := exec.Command("go", "build", "-o", filepath.Join(buildDir, "shoal"), "github.com/shoal-p2p/shoal/cmd/shoal")
+		if _, file, _, ok := runtime.Caller(0); ok {
+			c.Dir = filepath.Dir(file) // inside the module, wherever the test runs
+		}
+		out, err := c.CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build cmd/shoal: %v\n%s", err, out)
 		}
