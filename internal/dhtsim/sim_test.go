@@ -229,7 +229,7 @@ func TestLookupsAndChurn(t *testing.T) {
 // a smaller network.
 func TestLookupsWithJoinRefresh(t *testing.T) {
 	t.Parallel()
-	n := nodesFor(150, 2000)
+	n := nodesFor(100, 2000)
 	sc := scenario{seed: 3, nodes: n, keys: 20, lookups: 200, churn: 0.2, joinRefresh: true}
 	o := run(t, sc)
 	t.Logf("%d nodes, join refresh: %v; after 20%% churn: %v", n, &o.figures, &o.churned)
@@ -246,6 +246,7 @@ func TestRepublishAndExpiry(t *testing.T) {
 	t.Parallel()
 	dc := dht.SimConfig()
 	dc.RecordTTL = time.Hour
+	dc.RefreshInterval = 24 * time.Hour // bucket refreshes are not under test here
 	s := New(Config{Seed: 7, DHT: &dc})
 	if _, err := s.Grow(100, 10*time.Millisecond); err != nil {
 		t.Fatal(err)
@@ -314,7 +315,7 @@ func BenchmarkSim10k(b *testing.B) {
 // refused and counted.
 func TestLookupsWithLiars(t *testing.T) {
 	t.Parallel()
-	n := nodesFor(1000, 2000)
+	n := nodesFor(500, 2000)
 	sc := scenario{seed: 4, nodes: n, keys: 30, lookups: 300, liars: 0.1}
 	o := run(t, sc)
 	t.Logf("%d nodes, 10%% liars: %v; %d forged records refused", n, &o.figures, o.badSigs)
