@@ -148,3 +148,21 @@ func TestNetLeavesNothing(t *testing.T) {
 		t.Fatalf("Close left namespaces %v", names)
 	}
 }
+
+// TestCleanLeftovers: namespaces of a run whose process is gone are
+// deleted; those of live processes (this one) are kept.
+func TestCleanLeftovers(t *testing.T) {
+	nt := New(t, 1)                                 // this process's: must survive
+	dead := fmt.Sprintf("%s999999999-1-br", Prefix) // above any pid_max
+	if err := nt.ip("netns", "add", dead); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { deleteNS(dead) })
+	CleanLeftovers()
+	if names, _ := Namespaces(dead); len(names) != 0 {
+		t.Errorf("CleanLeftovers kept %v of a dead process", names)
+	}
+	if names, _ := Namespaces(nt.prefix); len(names) != 2 {
+		t.Errorf("CleanLeftovers left %v of this process, want its bridge and host", names)
+	}
+}
