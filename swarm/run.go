@@ -364,9 +364,10 @@ func reasonOf(err error) sched.Reason {
 		return sched.Busy
 	case errors.As(err, &se):
 		return sched.NotFound
-	case errors.Is(err, errDial):
-		return sched.PeerGone
 	}
+	// A stream that could not be opened or broke off counts as a timeout,
+	// not PeerGone: if the connection is really gone the session ends too
+	// and reports PeerLeft; if not, the peer stays usable.
 	return sched.Timeout
 }
 
