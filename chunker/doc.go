@@ -124,6 +124,11 @@
 //
 // A published item's data is read in place from the user's file or folder
 // (the path in meta); a downloaded item's data is the output it wrote.
+// Publish fsyncs the manifest, leaves and meta but not the parity file: parity
+// derives from the data, and a parity chunk that does not match its leaf
+// (after a crash, say) is rebuilt from its stripe's verified data chunks when
+// served, and written back. A download fsyncs parity like data, since its
+// bitmap claims it.
 //
 // Meta file:
 //

@@ -39,11 +39,9 @@ func openHolding(s *Store, id ContentID, write bool) (*holding, itemMeta, error)
 	}
 	h := &holding{id: id, man: m, enc: enc, leaves: leaves, dir: dir, data: newContent(m, meta.root, write)}
 	if m.ParityShards > 0 && m.NumChunks() > 0 {
-		flag := os.O_RDONLY
-		if write {
-			flag = os.O_RDWR
-		}
-		if h.parity, err = os.OpenFile(filepath.Join(dir, fileParity), flag, 0); err != nil {
+		// Read-write even for serving: a parity chunk found damaged is
+		// rebuilt and written back (see rebuildParity).
+		if h.parity, err = os.OpenFile(filepath.Join(dir, fileParity), os.O_RDWR, 0); err != nil {
 			return nil, itemMeta{}, fmt.Errorf("%s: parity: %w", id, err)
 		}
 	}
@@ -79,6 +77,35 @@ func (h *holding) readVerified(i int, buf []byte) ([]byte, error) {
 	if HashChunk(b) != h.leaves.Hash(i) {
 		return nil, fmt.Errorf("chunk %d: %w", i, ErrModified)
 	}
+	return b, nil
+}
+
+// rebuildParity recomputes parity chunk i from the data chunks of its stripe
+// (each read and verified; a mismatch wraps ErrModified), checks it against
+// its leaf, writes it back to the parity file (best effort) and returns it.
+// The parity file of a published item is not fsync'ed, so after a crash it
+// may hold stale bytes; this is how they heal.
+func (h *holding) rebuildParity(i int) ([]byte, error) {
+	m := h.man
+	s, _ := m.StripeOf(i)
+	start, d := m.StripeStart(s), m.StripeDataCount(s)
+	data := make([][]byte, d)
+	for j := range data {
+		b, err := h.readVerified(start+j, nil)
+		if err != nil {
+			return nil, err
+		}
+		data[j] = b
+	}
+	par, err := EncodeStripe(m, s, data)
+	if err != nil {
+		return nil, err
+	}
+	b := par[i-start-d]
+	if HashChunk(b) != h.leaves.Hash(i) {
+		return nil, fmt.Errorf("chunk %d: rebuilt parity does not match its leaf: %w", i, ErrModified)
+	}
+	_, _ = h.parity.WriteAt(b, m.parityOffset(i))
 	return b, nil
 }
 
@@ -149,8 +176,10 @@ func (it *Item) Stale() error { return it.h.data.checkSizes() }
 
 // ReadChunk reads chunk i (data or parity) into buf, grown if too small, and
 // returns the chunk at its exact length after checking it against its leaf.
-// A chunk that no longer matches (the published file was edited) wraps
-// ErrModified and must not be sent; a chunk not held wraps ErrNotHave.
+// A data chunk that no longer matches (the published file was edited) wraps
+// ErrModified and must not be sent; so does a parity chunk whose stripe's
+// data changed. A stored parity chunk that is damaged or stale is rebuilt
+// from the stripe's data. A chunk not held wraps ErrNotHave.
 func (it *Item) ReadChunk(i int, buf []byte) ([]byte, error) {
 	if err := it.h.man.checkIndex(i); err != nil {
 		return nil, err
@@ -159,11 +188,34 @@ func (it *Item) ReadChunk(i int, buf []byte) ([]byte, error) {
 		return nil, fmt.Errorf("chunk %d: %w", i, ErrNotHave)
 	}
 	b, err := it.h.readVerified(i, buf)
+	if err != nil && it.h.man.IsParity(i) && it.stripeDataHeld(i) {
+		var rebuilt []byte
+		if rebuilt, err = it.h.rebuildParity(i); err == nil {
+			b = append(buf[:0], rebuilt...)
+		}
+	}
 	if err != nil && !errors.Is(err, ErrModified) {
 		// A file cut short or removed is a modification too.
 		err = fmt.Errorf("%w: %w", ErrModified, err)
 	}
 	return b, err
+}
+
+// stripeDataHeld reports whether every data chunk of chunk i's stripe is
+// held, so its parity can be rebuilt.
+func (it *Item) stripeDataHeld(i int) bool {
+	if it.have == nil {
+		return true
+	}
+	m := it.h.man
+	s, _ := m.StripeOf(i)
+	start := m.StripeStart(s)
+	for j := range m.StripeDataCount(s) {
+		if !it.have.Has(start + j) {
+			return false
+		}
+	}
+	return true
 }
 
 // Close releases the item's files. It is idempotent.

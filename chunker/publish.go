@@ -124,9 +124,8 @@ func Publish(ctx context.Context, st *Store, path string, opts PublishOptions) (
 	}
 	p := &Published{ID: IDOf(enc), Manifest: m, Encoded: enc, Leaves: leaves}
 	if st != nil {
-		if err := parity.Sync(); err != nil {
-			return nil, fmt.Errorf("publish: syncing parity: %w", err)
-		}
+		// The parity file is not fsync'ed: its chunks derive from the data
+		// and Item.ReadChunk rebuilds any that a crash left stale.
 		if err := st.commit(stage, p, itemMeta{kind: kindPublished, root: abs}); err != nil {
 			return nil, fmt.Errorf("publish: %w", err)
 		}

@@ -425,3 +425,49 @@ func TestCompleteDownloadServesParity(t *testing.T) {
 		}
 	}
 }
+
+// TestDamagedParityRebuilt: the parity file is a cache (not fsync'ed at
+// publish); damaged or missing parity bytes are rebuilt from the data,
+// served, and written back.
+func TestDamagedParityRebuilt(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	data := xof("heal", 9*MinChunkSize+11)
+	writeFile(t, path, data, 0o644)
+	st := openStore(t)
+	p := publish(t, st, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 4, ParityShards: 2})
+	m := p.Manifest
+	want := splitChunks(t, m, data)
+	parityPath := filepath.Join(st.itemDir(p.ID), fileParity)
+	if err := os.Truncate(parityPath, m.paritySize()/2); err != nil { // as if a crash lost the tail
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(parityPath, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.WriteAt([]byte{1, 2, 3}, 5) // and garbled the head
+	f.Close()
+	item, err := st.Open(p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer item.Close()
+	for pass := range 2 { // the second pass reads the healed file
+		for i := range m.NumChunks() {
+			got, err := item.ReadChunk(i, nil)
+			if err != nil || !bytes.Equal(got, want[i]) {
+				t.Fatalf("pass %d chunk %d: err %v, equal %v", pass, i, err, bytes.Equal(got, want[i]))
+			}
+		}
+	}
+	healed, _ := os.ReadFile(parityPath)
+	if int64(len(healed)) != m.paritySize() {
+		t.Fatalf("parity file is %d bytes after healing, want %d", len(healed), m.paritySize())
+	}
+	// With the data edited, the parity cannot be rebuilt and is refused.
+	os.Truncate(parityPath, 0)
+	os.WriteFile(path, xof("other", len(data)), 0o644)
+	if _, err := item.ReadChunk(m.StripeStart(0)+4, nil); !errors.Is(err, ErrModified) {
+		t.Fatalf("parity of an edited stripe: %v, want ErrModified", err)
+	}
+}
