@@ -29,7 +29,7 @@ import (
 //	child -> coordinator: STATS <uploaded bytes> <peak RSS bytes>
 
 // runChild runs a seeder or leecher role.
-func runChild(role, dir, file, idText string, chunkSize int) error {
+func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
 	if pd := os.Getenv("SHOAL_BENCH_PROFILE"); pd != "" {
 		f, err := os.Create(filepath.Join(pd, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
 		if err == nil {
@@ -93,7 +93,7 @@ func runChild(role, dir, file, idText string, chunkSize int) error {
 		switch f[0] {
 		case "GO":
 			start := time.Now()
-			d = swarm.NewDownload(swarm.Config{Logger: logger, Server: srv}, dialer(node), store, id, filepath.Join(dir, "out"))
+			d = swarm.NewDownload(swarm.Config{Logger: logger, Server: srv, Chunker: chunker.DownloadOptions{SyncEvery: syncEvery}}, dialer(node), store, id, filepath.Join(dir, "out"))
 			for _, p := range f[1:] {
 				pid, addr, err := parsePeer(p)
 				if err != nil {

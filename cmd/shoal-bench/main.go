@@ -38,6 +38,7 @@ func main() {
 		leechers = flag.Int("leechers", 1, "leecher processes")
 		sizeText = flag.String("size", "1GiB", "file size (B, KiB, MiB, GiB suffixes)")
 		chunk    = flag.Int("chunk", 0, "chunk size in bytes (0: automatic)")
+		syncN    = flag.Int("sync-every", 0, "leechers flush data and bitmap every this many chunks (0: chunker default)")
 		quicRef  = flag.Bool("quic-ref", false, "also measure plain quic-go between two processes")
 		keep     = flag.Bool("keep", false, "keep the work folder")
 		tmp      = flag.String("tmp", "", "work folder parent (default: the system temp folder)")
@@ -49,13 +50,13 @@ func main() {
 	}
 	switch *role {
 	case "seeder", "leecher":
-		err = runChild(*role, *dir, *file, *id, *chunk)
+		err = runChild(*role, *dir, *file, *id, *chunk, *syncN)
 	case "quicref-server":
 		err = runRefServer()
 	case "quicref-client":
 		err = runRefClient(*addr, size)
 	case "":
-		err = coordinate(*seeders, *leechers, size, *chunk, *quicRef, *keep, *tmp)
+		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp)
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
@@ -190,7 +191,7 @@ func quicReference(size int64) (float64, error) {
 	return float64(size) / 1e6 / secs, nil
 }
 
-func coordinate(nSeed, nLeech int, size int64, chunk int, quicRef, keep bool, tmp string) error {
+func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp string) error {
 	if nSeed < 1 || nLeech < 1 {
 		return errors.New("need at least one seeder and one leecher")
 	}
@@ -231,7 +232,7 @@ func coordinate(nSeed, nLeech int, size int64, chunk int, quicRef, keep bool, tm
 		if i >= nSeed {
 			role, name = "leecher", fmt.Sprintf("l%d", i-nSeed)
 		}
-		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg)
+		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg, "-sync-every", strconv.Itoa(syncN))
 		if err != nil {
 			return err
 		}
