@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -26,7 +27,7 @@ import (
 //	coordinator -> leecher: GO <peerid>@<addr> ...
 //	leecher -> coordinator: DONE <seconds>
 //	coordinator -> child: EXIT
-//	child -> coordinator: STATS <uploaded bytes> <peak RSS bytes>
+//	child -> coordinator: STATS <uploaded bytes> <peak RSS bytes> <CPU seconds since READY>
 
 // runChild runs a seeder or leecher role.
 func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
@@ -78,6 +79,7 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
 		defer it.Close()
 		srv.Seed(id, swarm.ItemSource(it))
 	}
+	cpu0 := cpuSeconds()
 	fmt.Printf("READY %s@%s\n", node.PeerID(), node.LocalAddr())
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
@@ -123,7 +125,7 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
 				fmt.Fprintf(os.Stderr, "leecher %s: received %d verified %d fetched %d bad %d; uploaded %d bytes in %d chunks\n",
 					node.PeerID().Short(), p.Received, p.Verified, p.Fetched, p.BadChunks, up, chunks)
 			}
-			fmt.Printf("STATS %d %d\n", up, peakRSS())
+			fmt.Printf("STATS %d %d %f\n", up, peakRSS(), cpuSeconds()-cpu0)
 			return nil
 		}
 	}
@@ -151,6 +153,15 @@ func parsePeer(s string) (identity.PeerID, netip.AddrPort, error) {
 	}
 	addr, err := netip.ParseAddrPort(addrText)
 	return pid, addr, err
+}
+
+// cpuSeconds returns the user and system CPU time of this process.
+func cpuSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // peakRSS returns VmHWM from /proc/self/status in bytes (0 if unknown).

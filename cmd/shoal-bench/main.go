@@ -99,6 +99,11 @@ type Result struct {
 	PeakRSSLeecher int64    `json:"peak_rss_leecher"`
 	Verified       bool     `json:"verified"`
 	QUICRefMBps    *float64 `json:"quic_ref_MBps,omitempty"`
+	// CPU seconds (user+system) of all swarm processes from READY to EXIT
+	// (seeders after publishing), and of both quic-go reference processes:
+	// a load-independent cost comparison.
+	CPUSeconds    float64  `json:"cpu_seconds"`
+	QUICRefCPUSec *float64 `json:"quic_ref_cpu_seconds,omitempty"`
 }
 
 // child is a running child process and its output lines.
@@ -165,10 +170,10 @@ func (c *child) send(line string) error {
 	return err
 }
 
-func quicReference(size int64) (float64, error) {
+func quicReference(size int64) (mbps, cpu float64, err error) {
 	srv, err := start("-role", "quicref-server")
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer func() {
 		srv.cmd.Process.Kill()
@@ -176,19 +181,25 @@ func quicReference(size int64) (float64, error) {
 	}()
 	f, err := srv.expect("READY", 30*time.Second)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	cl, err := start("-role", "quicref-client", "-addr", f[1], "-size", strconv.FormatInt(size, 10))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	defer cl.cmd.Wait()
 	f, err = cl.expect("DONE", 10*time.Minute)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	secs, _ := strconv.ParseFloat(f[1], 64)
-	return float64(size) / 1e6 / secs, nil
+	clientCPU, _ := strconv.ParseFloat(f[2], 64)
+	g, err := srv.expect("CPU", time.Minute)
+	if err != nil {
+		return 0, 0, err
+	}
+	serverCPU, _ := strconv.ParseFloat(g[1], 64)
+	return float64(size) / 1e6 / secs, clientCPU + serverCPU, nil
 }
 
 func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp string) error {
@@ -212,11 +223,11 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 	}
 	res := Result{Seeders: nSeed, Leechers: nLeech, Size: size}
 	if quicRef {
-		mbps, err := quicReference(size)
+		mbps, cpu, err := quicReference(size)
 		if err != nil {
 			return fmt.Errorf("quic reference: %w", err)
 		}
-		res.QUICRefMBps = &mbps
+		res.QUICRefMBps, res.QUICRefCPUSec = &mbps, &cpu
 	}
 
 	var kids []*child
@@ -279,6 +290,8 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		}
 		up, _ := strconv.ParseInt(f[1], 10, 64)
 		rss, _ := strconv.ParseInt(f[2], 10, 64)
+		cpu, _ := strconv.ParseFloat(f[3], 64)
+		res.CPUSeconds += cpu
 		if i < nSeed {
 			res.SeederUploaded += up
 		} else {

@@ -46,6 +46,7 @@ func runRefServer() error {
 		return err
 	}
 	defer ln.Close()
+	cpu0 := cpuSeconds()
 	fmt.Printf("READY %s\n", ln.Addr())
 	ctx := context.Background()
 	conn, err := ln.Accept(ctx)
@@ -60,6 +61,7 @@ func runRefServer() error {
 	if err != nil {
 		return err
 	}
+	fmt.Printf("CPU %f\n", cpuSeconds()-cpu0)
 	if _, err := fmt.Fprintf(st, "%d\n", n); err != nil {
 		return err
 	}
@@ -72,7 +74,7 @@ func runRefClient(addr string, size int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	tc := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{refALPN}}
-	start := time.Now()
+	start, cpu0 := time.Now(), cpuSeconds()
 	conn, err := quic.DialAddr(ctx, addr, tc, refQUICConfig())
 	if err != nil {
 		return err
@@ -99,6 +101,6 @@ func runRefClient(addr string, size int64) error {
 	if got != size {
 		return errors.New("reference server counted a different size")
 	}
-	fmt.Printf("DONE %f\n", time.Since(start).Seconds())
+	fmt.Printf("DONE %f %f\n", time.Since(start).Seconds(), cpuSeconds()-cpu0)
 	return nil
 }
