@@ -61,6 +61,7 @@ func TestAuthenticatedStream(t *testing.T) {
 	if alpn := c.QUIC().ConnectionState().TLS.NegotiatedProtocol; alpn != ALPN {
 		t.Errorf("ALPN %q, want %q", alpn, ALPN)
 	}
+	t.Logf("GSO in use: %v", c.QUIC().ConnectionState().GSO)
 	if ev := aEvents.wait(t, time.Second); ev.Kind != PeerConnected || ev.Peer != b.PeerID() || !ev.Outbound {
 		t.Errorf("A's first event %v %s outbound=%v, want connected to B outbound", ev.Kind, ev.Peer.Short(), ev.Outbound)
 	}
