@@ -6,6 +6,9 @@
 // both ends of a path for symmetric impairment. Reads pass through
 // unchanged.
 //
+// Update changes the impairments at run time: Loss 1 cuts the link, as
+// raft's test network cuts and heals.
+//
 // Goroutines: a Conn owns one delivery goroutine that writes delayed packets
 // to the wrapped conn at their due time. Close stops it, waits for it and
 // closes the wrapped conn. Packets still queued at Close are dropped.
@@ -85,7 +88,6 @@ type Stats struct {
 // safe for concurrent use.
 type Conn struct {
 	net.PacketConn
-	cfg Config
 
 	wake chan struct{} // capacity 1: "the queue head may have changed"
 	done chan struct{} // closed by Close
@@ -93,6 +95,7 @@ type Conn struct {
 
 	// mu guards the fields below.
 	mu     sync.Mutex
+	cfg    Config
 	rng    *rand.Rand
 	queue  packetHeap
 	seq    uint64
@@ -154,6 +157,21 @@ func (c *Conn) WriteTo(p []byte, addr net.Addr) (int, error) {
 		}
 	}
 	return len(p), nil
+}
+
+// Update replaces the impairments from now on, for example Loss 1 to cut
+// the link and Loss 0 to heal it. Packets already queued keep their due
+// time; the random source and its seed carry on. The zero fields of cfg
+// take their defaults, as in Wrap.
+func (c *Conn) Update(cfg Config) error {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return err
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.cfg = cfg
+	return nil
 }
 
 // Stats returns a snapshot of the counters.

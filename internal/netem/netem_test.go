@@ -182,3 +182,33 @@ func TestCloseIdempotentNoLeak(t *testing.T) {
 		t.Errorf("goroutines %d after Close, %d before", after, before)
 	}
 }
+
+func TestUpdateCutsAndHeals(t *testing.T) {
+	a, b := udpPair(t)
+	c, err := Wrap(a, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	steps := []struct {
+		name string
+		cfg  Config
+		want int
+	}{
+		{"clean", Config{}, 20},
+		{"cut", Config{Loss: 1}, 0},
+		{"healed", Config{}, 20},
+	}
+	for _, st := range steps {
+		if err := c.Update(st.cfg); err != nil {
+			t.Fatalf("%s: Update: %v", st.name, err)
+		}
+		send(t, c, b.LocalAddr(), 20)
+		if got := len(receive(t, b, 100*time.Millisecond)); got != st.want {
+			t.Errorf("%s: received %d of 20 packets, want %d", st.name, got, st.want)
+		}
+	}
+	if err := c.Update(Config{Loss: 2}); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("Update with loss 2: %v, want ErrBadConfig", err)
+	}
+}
