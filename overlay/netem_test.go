@@ -68,3 +68,35 @@ func TestStreamOverLossyNetwork(t *testing.T) {
 	}
 	t.Logf("netem A %+v; B %+v", as, bs)
 }
+
+// TestConnectionSurvivesShortCut cuts both directions for less than the
+// idle timeout while a transfer runs; the same connection finishes it.
+func TestConnectionSurvivesShortCut(t *testing.T) {
+	noLeaks(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, aNet := lossyNode(t, netem.Config{Seed: 5}, Config{IdleTimeout: 5 * time.Second})
+	b, bNet := lossyNode(t, netem.Config{Seed: 6}, Config{IdleTimeout: 5 * time.Second})
+	b.Handle(tagEcho, echo)
+	s, err := a.OpenStream(ctx, b.PeerID(), b.LocalAddr(), tagEcho)
+	if err != nil {
+		t.Fatal(err)
+	}
+	before := a.Conn(b.PeerID()).QUIC()
+	for _, n := range []*netem.Conn{aNet, bNet} {
+		if err := n.Update(netem.Config{Loss: 1}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	time.AfterFunc(500*time.Millisecond, func() {
+		aNet.Update(netem.Config{})
+		bNet.Update(netem.Config{})
+	})
+	msg := bytes.Repeat([]byte("cut "), 64<<10)
+	if got := roundTrip(t, ctx, s, msg); !bytes.Equal(got, msg) {
+		t.Errorf("echo across a cut: %d bytes back, want %d", len(got), len(msg))
+	}
+	if c := a.Conn(b.PeerID()); c == nil || c.QUIC() != before {
+		t.Errorf("the connection was replaced across a short cut")
+	}
+}
