@@ -9,8 +9,8 @@
 // a quic-go Transport, which owns it from then on. Every packet whose first
 // byte has the QUIC fixed bit (0x40) clear and is not a long header goes to
 // the datagram side; the node delivers those starting with 0x00 to the
-// datagram handler (Config.OnDatagram or SetDatagramHandler) and drops the
-// rest. WriteDatagram sends a packet that must start with 0x00. quic-go
+// datagram handler (the IPv8 Endpoint, unless Config.OnDatagram or
+// SetDatagramHandler replace it) and drops the rest. WriteDatagram sends a packet that must start with 0x00. quic-go
 // never greases the fixed bit (it has no option to), so QUIC packets always
 // have 0x40 set and the two never mix.
 //
@@ -40,8 +40,9 @@
 // peer answering with another key fails the handshake with ErrWrongPeer;
 // a zero PeerID accepts any valid peer (bootstrap by address).
 //
-// The TLS ALPN is "shoal/1" (ALPN): the protocol and the version of the
-// stream layer below. A peer offering anything else fails the handshake.
+// The TLS ALPN is "shoal/1" (the constant ALPN): the protocol and the
+// version of the stream layer below. A peer offering anything else fails
+// the handshake.
 //
 // # Connections
 //
