@@ -405,7 +405,12 @@ func (r *run) fetchChunk(ctx context.Context, peer identity.PeerID, addr netip.A
 		r.d.received.Add(int64(end - off))
 		off = end
 	}
-	st.CancelRead(CodeCancelled) // nothing more to read; frees the stream
+	// The server's FIN follows the data: reading it lets both ends retire
+	// the stream without STOP_SENDING frames. Extra bytes are a violation.
+	if n, _ := st.Read(make([]byte, 1)); n > 0 {
+		reset(st, CodeProtocol)
+		return fmt.Errorf("chunk %d from %s: %w: bytes after the chunk", i, peer.Short(), ErrProtocol)
+	}
 	if err := r.dl.WriteChunk(i, buf); err != nil {
 		return fmt.Errorf("chunk %d from %s: %w", i, peer.Short(), err)
 	}

@@ -241,7 +241,17 @@ func (s *Server) sendBlob(st Stream, b []byte) {
 		return
 	}
 	st.Close()
-	st.CancelRead(CodeCancelled)
+	finishRead(st)
+}
+
+// finishRead reads the requester's FIN (it closes its side right after the
+// request), so the stream retires without a STOP_SENDING frame; anything
+// else stops the read side.
+func finishRead(st Stream) {
+	var b [1]byte
+	if n, err := st.Read(b[:]); n > 0 || !errors.Is(err, io.EOF) {
+		st.CancelRead(CodeCancelled)
+	}
 }
 
 // acquire takes an upload slot for peer, or reports why not.
@@ -307,7 +317,7 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 		}
 	}
 	st.Close()
-	st.CancelRead(CodeCancelled)
+	finishRead(st)
 	s.uploaded.Add(int64(len(data)))
 	s.served.Add(1)
 }
