@@ -45,7 +45,7 @@ type tpeer struct {
 	dir   string
 }
 
-func newPeer(t *testing.T, scfg swarm.ServerConfig) *tpeer {
+func newPeer(t testing.TB, scfg swarm.ServerConfig) *tpeer {
 	t.Helper()
 	dir := t.TempDir()
 	st, err := chunker.OpenStore(filepath.Join(dir, "store"))
