@@ -52,6 +52,9 @@ func TestOneSeederFiveLeechers(t *testing.T) {
 		fromLeechers += u
 	}
 	t.Logf("seeder uploaded %d bytes, leechers uploaded %d bytes (content %d)", up, fromLeechers, len(c.data))
+	if fromLeechers == 0 {
+		t.Errorf("leechers uploaded nothing to each other")
+	}
 	if up > int64(len(c.data))*5 {
 		t.Errorf("seeder uploaded %d bytes, more than 5 copies (%d)", up, 5*len(c.data))
 	}

@@ -2,9 +2,12 @@ package swarm_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"testing"
 	"time"
+
+	"github.com/quic-go/quic-go"
 
 	"github.com/shoal-p2p/shoal/chunker"
 	"github.com/shoal-p2p/shoal/swarm"
@@ -101,6 +104,18 @@ func TestServerAnswers(t *testing.T) {
 			}
 		})
 	}
+	t.Run("garbage is reset", func(t *testing.T) {
+		st, err := client.dialer().OpenStream(ctx, server.id(), server.addr())
+		if err != nil {
+			t.Fatal(err)
+		}
+		st.Write([]byte{9, 9, 9, 9})
+		st.Close()
+		var se *quic.StreamError
+		if _, err := io.ReadAll(st); !errors.As(err, &se) || se.ErrorCode != swarm.CodeProtocol {
+			t.Fatalf("reading the answer to garbage: %v, want a reset with code %#x", err, swarm.CodeProtocol)
+		}
+	})
 	close(g.gate)
 	if err := <-held; err != nil {
 		t.Fatalf("held request: %v, want ok", err)
