@@ -12,11 +12,15 @@ const module = "github.com/shoal-p2p/shoal"
 // import (directly or not). Sub-packages inherit their parent's row unless
 // listed. See docs/architecture.md.
 var allowed = map[string][]string{
-	"chunker":          {},
-	"overlay/identity": {},
-	"overlay":          {"overlay/identity"},
-	"dht":              {"overlay/identity"},
-	"swarm":            {"chunker", "overlay/identity"},
+	"chunker":                {},
+	"overlay/identity":       {},
+	"overlay":                {"overlay/identity"},
+	"overlay/ipv8":           {"overlay/identity"},
+	"overlay/ipv8/discovery": {"overlay/identity", "overlay/ipv8"},
+	"dht":                    {"overlay/identity"},
+	"swarm":                  {"chunker", "overlay/identity"},
+	"swarm/sched":            {},
+	"internal/netem":         {},
 }
 
 // rowFor returns the row of the table that governs pkg, and whether any does.
