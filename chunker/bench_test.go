@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -224,6 +225,7 @@ func BenchmarkPublishVsBLAKE3(b *testing.B) {
 	}{
 		{"16+4", true, PublishOptions{}},
 		{"16+4/nostore", false, PublishOptions{}},
+		{"16+4/nostore/pread", false, PublishOptions{}},
 		{"nocoding/nostore", false, PublishOptions{NoParity: true}},
 	} {
 		b.Run(tc.name, func(b *testing.B) {
@@ -231,6 +233,8 @@ func BenchmarkPublishVsBLAKE3(b *testing.B) {
 			if tc.store {
 				st = openStore(b)
 			}
+			publishNoMap = strings.HasSuffix(tc.name, "/pread")
+			defer func() { publishNoMap = false }()
 			size := benchFile.size
 			var rawT, pubT, rawC, pubC time.Duration
 			for b.Loop() {

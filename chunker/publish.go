@@ -106,7 +106,7 @@ func Publish(ctx context.Context, st *Store, path string, opts PublishOptions) (
 		defer parity.Close()
 	}
 	src := &pipelineSource{c: newContent(m, abs, false)}
-	if !m.Folder {
+	if !m.Folder && !publishNoMap {
 		var unmap func()
 		if src.mapped, unmap = mapFile(abs, m.Size); unmap != nil {
 			defer unmap()
@@ -245,6 +245,9 @@ func runPipeline(ctx context.Context, m *Manifest, src *pipelineSource, parity *
 	}
 	return hashes, nil
 }
+
+// publishNoMap turns the mapping off (benchmarks compare both paths).
+var publishNoMap = false
 
 // pipelineSource is Publish's input: the content, and for a single file
 // its read-only mapping when the platform allows (nil otherwise).
