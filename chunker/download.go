@@ -84,6 +84,12 @@ func (s *Store) CreateDownload(m *Manifest, leaves *LeafLayer, outDir string, op
 	if err := createOutput(m, root); err != nil {
 		return nil, fmt.Errorf("creating download %s: %w", id, err)
 	}
+	created := false
+	defer func() {
+		if !created {
+			os.RemoveAll(root) // ours: createOutput made it; a retry needs the path free
+		}
+	}()
 	stage, err := s.stageDir()
 	if err != nil {
 		return nil, fmt.Errorf("creating download %s: %w", id, err)
@@ -102,15 +108,25 @@ func (s *Store) CreateDownload(m *Manifest, leaves *LeafLayer, outDir string, op
 	if err != nil {
 		return nil, fmt.Errorf("creating download %s: %w", id, err)
 	}
+	created = true
 	return s.OpenDownload(id, opts)
 }
 
 // createOutput creates the output file or folder at full (sparse or
-// preallocated) size.
+// preallocated) size. On failure it removes what it created, so that a full
+// disk leaves nothing behind.
 func createOutput(m *Manifest, root string) error {
 	if _, err := os.Lstat(root); err == nil {
 		return fmt.Errorf("output %s: %w", root, fs.ErrExist)
 	}
+	err := createOutputAt(m, root)
+	if err != nil {
+		os.RemoveAll(root) // ours: it did not exist a moment ago
+	}
+	return err
+}
+
+func createOutputAt(m *Manifest, root string) error {
 	mk := func(path string, size int64, mode fs.FileMode) error {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, mode)
 		if err != nil {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sync"
+	"syscall"
 	"testing"
 )
 
@@ -469,5 +471,42 @@ func TestDamagedParityRebuilt(t *testing.T) {
 	os.WriteFile(path, xof("other", len(data)), 0o644)
 	if _, err := item.ReadChunk(m.StripeStart(0)+4, nil); !errors.Is(err, ErrModified) {
 		t.Fatalf("parity of an edited stripe: %v, want ErrModified", err)
+	}
+}
+
+// TestCreateDownloadDiskFull creates a download bigger than a small tmpfs:
+// it fails at once with ENOSPC and leaves nothing in the output folder.
+// It needs root to mount.
+func TestCreateDownloadDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	full := t.TempDir()
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", full).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", full).Run() })
+
+	src := filepath.Join(t.TempDir(), "big.bin")
+	if err := os.WriteFile(src, make([]byte, 1<<20), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	pub, err := Publish(context.Background(), nil, src, PublishOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := OpenStore(filepath.Join(t.TempDir(), "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = st.CreateDownload(pub.Manifest, pub.Leaves, full, DownloadOptions{})
+	if !errors.Is(err, syscall.ENOSPC) {
+		t.Fatalf("CreateDownload on a full disk: %v, want ENOSPC", err)
+	}
+	if left, _ := os.ReadDir(full); len(left) != 0 {
+		t.Fatalf("the failed download left %s behind", left[0].Name())
+	}
+	if _, err := st.Info(pub.ID); err == nil {
+		t.Fatal("the failed download was recorded in the store")
 	}
 }

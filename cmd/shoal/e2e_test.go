@@ -309,3 +309,37 @@ func TestErrors(t *testing.T) {
 		})
 	}
 }
+
+// TestDiskFull downloads into a 1 MiB tmpfs: the command fails with exit
+// code 5 and a message that says what to do. It needs root to mount.
+func TestDiskFull(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to mount a small tmpfs")
+	}
+	bin := binary(t)
+	root := t.TempDir()
+	full := filepath.Join(root, "full")
+	os.MkdirAll(full, 0o755)
+	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", full).CombinedOutput(); err != nil {
+		t.Skipf("cannot mount tmpfs: %v %s", err, out)
+	}
+	t.Cleanup(func() { exec.Command("umount", full).Run() })
+
+	src := filepath.Join(root, "src", "big.bin")
+	os.MkdirAll(filepath.Dir(src), 0o755)
+	os.WriteFile(src, bytes.Repeat([]byte{1, 2, 3, 4}, 1<<20), 0o644)
+	a := startNodeProc(t, bin, filepath.Join(root, "a", "data"))
+	out, errOut, code := shoal(t, bin, filepath.Join(root, "a"), "publish", "--json", "--data", a.data, src)
+	if code != 0 {
+		t.Fatalf("publish: %s", errOut)
+	}
+	var pubs []seed.Published
+	json.Unmarshal([]byte(out), &pubs)
+	_, stderr, code := shoal(t, bin, filepath.Join(root, "b"), "get", "--data", filepath.Join(root, "b", "data"), "-wait", "20s", pubs[0].Link, "-o", full)
+	if code != exitDiskFull || !strings.Contains(stderr, "disk is full") {
+		t.Fatalf("exit %d, stderr %q; want exit %d saying the disk is full", code, stderr, exitDiskFull)
+	}
+	if left, _ := os.ReadDir(full); len(left) != 0 {
+		t.Fatalf("the failed download left %d entries in the full folder (%s...)", len(left), left[0].Name())
+	}
+}
