@@ -392,8 +392,12 @@ func (r *run) fetchChunk(ctx context.Context, peer identity.PeerID, addr netip.A
 	bp := getBuf(n)
 	defer putBuf(bp)
 	buf := *bp
+	piece := n // unlimited: one read per chunk
+	if r.down != nil {
+		piece = sendPiece
+	}
 	for off := 0; off < n; {
-		end := min(off+sendPiece, n)
+		end := min(off+piece, n)
 		if err := r.down.wait(ctx, end-off); err != nil {
 			reset(st, CodeCancelled)
 			return context.Canceled

@@ -307,8 +307,12 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 	if _, err := st.Write(hdr); err != nil {
 		return
 	}
-	for off := 0; off < len(data); off += sendPiece {
-		p := data[off:min(off+sendPiece, len(data))]
+	piece := len(data) // unlimited: one write per chunk
+	if s.up != nil {
+		piece = sendPiece
+	}
+	for off := 0; off < len(data); off += piece {
+		p := data[off:min(off+piece, len(data))]
 		if err := s.up.wait(ctx, len(p)); err != nil {
 			return
 		}
