@@ -236,17 +236,23 @@ func (n *Node) download(ctx context.Context, id chunker.ContentID, name, out str
 		addrs = append(addrs, h.addr)
 	}
 	lookupDone := make(chan struct{})
+	lctx, stopLookups := context.WithCancel(dctx)
 	go func() {
 		defer close(lookupDone)
-		n.findPeers(dctx, id, addrs, dl)
+		n.findPeers(lctx, id, addrs, dl)
 	}()
 	err := dl.Run(dctx)
-	cancel(nil)
+	stopLookups()
 	<-lookupDone
 	if m := dl.Chunker(); m != nil && m.Manifest() != nil {
 		it.Name = m.Manifest().Name
 		it.Size = m.Manifest().Size
 		it.Path = filepath.Join(out, it.Name)
+	}
+	if err == nil {
+		// Re-encode the parity we did not fetch, so that this node, and
+		// this node after a restart, serves every chunk.
+		err = dl.Finish(dctx)
 	}
 	p := dl.Progress()
 	n.metrics.BytesDown.Add(p.Received)

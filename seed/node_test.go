@@ -202,3 +202,49 @@ func TestControlAPI(t *testing.T) {
 		t.Fatalf("wrong token: %v, want 401", err)
 	}
 }
+
+// TestFinishedDownloadHoldsParity: a finished download re-encodes the
+// parity it did not fetch, so after a restart it serves every chunk.
+func TestFinishedDownloadHoldsParity(t *testing.T) {
+	pubNode := startNode(t)
+	src := filepath.Join(t.TempDir(), "p.bin")
+	data := make([]byte, 3<<20+5)
+	for i := range data {
+		data[i] = byte(i * 13)
+	}
+	os.WriteFile(src, data, 0o644)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	pub, err := pubNode.Publish(ctx, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	g, err := Start(Config{DataDir: dir, Listen: "127.0.0.1:0", API: "off"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := g.Get(ctx, pub.Link, t.TempDir(), nil); err != nil {
+		t.Fatal(err)
+	}
+	g.Close()
+	st, err := chunker.OpenStore(filepath.Join(dir, "store"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, _ := chunker.ParseID(pub.Item.ID)
+	it, err := st.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	m := it.Manifest()
+	if got := it.Have().Count(); got != m.NumChunks() {
+		t.Fatalf("the finished download holds %d of %d chunks after a restart", got, m.NumChunks())
+	}
+	for i := 0; i < m.NumChunks(); i++ {
+		if _, err := it.ReadChunk(i, make([]byte, m.ChunkLen(i))); err != nil {
+			t.Fatalf("chunk %d (parity %v): %v", i, m.IsParity(i), err)
+		}
+	}
+}

@@ -326,6 +326,8 @@ func (r *run) handle(ev event) error {
 			r.d.bad.Add(1)
 			r.d.cfg.Logger.Info("bad chunk", "peer", ev.peer.Short(), "chunk", ev.chunk, "err", ev.err)
 			r.s.ChunkBad(now, sid, ev.chunk)
+		case errors.Is(ev.err, errLocal):
+			return fmt.Errorf("download %s: %w", r.d.id, ev.err)
 		case errors.Is(ev.err, context.Canceled):
 			// Cancelled by us (Cancel, Ban or run over): the scheduler
 			// already forgot the request.
@@ -371,7 +373,10 @@ func reasonOf(err error) sched.Reason {
 	return sched.Timeout
 }
 
-var errDial = errors.New("swarm: cannot open stream")
+var (
+	errDial  = errors.New("swarm: cannot open stream")
+	errLocal = errors.New("swarm: local storage failed")
+)
 
 // fetchChunk fetches chunk i from peer and writes it to the download (which
 // verifies it). Bad bytes wrap chunker.ErrChunkMismatch or ErrProtocol.
@@ -416,7 +421,15 @@ func (r *run) fetchChunk(ctx context.Context, peer identity.PeerID, addr netip.A
 		return fmt.Errorf("chunk %d from %s: %w: bytes after the chunk", i, peer.Short(), ErrProtocol)
 	}
 	if err := r.dl.WriteChunk(i, buf); err != nil {
-		return fmt.Errorf("chunk %d from %s: %w", i, peer.Short(), err)
+		switch {
+		case errors.Is(err, chunker.ErrChunkMismatch):
+			return fmt.Errorf("chunk %d from %s: %w", i, peer.Short(), err)
+		case errors.Is(err, chunker.ErrClosed):
+			return context.Canceled
+		}
+		// Not the peer's fault: the disk is full or failing. Retrying
+		// elsewhere cannot help, so the download stops with the error.
+		return fmt.Errorf("%w: writing chunk %d: %w", errLocal, i, err)
 	}
 	return nil
 }
