@@ -94,6 +94,16 @@ func (c *content) span(off int64, n int, fn func(j int, fileOff int64, lo, hi in
 	return nil
 }
 
+// fileOf returns the file holding all of [off, off+n), or false if the
+// range spans files or lies past the end.
+func (c *content) fileOf(off int64, n int) (int, bool) {
+	j := sort.Search(len(c.offs), func(j int) bool { return c.offs[j]+c.sizes[j] > off })
+	if j >= len(c.paths) || off+int64(n) > c.offs[j]+c.sizes[j] {
+		return 0, false
+	}
+	return j, true
+}
+
 // ReadAt fills p from content offset off.
 func (c *content) ReadAt(p []byte, off int64) error {
 	return c.span(off, len(p), func(j int, fo int64, lo, hi int) error {

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"time"
 )
 
 // holding is what every stored item has: its manifest, leaves, content and
@@ -16,8 +17,9 @@ type holding struct {
 	enc    []byte
 	leaves *LeafLayer
 	data   *content
-	parity *os.File // nil when m = 0
-	dir    string   // item folder in the store
+	parity *os.File     // nil when m = 0
+	dir    string       // item folder in the store
+	vc     *verifyCache // nil: hash every chunk read
 
 	closeOnce sync.Once
 	closeErr  error
@@ -68,16 +70,49 @@ func (h *holding) readRaw(i int, buf []byte) ([]byte, error) {
 }
 
 // readVerified reads chunk i and checks it against its leaf; a mismatch
-// wraps ErrModified.
+// wraps ErrModified. With a verify cache, a data chunk within one file is
+// hashed only the first time: later reads check that the file's stamp
+// (fstat before and after the read) is the one it was verified under.
 func (h *holding) readVerified(i int, buf []byte) ([]byte, error) {
+	j, s1, cached := h.stampBefore(i)
+	t0 := time.Now()
 	b, err := h.readRaw(i, buf)
 	if err != nil {
 		return nil, err
 	}
+	if cached {
+		s2, ok := h.data.stamp(j)
+		cached = ok && s2 == s1
+		if cached && h.vc.known(i, j, s1) {
+			return b, nil
+		}
+	}
+	verifyHashes.Add(1)
 	if HashChunk(b) != h.leaves.Hash(i) {
 		return nil, fmt.Errorf("chunk %d: %w", i, ErrModified)
 	}
+	if cached && s1.settledBy(t0) {
+		h.vc.mark(i, j, s1)
+	}
 	return b, nil
+}
+
+// stampBefore returns the file holding data chunk i and its stamp, or false
+// if the chunk is not cacheable (no cache, parity, spans files, no stamp).
+func (h *holding) stampBefore(i int) (int, fileStamp, bool) {
+	if h.vc == nil {
+		return 0, fileStamp{}, false
+	}
+	off := h.man.DataChunkOffset(i)
+	if off < 0 {
+		return 0, fileStamp{}, false
+	}
+	j, ok := h.data.fileOf(off, h.man.ChunkLen(i))
+	if !ok {
+		return 0, fileStamp{}, false
+	}
+	s, ok := h.data.stamp(j)
+	return j, s, ok
 }
 
 // rebuildParity recomputes parity chunk i from the data chunks of its stripe
@@ -135,6 +170,7 @@ func (s *Store) Open(id ContentID) (*Item, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening %s: %w", id, err)
 	}
+	h.vc = newVerifyCache(len(h.data.paths), h.man.NumChunks())
 	it := &Item{h: h}
 	if meta.kind == kindDownload {
 		if it.have, err = readHave(h.dir, id, h.man); err != nil {
