@@ -119,6 +119,8 @@
 //	                                chunk j of stripe s at s*m*ChunkSize+j*P_s
 //	<dir>/items/<id text>/meta      what the item is (below)
 //	<dir>/items/<id text>/have      downloads only: verified-chunk bitmap
+//	<dir>/items/<id text>/stamps    published only, optional: file stamps
+//	                                seen while publishing (see stamps.go)
 //	<dir>/tmp/                      staging; an item folder is written here
 //	                                and renamed into items/ when complete
 //
@@ -151,7 +153,19 @@
 //
 // # Verification on serve
 //
-// Item.ReadChunk and Download.ReadChunk hash every chunk they read and
-// compare it with its leaf, so a published file edited after publishing (or
-// a damaged output or parity file) yields ErrModified and is never served.
+// Item.ReadChunk and Download.ReadChunk check every chunk they read against
+// its leaf, so a published file edited after publishing (or a damaged output
+// or parity file) yields ErrModified and is never served. Download.ReadChunk
+// and parity chunks are hashed on every read. An Item (on Linux) hashes a
+// data chunk lying within one file only until it has matched once under
+// the file's current stamp (device, inode, size, mtime, ctime, read with
+// fstat just before and after each read): ctime moves on every write and
+// cannot be set back, so a changed stamp forgets every remembered chunk.
+// Results are remembered only for files last changed more than a second
+// before the hashing began (a change within the same timestamp tick could
+// leave the stamp as it was). Publish records the stamps it saw (unchanged
+// from start to end of hashing) in the stamps file, and Store.Open starts
+// from them, so a freshly published file is not hashed again on serve.
+// Edits through a shared writable mmap, which move mtime only later, are
+// not guaranteed to be caught before the next stamp change.
 package chunker

@@ -171,6 +171,9 @@ func (s *Store) Open(id ContentID) (*Item, error) {
 		return nil, fmt.Errorf("opening %s: %w", id, err)
 	}
 	h.vc = newVerifyCache(len(h.data.paths), h.man.NumChunks())
+	if meta.kind == kindPublished {
+		h.loadStamps()
+	}
 	it := &Item{h: h}
 	if meta.kind == kindDownload {
 		if it.have, err = readHave(h.dir, id, h.man); err != nil {

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"sync"
 	"sync/atomic"
+	"time"
 	"unsafe"
 
 	"github.com/zeebo/blake3"
@@ -112,9 +113,19 @@ func Publish(ctx context.Context, st *Store, path string, opts PublishOptions) (
 			defer unmap()
 		}
 	}
+	var before []fileStamp
+	settled := time.Now().Add(-settleMargin).UnixNano()
+	if st != nil {
+		before = stampAll(src.c)
+	}
 	hashes, err := runPipeline(ctx, m, src, parity, opts)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", path, err)
+	}
+	if es := unchangedStamps(before, stampAll(src.c), settled); len(es) > 0 {
+		if err := writeFileAtomic(filepath.Join(stage, fileStamps), encodeStamps(es)); err != nil {
+			return nil, fmt.Errorf("publish: %w", err)
+		}
 	}
 	leaves := NewLeafLayer(hashes)
 	m.Root = leaves.Root()

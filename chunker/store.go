@@ -21,6 +21,7 @@ const (
 	fileParity   = "parity"
 	fileMeta     = "meta"
 	fileHave     = "have"
+	fileStamps   = "stamps"
 )
 
 // Item kinds recorded in an item's meta file.

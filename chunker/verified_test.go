@@ -81,8 +81,8 @@ func TestVerifyCache(t *testing.T) {
 			m := p.Manifest
 			nParity := int64(m.NumChunks() - m.NumDataChunks())
 			ok := func(int) error { return nil }
-			if n := readAll(t, item, ok); n != int64(m.NumChunks()) {
-				t.Fatalf("first pass hashed %d chunks, want all %d", n, m.NumChunks())
+			if n := readAll(t, item, ok); n != nParity {
+				t.Fatalf("first pass hashed %d chunks, want only the %d parity chunks (publish's stamps trusted)", n, nParity)
 			}
 			if n := readAll(t, item, ok); n != nParity {
 				t.Fatalf("second pass hashed %d chunks, want only the %d parity chunks", n, nParity)
@@ -98,6 +98,15 @@ func TestVerifyCache(t *testing.T) {
 			}
 			if n := readAll(t, item, refused); n != int64(m.NumChunks()) {
 				t.Fatalf("pass after the edit hashed %d chunks, want all %d", n, m.NumChunks())
+			}
+			// A fresh Open must not trust publish's stamps either.
+			again, err := st.Open(p.ID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer again.Close()
+			if n := readAll(t, again, refused); n != int64(m.NumChunks()) {
+				t.Fatalf("reopened after the edit: hashed %d chunks, want all %d", n, m.NumChunks())
 			}
 		})
 	}
@@ -120,8 +129,70 @@ func TestVerifyCacheRecentFile(t *testing.T) {
 	}
 	defer item.Close()
 	ok := func(int) error { return nil }
-	readAll(t, item, ok)
+	if n := readAll(t, item, ok); n != int64(p.Manifest.NumChunks()) {
+		t.Fatalf("first pass hashed %d chunks, want all %d (file too recent to trust)", n, p.Manifest.NumChunks())
+	}
 	if n := readAll(t, item, ok); n != int64(p.Manifest.NumChunks()) {
 		t.Fatalf("second pass hashed %d chunks, want all %d (file too recent to cache)", n, p.Manifest.NumChunks())
 	}
+}
+
+func TestStampsRoundTrip(t *testing.T) {
+	tests := []struct {
+		name  string
+		es    []stampEntry
+		files int
+	}{
+		{"empty", nil, 1},
+		{"one", []stampEntry{{0, fileStamp{dev: 1, ino: 2, size: 3, mtime: -4, ctime: 5}}}, 1},
+		{"two of three", []stampEntry{{0, fileStamp{ino: 9}}, {2, fileStamp{size: 1 << 40}}}, 3},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := decodeStamps(encodeStamps(tc.es), tc.files)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(got) != len(tc.es) {
+				t.Fatalf("decoded %d entries, want %d", len(got), len(tc.es))
+			}
+			for k := range got {
+				if got[k] != tc.es[k] {
+					t.Fatalf("entry %d: got %+v, want %+v", k, got[k], tc.es[k])
+				}
+			}
+		})
+	}
+	bad := []struct {
+		name  string
+		b     []byte
+		files int
+	}{
+		{"short", []byte("SHS"), 1},
+		{"file index out of range", encodeStamps([]stampEntry{{3, fileStamp{}}}), 2},
+		{"more entries than files", encodeStamps([]stampEntry{{0, fileStamp{}}, {0, fileStamp{}}}), 1},
+		{"truncated", encodeStamps([]stampEntry{{0, fileStamp{}}})[:20], 1},
+	}
+	for _, tc := range bad {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := decodeStamps(tc.b, tc.files); !errors.Is(err, ErrBadState) {
+				t.Fatalf("err %v, want ErrBadState", err)
+			}
+		})
+	}
+}
+
+func FuzzDecodeStamps(f *testing.F) {
+	f.Add(encodeStamps([]stampEntry{{0, fileStamp{dev: 1, ino: 2, size: 3, mtime: 4, ctime: 5}}}), uint8(1))
+	f.Add(encodeStamps([]stampEntry{{1, fileStamp{ino: 7}}}), uint8(2))
+	f.Add([]byte("SHST\x01"), uint8(0))
+	f.Fuzz(func(t *testing.T, b []byte, files uint8) {
+		es, err := decodeStamps(b, int(files))
+		if err != nil {
+			return
+		}
+		if re := encodeStamps(es); string(re) != string(b) {
+			t.Fatalf("re-encoding differs: %x vs %x", re, b)
+		}
+	})
 }
