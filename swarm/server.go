@@ -334,7 +334,10 @@ func getBuf(n int) *[]byte {
 	for c < n {
 		c <<= 1
 	}
-	p, _ := bufPools.LoadOrStore(c, &sync.Pool{New: func() any { b := make([]byte, c); return &b }})
+	p, ok := bufPools.Load(c)
+	if !ok { // allocate a pool only on a miss, not on every call
+		p, _ = bufPools.LoadOrStore(c, &sync.Pool{New: func() any { b := make([]byte, c); return &b }})
+	}
 	bp := p.(*sync.Pool).Get().(*[]byte)
 	*bp = (*bp)[:n]
 	return bp
