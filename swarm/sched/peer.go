@@ -180,8 +180,13 @@ func (p *peer) onTimeout() {
 	p.timeouts++
 }
 
-// onBusy halves the queue and leaves the peer alone for a while.
+// onBusy halves the queue and leaves the peer alone for a while. Refusals
+// that arrive while the peer is already left alone answer requests sent
+// before the first refusal: they count once, not as refusals in a row.
 func (p *peer) onBusy(now time.Time, cfg *Config) {
+	if now.Before(p.busyUntil) {
+		return
+	}
 	p.slowStart = false
 	p.limit = max(1, p.limit/2)
 	d := cfg.BusyBackoff

@@ -87,8 +87,19 @@ func TestBusyBackoff(t *testing.T) {
 	}
 	// A second refusal in a row doubles the backoff.
 	s.RequestFailed(dl, pid(1), reqs[1].Chunk, Busy)
-	if _, dl2 := s.Ready(nil); dl2.Sub(dl) != 2*DefaultBusyBackoff {
-		t.Errorf("second backoff %v, want %v", dl2.Sub(dl), 2*DefaultBusyBackoff)
+	dl2 := dl.Add(2 * DefaultBusyBackoff)
+	if _, got := s.Ready(nil); !got.Equal(dl2) {
+		t.Errorf("second backoff %v, want %v", got.Sub(dl), 2*DefaultBusyBackoff)
+	}
+	// A refusal arriving inside that backoff answers a request sent before
+	// it: it neither extends the backoff nor halves the queue again.
+	q := s.byID[pid(1)].limit
+	s.RequestFailed(dl.Add(time.Millisecond), pid(1), reqs[2].Chunk, Busy)
+	if _, got := s.Ready(nil); !got.Equal(dl2) {
+		t.Errorf("a parallel refusal moved the backoff end to %v, want %v", got.Sub(epoch), dl2.Sub(epoch))
+	}
+	if got := s.byID[pid(1)].limit; got != q {
+		t.Errorf("a parallel refusal changed the queue from %d to %d", q, got)
 	}
 }
 
