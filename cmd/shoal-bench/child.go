@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -29,15 +30,23 @@ import (
 //	coordinator -> child: EXIT
 //	child -> coordinator: STATS <uploaded bytes> <peak RSS bytes> <CPU seconds since READY>
 
+// startProfile writes a CPU profile of this child process to
+// $SHOAL_BENCH_PROFILE/<role>-<pid>.pprof if that variable is set; call the
+// returned function to stop it.
+func startProfile(role string) func() {
+	pd := os.Getenv("SHOAL_BENCH_PROFILE")
+	if pd == "" {
+		return func() {}
+	}
+	f, err := os.Create(filepath.Join(pd, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
+	if err != nil || pprof.StartCPUProfile(f) != nil {
+		return func() {}
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }
+}
+
 // runChild runs a seeder or leecher role.
 func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
-	if pd := os.Getenv("SHOAL_BENCH_PROFILE"); pd != "" {
-		f, err := os.Create(filepath.Join(pd, fmt.Sprintf("%s-%d.pprof", role, os.Getpid())))
-		if err == nil {
-			pprof.StartCPUProfile(f)
-			defer pprof.StopCPUProfile()
-		}
-	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store, err := chunker.OpenStore(filepath.Join(dir, "store"))
 	if err != nil {
@@ -57,7 +66,9 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
 	defer node.Close()
 	srv := swarm.NewServer(swarm.ServerConfig{Logger: logger})
 	defer srv.Close()
+	var lastConn atomic.Pointer[quic.Conn] // for SHOAL_BENCH_DEBUG
 	node.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
+		lastConn.Store(c.QUIC())
 		srv.ServeStream(ctx, c.PeerID(), s)
 	})
 	id, err := chunker.ParseID(idText)
@@ -125,6 +136,9 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
 				fmt.Fprintf(os.Stderr, "leecher %s: received %d verified %d fetched %d bad %d; uploaded %d bytes in %d chunks\n",
 					node.PeerID().Short(), p.Received, p.Verified, p.Fetched, p.BadChunks, up, chunks)
 			}
+			if qc := lastConn.Load(); qc != nil && os.Getenv("SHOAL_BENCH_DEBUG") != "" {
+				printConnStats(role, qc)
+			}
 			fmt.Printf("STATS %d %d %f\n", up, peakRSS(), cpuSeconds()-cpu0)
 			return nil
 		}
@@ -178,4 +192,11 @@ func peakRSS() int64 {
 		}
 	}
 	return 0
+}
+
+// printConnStats prints quic-go's counters of one connection to stderr.
+func printConnStats(who string, qc *quic.Conn) {
+	st := qc.ConnectionStats()
+	fmt.Fprintf(os.Stderr, "%s conn: sent %d packets %d bytes, received %d packets, lost %d packets, srtt %v cwnd %d\n",
+		who, st.PacketsSent, st.BytesSent, st.PacketsReceived, st.PacketsLost, st.SmoothedRTT, st.CongestionWindow)
 }

@@ -48,6 +48,9 @@ func main() {
 	if err != nil {
 		fatal(err)
 	}
+	if *role != "" {
+		defer startProfile(*role)()
+	}
 	switch *role {
 	case "seeder", "leecher":
 		err = runChild(*role, *dir, *file, *id, *chunk, *syncN)

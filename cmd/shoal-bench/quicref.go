@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"math/big"
+	"os"
 	"time"
 
 	"github.com/quic-go/quic-go"
@@ -100,6 +101,9 @@ func runRefClient(addr string, size int64) error {
 	}
 	if got != size {
 		return errors.New("reference server counted a different size")
+	}
+	if os.Getenv("SHOAL_BENCH_DEBUG") != "" {
+		printConnStats("quicref-client", conn)
 	}
 	fmt.Printf("DONE %f %f\n", time.Since(start).Seconds(), cpuSeconds()-cpu0)
 	return nil
