@@ -38,6 +38,21 @@ type Status struct {
 	BytesUp   int64  `json:"bytes_up"`
 	BytesDown int64  `json:"bytes_down"`
 	Active    int    `json:"active_downloads"`
+	// Downloads lists the downloads in progress.
+	Downloads []DownloadStatus `json:"downloads,omitempty"`
+}
+
+// DownloadStatus is the state of one download in progress.
+type DownloadStatus struct {
+	ID       string `json:"id"`
+	Name     string `json:"name"`
+	Done     int64  `json:"done"`  // content bytes verified
+	Total    int64  `json:"total"` // 0 until the manifest is known
+	Peers    int    `json:"peers"`
+	Rate     int64  `json:"rate"` // bytes per second, recent
+	ETA      string `json:"eta,omitempty"`
+	Rejected int    `json:"rejected_chunks"`
+	Banned   int    `json:"banned_peers"`
 }
 
 // PeerInfo describes one known peer.

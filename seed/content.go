@@ -194,7 +194,7 @@ func (n *Node) download(ctx context.Context, id chunker.ContentID, name, out str
 		}
 	}
 	dl := swarm.NewDownload(cfg, swarm.DialerFunc(n.openStream), n.store, id, out)
-	a := &activeDownload{dl: dl, cancel: cancel, done: make(chan struct{})}
+	a := &activeDownload{name: name, dl: dl, cancel: cancel, done: make(chan struct{})}
 	defer close(a.done)
 	n.mu.Lock()
 	if n.closed {

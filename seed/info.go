@@ -4,16 +4,31 @@ import (
 	"encoding/hex"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 )
 
 // Status returns the node's summary.
 func (n *Node) Status() Status {
 	up, _ := n.srv.Stats()
+	var downloads []DownloadStatus
 	n.mu.Lock()
-	active := len(n.active)
+	for id, a := range n.active {
+		p := a.dl.Progress()
+		ds := DownloadStatus{ID: id.String(), Name: a.name, Done: p.Verified, Total: p.Size, Peers: p.Peers,
+			Rate: int64(p.Rate), Rejected: p.BadChunks, Banned: p.Banned}
+		if c := a.dl.Chunker(); c != nil {
+			ds.Name = c.Manifest().Name
+		}
+		if p.ETA > 0 {
+			ds.ETA = p.ETA.Round(time.Second).String()
+		}
+		downloads = append(downloads, ds)
+	}
 	n.mu.Unlock()
+	slices.SortFunc(downloads, func(a, b DownloadStatus) int { return strings.Compare(a.ID, b.ID) })
 	return Status{
+		Downloads: downloads,
 		PeerID:    n.PeerID().String(),
 		Listen:    n.Addr().String(),
 		API:       n.apiAddr,
@@ -22,7 +37,7 @@ func (n *Node) Status() Status {
 		Uptime:    time.Since(n.started).Truncate(time.Second).String(),
 		BytesUp:   up,
 		BytesDown: n.metrics.BytesDown.Load(),
-		Active:    active,
+		Active:    len(downloads),
 	}
 }
 

@@ -65,6 +65,7 @@ type Node struct {
 }
 
 type activeDownload struct {
+	name   string // from the link until the manifest is known
 	dl     *swarm.Download
 	cancel context.CancelCauseFunc
 	done   chan struct{}

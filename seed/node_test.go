@@ -248,3 +248,38 @@ func TestFinishedDownloadHoldsParity(t *testing.T) {
 		}
 	}
 }
+
+// TestStatusListsDownloads: a download waiting for peers shows in Status
+// with its name, and leaves it when cancelled; its progress is kept as a
+// partial library item.
+func TestStatusListsDownloads(t *testing.T) {
+	n := startNode(t)
+	link := "shoal:sh17hpp7wqitbm65dzez656c2dlrpuz6rm7tgcd54e2imydjooi3z7q?name=waiting.bin&peer=127.0.0.1:9"
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() {
+		_, err := n.Get(ctx, link, t.TempDir(), nil)
+		done <- err
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	var st Status
+	for time.Now().Before(deadline) {
+		if st = n.Status(); len(st.Downloads) > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if len(st.Downloads) != 1 || st.Downloads[0].Name != "waiting.bin" || st.Active != 1 || st.Downloads[0].Total != 0 {
+		t.Fatalf("status while waiting = %+v, want one download named waiting.bin of unknown size", st)
+	}
+	cancel()
+	if err := <-done; !errors.Is(err, context.Canceled) {
+		t.Fatalf("cancelled Get returned %v, want context.Canceled", err)
+	}
+	if st := n.Status(); len(st.Downloads) != 0 {
+		t.Fatalf("status after cancel lists %+v", st.Downloads)
+	}
+	if items := n.Items(); len(items) != 1 || items[0].Kind != KindPartial {
+		t.Fatalf("library after cancel = %+v, want one partial item", items)
+	}
+}

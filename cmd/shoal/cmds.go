@@ -253,6 +253,17 @@ func runStatus(ctx context.Context, g *globals, args []string) error {
 	tw := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintf(tw, "node\t%s\npeer id\t%s\nlisten\t%s\napi\t%s\npeers\t%d\nitems\t%d\ndownloads\t%d\nuploaded\t%s\ndownloaded\t%s\nuptime\t%s\n",
 		state, st.PeerID, st.Listen, orNone(st.API), st.Peers, st.Items, st.Active, humanBytes(st.BytesUp), humanBytes(st.BytesDown), st.Uptime)
+	for _, d := range st.Downloads {
+		pct := 0.0
+		if d.Total > 0 {
+			pct = 100 * float64(d.Done) / float64(d.Total)
+		}
+		eta := d.ETA
+		if eta == "" {
+			eta = "unknown"
+		}
+		fmt.Fprintf(tw, "  %s\t%.0f%% of %s, %s/s from %d peers, eta %s\n", d.Name, pct, humanBytes(d.Total), humanBytes(d.Rate), d.Peers, eta)
+	}
 	return tw.Flush()
 }
 
