@@ -295,6 +295,9 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		rss, _ := strconv.ParseInt(f[2], 10, 64)
 		cpu, _ := strconv.ParseFloat(f[3], 64)
 		res.CPUSeconds += cpu
+		if os.Getenv("SHOAL_BENCH_DEBUG") != "" {
+			fmt.Fprintf(os.Stderr, "child %d (%s): %.2f CPU seconds\n", i, k.cmd.Args[2], cpu)
+		}
 		if i < nSeed {
 			res.SeederUploaded += up
 		} else {
