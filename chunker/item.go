@@ -155,12 +155,15 @@ func (h *holding) close() error {
 }
 
 // Item is a stored item opened for serving (seeding). Its methods are safe
-// for concurrent use; Close must come after every other call has returned.
+// for concurrent use; Close waits for calls in flight.
 // For a download still in progress, serve through the Download instead: an
 // Item sees the bitmap as it was on disk when opened.
 type Item struct {
 	h    *holding
 	have Bitmap // nil: every chunk
+
+	life   sync.RWMutex // read-held by calls using the files, write-held by Close
+	closed bool         // guarded by life
 }
 
 // Open opens item id for serving. It succeeds for an item whose content has
@@ -211,7 +214,24 @@ func (it *Item) Have() Bitmap {
 // Stale reports, by file sizes only, whether the content on disk differs
 // from the manifest (an error wrapping ErrModified), for a quick check
 // before announcing. ReadChunk verifies each chunk regardless.
-func (it *Item) Stale() error { return it.h.data.checkSizes() }
+func (it *Item) Stale() error {
+	if err := it.enter(); err != nil {
+		return err
+	}
+	defer it.life.RUnlock()
+	return it.h.data.checkSizes()
+}
+
+// enter admits a call that uses the item's files; the caller releases
+// life's read lock when done. After Close it returns ErrClosed.
+func (it *Item) enter() error {
+	it.life.RLock()
+	if it.closed {
+		it.life.RUnlock()
+		return ErrClosed
+	}
+	return nil
+}
 
 // ReadChunk reads chunk i (data or parity) into buf, grown if too small, and
 // returns the chunk at its exact length after checking it against its leaf.
@@ -223,6 +243,10 @@ func (it *Item) ReadChunk(i int, buf []byte) ([]byte, error) {
 	if err := it.h.man.checkIndex(i); err != nil {
 		return nil, err
 	}
+	if err := it.enter(); err != nil {
+		return nil, err
+	}
+	defer it.life.RUnlock()
 	if it.have != nil && !it.have.Has(i) {
 		return nil, fmt.Errorf("chunk %d: %w", i, ErrNotHave)
 	}
@@ -257,5 +281,13 @@ func (it *Item) stripeDataHeld(i int) bool {
 	return true
 }
 
-// Close releases the item's files. It is idempotent.
-func (it *Item) Close() error { return it.h.close() }
+// Close waits for calls in flight, then releases the item's files; later
+// calls fail with ErrClosed. It is idempotent and may be called while other
+// goroutines still read (an upload server that has just stopped serving
+// the item).
+func (it *Item) Close() error {
+	it.life.Lock()
+	defer it.life.Unlock()
+	it.closed = true
+	return it.h.close()
+}

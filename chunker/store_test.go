@@ -510,3 +510,50 @@ func TestCreateDownloadDiskFull(t *testing.T) {
 		t.Fatal("the failed download was recorded in the store")
 	}
 }
+
+// TestItemCloseWhileReading: Close may come while other goroutines read
+// (a server that just stopped serving the item); each read returns the
+// chunk or ErrClosed, never bytes of a closed file (run with -race).
+func TestItemCloseWhileReading(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	data := xof("close", 40*MinChunkSize+3)
+	writeFile(t, path, data, 0o644)
+	st := openStore(t)
+	p := publish(t, st, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 4, ParityShards: 2})
+	want := splitChunks(t, p.Manifest, data)
+	item, err := st.Open(p.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for n := 0; ; n++ {
+				i := (n*4 + g) % p.Manifest.NumChunks()
+				got, err := item.ReadChunk(i, nil)
+				if errors.Is(err, ErrClosed) {
+					return
+				}
+				if err != nil || !bytes.Equal(got, want[i]) {
+					errs <- fmt.Errorf("chunk %d: err %v, equal %v", i, err, bytes.Equal(got, want[i]))
+					return
+				}
+			}
+		}()
+	}
+	item.ReadChunk(0, nil) // let the readers start
+	if err := item.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if _, err := item.ReadChunk(1, nil); !errors.Is(err, ErrClosed) {
+		t.Fatalf("ReadChunk after Close: %v, want ErrClosed", err)
+	}
+}
