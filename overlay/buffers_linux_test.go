@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"context"
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"log/slog"
 	"net"
 	"strings"
@@ -29,7 +30,7 @@ func (h *logCapture) WithGroup(string) slog.Handler      { return h }
 // TestSocketBuffers checks that the node either got the buffers it asked
 // for or said so once, naming the sysctl.
 func TestSocketBuffers(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	var logs logCapture
 	n := newNode(t, Config{Logger: slog.New(&logs)})
 	udp, ok := n.pc.(*net.UDPConn)

@@ -2,13 +2,14 @@ package overlay
 
 import (
 	"context"
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"net"
 	"testing"
 	"time"
 )
 
 func TestDialUnreachable(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	a := newNode(t, Config{HandshakeTimeout: 300 * time.Millisecond})
 	b := newNode(t, Config{})
 	// A port with nobody behind it.

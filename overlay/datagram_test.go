@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -40,7 +41,7 @@ func (d *datagramSink) count() int {
 }
 
 func TestDatagrams(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	var sink datagramSink
@@ -96,7 +97,7 @@ func TestDatagrams(t *testing.T) {
 }
 
 func TestSetDatagramHandler(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	a := newNode(t, Config{})
 	b := newNode(t, Config{})
 	var sink datagramSink
@@ -119,7 +120,7 @@ func TestSetDatagramHandler(t *testing.T) {
 // that holds an open connection, then checks that the node kept working,
 // that only 0x00 packets reached the hook and that memory did not grow.
 func TestGarbage(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	var sink datagramSink

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 )
 
@@ -31,7 +32,7 @@ func (c *community) HandleMessage(m *ipv8.Message) {
 // TestEndpointBesideQUIC sends signed IPv8 messages between the nodes'
 // Endpoints over the same sockets that carry a QUIC stream.
 func TestEndpointBesideQUIC(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a := newNode(t, Config{})

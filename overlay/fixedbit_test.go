@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"context"
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"net"
 	"sync"
 	"testing"
@@ -28,7 +29,7 @@ func (s *spyConn) WriteTo(b []byte, addr net.Addr) (int, error) {
 // keep the fixed bit 0x40 (so they can never be taken for IPv8 datagrams)
 // and datagrams start with 0x00.
 func TestFixedBitNeverGreased(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	spy := func() *spyConn {

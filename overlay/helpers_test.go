@@ -3,36 +3,12 @@ package overlay
 import (
 	"context"
 	"io"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
 )
-
-// noLeaks fails t if, after every later-registered cleanup (node Close)
-// ran, goroutines do not settle back to the count at the call.
-func noLeaks(t *testing.T) {
-	t.Helper()
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			now := runtime.NumGoroutine()
-			if now <= before {
-				return
-			}
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<20)
-				buf = buf[:runtime.Stack(buf, true)]
-				t.Errorf("goroutines: %d after Close, %d before\n%s", now, before, buf)
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
 
 // newNode starts a node on loopback and closes it at cleanup.
 func newNode(t testing.TB, cfg Config) *Node {

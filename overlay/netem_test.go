@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"github.com/shoal-p2p/shoal/internal/netem"
 )
 
@@ -30,7 +31,7 @@ func lossyNode(t *testing.T, cfg netem.Config, ncfg Config) (*Node, *netem.Conn)
 }
 
 func TestStreamOverLossyNetwork(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a, aNet := lossyNode(t, netem.Config{Loss: 0.02, Delay: 20 * time.Millisecond, Seed: 1}, Config{})
@@ -72,7 +73,7 @@ func TestStreamOverLossyNetwork(t *testing.T) {
 // TestConnectionSurvivesShortCut cuts both directions for less than the
 // idle timeout while a transfer runs; the same connection finishes it.
 func TestConnectionSurvivesShortCut(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	a, aNet := lossyNode(t, netem.Config{Seed: 5}, Config{IdleTimeout: 5 * time.Second})

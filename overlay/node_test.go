@@ -10,11 +10,12 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 )
 
 func TestAuthenticatedStream(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	aEvents, bEvents := newEventLog(), newEventLog()
@@ -75,7 +76,7 @@ func TestAuthenticatedStream(t *testing.T) {
 }
 
 func TestWrongPeer(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a := newNode(t, Config{})
@@ -101,7 +102,7 @@ func TestWrongPeer(t *testing.T) {
 }
 
 func TestDialUnknownPeer(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a := newNode(t, Config{})
@@ -119,7 +120,7 @@ func TestDialUnknownPeer(t *testing.T) {
 }
 
 func TestConnLimit(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	b := newNode(t, Config{MaxConns: 1})
@@ -143,7 +144,7 @@ func TestConnLimit(t *testing.T) {
 }
 
 func TestConnReuse(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	events := newEventLog()
@@ -177,7 +178,7 @@ func TestConnReuse(t *testing.T) {
 }
 
 func TestConcurrentDialsShare(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a := newNode(t, Config{})
@@ -207,7 +208,7 @@ func TestConcurrentDialsShare(t *testing.T) {
 }
 
 func TestSimultaneousOpen(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a := newNode(t, Config{DuplicateGrace: 300 * time.Millisecond, KeepAlive: 100 * time.Millisecond})
@@ -247,7 +248,7 @@ func TestSimultaneousOpen(t *testing.T) {
 }
 
 func TestIdleClose(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	aEvents, bEvents := newEventLog(), newEventLog()
@@ -286,7 +287,7 @@ func TestIdleClose(t *testing.T) {
 }
 
 func TestUnknownTag(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a := newNode(t, Config{})
@@ -306,7 +307,7 @@ func TestUnknownTag(t *testing.T) {
 }
 
 func TestCloseIdempotent(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a := newNode(t, Config{})
@@ -334,7 +335,7 @@ func TestCloseIdempotent(t *testing.T) {
 }
 
 func TestRun(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	n, err := New(Config{})
 	if err != nil {
 		t.Fatal(err)
@@ -376,7 +377,7 @@ func TestBadConfig(t *testing.T) {
 // the rules; every handshake must fail and the node must hold no
 // connection afterwards.
 func TestForeignClients(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	b := newNode(t, Config{})
 	kp := mustKey(t)
 	cert, err := newCertificate(kp)
@@ -440,7 +441,7 @@ func plainCert(t *testing.T) tls.Certificate {
 }
 
 func TestStreamWithoutTag(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	a := newNode(t, Config{})
@@ -462,7 +463,7 @@ func TestStreamWithoutTag(t *testing.T) {
 }
 
 func TestDuplicateRetirement(t *testing.T) {
-	noLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	const grace = 200 * time.Millisecond

@@ -8,11 +8,12 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
 func TestOneSeederFiveLeechers(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	seeder := newPeer(t, swarm.ServerConfig{})
@@ -61,7 +62,7 @@ func TestOneSeederFiveLeechers(t *testing.T) {
 }
 
 func TestFiveSeedersEachHoldAPart(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	publisher := newPeer(t, swarm.ServerConfig{})
@@ -99,7 +100,7 @@ func (c corruptSource) ReadChunk(i int, buf []byte) ([]byte, error) {
 }
 
 func TestCorruptPeerIsBanned(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	honest := newPeer(t, swarm.ServerConfig{UploadRate: 4 << 20})
@@ -128,7 +129,7 @@ func TestCorruptPeerIsBanned(t *testing.T) {
 }
 
 func TestSeederVanishes(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	full := newPeer(t, swarm.ServerConfig{UploadRate: 2 << 20})
@@ -168,7 +169,7 @@ func TestSeederVanishes(t *testing.T) {
 }
 
 func TestResumeAfterKill(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	seeder := newPeer(t, swarm.ServerConfig{UploadRate: 4 << 20})
@@ -219,7 +220,7 @@ func TestResumeAfterKill(t *testing.T) {
 }
 
 func TestNoPeersWaitsForAddPeer(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
 	first := newPeer(t, swarm.ServerConfig{UploadRate: 2 << 20})

@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"testing"
 	"time"
 
@@ -18,23 +17,6 @@ import (
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/swarm"
 )
-
-// checkLeaks fails the test if goroutines started during it outlive it.
-// Call it first so its cleanup runs last.
-func checkLeaks(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			buf := make([]byte, 1<<20)
-			buf = buf[:runtime.Stack(buf, true)]
-			t.Errorf("%d goroutines before the test, %d after:\n%s", before, n, buf)
-		}
-	})
-}
 
 // tpeer is one real node: an overlay node on 127.0.0.1 with a swarm server
 // and a chunk store in a temporary folder.

@@ -10,6 +10,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
@@ -57,7 +58,7 @@ func askErr(ctx context.Context, c, s *tpeer, req swarm.Request) (swarm.Status, 
 }
 
 func TestServerAnswers(t *testing.T) {
-	checkLeaks(t)
+	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	server := newPeer(t, swarm.ServerConfig{MaxPerPeer: 1})

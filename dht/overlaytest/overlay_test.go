@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/shoal-p2p/shoal/dht"
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"github.com/shoal-p2p/shoal/overlay"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
@@ -97,16 +97,7 @@ func startPeer(t *testing.T) *peer {
 // others find it.
 func Test30NodesOverOverlay(t *testing.T) {
 	const count = 30
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() { // runs last: after every node and socket closed
-		deadline := time.Now().Add(5 * time.Second)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(20 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			t.Errorf("%d goroutines left running after Close, %d before the test", n, before)
-		}
-	})
+	leakcheck.Check(t) // its cleanup runs last: after every node and socket closed
 	peers := make([]*peer, count)
 	for i := range peers {
 		peers[i] = startPeer(t)

@@ -5,11 +5,11 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"github.com/shoal-p2p/shoal/internal/netem"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
@@ -91,23 +91,6 @@ func startNode(t *testing.T, cfg Config, em *netem.Config, seed uint64) *node {
 	return n
 }
 
-// checkNoLeak fails the test if goroutines started by it are still
-// running shortly after it ends.
-func checkNoLeak(t *testing.T) {
-	before := runtime.NumGoroutine()
-	t.Cleanup(func() {
-		deadline := time.Now().Add(3 * time.Second)
-		for runtime.NumGoroutine() > before {
-			if time.Now().After(deadline) {
-				buf := make([]byte, 1<<16)
-				t.Errorf("%d goroutines left, %d before the test:\n%s", runtime.NumGoroutine(), before, buf[:runtime.Stack(buf, true)])
-				return
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-	})
-}
-
 func TestWorld50(t *testing.T) {
 	tests := []struct {
 		name string
@@ -122,7 +105,7 @@ func TestWorld50(t *testing.T) {
 }
 
 func runWorld(t *testing.T, size int, em *netem.Config) {
-	checkNoLeak(t)
+	leakcheck.Check(t)
 	cfg := fastConfig()
 	boot := startNode(t, cfg, em, 1)
 	nodes := []*node{boot}
