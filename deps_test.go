@@ -14,13 +14,14 @@ const module = "github.com/shoal-p2p/shoal"
 var allowed = map[string][]string{
 	"chunker":                {},
 	"overlay/identity":       {},
-	"overlay":                {"overlay/identity"},
+	"overlay":                {"overlay/identity", "internal/udpbatch"},
 	"overlay/ipv8":           {"overlay/identity"},
 	"overlay/ipv8/discovery": {"overlay/identity", "overlay/ipv8"},
 	"dht":                    {"overlay/identity"},
 	"swarm":                  {"chunker", "overlay/identity"},
 	"swarm/sched":            {},
 	"internal/netem":         {},
+	"internal/udpbatch":      {},
 }
 
 // rowFor returns the row of the table that governs pkg, and whether any does.

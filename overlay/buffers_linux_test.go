@@ -4,7 +4,6 @@ import (
 	"context"
 	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"log/slog"
-	"net"
 	"strings"
 	"sync"
 	"syscall"
@@ -33,11 +32,13 @@ func TestSocketBuffers(t *testing.T) {
 	leakcheck.Check(t)
 	var logs logCapture
 	n := newNode(t, Config{Logger: slog.New(&logs)})
-	udp, ok := n.pc.(*net.UDPConn)
+	sc, ok := n.pc.(interface {
+		SyscallConn() (syscall.RawConn, error)
+	})
 	if !ok {
-		t.Fatalf("node socket is %T, want *net.UDPConn", n.pc)
+		t.Fatalf("node socket %T has no SyscallConn", n.pc)
 	}
-	raw, err := udp.SyscallConn()
+	raw, err := sc.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
 	}

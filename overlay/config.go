@@ -24,8 +24,13 @@ type Config struct {
 	// PacketConn, when set, is used instead of binding ListenAddr, for
 	// example a netem-wrapped socket in tests. The Node owns it and closes
 	// it on Close (or when New fails). Only a *net.UDPConn gets batched
-	// I/O and GSO.
+	// I/O (see NoBatching).
 	PacketConn net.PacketConn
+	// NoBatching turns off shoal's batched UDP I/O (internal/udpbatch:
+	// segmentation offload on send, receive offload on read) and leaves
+	// the socket to quic-go's own I/O. For comparisons, and for kernels
+	// that misbehave with the offloads.
+	NoBatching bool
 	// KeyPair is the node's identity. Default: a fresh ephemeral key.
 	KeyPair *identity.KeyPair
 	// Logger receives the node's logs. Default: discard.

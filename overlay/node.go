@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
+	"github.com/shoal-p2p/shoal/internal/udpbatch"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 	"github.com/zeebo/blake3"
@@ -77,6 +78,9 @@ func New(cfg Config) (*Node, error) {
 	}
 	if udp, ok := pc.(*net.UDPConn); ok {
 		tuneBuffers(udp, cfg.SocketBuffer, cfg.Logger)
+		if !cfg.NoBatching {
+			pc = udpbatch.New(udp)
+		}
 	}
 	cert, err := newCertificate(cfg.KeyPair)
 	if err != nil {
