@@ -114,6 +114,9 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
 				}
 				d.AddPeer(pid, addr)
 			}
+			if os.Getenv("SHOAL_BENCH_DEBUG") != "" {
+				go phases(ctx, d, start)
+			}
 			go func() {
 				err := d.Run(ctx)
 				if err == nil {
@@ -199,4 +202,33 @@ func printConnStats(who string, qc *quic.Conn) {
 	st := qc.ConnectionStats()
 	fmt.Fprintf(os.Stderr, "%s conn: sent %d packets %d bytes, received %d packets, lost %d packets, srtt %v cwnd %d\n",
 		who, st.PacketsSent, st.BytesSent, st.PacketsReceived, st.PacketsLost, st.SmoothedRTT, st.CongestionWindow)
+}
+
+// phases prints to stderr when the first byte arrived and when the last
+// data chunk was verified (before the final sync), relative to start.
+func phases(ctx context.Context, d *swarm.Download, start time.Time) {
+	var first time.Duration
+	var series []int64
+	last := int64(0)
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		p := d.Progress()
+		if n := int(time.Since(start) / (250 * time.Millisecond)); n > len(series) {
+			series = append(series, (p.Received-last)*4/1e6)
+			last = p.Received
+		}
+		if first == 0 && p.Received > 0 {
+			first = time.Since(start)
+		}
+		if p.Size > 0 && p.Verified == p.Size {
+			fmt.Fprintf(os.Stderr, "leecher phases: first byte %v, all verified %v; MB/s per 250 ms %v\n", first, time.Since(start), series)
+			return
+		}
+	}
 }

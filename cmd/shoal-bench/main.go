@@ -1,7 +1,7 @@
 // Command shoal-bench measures a whole swarm on 127.0.0.1: S seeders and L
 // leechers, each a separate OS process (the binary re-executes itself with
 // -role), moving one random file. It verifies every output byte for byte
-// and prints one JSON line. With -quic-ref it first measures plain quic-go
+// and prints one JSON line. With -quic-ref it also measures plain quic-go
 // between two processes as a reference.
 //
 //	shoal-bench -seeders 1 -leechers 8 -size 1GiB [-quic-ref] [-chunk 262144]
@@ -107,6 +107,9 @@ type Result struct {
 	// a load-independent cost comparison.
 	CPUSeconds    float64  `json:"cpu_seconds"`
 	QUICRefCPUSec *float64 `json:"quic_ref_cpu_seconds,omitempty"`
+	// The two reference runs (before and after the swarm) whose mean is
+	// quic_ref_MBps.
+	QUICRefRuns []float64 `json:"quic_ref_runs,omitempty"`
 }
 
 // child is a running child process and its output lines.
@@ -225,12 +228,22 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		return err
 	}
 	res := Result{Seeders: nSeed, Leechers: nLeech, Size: size}
-	if quicRef {
+	// The reference runs once before and once after the swarm, and the
+	// result is their mean: the machine's speed drifts, and a reference
+	// taken on one side only would carry that drift into the ratio.
+	var refMBps, refCPU []float64
+	measureRef := func() error {
 		mbps, cpu, err := quicReference(size)
 		if err != nil {
 			return fmt.Errorf("quic reference: %w", err)
 		}
-		res.QUICRefMBps, res.QUICRefCPUSec = &mbps, &cpu
+		refMBps, refCPU = append(refMBps, mbps), append(refCPU, cpu)
+		return nil
+	}
+	if quicRef {
+		if err := measureRef(); err != nil {
+			return err
+		}
 	}
 
 	var kids []*child
@@ -303,6 +316,13 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		} else {
 			res.PeakRSSLeecher = max(res.PeakRSSLeecher, rss)
 		}
+	}
+	if quicRef {
+		if err := measureRef(); err != nil {
+			return err
+		}
+		mbps, cpu := (refMBps[0]+refMBps[1])/2, (refCPU[0]+refCPU[1])/2
+		res.QUICRefMBps, res.QUICRefCPUSec, res.QUICRefRuns = &mbps, &cpu, refMBps
 	}
 	res.Verified = true
 	for i := range nLeech {
