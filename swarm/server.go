@@ -43,6 +43,13 @@ type ServerConfig struct {
 	// MaxTotal bounds concurrent chunk requests over all peers (each holds
 	// one chunk buffer while it is sent). Default 48.
 	MaxTotal int
+	// SendPerPeer bounds the chunks written to one peer at once; its other
+	// accepted requests wait their turn. QUIC interleaves the streams
+	// being written, so with every accepted request written at once each
+	// chunk would finish only at the end of the whole batch; a few at a
+	// time finish one after another, and both ends touch each chunk while
+	// it is still in the CPU caches. Default 2.
+	SendPerPeer int
 	// UploadRate caps upload bytes per second over all peers; 0: no cap.
 	UploadRate int64
 	// WriteTimeout bounds the time to send one response. Default 60 s.
@@ -58,6 +65,9 @@ func (c ServerConfig) populate() ServerConfig {
 	}
 	if c.MaxTotal <= 0 {
 		c.MaxTotal = 48
+	}
+	if c.SendPerPeer <= 0 {
+		c.SendPerPeer = 2
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 60 * time.Second
@@ -80,8 +90,14 @@ type Server struct {
 	mu      sync.Mutex // guards the fields below
 	closed  bool
 	items   map[[32]byte]*served
-	perPeer map[identity.PeerID]int
+	perPeer map[identity.PeerID]*peerUploads
 	total   int
+}
+
+// peerUploads is one peer's accepted chunk requests.
+type peerUploads struct {
+	n     int           // accepted, not yet answered
+	turns chan struct{} // a token per chunk being written (SendPerPeer)
 }
 
 // served is one registered source and its open sessions.
@@ -101,7 +117,7 @@ func NewServer(cfg ServerConfig) *Server {
 		ctx:     ctx,
 		cancel:  cancel,
 		items:   make(map[[32]byte]*served),
-		perPeer: make(map[identity.PeerID]int),
+		perPeer: make(map[identity.PeerID]*peerUploads),
 	}
 }
 
@@ -255,26 +271,33 @@ func finishRead(st Stream) {
 }
 
 // acquire takes an upload slot for peer, or reports why not.
-func (s *Server) acquire(peer identity.PeerID) (string, bool) {
+func (s *Server) acquire(peer identity.PeerID) (*peerUploads, string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.total >= s.cfg.MaxTotal {
-		return fmt.Sprintf("%d uploads in flight", s.total), false
+		return nil, fmt.Sprintf("%d uploads in flight", s.total), false
 	}
-	if s.perPeer[peer] >= s.cfg.MaxPerPeer {
-		return fmt.Sprintf("%d requests from you in flight", s.perPeer[peer]), false
+	pu := s.perPeer[peer]
+	if pu == nil {
+		pu = &peerUploads{turns: make(chan struct{}, s.cfg.SendPerPeer)}
+		s.perPeer[peer] = pu
+	}
+	if pu.n >= s.cfg.MaxPerPeer {
+		return nil, fmt.Sprintf("%d requests from you in flight", pu.n), false
 	}
 	s.total++
-	s.perPeer[peer]++
-	return "", true
+	pu.n++
+	return pu, "", true
 }
 
 func (s *Server) release(peer identity.PeerID) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.total--
-	if s.perPeer[peer]--; s.perPeer[peer] <= 0 {
-		delete(s.perPeer, peer)
+	if pu := s.perPeer[peer]; pu != nil {
+		if pu.n--; pu.n <= 0 {
+			delete(s.perPeer, peer)
+		}
 	}
 }
 
@@ -290,11 +313,18 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 		s.refuse(st, StatusNotHave, fmt.Sprintf("chunk %d not held", i))
 		return
 	}
-	if why, ok := s.acquire(peer); !ok {
+	pu, why, ok := s.acquire(peer)
+	if !ok {
 		s.refuse(st, StatusBusy, why)
 		return
 	}
 	defer s.release(peer)
+	select { // wait for this peer's turn to be written to
+	case pu.turns <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-pu.turns }()
 	bp := getBuf(src.ChunkLen(i))
 	defer putBuf(bp)
 	data, err := src.ReadChunk(i, *bp)

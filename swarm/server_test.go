@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"io"
+	"sync"
 	"testing"
 	"time"
 
@@ -23,8 +24,13 @@ type gatedSource struct {
 
 func (g gatedSource) Has(i int) bool { return i != 0 && g.Source.Has(i) }
 
+// ReadChunk reports itself on entered, unless the gate is open already,
+// and waits for the gate.
 func (g gatedSource) ReadChunk(i int, buf []byte) ([]byte, error) {
-	g.entered <- struct{}{}
+	select {
+	case g.entered <- struct{}{}:
+	case <-g.gate:
+	}
 	<-g.gate
 	return g.Source.ReadChunk(i, buf)
 }
@@ -120,5 +126,57 @@ func TestServerAnswers(t *testing.T) {
 	close(g.gate)
 	if err := <-held; err != nil {
 		t.Fatalf("held request: %v, want ok", err)
+	}
+}
+
+// TestServerTakesTurns: with SendPerPeer 1, a peer's accepted chunk
+// requests are answered one at a time (the others wait, none is refused),
+// while another peer is served alongside.
+func TestServerTakesTurns(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	server := newPeer(t, swarm.ServerConfig{MaxPerPeer: 8, SendPerPeer: 1})
+	c := publish(t, server, 256<<10, 8)
+	it, err := server.store.Open(c.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Close()
+	g := gatedSource{Source: swarm.ItemSource(it), entered: make(chan struct{}), gate: make(chan struct{})}
+	server.srv.Seed(c.id, g)
+	var open sync.Once
+	openGate := func() { open.Do(func() { close(g.gate) }) }
+	t.Cleanup(openGate) // a failing test must not leave reads blocked
+	a, b := newPeer(t, swarm.ServerConfig{}), newPeer(t, swarm.ServerConfig{})
+
+	results := make(chan error, 4)
+	get := func(p *tpeer, i uint32) {
+		s, _, err := askErr(ctx, p, server, swarm.Request{Kind: swarm.KindChunk, ID: c.id, Index: i})
+		if err == nil && s != swarm.StatusOK {
+			err = &swarm.StatusError{Status: s}
+		}
+		results <- err
+	}
+	for i := uint32(1); i <= 3; i++ {
+		go get(a, i)
+	}
+	<-g.entered // a's first turn
+	select {
+	case <-g.entered:
+		t.Fatal("a second chunk for the same peer is being read while the first is still being sent")
+	case <-time.After(300 * time.Millisecond):
+	}
+	go get(b, 4)
+	select {
+	case <-g.entered: // b is served beside a
+	case <-time.After(5 * time.Second):
+		t.Fatal("another peer waits for the first peer's turn")
+	}
+	openGate()
+	for range 4 {
+		if err := <-results; err != nil {
+			t.Fatalf("request: %v, want ok (waiting is not busy)", err)
+		}
 	}
 }
