@@ -220,3 +220,43 @@ func TestInterleaved(t *testing.T) {
 		t.Logf("sender %+v", st)
 	}
 }
+
+// TestIPv6 runs a batched exchange over ::1, where the machine has it.
+func TestIPv6(t *testing.T) {
+	listen6 := func() *net.UDPConn {
+		c, err := net.ListenUDP("udp6", &net.UDPAddr{IP: net.IPv6loopback})
+		if err != nil {
+			t.Skipf("no IPv6 loopback: %v", err)
+		}
+		return c
+	}
+	src, dst := New(listen6()), New(listen6())
+	defer src.Close()
+	defer dst.Close()
+	const count = 100
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 2048)
+		for i := range count {
+			dst.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, from, err := dst.ReadFrom(buf)
+			if err != nil {
+				done <- fmt.Errorf("packet %d: %w", i, err)
+				return
+			}
+			if want := packet(i, 1200); !bytes.Equal(buf[:n], want) || from.String() != src.LocalAddr().String() {
+				done <- fmt.Errorf("packet %d: %d bytes %.8q from %v", i, n, buf[:n], from)
+				return
+			}
+		}
+		done <- nil
+	}()
+	for i := range count {
+		if _, err := src.WriteTo(packet(i, 1200), dst.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+}
