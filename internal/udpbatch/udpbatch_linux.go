@@ -21,6 +21,7 @@ const (
 	maxPerDest    = 3     // queued for one destination
 	readBufSize   = 1 << 16
 	closeTimeout  = time.Second // Close waits this long for queued batches
+	maxErrors     = 1024        // unreported send errors kept
 )
 
 // Conn is a UDP socket with batched writes and reads. It implements
@@ -46,7 +47,7 @@ type Conn struct {
 	lastErr map[netip.AddrPort]error // hard send errors not yet reported
 	kick    chan struct{}            // wakes the flusher
 	done    chan struct{}            // closed when the flusher returns
-	gso     bool                     // segmentation offload works (flusher only after start)
+	gso     atomic.Bool              // segmentation offload works
 
 	closeOnce sync.Once
 	closeErr  error
@@ -86,8 +87,8 @@ func New(c *net.UDPConn) net.PacketConn {
 		lastErr: make(map[netip.AddrPort]error),
 		kick:    make(chan struct{}, 1),
 		done:    make(chan struct{}),
-		gso:     true,
 	}
+	b.gso.Store(true)
 	b.wcond = sync.NewCond(&b.wmu)
 	if raw, err := c.SyscallConn(); err == nil {
 		raw.Control(func(fd uintptr) {
@@ -228,6 +229,9 @@ func (c *Conn) flusher() {
 			err := c.send(b, oob)
 			c.wmu.Lock()
 			if err != nil && hardError(err) {
+				if len(c.lastErr) >= maxErrors { // destinations never written to again
+					clear(c.lastErr)
+				}
 				c.lastErr[b.to] = err
 			}
 			c.batches--
@@ -241,7 +245,7 @@ func (c *Conn) flusher() {
 
 // send sends one batch; only the flusher calls it.
 func (c *Conn) send(b *batch, oob []byte) error {
-	if b.n == 1 || b.seg == 0 || !c.gso {
+	if b.n == 1 || b.seg == 0 || !c.gso.Load() {
 		return c.sendEach(b)
 	}
 	c.sends.Add(1)
@@ -252,7 +256,7 @@ func (c *Conn) send(b *batch, oob []byte) error {
 	binary.NativeEndian.PutUint16(oob[unix.CmsgLen(0):], uint16(b.seg))
 	_, _, err := c.udp.WriteMsgUDPAddrPort(b.buf, oob, b.to)
 	if err != nil && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL)) {
-		c.gso = false // no offload on this path: send one by one from now on
+		c.gso.Store(false) // no offload on this path: send one by one from now on
 		return c.sendEach(b)
 	}
 	return err

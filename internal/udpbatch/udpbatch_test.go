@@ -26,6 +26,29 @@ func packet(seq, n int) []byte {
 	return p
 }
 
+// receive reads count packets on dst in the background, each to be
+// packet(i, size) from src, and reports the first mismatch or error.
+func receive(dst, src net.PacketConn, count, size int) <-chan error {
+	done := make(chan error, 1)
+	go func() {
+		buf := make([]byte, 2048)
+		for i := range count {
+			dst.SetReadDeadline(time.Now().Add(5 * time.Second))
+			n, from, err := dst.ReadFrom(buf)
+			if err != nil {
+				done <- fmt.Errorf("packet %d: %w", i, err)
+				return
+			}
+			if !bytes.Equal(buf[:n], packet(i, size)) || from.String() != src.LocalAddr().String() {
+				done <- fmt.Errorf("packet %d: %d bytes %.8q from %v", i, n, buf[:n], from)
+				return
+			}
+		}
+		done <- nil
+	}()
+	return done
+}
+
 // TestOrderAndBoundaries sends packets of mixed sizes (equal runs, a shorter
 // one ending a batch, a longer one starting one, empty ones) through a
 // batching sender to a batching receiver: every datagram arrives whole, in
@@ -94,18 +117,7 @@ func TestCoalesced(t *testing.T) {
 	defer src.Close()
 	defer dst.Close()
 	const count = 150
-	read := make(chan error, 1)
-	go func() { // read while writing, so the receive buffer never overflows
-		buf := make([]byte, 2048)
-		for i := range count {
-			dst.SetReadDeadline(time.Now().Add(5 * time.Second))
-			if _, _, err := dst.ReadFrom(buf); err != nil {
-				read <- fmt.Errorf("packet %d: %w", i, err)
-				return
-			}
-		}
-		read <- nil
-	}()
+	read := receive(dst, src, count, 1200) // while writing, so the receive buffer never overflows
 	for i := range count {
 		if _, err := src.WriteTo(packet(i, 1200), dst.LocalAddr()); err != nil {
 			t.Fatal(err)
@@ -114,7 +126,7 @@ func TestCoalesced(t *testing.T) {
 	if err := <-read; err != nil {
 		t.Fatalf("%v (sender %+v)", err, src.Stats())
 	}
-	if !src.gso {
+	if !src.gso.Load() {
 		t.Skip("kernel refused UDP segmentation offload")
 	}
 	if dst.Stats().Coalesced == 0 {
@@ -234,23 +246,7 @@ func TestIPv6(t *testing.T) {
 	defer src.Close()
 	defer dst.Close()
 	const count = 100
-	done := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 2048)
-		for i := range count {
-			dst.SetReadDeadline(time.Now().Add(5 * time.Second))
-			n, from, err := dst.ReadFrom(buf)
-			if err != nil {
-				done <- fmt.Errorf("packet %d: %w", i, err)
-				return
-			}
-			if want := packet(i, 1200); !bytes.Equal(buf[:n], want) || from.String() != src.LocalAddr().String() {
-				done <- fmt.Errorf("packet %d: %d bytes %.8q from %v", i, n, buf[:n], from)
-				return
-			}
-		}
-		done <- nil
-	}()
+	done := receive(dst, src, count, 1200)
 	for i := range count {
 		if _, err := src.WriteTo(packet(i, 1200), dst.LocalAddr()); err != nil {
 			t.Fatal(err)
@@ -258,5 +254,34 @@ func TestIPv6(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestWithoutOffload: once segmentation offload is off (as after the kernel
+// refused it), batches go out packet by packet and still arrive whole and
+// in order.
+func TestWithoutOffload(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("offloads are Linux only")
+	}
+	src, dst := New(listen(t)).(*Conn), New(listen(t))
+	defer src.Close()
+	defer dst.Close()
+	src.gso.Store(false)
+	const count = 100
+	done := receive(dst, src, count, 1000)
+	for i := range count {
+		if _, err := src.WriteTo(packet(i, 1000), dst.LocalAddr()); err != nil {
+			t.Fatal(err)
+		}
+		if i%32 == 31 {
+			time.Sleep(5 * time.Millisecond) // uncoalesced, 90 packets fill a default receive buffer
+		}
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if st := src.Stats(); st.Sends != st.Sent || st.Sent != count {
+		t.Fatalf("without offload %d packets went out in %d sends, want %d in as many", st.Sent, st.Sends, count)
 	}
 }
