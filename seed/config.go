@@ -28,6 +28,10 @@ type Config struct {
 	Bootstrap []string
 	// LANDiscovery announces the node on the local network. Default off.
 	LANDiscovery bool
+	// NoUDPBatching turns off the overlay's batched UDP I/O (segmentation
+	// and receive offload, see docs/overlay.md), for kernels or network
+	// drivers that misbehave with it. Default off (batching on).
+	NoUDPBatching bool
 	// UploadLimit and DownloadLimit cap chunk bytes per second; 0 means no
 	// limit.
 	UploadLimit, DownloadLimit int64
@@ -44,6 +48,7 @@ type FileConfig struct {
 	API           string   `json:"api,omitempty"`
 	Bootstrap     []string `json:"bootstrap,omitempty"`
 	LANDiscovery  bool     `json:"lan_discovery,omitempty"`
+	NoUDPBatching bool     `json:"no_udp_batching,omitempty"`
 	UploadLimit   int64    `json:"upload_limit,omitempty"`   // bytes per second
 	DownloadLimit int64    `json:"download_limit,omitempty"` // bytes per second
 }
@@ -79,6 +84,7 @@ func (fc FileConfig) Apply(c *Config) {
 		c.Bootstrap = fc.Bootstrap
 	}
 	c.LANDiscovery = c.LANDiscovery || fc.LANDiscovery
+	c.NoUDPBatching = c.NoUDPBatching || fc.NoUDPBatching
 	if c.UploadLimit == 0 {
 		c.UploadLimit = fc.UploadLimit
 	}

@@ -111,7 +111,7 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
-	if n.ov, err = overlay.New(overlay.Config{ListenAddr: cfg.Listen, PacketConn: pc, KeyPair: n.kp, Logger: n.log}); err != nil {
+	if n.ov, err = overlay.New(overlay.Config{ListenAddr: cfg.Listen, PacketConn: pc, NoBatching: cfg.NoUDPBatching, KeyPair: n.kp, Logger: n.log}); err != nil {
 		return nil, fmt.Errorf("seed: opening UDP %s: %w", cfg.Listen, err)
 	}
 	n.ov.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
