@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"net"
-	"runtime"
 	"testing"
 	"time"
 )
@@ -105,36 +104,6 @@ func TestOrderAndBoundaries(t *testing.T) {
 	}
 }
 
-// TestCoalesced checks that the offloads are really used on this kernel:
-// a burst written faster than one system call goes out in GSO batches and
-// the receiver reads some of it as one coalesced buffer. Skipped where the
-// kernel has no UDP GSO/GRO.
-func TestCoalesced(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("offloads are Linux only")
-	}
-	src, dst := New(listen(t)).(*Conn), New(listen(t)).(*Conn)
-	defer src.Close()
-	defer dst.Close()
-	const count = 150
-	read := receive(dst, src, count, 1200) // while writing, so the receive buffer never overflows
-	for i := range count {
-		if _, err := src.WriteTo(packet(i, 1200), dst.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := <-read; err != nil {
-		t.Fatalf("%v (sender %+v)", err, src.Stats())
-	}
-	if !src.gso.Load() {
-		t.Skip("kernel refused UDP segmentation offload")
-	}
-	if dst.Stats().Coalesced == 0 {
-		t.Fatalf("no read returned more than one datagram: receive offload unused")
-	}
-	t.Logf("sender %+v; receiver %+v", src.Stats(), dst.Stats())
-}
-
 // TestHardErrorReported: a send that fails with a hard error (here: an
 // IPv6 destination on an IPv4 socket) is reported by the next WriteTo to
 // that destination, not lost.
@@ -224,13 +193,7 @@ func TestInterleaved(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if runtime.GOOS == "linux" {
-		st := src.(*Conn).Stats()
-		if st.Sent != 4*perWriter {
-			t.Fatalf("sent %d packets, want %d", st.Sent, 4*perWriter)
-		}
-		t.Logf("sender %+v", st)
-	}
+	checkSent(t, src, 4*perWriter)
 }
 
 // TestIPv6 runs a batched exchange over ::1, where the machine has it.
@@ -254,34 +217,5 @@ func TestIPv6(t *testing.T) {
 	}
 	if err := <-done; err != nil {
 		t.Fatal(err)
-	}
-}
-
-// TestWithoutOffload: once segmentation offload is off (as after the kernel
-// refused it), batches go out packet by packet and still arrive whole and
-// in order.
-func TestWithoutOffload(t *testing.T) {
-	if runtime.GOOS != "linux" {
-		t.Skip("offloads are Linux only")
-	}
-	src, dst := New(listen(t)).(*Conn), New(listen(t))
-	defer src.Close()
-	defer dst.Close()
-	src.gso.Store(false)
-	const count = 100
-	done := receive(dst, src, count, 1000)
-	for i := range count {
-		if _, err := src.WriteTo(packet(i, 1000), dst.LocalAddr()); err != nil {
-			t.Fatal(err)
-		}
-		if i%32 == 31 {
-			time.Sleep(5 * time.Millisecond) // uncoalesced, 90 packets fill a default receive buffer
-		}
-	}
-	if err := <-done; err != nil {
-		t.Fatal(err)
-	}
-	if st := src.Stats(); st.Sends != st.Sent || st.Sent != count {
-		t.Fatalf("without offload %d packets went out in %d sends, want %d in as many", st.Sent, st.Sends, count)
 	}
 }
