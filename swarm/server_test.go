@@ -35,6 +35,35 @@ func (g gatedSource) ReadChunk(i int, buf []byte) ([]byte, error) {
 	return g.Source.ReadChunk(i, buf)
 }
 
+// seedGated publishes content on server and serves it through a
+// gatedSource. The returned function opens the gate (once); it also runs at
+// cleanup, so a failing test does not leave reads blocked.
+func seedGated(t *testing.T, server *tpeer, seed uint64) (content, gatedSource, func()) {
+	t.Helper()
+	c := publish(t, server, 256<<10, seed)
+	it, err := server.store.Open(c.id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { it.Close() })
+	g := gatedSource{Source: swarm.ItemSource(it), entered: make(chan struct{}), gate: make(chan struct{})}
+	server.srv.Seed(c.id, g)
+	var once sync.Once
+	open := func() { once.Do(func() { close(g.gate) }) }
+	t.Cleanup(open)
+	return c, g, open
+}
+
+// askChunk requests chunk i of id from s and reports anything but an OK
+// answer as an error.
+func askChunk(ctx context.Context, c, s *tpeer, id chunker.ContentID, i uint32) error {
+	st, _, err := askErr(ctx, c, s, swarm.Request{Kind: swarm.KindChunk, ID: id, Index: i})
+	if err == nil && st != swarm.StatusOK {
+		err = &swarm.StatusError{Status: st}
+	}
+	return err
+}
+
 // ask sends one raw request from c to s and returns the response status and
 // payload length.
 func ask(ctx context.Context, t *testing.T, c, s *tpeer, req swarm.Request) (swarm.Status, uint32) {
@@ -68,25 +97,12 @@ func TestServerAnswers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	server := newPeer(t, swarm.ServerConfig{MaxPerPeer: 1})
-	c := publish(t, server, 256<<10, 7)
-	it, err := server.store.Open(c.id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
-	g := gatedSource{Source: swarm.ItemSource(it), entered: make(chan struct{}), gate: make(chan struct{})}
-	server.srv.Seed(c.id, g)
+	c, g, openGate := seedGated(t, server, 7)
 	client := newPeer(t, swarm.ServerConfig{})
 
 	// Hold the one upload slot the client may use.
 	held := make(chan error, 1)
-	go func() {
-		s, _, err := askErr(ctx, client, server, swarm.Request{Kind: swarm.KindChunk, ID: c.id, Index: 1})
-		if err == nil && s != swarm.StatusOK {
-			err = &swarm.StatusError{Status: s}
-		}
-		held <- err
-	}()
+	go func() { held <- askChunk(ctx, client, server, c.id, 1) }()
 	<-g.entered
 
 	manLen, _ := c.man.Encode()
@@ -123,7 +139,7 @@ func TestServerAnswers(t *testing.T) {
 			t.Fatalf("reading the answer to garbage: %v, want a reset with code %#x", err, swarm.CodeProtocol)
 		}
 	})
-	close(g.gate)
+	openGate()
 	if err := <-held; err != nil {
 		t.Fatalf("held request: %v, want ok", err)
 	}
@@ -137,27 +153,11 @@ func TestServerTakesTurns(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 	defer cancel()
 	server := newPeer(t, swarm.ServerConfig{MaxPerPeer: 8, SendPerPeer: 1})
-	c := publish(t, server, 256<<10, 8)
-	it, err := server.store.Open(c.id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
-	g := gatedSource{Source: swarm.ItemSource(it), entered: make(chan struct{}), gate: make(chan struct{})}
-	server.srv.Seed(c.id, g)
-	var open sync.Once
-	openGate := func() { open.Do(func() { close(g.gate) }) }
-	t.Cleanup(openGate) // a failing test must not leave reads blocked
+	c, g, openGate := seedGated(t, server, 8)
 	a, b := newPeer(t, swarm.ServerConfig{}), newPeer(t, swarm.ServerConfig{})
 
 	results := make(chan error, 4)
-	get := func(p *tpeer, i uint32) {
-		s, _, err := askErr(ctx, p, server, swarm.Request{Kind: swarm.KindChunk, ID: c.id, Index: i})
-		if err == nil && s != swarm.StatusOK {
-			err = &swarm.StatusError{Status: s}
-		}
-		results <- err
-	}
+	get := func(p *tpeer, i uint32) { results <- askChunk(ctx, p, server, c.id, i) }
 	for i := uint32(1); i <= 3; i++ {
 		go get(a, i)
 	}
