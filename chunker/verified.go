@@ -60,13 +60,19 @@ func (v *verifyCache) known(i, j int, s fileStamp) bool {
 func (v *verifyCache) mark(i, j int, s fileStamp) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
+	v.restamp(j, s)
+	v.ok.Set(i)
+}
+
+// restamp sets file j's stamp to s; a changed stamp forgets every chunk.
+// v.mu must be held.
+func (v *verifyCache) restamp(j int, s fileStamp) {
 	if v.stamps[j] != s {
 		if v.stamps[j] != (fileStamp{}) {
 			clear(v.ok)
 		}
 		v.stamps[j] = s
 	}
-	v.ok.Set(i)
 }
 
 // trust records chunks of file j as verified under stamp s (from the
@@ -74,12 +80,7 @@ func (v *verifyCache) mark(i, j int, s fileStamp) {
 func (v *verifyCache) trust(j int, s fileStamp, chunks []int) {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.stamps[j] != s {
-		if v.stamps[j] != (fileStamp{}) {
-			clear(v.ok)
-		}
-		v.stamps[j] = s
-	}
+	v.restamp(j, s)
 	for _, i := range chunks {
 		v.ok.Set(i)
 	}
