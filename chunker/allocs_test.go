@@ -13,11 +13,7 @@ func TestHotPathAllocs(t *testing.T) {
 	writeFile(t, path, content, 0o644)
 	st := openStore(t)
 	p := publish(t, st, path, PublishOptions{ChunkSize: MinChunkSize})
-	item, err := st.Open(p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer item.Close()
+	item := openItem(t, st, p.ID)
 	buf := make([]byte, MinChunkSize)
 	i := 0
 	if a := testing.AllocsPerRun(20, func() {

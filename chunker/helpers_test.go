@@ -44,6 +44,17 @@ func openStore(t testing.TB) *Store {
 	return st
 }
 
+// openItem opens the published item id of st, closed when the test ends.
+func openItem(t testing.TB, st *Store, id ContentID) *Item {
+	t.Helper()
+	item, err := st.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { item.Close() })
+	return item
+}
+
 func publish(t testing.TB, st *Store, path string, opts PublishOptions) *Published {
 	t.Helper()
 	p, err := Publish(context.Background(), st, path, opts)

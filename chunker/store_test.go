@@ -74,11 +74,7 @@ func TestFolderRoundTrip(t *testing.T) {
 	if f := p.Manifest.Files[2]; f.Path != "bin/run.sh" || f.Mode != ModeExec {
 		t.Fatalf("file 2 = %+v, want bin/run.sh mode 0755", f)
 	}
-	item, err := stA.Open(p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer item.Close()
+	item := openItem(t, stA, p.ID)
 
 	// The receiver gets the manifest and leaves as bytes, as over the wire.
 	m, err := DecodeManifest(item.ManifestBytes())
@@ -136,11 +132,7 @@ func TestEditedFileRefused(t *testing.T) {
 	writeFile(t, path, data, 0o644)
 	st := openStore(t)
 	p := publish(t, st, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 4, ParityShards: 2})
-	item, err := st.Open(p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer item.Close()
+	item := openItem(t, st, p.ID)
 	if err := item.Stale(); err != nil {
 		t.Fatalf("Stale before edit: %v", err)
 	}
@@ -180,11 +172,7 @@ func TestResumeAfterCrash(t *testing.T) {
 	writeFile(t, path, data, 0o644)
 	stA, stB := openStore(t), openStore(t)
 	p := publish(t, stA, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 4, ParityShards: 1})
-	item, err := stA.Open(p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer item.Close()
+	item := openItem(t, stA, p.ID)
 	out := t.TempDir()
 	dl, err := stB.CreateDownload(p.Manifest, p.Leaves, out, DownloadOptions{SyncEvery: 1000})
 	if err != nil {
@@ -319,11 +307,7 @@ func TestConcurrentWriteAndDecode(t *testing.T) {
 	writeFile(t, path, data, 0o644)
 	stA := openStore(t)
 	p := publish(t, stA, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 4, ParityShards: 2})
-	item, err := stA.Open(p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer item.Close()
+	item := openItem(t, stA, p.ID)
 	m := p.Manifest
 	dl, err := openStore(t).CreateDownload(m, p.Leaves, t.TempDir(), DownloadOptions{SyncEvery: 5})
 	if err != nil {
@@ -382,11 +366,7 @@ func TestManyFilesRoundTrip(t *testing.T) {
 	}
 	stA := openStore(t)
 	p := publish(t, stA, src, PublishOptions{ChunkSize: MinChunkSize, DataShards: 3, ParityShards: 1})
-	item, err := stA.Open(p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer item.Close()
+	item := openItem(t, stA, p.ID)
 	out := t.TempDir()
 	dl, err := openStore(t).CreateDownload(p.Manifest, p.Leaves, out, DownloadOptions{SyncEvery: 2})
 	if err != nil {
@@ -449,11 +429,7 @@ func TestDamagedParityRebuilt(t *testing.T) {
 	}
 	f.WriteAt([]byte{1, 2, 3}, 5) // and garbled the head
 	f.Close()
-	item, err := st.Open(p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer item.Close()
+	item := openItem(t, st, p.ID)
 	for pass := range 2 { // the second pass reads the healed file
 		for i := range m.NumChunks() {
 			got, err := item.ReadChunk(i, nil)

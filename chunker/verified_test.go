@@ -37,29 +37,13 @@ func TestVerifyCache(t *testing.T) {
 		name string
 		edit func(t *testing.T, path string, data []byte)
 	}{
-		{"write in place", func(t *testing.T, path string, data []byte) {
-			f, err := os.OpenFile(path, os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if _, err := f.WriteAt([]byte{data[5*MinChunkSize+9] ^ 1}, 5*MinChunkSize+9); err != nil {
-				t.Fatal(err)
-			}
-		}},
+		{"write in place", flipInPlace},
 		{"write in place, mtime restored", func(t *testing.T, path string, data []byte) {
 			fi, err := os.Stat(path)
 			if err != nil {
 				t.Fatal(err)
 			}
-			f, err := os.OpenFile(path, os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
-			if _, err := f.WriteAt([]byte{data[5*MinChunkSize+9] ^ 1}, 5*MinChunkSize+9); err != nil {
-				t.Fatal(err)
-			}
+			flipInPlace(t, path, data)
 			if err := os.Chtimes(path, fi.ModTime(), fi.ModTime()); err != nil {
 				t.Fatal(err)
 			}
@@ -73,11 +57,7 @@ func TestVerifyCache(t *testing.T) {
 			writeFile(t, path, data, 0o644)
 			st := openStore(t)
 			p := publish(t, st, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 4, ParityShards: 2})
-			item, err := st.Open(p.ID)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer item.Close()
+			item := openItem(t, st, p.ID)
 			m := p.Manifest
 			nParity := int64(m.NumChunks() - m.NumDataChunks())
 			ok := func(int) error { return nil }
@@ -123,11 +103,7 @@ func TestVerifyCacheRecentFile(t *testing.T) {
 	writeFile(t, path, xof("recent", 3*MinChunkSize), 0o644)
 	st := openStore(t)
 	p := publish(t, st, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 4, ParityShards: 2})
-	item, err := st.Open(p.ID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer item.Close()
+	item := openItem(t, st, p.ID)
 	ok := func(int) error { return nil }
 	if n := readAll(t, item, ok); n != int64(p.Manifest.NumChunks()) {
 		t.Fatalf("first pass hashed %d chunks, want all %d (file too recent to trust)", n, p.Manifest.NumChunks())
@@ -195,4 +171,18 @@ func FuzzDecodeStamps(f *testing.F) {
 			t.Fatalf("re-encoding differs: %x vs %x", re, b)
 		}
 	})
+}
+
+// flipInPlace flips one bit of the file's sixth chunk, writing through an
+// open file (the inode stays).
+func flipInPlace(t *testing.T, path string, data []byte) {
+	t.Helper()
+	f, err := os.OpenFile(path, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if _, err := f.WriteAt([]byte{data[5*MinChunkSize+9] ^ 1}, 5*MinChunkSize+9); err != nil {
+		t.Fatal(err)
+	}
 }
