@@ -7,11 +7,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/zeebo/blake3"
+
+	"github.com/shoal-p2p/shoal/internal/cputime"
 )
 
 // benchPublishBytes is the publish benchmark's input size: 64 MiB by
@@ -184,13 +185,6 @@ func BenchmarkWriteChunk(b *testing.B) {
 	dl.Close()
 }
 
-// cpuTime returns the process's user+system CPU time.
-func cpuTime() time.Duration {
-	var ru syscall.Rusage
-	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
-}
-
 // hashRaw2 hashes size bytes (the 64 MiB buffer over and over) in 256 KiB
 // chunks on two goroutines.
 func hashRaw2(buf []byte, size int64) {
@@ -238,13 +232,13 @@ func BenchmarkPublishVsBLAKE3(b *testing.B) {
 			size := benchFile.size
 			var rawT, pubT, rawC, pubC time.Duration
 			for b.Loop() {
-				c0, t0 := cpuTime(), time.Now()
+				c0, t0 := cputime.Process(), time.Now()
 				hashRaw2(buf, size)
-				c1, t1 := cpuTime(), time.Now()
+				c1, t1 := cputime.Process(), time.Now()
 				if _, err := Publish(context.Background(), st, path, tc.opts); err != nil {
 					b.Fatal(err)
 				}
-				c2, t2 := cpuTime(), time.Now()
+				c2, t2 := cputime.Process(), time.Now()
 				rawT, pubT, rawC, pubC = rawT+t1.Sub(t0), pubT+t2.Sub(t1), rawC+c1-c0, pubC+c2-c1
 				if st != nil {
 					removeAll(b, st) // untimed: the next publish starts from an empty store

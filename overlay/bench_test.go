@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/shoal-p2p/shoal/internal/cputime"
 	"github.com/shoal-p2p/shoal/internal/netem"
 )
 
@@ -38,12 +40,12 @@ func BenchmarkBulkStream(b *testing.B) {
 			b.SetBytes(bulkSize)
 			b.ReportAllocs()
 			b.ResetTimer()
-			cpu0 := processCPU()
+			cpu0 := cputime.Process()
 			for range b.N {
 				p.send(b, bulkSize)
 			}
 			// CPU of both ends per MB: steadier than MB/s on a busy machine.
-			b.ReportMetric(float64(processCPU()-cpu0)/float64(b.N)/(bulkSize/1e6), "cpu-ns/MB")
+			b.ReportMetric(float64(cputime.Process()-cpu0)/float64(b.N)/(bulkSize/1e6), "cpu-ns/MB")
 		})
 	}
 }
@@ -78,10 +80,10 @@ func TestBulkRatio(t *testing.T) {
 	for i := range rounds {
 		for j := range pairs {
 			x := &pairs[(i+j)%2] // alternate who goes first
-			start, cpu0 := time.Now(), processCPU()
+			start, cpu0 := time.Now(), cputime.Process()
 			x.p.send(t, size)
 			x.rates = append(x.rates, float64(size)/time.Since(start).Seconds()/1e6)
-			x.cpu = append(x.cpu, float64(processCPU()-cpu0)/(float64(size)/1e6))
+			x.cpu = append(x.cpu, float64(cputime.Process()-cpu0)/(float64(size)/1e6))
 		}
 	}
 	var ratios []float64 // per round: the two runs were adjacent in time

@@ -11,12 +11,12 @@ import (
 	"runtime/pprof"
 	"strings"
 	"sync/atomic"
-	"syscall"
 	"time"
 
 	"github.com/quic-go/quic-go"
 
 	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/internal/cputime"
 	"github.com/shoal-p2p/shoal/overlay"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/swarm"
@@ -90,7 +90,7 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
 		defer it.Close()
 		srv.Seed(id, swarm.ItemSource(it))
 	}
-	cpu0 := cpuSeconds()
+	cpu0 := cputime.Process().Seconds()
 	fmt.Printf("READY %s@%s\n", node.PeerID(), node.LocalAddr())
 	in := bufio.NewScanner(os.Stdin)
 	in.Buffer(make([]byte, 1<<20), 1<<20)
@@ -142,7 +142,7 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
 			if qc := lastConn.Load(); qc != nil && os.Getenv("SHOAL_BENCH_DEBUG") != "" {
 				printConnStats(role, qc)
 			}
-			fmt.Printf("STATS %d %d %f\n", up, peakRSS(), cpuSeconds()-cpu0)
+			fmt.Printf("STATS %d %d %f\n", up, peakRSS(), cputime.Process().Seconds()-cpu0)
 			return nil
 		}
 	}
@@ -170,15 +170,6 @@ func parsePeer(s string) (identity.PeerID, netip.AddrPort, error) {
 	}
 	addr, err := netip.ParseAddrPort(addrText)
 	return pid, addr, err
-}
-
-// cpuSeconds returns the user and system CPU time of this process.
-func cpuSeconds() float64 {
-	var ru syscall.Rusage
-	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
-		return 0
-	}
-	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // peakRSS returns VmHWM from /proc/self/status in bytes (0 if unknown).

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/quic-go/quic-go"
+
+	"github.com/shoal-p2p/shoal/internal/cputime"
 )
 
 // The quic-go reference: one process accepts one stream and drains it, the
@@ -47,7 +49,7 @@ func runRefServer() error {
 		return err
 	}
 	defer ln.Close()
-	cpu0 := cpuSeconds()
+	cpu0 := cputime.Process().Seconds()
 	fmt.Printf("READY %s\n", ln.Addr())
 	ctx := context.Background()
 	conn, err := ln.Accept(ctx)
@@ -62,7 +64,7 @@ func runRefServer() error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("CPU %f\n", cpuSeconds()-cpu0)
+	fmt.Printf("CPU %f\n", cputime.Process().Seconds()-cpu0)
 	if _, err := fmt.Fprintf(st, "%d\n", n); err != nil {
 		return err
 	}
@@ -75,7 +77,7 @@ func runRefClient(addr string, size int64) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
 	tc := &tls.Config{InsecureSkipVerify: true, NextProtos: []string{refALPN}}
-	start, cpu0 := time.Now(), cpuSeconds()
+	start, cpu0 := time.Now(), cputime.Process().Seconds()
 	conn, err := quic.DialAddr(ctx, addr, tc, refQUICConfig())
 	if err != nil {
 		return err
@@ -105,6 +107,6 @@ func runRefClient(addr string, size int64) error {
 	if os.Getenv("SHOAL_BENCH_DEBUG") != "" {
 		printConnStats("quicref-client", conn)
 	}
-	fmt.Printf("DONE %f %f\n", time.Since(start).Seconds(), cpuSeconds()-cpu0)
+	fmt.Printf("DONE %f %f\n", time.Since(start).Seconds(), cputime.Process().Seconds()-cpu0)
 	return nil
 }

@@ -4,6 +4,8 @@ import (
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/cputime"
 )
 
 // benchDriver answers requests in the order they were issued, as fast as
@@ -108,18 +110,18 @@ func BenchmarkEvent(b *testing.B) {
 			b.ReportAllocs()
 			b.ResetTimer()
 			var cpu time.Duration
-			t0 := processCPU()
+			t0 := cputime.Process()
 			for range b.N {
 				if !d.step() || phase == "steady" && d.s.needTotal == 0 {
-					cpu += processCPU() - t0
+					cpu += cputime.Process() - t0
 					b.StopTimer()
 					d.reset()
 					skip()
 					b.StartTimer()
-					t0 = processCPU()
+					t0 = cputime.Process()
 				}
 			}
-			cpu += processCPU() - t0
+			cpu += cputime.Process() - t0
 			b.ReportMetric(float64(cpu.Nanoseconds())/float64(b.N), "cpu-ns/op")
 		})
 	}
@@ -133,7 +135,7 @@ func BenchmarkDownload(b *testing.B) {
 	b.ReportAllocs()
 	b.ResetTimer()
 	d.events = 0
-	t0 := processCPU()
+	t0 := cputime.Process()
 	for i := range b.N {
 		if i > 0 {
 			d.reset()
@@ -141,7 +143,7 @@ func BenchmarkDownload(b *testing.B) {
 		for d.step() {
 		}
 	}
-	cpu := processCPU() - t0
+	cpu := cputime.Process() - t0
 	b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(d.events), "ns/event")
 	b.ReportMetric(float64(cpu.Nanoseconds())/float64(d.events), "cpu-ns/event")
 	b.ReportMetric(float64(d.events)/float64(b.N), "events/op")
@@ -161,8 +163,8 @@ func BenchmarkHave(b *testing.B) {
 	var acts []Action
 	b.ReportAllocs()
 	b.ResetTimer()
-	t0 := processCPU()
-	defer func() { b.ReportMetric(float64((processCPU()-t0).Nanoseconds())/float64(b.N), "cpu-ns/op") }()
+	t0 := cputime.Process()
+	defer func() { b.ReportMetric(float64((cputime.Process()-t0).Nanoseconds())/float64(b.N), "cpu-ns/op") }()
 	for i := range b.N {
 		c := (i * 7919) % n
 		p := PeerID{byte(i % 8)}
