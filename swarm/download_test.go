@@ -106,11 +106,7 @@ func TestCorruptPeerIsBanned(t *testing.T) {
 	honest := newPeer(t, swarm.ServerConfig{UploadRate: 4 << 20})
 	c := publish(t, honest, 1<<20+5, 3)
 	liar := newPeer(t, swarm.ServerConfig{})
-	it, err := honest.store.Open(c.id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer it.Close()
+	it := honest.item(t, c)
 	liar.srv.Seed(c.id, corruptSource{swarm.ItemSource(it)})
 	leecher := newPeer(t, swarm.ServerConfig{})
 	d, done := startDownload(ctx, t, leecher, c, swarm.Config{}, liar, honest)

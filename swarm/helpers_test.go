@@ -57,6 +57,17 @@ func (p *tpeer) id() identity.PeerID  { return p.node.PeerID() }
 func (p *tpeer) addr() netip.AddrPort { return p.node.LocalAddr() }
 func (p *tpeer) dialer() swarm.Dialer { return nodeDialer(p.node) }
 
+// item opens p's published copy of c, closed when the test ends.
+func (p *tpeer) item(t *testing.T, c content) *chunker.Item {
+	t.Helper()
+	it, err := p.store.Open(c.id)
+	if err != nil {
+		t.Fatalf("opening %s: %v", c.id, err)
+	}
+	t.Cleanup(func() { it.Close() })
+	return it
+}
+
 func nodeDialer(n *overlay.Node) swarm.Dialer {
 	return swarm.DialerFunc(func(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) (swarm.Stream, error) {
 		s, err := n.OpenStream(ctx, peer, addr, swarm.Tag)
@@ -106,11 +117,7 @@ func publish(t *testing.T, p *tpeer, size int, seed uint64) content {
 // item of src, and serve them.
 func seedPart(t *testing.T, p, src *tpeer, c content, keep func(i int) bool) {
 	t.Helper()
-	full, err := src.store.Open(c.id)
-	if err != nil {
-		t.Fatalf("Open: %v", err)
-	}
-	defer full.Close()
+	full := src.item(t, c)
 	if err := os.MkdirAll(filepath.Join(p.dir, "part"), 0o755); err != nil {
 		t.Fatal(err)
 	}

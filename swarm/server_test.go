@@ -41,12 +41,7 @@ func (g gatedSource) ReadChunk(i int, buf []byte) ([]byte, error) {
 func seedGated(t *testing.T, server *tpeer, seed uint64) (content, gatedSource, func()) {
 	t.Helper()
 	c := publish(t, server, 256<<10, seed)
-	it, err := server.store.Open(c.id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { it.Close() })
-	g := gatedSource{Source: swarm.ItemSource(it), entered: make(chan struct{}), gate: make(chan struct{})}
+	g := gatedSource{Source: swarm.ItemSource(server.item(t, c)), entered: make(chan struct{}), gate: make(chan struct{})}
 	server.srv.Seed(c.id, g)
 	var once sync.Once
 	open := func() { once.Do(func() { close(g.gate) }) }
