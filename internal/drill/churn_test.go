@@ -22,24 +22,11 @@ func TestChurn(t *testing.T) {
 	every := pick(1500*time.Millisecond, 3*time.Second)
 	size := int64(pick(32, 128)) * mib
 	const down = 60e6 // bits per second per host
-	bin := Binary(t)
-	nt := New(t, 1+initial)
-	dir := t.TempDir()
-	src := filepath.Join(dir, "src", "churn.bin")
-	sum := writeRandom(t, src, size, 4)
-	rng := rand.New(rand.NewPCG(4, 4))
-
-	hs := nt.Hosts()
-	if err := hs[0].Shape(0, 200e6); err != nil {
-		t.Fatal(err)
-	}
-	pub := StartNode(t, bin, hs[0], dir, NodeOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), pick(3*time.Minute, 10*time.Minute))
 	defer cancel()
-	p, err := pub.Publish(ctx, src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sg := setStage(ctx, t, 1+initial, "churn.bin", size, 4, 200e6)
+	bin, nt, hs, dir, sum, pub, p := sg.bin, sg.nt, sg.hs, sg.dir, sg.sum, sg.pub, sg.p
+	rng := rand.New(rand.NewPCG(4, 4))
 
 	type downloader struct {
 		n      *Node

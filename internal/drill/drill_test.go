@@ -14,9 +14,45 @@ import (
 	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/seed"
 )
 
 func TestMain(m *testing.M) { Main(m) }
+
+// stage is what a publishing drill starts from: hosts on a fresh network,
+// a random source file, and a node on host 0 that has published it.
+type stage struct {
+	bin string
+	nt  *Net
+	hs  []*Host
+	dir string
+	sum [32]byte // SHA-256 of the published file
+	pub *Node
+	p   seed.Published
+}
+
+// setStage builds a drill's stage: n hosts, a random file called name of
+// size bytes from seed, the publisher's uplink shaped to up bits per second
+// (0: unshaped), and the file published within ctx.
+func setStage(ctx context.Context, t *testing.T, n int, name string, size int64, seed uint64, up int64) *stage {
+	t.Helper()
+	s := &stage{bin: Binary(t), nt: New(t, n), dir: t.TempDir()}
+	s.hs = s.nt.Hosts()
+	src := filepath.Join(s.dir, "src", name)
+	s.sum = writeRandom(t, src, size, seed)
+	if up > 0 {
+		if err := s.hs[0].Shape(0, up); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.pub = StartNode(t, s.bin, s.hs[0], s.dir, NodeOptions{})
+	var err error
+	if s.p, err = s.pub.Publish(ctx, src); err != nil {
+		t.Fatal(err)
+	}
+	return s
+}
 
 // long reports whether the full-size drills were asked for.
 func long() bool { return os.Getenv("SHOAL_LONG") == "1" }

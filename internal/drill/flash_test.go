@@ -24,23 +24,10 @@ func TestFlashCrowd(t *testing.T) {
 	// fast host's share for the comparison to mean anything.
 	const fast, pubUp = 400e6, 200e6
 	slow := pick(30e6, 15e6)
-	bin := Binary(t)
-	nt := New(t, hosts+1)
-	dir := t.TempDir()
-	hs := nt.Hosts()
-	src := filepath.Join(dir, "src", "crowd.bin")
-	sum := writeRandom(t, src, size, 1)
-
-	if err := hs[0].Shape(0, pubUp); err != nil {
-		t.Fatal(err)
-	}
-	pub := StartNode(t, bin, hs[0], dir, NodeOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), pick(3*time.Minute, 10*time.Minute))
 	defer cancel()
-	p, err := pub.Publish(ctx, src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sg := setStage(ctx, t, hosts+1, "crowd.bin", size, 1, pubUp)
+	bin, hs, dir, sum, pub, p := sg.bin, sg.hs, sg.dir, sg.sum, sg.pub, sg.p
 	rate := make([]float64, hosts)
 	nodes := make([]*Node, hosts)
 	for i := range hosts {

@@ -18,24 +18,11 @@ func TestLiars(t *testing.T) {
 	t.Parallel() // waits on shaped links more than on the CPU
 	const liars, honest = 3, 6
 	size := int64(pick(16, 128)) * mib
-	bin := Binary(t)
-	nt := New(t, 1+liars+honest)
-	dir := t.TempDir()
-	hs := nt.Hosts()
-	src := filepath.Join(dir, "src", "liars.bin")
-	sum := writeRandom(t, src, size, 2)
-
-	// The publisher's slow uplink makes the liars' fast ones attractive.
-	if err := hs[0].Shape(0, 50e6); err != nil {
-		t.Fatal(err)
-	}
-	pub := StartNode(t, bin, hs[0], dir, NodeOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), pick(2*time.Minute, 10*time.Minute))
 	defer cancel()
-	p, err := pub.Publish(ctx, src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The publisher's slow uplink makes the liars' fast ones attractive.
+	sg := setStage(ctx, t, 1+liars+honest, "liars.bin", size, 2, 50e6)
+	bin, hs, dir, sum, pub, p := sg.bin, sg.hs, sg.dir, sg.sum, sg.pub, sg.p
 	for i := 1; i <= liars; i++ {
 		// Each liar publishes its own copy of the same bytes: same content
 		// ID, so downloaders find it as a provider in the DHT.

@@ -16,20 +16,10 @@ func TestPartition(t *testing.T) {
 	size := int64(pick(32, 128)) * mib
 	cut := pick(8*time.Second, 20*time.Second)
 	const down = 50e6 // bits per second, so the download outlasts the cut's start
-	bin := Binary(t)
-	nt := New(t, 2)
-	dir := t.TempDir()
-	hs := nt.Hosts()
-	src := filepath.Join(dir, "src", "part.bin")
-	sum := writeRandom(t, src, size, 3)
-
-	pub := StartNode(t, bin, hs[0], dir, NodeOptions{})
 	ctx, cancel := context.WithTimeout(context.Background(), pick(2*time.Minute, 5*time.Minute))
 	defer cancel()
-	p, err := pub.Publish(ctx, src)
-	if err != nil {
-		t.Fatal(err)
-	}
+	sg := setStage(ctx, t, 2, "part.bin", size, 3, 0)
+	bin, hs, dir, sum, pub, p := sg.bin, sg.hs, sg.dir, sg.sum, sg.pub, sg.p
 	if err := hs[1].Shape(down, 0); err != nil {
 		t.Fatal(err)
 	}
