@@ -37,7 +37,7 @@ func (k NATKind) String() string {
 // bridge through a masquerading NAT:
 //
 //	ns <prefix>br (public)       ns <prefix>r<k>                      ns <prefix>h<i>
-//	br0 --- r<k> ---veth--- eth0 10.77.0.<200+k>   lan (bridge)        eth0 192.168.<k+1>.<j+2>
+//	br0 --- r<k> ---veth--- eth0 198.18.0.<200+k>  lan (bridge)        eth0 192.168.<k+1>.<j+2>
 //	                            192.168.<k+1>.1 \-- v<i> ---veth-------+ default via 192.168.<k+1>.1
 //
 // Forwarding is enabled inside the router's namespace only.
@@ -65,8 +65,9 @@ func natAvailable() string {
 }
 
 // AddRouter adds a NAT router of the given kind with a private segment of
-// its own. firewall adds a filter that drops every unsolicited inbound
-// packet (only replies to flows the private side opened pass).
+// its own. Unsolicited packets to the router itself are always dropped;
+// firewall also drops every unsolicited forwarded packet (only replies to
+// flows the private side opened pass).
 func (nt *Net) AddRouter(kind NATKind, firewall bool) *Router {
 	nt.t.Helper()
 	nt.mu.Lock()
@@ -76,7 +77,7 @@ func (nt *Net) AddRouter(kind NATKind, firewall bool) *Router {
 		nt.t.Fatal("drill: at most 50 routers per Net")
 	}
 	r := &Router{net: nt, Index: k, NS: fmt.Sprintf("%sr%d", nt.prefix, k), Kind: kind,
-		Public: netip.AddrFrom4([4]byte{10, 77, 0, byte(200 + k)}),
+		Public: netip.AddrFrom4([4]byte{nt.base[0], nt.base[1], nt.base[2], byte(200 + k)}),
 		LAN:    netip.PrefixFrom(netip.AddrFrom4([4]byte{192, 168, byte(k + 1), 0}), 24)}
 	if err := nt.ip("netns", "add", r.NS); err != nil {
 		nt.t.Fatal(err)
@@ -114,22 +115,32 @@ func (nt *Net) AddRouter(kind NATKind, firewall bool) *Router {
 	}
 }
 `, r.LAN, masq)
-	if firewall {
-		rules += `table ip fw {
-	chain forward_filter {
-		type filter hook forward priority filter; policy drop;
-		ct state established,related accept
-		iifname "lan" oifname "eth0" accept
-	}
+	// Like a home router, it offers no service of its own on the public
+	// side: an unsolicited packet to its public address is dropped before
+	// conntrack confirms a flow for it. (Delivered locally instead, such a
+	// packet leaves a flow that holds the public port, and the private
+	// host's own flow to the same peer then gets a random port: no
+	// puncture could work.)
+	rules += `table ip router {
 	chain input_filter {
 		type filter hook input priority filter; policy drop;
 		ct state established,related accept
 		iifname "lan" accept
 		iifname "lo" accept
 	}
-}
+`
+	if firewall {
+		// Forwarded packets too: only replies to flows the private side
+		// opened pass (Linux conntrack's NAT already filters so; this
+		// makes it explicit, as a firewall in front of the NAT would).
+		rules += `	chain forward_filter {
+		type filter hook forward priority filter; policy drop;
+		ct state established,related accept
+		iifname "lan" oifname "eth0" accept
+	}
 `
 	}
+	rules += "}\n"
 	c := exec.Command("ip", "netns", "exec", r.NS, "nft", "-f", "-")
 	c.Stdin = strings.NewReader(rules)
 	if out, err := c.CombinedOutput(); err != nil {

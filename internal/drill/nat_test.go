@@ -52,7 +52,7 @@ func TestNATRouters(t *testing.T) {
 	if why := natAvailable(); why != "" {
 		t.Skip(why)
 	}
-	nt := New(t, 2) // two public hosts
+	nt := NewPublic(t, 2) // two public hosts
 	pubs := nt.Hosts()
 	cone, sym := nt.AddRouter(Cone, false), nt.AddRouter(Symmetric, true)
 	hc, hs := cone.AddHost(), sym.AddHost()

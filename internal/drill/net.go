@@ -25,8 +25,9 @@ var netSeq atomic.Int64
 // Net is a set of hosts on one bridge.
 type Net struct {
 	t      testing.TB
-	prefix string // Prefix + "<pid>-<n>-"
-	bridge string // the bridge's namespace
+	prefix string  // Prefix + "<pid>-<n>-"
+	bridge string  // the bridge's namespace
+	base   [3]byte // the bridge's /24: 10.77.0, or 198.18.0 for NewPublic
 
 	mu      sync.Mutex
 	hosts   []*Host
@@ -40,7 +41,7 @@ type Host struct {
 	net   *Net
 	Index int
 	NS    string     // namespace name
-	Addr  netip.Addr // 10.77.0.<Index+1>, or its private address behind a Router
+	Addr  netip.Addr // 10.77.0.<Index+1> (198.18.0.<Index+1>), or its private address behind a Router
 	veth  string     // bridge-side end, in brNS
 	brNS  string     // the namespace of the bridge it hangs on
 }
@@ -59,13 +60,21 @@ func Available() string {
 }
 
 // New makes a Net with n hosts. Close runs in t.Cleanup.
-func New(t testing.TB, n int) *Net {
+func New(t testing.TB, n int) *Net { t.Helper(); return newNet(t, n, [3]byte{10, 77, 0}) }
+
+// NewPublic makes a Net whose bridge is a public segment, 198.18.0.0/24
+// (a range for benchmarking networks: global unicast, not private, never
+// routed outside the namespaces), with n hosts on it. Routers (AddRouter)
+// join private segments to it.
+func NewPublic(t testing.TB, n int) *Net { t.Helper(); return newNet(t, n, [3]byte{198, 18, 0}) }
+
+func newNet(t testing.TB, n int, base [3]byte) *Net {
 	t.Helper()
 	if why := Available(); why != "" {
 		t.Skip(why)
 	}
 	CleanLeftovers()
-	nt := &Net{t: t, prefix: fmt.Sprintf("%s%d-%d-", Prefix, os.Getpid(), netSeq.Add(1))}
+	nt := &Net{t: t, prefix: fmt.Sprintf("%s%d-%d-", Prefix, os.Getpid(), netSeq.Add(1)), base: base}
 	nt.bridge = nt.prefix + "br"
 	t.Cleanup(nt.Close)
 	if err := nt.ip("netns", "add", nt.bridge); err != nil {
@@ -99,7 +108,7 @@ func (nt *Net) AddHost() *Host {
 		nt.t.Fatal("drill: at most 250 hosts per Net")
 	}
 	h := &Host{net: nt, Index: i, NS: fmt.Sprintf("%sh%d", nt.prefix, i),
-		Addr: netip.AddrFrom4([4]byte{10, 77, 0, byte(i + 1)}), veth: fmt.Sprintf("v%d", i), brNS: nt.bridge}
+		Addr: netip.AddrFrom4([4]byte{nt.base[0], nt.base[1], nt.base[2], byte(i + 1)}), veth: fmt.Sprintf("v%d", i), brNS: nt.bridge}
 	if err := nt.ip("netns", "add", h.NS); err != nil {
 		nt.t.Fatal(err)
 	}
