@@ -34,8 +34,6 @@ var natCases = []natCase{
 // are logged; a listed case that works fails the drill, so that the list
 // only ever shrinks.
 var knownFailures = map[string]string{
-	"1-cone-cone/lan":                "a LAN-bound node's DHT record carries only its private address",
-	"2-same-nat/wildcard":            "introductions carry LAN address 0.0.0.0:0 and the record only the shared public address, which the router does not loop back",
 	"3-symmetric-cone/wildcard":      "no relay yet: the cone side filters by port, the symmetric side's port towards it is unknown",
 	"3-symmetric-cone/lan":           "no relay yet: the cone side filters by port, the symmetric side's port towards it is unknown",
 	"4-symmetric-symmetric/wildcard": "no relay yet",
