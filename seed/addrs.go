@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/shoal-p2p/shoal/dht"
 	"github.com/shoal-p2p/shoal/overlay"
@@ -155,7 +156,8 @@ func (n *Node) dialAny(ctx context.Context, peer identity.PeerID, addr netip.Add
 		return c, nil
 	}
 	addrs := n.addrsOf(peer, addr)
-	if len(addrs) == 1 {
+	useRelays := n.rc != nil && n.cfg.UseRelays
+	if len(addrs) == 1 && !useRelays {
 		return n.ov.Dial(ctx, peer, addr)
 	}
 	dctx, cancel := context.WithCancel(ctx)
@@ -163,9 +165,27 @@ func (n *Node) dialAny(ctx context.Context, peer identity.PeerID, addr netip.Add
 		c   *overlay.Conn
 		err error
 	}
-	results := make(chan result, len(addrs))
+	tries := len(addrs)
+	if useRelays {
+		tries++
+	}
+	results := make(chan result, tries)
 	sem := make(chan struct{}, maxParallelDials)
 	var wg sync.WaitGroup
+	if useRelays {
+		wg.Go(func() {
+			t := time.NewTimer(relayDelay) // direct paths first
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-dctx.Done():
+				results <- result{nil, context.Cause(dctx)}
+				return
+			}
+			c, err := n.dialRelayed(dctx, peer)
+			results <- result{c, err}
+		})
+	}
 	for _, a := range addrs {
 		wg.Go(func() {
 			select {
@@ -184,7 +204,7 @@ func (n *Node) dialAny(ctx context.Context, peer identity.PeerID, addr netip.Add
 		wg.Wait()
 	}()
 	var errs []error
-	for range addrs {
+	for range tries {
 		r := <-results
 		if r.err == nil {
 			return r.c, nil

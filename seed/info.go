@@ -125,8 +125,15 @@ func localPrefixes() []netip.Prefix {
 func (n *Node) writeMetrics(w http.ResponseWriter) error {
 	up, _ := n.srv.Stats()
 	n.metrics.BytesUp.Store(up)
+	if n.rc != nil {
+		rs := n.rc.Stats()
+		n.metrics.RelayClients.Store(int64(rs.Clients))
+		n.metrics.RelayPairs.Store(int64(rs.Pairs))
+		n.metrics.RelayBytesForwarded.Store(int64(rs.BytesForwarded))
+		n.metrics.RelayRefused.Store(int64(rs.Refused))
+		n.metrics.RelayDropped.Store(int64(rs.Dropped))
+		n.metrics.RelayedIn.Store(int64(rs.RelayedIn))
+		n.metrics.RelayedOut.Store(int64(rs.RelayedOut))
+	}
 	return n.metrics.WritePrometheus(w, len(n.Peers()), len(n.lib.list()))
 }
-
-// relayed reports whether remote is a relayed path's address.
-func (n *Node) relayed(remote netip.AddrPort) bool { return false }

@@ -641,3 +641,7 @@ func (c *Conn) Connect(ctx context.Context, relay netip.AddrPort, target identit
 		}
 	}
 }
+
+// ServiceKey is the DHT key under which relays announce themselves
+// (provider records with their addresses): BLAKE3 of "shoal relay v1".
+var ServiceKey = blake3.Sum256([]byte("shoal relay v1"))

@@ -1,0 +1,112 @@
+package seed
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"time"
+
+	"github.com/shoal-p2p/shoal/overlay"
+	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/overlay/relay"
+)
+
+// Relaying (issue 17, docs/nat.md): a node with Config.Relay forwards QUIC
+// packets between peers that cannot reach each other and announces itself
+// in the DHT under relay.ServiceKey; a node with Config.UseRelays registers
+// with up to two relays it finds there (which keeps its NAT binding
+// towards them open) and, when a peer does not answer at any direct
+// address within relayDelay, also dials it through each of them. QUIC's
+// handshake stays end to end: the relay forwards ciphertext only.
+
+// relayDelay is how long direct dials run alone before relayed ones join.
+const relayDelay = 1500 * time.Millisecond
+
+// wrapRelay wraps pc for relaying when the config asks for it.
+func (n *Node) wrapRelay(pc net.PacketConn) (net.PacketConn, error) {
+	if !n.cfg.Relay && !n.cfg.UseRelays {
+		return pc, nil
+	}
+	rc, err := relay.New(pc, relay.Config{KeyPair: n.kp, Serve: n.cfg.Relay})
+	if err != nil {
+		return nil, err
+	}
+	n.rc = rc
+	return rc, nil
+}
+
+// keepRelays announces this relay, finds relays and keeps the
+// registrations alive, until ctx ends.
+func (n *Node) keepRelays(ctx context.Context) {
+	if n.rc == nil {
+		return
+	}
+	t := time.NewTicker(2 * time.Second)
+	defer t.Stop()
+	announced := false
+	var lastLookup time.Time
+	for {
+		n.rc.Maintain()
+		if n.cfg.Relay && !announced && n.dht.TableSize() > 0 {
+			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+			announced = n.dht.Provide(pctx, relay.ServiceKey) == nil // the DHT republishes it
+			cancel()
+		}
+		if n.cfg.UseRelays && len(n.rc.Relays()) == 0 && time.Since(lastLookup) > 10*time.Second && n.dht.TableSize() > 0 {
+			lastLookup = time.Now()
+			n.findRelays(ctx)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// findRelays registers with up to two relays the DHT lists.
+func (n *Node) findRelays(ctx context.Context) {
+	fctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	found := 0
+	for p := range n.dht.FindProviders(fctx, relay.ServiceKey) {
+		if p.ID == n.PeerID() || len(p.Addrs) == 0 {
+			continue
+		}
+		if n.rc.Register(p.Addrs[0]) == nil {
+			found++
+		}
+		if found == 2 {
+			return
+		}
+	}
+}
+
+// dialRelayed dials peer through each relay this node is registered with
+// and returns the first connection.
+func (n *Node) dialRelayed(ctx context.Context, peer identity.PeerID) (*overlay.Conn, error) {
+	relays := n.rc.Relays()
+	if len(relays) == 0 {
+		return nil, errNoRelay
+	}
+	var last error
+	for _, r := range relays {
+		v, err := n.rc.Connect(ctx, r, peer)
+		if err != nil {
+			last = err
+			continue
+		}
+		c, err := n.ov.Dial(ctx, peer, v)
+		if err == nil {
+			return c, nil
+		}
+		last = err
+	}
+	return nil, last
+}
+
+// relayed reports whether remote is a relayed route's address.
+func (n *Node) relayed(remote netip.AddrPort) bool { return relay.IsVirtual(remote) }
+
+var errNoRelay = errors.New("seed: registered with no relay")
