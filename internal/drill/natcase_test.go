@@ -36,8 +36,7 @@ var natCases = []natCase{
 // A listed case that fails is skipped with its reason after its figures
 // are logged; a listed case that works fails the drill, so that the list
 // only ever shrinks.
-var knownFailures = map[string]string{
-}
+var knownFailures = map[string]string{}
 
 // natResult is what one case measured.
 type natResult struct {
