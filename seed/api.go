@@ -38,6 +38,9 @@ type Status struct {
 	BytesUp   int64  `json:"bytes_up"`
 	BytesDown int64  `json:"bytes_down"`
 	Active    int    `json:"active_downloads"`
+	// Connected lists the peers with an open connection and its path
+	// (direct, lan or relayed).
+	Connected []PeerInfo `json:"connected,omitempty"`
 	// Downloads lists the downloads in progress.
 	Downloads []DownloadStatus `json:"downloads,omitempty"`
 }

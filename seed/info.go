@@ -28,13 +28,21 @@ func (n *Node) Status() Status {
 		downloads = append(downloads, ds)
 	}
 	n.mu.Unlock()
+	peers := n.Peers()
+	var connected []PeerInfo
+	for _, p := range peers {
+		if p.Path != "" {
+			connected = append(connected, p)
+		}
+	}
 	slices.SortFunc(downloads, func(a, b DownloadStatus) int { return strings.Compare(a.ID, b.ID) })
 	return Status{
 		Downloads: downloads,
 		PeerID:    n.PeerID().String(),
 		Listen:    n.Addr().String(),
 		API:       n.apiAddr,
-		Peers:     len(n.Peers()),
+		Peers:     len(peers),
+		Connected: connected,
 		Items:     len(n.lib.list()),
 		Uptime:    time.Since(n.started).Truncate(time.Second).String(),
 		BytesUp:   up,

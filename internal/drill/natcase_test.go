@@ -50,6 +50,7 @@ type natResult struct {
 	packets, wire, hits int64 // what the relay host's interfaces carried; plaintext pieces in it
 	forwarded           int64 // bytes the relay forwarded
 	relayConns          int   // QUIC connections the relay holds with A or B
+	statusPath          string
 }
 
 // runNATCase builds the case's network, publishes size bytes on A, gets
@@ -146,6 +147,17 @@ func runNATCase(ctx context.Context, t *testing.T, c natCase, bind string, size 
 	}
 	if r.err == nil {
 		sameBytes(t, "downloader", it.Path, sum)
+		// shoal status names the path too.
+		if st, err := b.LiveStatus(ctx); err != nil {
+			t.Error(err)
+		} else {
+			r.statusPath = "(not listed)"
+			for _, pi := range st.Connected {
+				if pi.PeerID == a.Status.PeerID {
+					r.statusPath = pi.Path
+				}
+			}
+		}
 	} else {
 		for _, n := range []*Node{intro, a, b} {
 			peers, err := n.Peers(ctx)
@@ -203,6 +215,9 @@ func TestNAT(t *testing.T) {
 				}
 				if r.path != c.wantPath {
 					t.Fatalf("path %q, want %q", r.path, c.wantPath)
+				}
+				if r.statusPath != c.wantPath {
+					t.Errorf("status of the downloader gives the path to the publisher as %q, want %q", r.statusPath, c.wantPath)
 				}
 			})
 		}
