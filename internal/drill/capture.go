@@ -12,19 +12,25 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Capture watches every packet a host's interfaces carry (an AF_PACKET
-// socket opened inside its namespace) for pieces of a plaintext: 8-byte
-// windows taken every 512 bytes of it. A packet carrying 512 or more
-// contiguous bytes of the plaintext contains at least one.
+// Capture records every packet a host's interfaces carry (an AF_PACKET
+// socket opened inside its namespace, up to maxCapture bytes) and, at
+// Stop, looks in them for pieces of a plaintext: 8-byte windows taken
+// every 512 bytes of it. A packet carrying 512 or more contiguous bytes of
+// the plaintext contains at least one. Recording only while capturing
+// keeps up with the link; the kernel still drops packets when the socket's
+// buffer overflows, which Stop reports (seen against the interface's own
+// count is the caller's to compare).
 type Capture struct {
 	fd      int
 	samples map[uint64]struct{}
 	stop    atomic.Bool
 	wg      sync.WaitGroup
-	packets atomic.Int64
-	bytes   atomic.Int64
-	hits    atomic.Int64
+	packets int64
+	rec     []byte // the packets, back to back
+	full    bool   // maxCapture reached
 }
+
+const maxCapture = 512 << 20
 
 // StartCapture starts watching h for pieces of plaintext. Stop ends it.
 func StartCapture(h *Host, plaintext []byte) (*Capture, error) {
@@ -45,7 +51,9 @@ func StartCapture(h *Host, plaintext []byte) (*Capture, error) {
 	}
 	tv := unix.NsecToTimeval((200 * time.Millisecond).Nanoseconds())
 	unix.SetsockoptTimeval(c.fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
-	unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+	if unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, 64<<20) != nil {
+		unix.SetsockoptInt(c.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 8<<20)
+	}
 	c.wg.Add(1)
 	go c.loop()
 	return c, nil
@@ -61,23 +69,26 @@ func (c *Capture) loop() {
 		if err != nil || n <= 0 {
 			continue
 		}
-		c.packets.Add(1)
-		c.bytes.Add(int64(n))
-		b := buf[:n]
-		for i := 0; i+8 <= len(b); i++ {
-			if _, ok := c.samples[binary.LittleEndian.Uint64(b[i:])]; ok {
-				c.hits.Add(1)
-			}
+		c.packets++
+		if len(c.rec)+n > maxCapture {
+			c.full = true
+			continue
 		}
+		c.rec = append(c.rec, buf[:n]...)
 	}
 }
 
-// Stop ends the capture and returns the packets and bytes seen and how
+// Stop ends the capture and returns the packets and bytes recorded and how
 // many plaintext pieces they carried.
 func (c *Capture) Stop() (packets, bytes, hits int64) {
 	if c.stop.CompareAndSwap(false, true) {
 		c.wg.Wait()
 		unix.Close(c.fd)
 	}
-	return c.packets.Load(), c.bytes.Load(), c.hits.Load()
+	for i := 0; i+8 <= len(c.rec); i++ {
+		if _, ok := c.samples[binary.LittleEndian.Uint64(c.rec[i:])]; ok {
+			hits++
+		}
+	}
+	return c.packets, int64(len(c.rec)), hits
 }

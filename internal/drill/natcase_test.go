@@ -202,6 +202,9 @@ func TestNAT(t *testing.T) {
 				if r.path == seed.PathRelayed && r.forwarded < size {
 					t.Errorf("relayed path, but the relay forwarded only %d bytes of %d", r.forwarded, size)
 				}
+				if r.wire < r.forwarded {
+					t.Errorf("the capture recorded %d bytes, less than the %d the relay forwarded: the plaintext check saw only part", r.wire, r.forwarded)
+				}
 				ok := r.err == nil && r.path == c.wantPath
 				key := c.name + "/" + bind
 				if why, known := knownFailures[key]; known {
@@ -240,4 +243,49 @@ func waitMetric(ctx context.Context, t *testing.T, n *Node, name string, want in
 		case <-tick.C:
 		}
 	}
+}
+
+// TestNATRelayThroughput compares relayed and direct downloads on the
+// same shaped links: case 1 (direct through two cone NATs) and case 4
+// (relayed between two symmetric NATs), run one after the other, rounds
+// alternated, and reports each round's ratio. Figures only: it runs under
+// SHOAL_LONG=1 and asserts only that every download completes on the
+// expected path.
+func TestNATRelayThroughput(t *testing.T) {
+	if !long() {
+		t.Skip("figures only; run with SHOAL_LONG=1")
+	}
+	if why := natAvailable(); why != "" {
+		t.Skip(why)
+	}
+	const size, rate, rounds = 32 * mib, 100e6, 3
+	var ratios []float64
+	for i := range rounds {
+		var mbit [2]float64
+		for j, c := range []natCase{natCases[0], natCases[3]} {
+			if i%2 == 1 {
+				c = []natCase{natCases[3], natCases[0]}[j]
+			}
+			t.Run(fmt.Sprintf("round%d/%s", i, c.name), func(t *testing.T) {
+				ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+				defer cancel()
+				r := runNATCase(ctx, t, c, "wildcard", size, rate)
+				if r.err != nil || r.path != c.wantPath {
+					t.Fatalf("path %q, err %v; want path %q", r.path, r.err, c.wantPath)
+				}
+				m := float64(size*8) / (r.took - r.connect).Seconds() / 1e6
+				if c.wantPath == seed.PathRelayed {
+					mbit[1] = m
+				} else {
+					mbit[0] = m
+				}
+			})
+		}
+		if mbit[0] > 0 && mbit[1] > 0 {
+			ratios = append(ratios, mbit[1]/mbit[0])
+			figures(t, "round %d, %d MiB at %.0f Mbit/s links: direct %.1f Mbit/s, relayed %.1f Mbit/s, relayed/direct %.2f",
+				i, size/mib, rate/1e6, mbit[0], mbit[1], mbit[1]/mbit[0])
+		}
+	}
+	figures(t, "relayed/direct throughput per round: %.2f", ratios)
 }
