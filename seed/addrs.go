@@ -126,9 +126,13 @@ func (b *addrBook) get(id identity.PeerID) []netip.AddrPort {
 	return slices.Clone(b.m[id])
 }
 
-// addrsOf returns every address known for peer, first the one given.
+// addrsOf returns every address known for peer, first the one given
+// (when valid).
 func (n *Node) addrsOf(peer identity.PeerID, first netip.AddrPort) []netip.AddrPort {
-	out := []netip.AddrPort{first}
+	var out []netip.AddrPort
+	if first.IsValid() {
+		out = append(out, first)
+	}
 	add := func(a netip.AddrPort) {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if a.IsValid() && !a.Addr().IsUnspecified() && a.Port() != 0 && !slices.Contains(out, a) {

@@ -27,6 +27,7 @@ type Metrics struct {
 	RelayDropped        atomic.Int64 // data frames this relay dropped (rate, budget, strangers)
 	RelayedIn           atomic.Int64 // QUIC bytes this node received through relays
 	RelayedOut          atomic.Int64 // QUIC bytes this node sent through relays
+	RelayUpgrades       atomic.Int64 // relayed connections replaced by direct ones
 }
 
 // metric is one line of the exposition.
@@ -55,6 +56,7 @@ func (m *Metrics) WritePrometheus(w io.Writer, peers, items int) error {
 		{"shoal_relay_dropped_total", "Relayed frames dropped (rate, budget, strangers).", "counter", m.RelayDropped.Load},
 		{"shoal_relayed_in_bytes_total", "QUIC bytes received through relays.", "counter", m.RelayedIn.Load},
 		{"shoal_relayed_out_bytes_total", "QUIC bytes sent through relays.", "counter", m.RelayedOut.Load},
+		{"shoal_relay_upgrades_total", "Relayed connections replaced by direct ones.", "counter", m.RelayUpgrades.Load},
 		{"shoal_peers", "Peers known to discovery.", "gauge", func() int64 { return int64(peers) }},
 		{"shoal_library_items", "Items in the library.", "gauge", func() int64 { return int64(items) }},
 	}

@@ -45,9 +45,13 @@ func (n *Node) keepRelays(ctx context.Context) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	announced := false
-	var lastLookup time.Time
+	var lastLookup, lastUpgrade time.Time
 	for {
 		n.rc.Maintain()
+		if time.Since(lastUpgrade) >= upgradeEvery {
+			lastUpgrade = time.Now()
+			n.upgradeRelayed(ctx)
+		}
 		if n.cfg.Relay && !announced && n.dht.TableSize() > 0 {
 			pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 			announced = n.dht.Provide(pctx, relay.ServiceKey) == nil // the DHT republishes it
@@ -61,6 +65,35 @@ func (n *Node) keepRelays(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// upgradeEvery is how often relayed connections try a direct path.
+const upgradeEvery = 10 * time.Second
+
+// upgradeRelayed tries, for every relayed connection this node dialled,
+// each direct address known for the peer; when one answers, the relayed
+// connection is closed and new streams go direct (a later puncture
+// succeeded: discovery keeps introducing and puncturing).
+func (n *Node) upgradeRelayed(ctx context.Context) {
+	for _, c := range n.ov.Conns() {
+		if !relay.IsVirtual(c.RemoteAddr()) || !c.Outbound() {
+			continue
+		}
+		for _, a := range n.addrsOf(c.PeerID(), netip.AddrPort{}) {
+			if relay.IsVirtual(a) {
+				continue
+			}
+			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+			d, err := n.ov.DialNew(dctx, c.PeerID(), a)
+			cancel()
+			if err == nil && !relay.IsVirtual(d.RemoteAddr()) {
+				n.metrics.RelayUpgrades.Add(1)
+				n.log.Debug("relayed connection upgraded to direct", "peer", c.PeerID().Short(), "addr", a)
+				c.Close()
+				break
+			}
 		}
 	}
 }

@@ -645,3 +645,20 @@ func (c *Conn) Connect(ctx context.Context, relay netip.AddrPort, target identit
 // ServiceKey is the DHT key under which relays announce themselves
 // (provider records with their addresses): BLAKE3 of "shoal relay v1".
 var ServiceKey = blake3.Sum256([]byte("shoal relay v1"))
+
+// SetReadBuffer sets the wrapped socket's receive buffer, when it has one
+// (quic-go asks for a large one).
+func (c *Conn) SetReadBuffer(n int) error {
+	if s, ok := c.PacketConn.(interface{ SetReadBuffer(int) error }); ok {
+		return s.SetReadBuffer(n)
+	}
+	return errors.New("relay: the wrapped socket has no receive buffer to set")
+}
+
+// SetWriteBuffer sets the wrapped socket's send buffer, when it has one.
+func (c *Conn) SetWriteBuffer(n int) error {
+	if s, ok := c.PacketConn.(interface{ SetWriteBuffer(int) error }); ok {
+		return s.SetWriteBuffer(n)
+	}
+	return errors.New("relay: the wrapped socket has no send buffer to set")
+}
