@@ -47,6 +47,7 @@ func TestCaptureSeesPlaintext(t *testing.T) {
 // the binding between the two open: a second download connects directly
 // again, and the router still holds the binding.
 func TestNATKeepAlive(t *testing.T) {
+	t.Parallel() // waits on links and timers more than on the CPU
 	if why := natAvailable(); why != "" {
 		t.Skip(why)
 	}

@@ -172,6 +172,7 @@ func runNATCase(ctx context.Context, t *testing.T, c natCase, bind string, size 
 // segment, the publisher and the downloader behind NAT routers, 100 Mbit/s
 // links, a download by bare content ID.
 func TestNAT(t *testing.T) {
+	t.Parallel() // waits on links and timers more than on the CPU
 	if why := natAvailable(); why != "" {
 		t.Skip(why)
 	}

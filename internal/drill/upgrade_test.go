@@ -19,6 +19,7 @@ import (
 // later puncture succeeds and the relayed connection is replaced by a
 // direct one, which the next download uses.
 func TestNATRelayUpgrade(t *testing.T) {
+	t.Parallel() // waits on links and timers more than on the CPU
 	if why := natAvailable(); why != "" {
 		t.Skip(why)
 	}
