@@ -292,7 +292,8 @@ func TestErrors(t *testing.T) {
 		{"bad link", []string{"get", "--data", data, "shoal:not-an-id"}, exitUsage, "bad link"},
 		{"not a link", []string{"get", "--data", data, "http://example.com/x"}, exitUsage, "bad link"},
 		{"missing path", []string{"publish", "--data", data, filepath.Join(home, "nope")}, exitNotFound, "does not exist"},
-		{"rm unknown", []string{"rm", "--data", data, "sh1aaaa"}, exitNotFound, "not in the library"},
+		{"rm unknown", []string{"rm", "--data", data, "sh17hpp7wqitbm65dzez656c2dlrpuz6rm7tgcd54e2imydjooi3z7q"}, exitNotFound, "not in the library"},
+		{"rm bad id", []string{"rm", "--data", data, "sh1aaaa"}, exitUsage, "bad link"},
 		{"unreachable swarm", []string{"get", "--data", data, "-wait", "2s", "shoal:sh17hpp7wqitbm65dzez656c2dlrpuz6rm7tgcd54e2imydjooi3z7q?peer=127.0.0.1:9", "-o", filepath.Join(home, "out")}, exitNoPeers, "no peer served"},
 	}
 	for _, tc := range cases {
