@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/ratelimit"
 )
 
 // Outgoing is a message Core wants sent. Payload is owned by the receiver of
@@ -124,7 +125,7 @@ type Core struct {
 	table   *table
 	store   *store
 	tokens  tokens
-	limiter *limiter
+	limiter *ratelimit.Table[netip.AddrPort]
 
 	pending    map[uint32]*request
 	lookups    map[LookupID]*lookup
@@ -154,7 +155,7 @@ func NewCore(cfg Config, signer Signer, rng *rand.Rand, now time.Time) (*Core, e
 		table:     newTable(self, cfg.K, cfg.MaxFailures, cfg.PingAfter, now),
 		store:     newStore(cfg.MaxRecords, cfg.MaxRecordsPerProvider, cfg.MaxProvidersPerKey),
 		tokens:    newTokens(rng, now, cfg.TokenRotation),
-		limiter:   newLimiter(cfg.RequestRate, cfg.RequestBurst, cfg.MaxSenders),
+		limiter:   ratelimit.New[netip.AddrPort](cfg.RequestRate, float64(cfg.RequestBurst), cfg.MaxSenders),
 		pending:   make(map[uint32]*request),
 		lookups:   make(map[LookupID]*lookup),
 		providing: make(map[Key]*provision),
@@ -342,7 +343,7 @@ func (c *Core) HandleMessage(now time.Time, from netip.AddrPort, sender identity
 		return
 	}
 	if m.Type.isRequest() {
-		if !c.limiter.allow(from, now) {
+		if !c.limiter.Allow(from, now) {
 			c.counters.RateLimited++
 			return
 		}

@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
-	"github.com/shoal-p2p/shoal/internal/udpbatch"
 	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/overlay/internal/udpbatch"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 	"github.com/zeebo/blake3"
 )
