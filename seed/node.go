@@ -197,6 +197,7 @@ func (n *Node) startDiscoveryAndDHT() error {
 		return fmt.Errorf("seed: dht community: %w", err)
 	}
 	n.goRun(func(ctx context.Context) { n.ov.Run(ctx) })
+	n.goRun(func(ctx context.Context) { n.dht.Run(ctx) })
 	n.goRun(func(ctx context.Context) { disc.Run(ctx) })
 	n.goRun(func(ctx context.Context) { n.keepDHTJoined(ctx, boot) })
 	return nil
@@ -305,9 +306,6 @@ func (n *Node) Close() error {
 	}
 	if n.cancel != nil {
 		n.cancel(ErrClosed)
-	}
-	if n.dht != nil {
-		n.dht.Close()
 	}
 	if n.ov != nil {
 		n.ov.Close()
