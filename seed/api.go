@@ -102,6 +102,7 @@ type Status struct {
 	BytesUp       int64  `json:"bytes_up"`
 	BytesDown     int64  `json:"bytes_down"` // including downloads in progress
 	Active        int    `json:"active_downloads"`
+	Transient     bool   `json:"transient,omitempty"` // started by a command, ends with it
 	// Downloads lists the downloads in progress.
 	Downloads []DownloadStatus `json:"downloads,omitempty"`
 }

@@ -115,6 +115,7 @@ func (n *Node) startAPI() error {
 		return fail(fmt.Errorf("control socket %s: %w", sock, err))
 	}
 	lns = append(lns, uln)
+	os.Chmod(sock, 0o600) // the folder is the owner's; so is the socket
 	if n.cfg.API != "off" {
 		ln, err := net.Listen("tcp", n.cfg.API)
 		if err != nil {

@@ -117,7 +117,7 @@ func (c *Client) do(ctx context.Context, method, path string, body any) (*http.R
 	resp, err := c.http.Do(req)
 	if err != nil {
 		if ctx.Err() != nil {
-			return nil, fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx))
+			return nil, interrupted(ctx)
 		}
 		return nil, fmt.Errorf("control API: %w", err)
 	}
@@ -215,10 +215,20 @@ func (c *Client) streamCall(ctx context.Context, path string, body any, progress
 		}
 	}
 	if ctx.Err() != nil {
-		return fmt.Errorf("%w: %w", ErrInterrupted, context.Cause(ctx))
+		return interrupted(ctx)
 	}
 	if err := sc.Err(); err != nil {
 		return fmt.Errorf("control API: %w", err)
 	}
 	return errors.New("control API closed the answer before the result")
+}
+
+// interrupted is the error of a call whose ctx ended: the node, which saw
+// the connection close, keeps what a download verified.
+func interrupted(ctx context.Context) error {
+	msg := "interrupted"
+	if c := context.Cause(ctx); c != nil && !errors.Is(c, ErrInterrupted) && !errors.Is(c, context.Canceled) {
+		msg += " (" + c.Error() + ")"
+	}
+	return Errorf(ErrInterrupted, "%s; what was verified is kept: run the same command again to resume", msg)
 }

@@ -27,6 +27,10 @@ type Config struct {
 	// API is the loopback TCP address of the control API.
 	// Default: "127.0.0.1:7746"; "off" disables it; port 0 picks any.
 	API string
+	// Transient marks a node started by one command for as long as it
+	// runs (Status.Transient says so to clients, which then do not hand
+	// it work that would outlive it).
+	Transient bool
 	// Bootstrap lists overlay peers to contact first (host:port).
 	Bootstrap []string
 	// LANDiscovery announces the node on the local network. Default off.

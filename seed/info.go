@@ -46,6 +46,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		BytesUp:       up,
 		BytesDown:     down,
 		Active:        len(downloads),
+		Transient:     n.cfg.Transient,
 	}, nil
 }
 

@@ -49,6 +49,12 @@ func (n *Node) preparePart(j job) (Item, error) {
 	}
 	if had && it.Kind == KindPartial && it.Partial == part {
 		err := checkDirIdentity(part, it.PartialDev, it.PartialIno)
+		if err == nil && !onlyFilesAndDirs(part) {
+			// Something that is neither a file nor a folder (a planted
+			// symlink, say) sits among the outputs: trust none of it.
+			n.log.Warn("partial download tampered with; starting over", "content", j.id, "path", part)
+			err = fs.ErrNotExist
+		}
 		if err == nil {
 			it.Background = j.background
 			return it, n.lib.put(it)
@@ -330,4 +336,18 @@ func fmtBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+// onlyFilesAndDirs reports whether the tree at root holds nothing but
+// regular files and folders (no symlinks, devices or sockets).
+func onlyFilesAndDirs(root string) bool {
+	ok := true
+	filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || (!d.IsDir() && !d.Type().IsRegular()) {
+			ok = false
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return ok
 }

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"time"
 
 	"github.com/spf13/cobra"
 
@@ -134,9 +135,11 @@ func (a *app) nodeConfig() (seed.Config, error) {
 
 // openNode returns the node running on the data folder (through its Unix
 // socket), or starts one in this process (remote is then false). Either is
-// a seed.API, so the command behaves the same. Call the returned close when
-// done.
-func (a *app) openNode(ctx context.Context) (api seed.API, remote bool, closeFn func(), err error) {
+// a seed.API, so the command behaves the same. A command whose work must
+// outlive another command (long: get, publish) does not use the node
+// another command started for itself: it waits for that one to end. Call
+// the returned close when done.
+func (a *app) openNode(ctx context.Context, long bool) (api seed.API, remote bool, closeFn func(), err error) {
 	cfg, err := a.nodeConfig()
 	if err != nil {
 		return nil, false, nil, err
@@ -144,14 +147,38 @@ func (a *app) openNode(ctx context.Context) (api seed.API, remote bool, closeFn 
 	if err := cfg.FillDefaults(); err != nil {
 		return nil, false, nil, err
 	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		api, remote, closeFn, err = a.tryNode(ctx, cfg, long)
+		if !errors.Is(err, seed.ErrDataDirBusy) || time.Now().After(deadline) {
+			return api, remote, closeFn, err
+		}
+		// Another command's node holds the folder for a moment.
+		select {
+		case <-ctx.Done():
+			return nil, false, nil, seed.Errorf(seed.ErrInterrupted, "interrupted")
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+}
+
+func (a *app) tryNode(ctx context.Context, cfg seed.Config, long bool) (seed.API, bool, func(), error) {
 	c, err := seed.Dial(ctx, cfg.DataDir)
 	if err == nil {
+		st, err := c.Status(ctx)
+		if err != nil {
+			return nil, false, nil, err
+		}
+		if long && st.Transient {
+			return nil, false, nil, seed.Errorf(seed.ErrDataDirBusy, "the data folder %s is in use by another shoal command; wait for it to end, or start 'shoal node' so commands share it", cfg.DataDir)
+		}
 		return c, true, func() {}, nil
 	}
 	if !errors.Is(err, seed.ErrNoNode) {
 		return nil, false, nil, err
 	}
 	cfg.API = "off" // no TCP port for a node that lives one command
+	cfg.Transient = true
 	if portBusy(cfg.Listen) {
 		// The usual port is taken (another node on another folder, say):
 		// any port on the configured address will do for one command.
@@ -160,9 +187,6 @@ func (a *app) openNode(ctx context.Context) (api seed.API, remote bool, closeFn 
 	}
 	n, err := seed.Start(cfg)
 	if err != nil {
-		if errors.Is(err, seed.ErrDataDirBusy) {
-			return nil, false, nil, fmt.Errorf("%w (its control socket does not answer; is it starting?)", err)
-		}
 		return nil, false, nil, err
 	}
 	return n, false, func() { n.Close() }, nil

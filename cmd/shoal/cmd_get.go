@@ -39,7 +39,7 @@ The printed path (stdout) holds the verified content.`,
 				return err
 			}
 			ctx := cmd.Context()
-			node, remote, closeNode, err := a.openNode(ctx)
+			node, remote, closeNode, err := a.openNode(ctx, true)
 			if err != nil {
 				return err
 			}

@@ -16,7 +16,7 @@ func newLinkCmd(a *app) *cobra.Command {
 		Args:    minArgs(1, "an ID (see 'shoal ls')"),
 		RunE: func(cmd *cobra.Command, ids []string) error {
 			ctx := cmd.Context()
-			node, _, closeNode, err := a.openNode(ctx)
+			node, _, closeNode, err := a.openNode(ctx, false)
 			if err != nil {
 				return err
 			}

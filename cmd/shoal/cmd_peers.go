@@ -16,7 +16,7 @@ func newPeersCmd(a *app) *cobra.Command {
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			node, _, closeNode, err := a.openNode(ctx)
+			node, _, closeNode, err := a.openNode(ctx, false)
 			if err != nil {
 				return err
 			}

@@ -41,7 +41,7 @@ it. Symlinks inside a folder are skipped with a warning unless
 				paths[i] = abs
 			}
 			ctx := cmd.Context()
-			node, remote, closeNode, err := a.openNode(ctx)
+			node, remote, closeNode, err := a.openNode(ctx, true)
 			if err != nil {
 				return err
 			}

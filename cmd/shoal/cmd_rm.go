@@ -19,7 +19,7 @@ disk; an unfinished download's hidden .shoal-part folder is deleted.`,
 		Args:    minArgs(1, "an ID (see 'shoal ls')"),
 		RunE: func(cmd *cobra.Command, ids []string) error {
 			ctx := cmd.Context()
-			node, _, closeNode, err := a.openNode(ctx)
+			node, _, closeNode, err := a.openNode(ctx, false)
 			if err != nil {
 				return err
 			}

@@ -18,7 +18,7 @@ func newStatusCmd(a *app) *cobra.Command {
 		Args:    noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
-			node, remote, closeNode, err := a.openNode(ctx)
+			node, remote, closeNode, err := a.openNode(ctx, false)
 			if err != nil {
 				return err
 			}

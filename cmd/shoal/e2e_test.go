@@ -73,10 +73,17 @@ type proc struct {
 
 func startNodeProc(t *testing.T, bin, data string, boot ...string) *proc {
 	t.Helper()
-	args := []string{"node", "--json", "--data", data, "-listen", "127.0.0.1:0", "-api", "127.0.0.1:0"}
+	var args []string
 	for _, b := range boot {
 		args = append(args, "-bootstrap", b)
 	}
+	return startNodeProcArgs(t, bin, data, args...)
+}
+
+// startNodeProcArgs starts "shoal node" with extra flags.
+func startNodeProcArgs(t *testing.T, bin, data string, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"node", "--json", "--data", data, "-listen", "127.0.0.1:0", "-api", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env(t, filepath.Dir(data))
 	stdout, err := cmd.StdoutPipe()
