@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"os"
 	"path/filepath"
 	"time"
 
@@ -54,6 +55,11 @@ The printed path (stdout) holds the verified content.`,
 				bar.end(err)
 				if err != nil {
 					return err
+				}
+				if !background {
+					if _, err := os.Stat(it.Path); err != nil {
+						return fmt.Errorf("the node put %s at %s, which this command cannot see (does the node run in another mount namespace, such as systemd's PrivateTmp?)", it.Name, it.Path)
+					}
 				}
 				got = append(got, it)
 				switch {
