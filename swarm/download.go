@@ -75,9 +75,6 @@ func (c Config) populate() Config {
 	if c.Sched.MaxBusyBackoff == 0 {
 		c.Sched.MaxBusyBackoff = DefaultMaxBusyBackoff
 	}
-	if c.Sched.Logger == nil {
-		c.Sched.Logger = c.Logger
-	}
 	if c.Seed == 0 {
 		c.Seed = rand.Uint64()
 	}
