@@ -148,7 +148,10 @@ func startDownload(ctx context.Context, t *testing.T, p *tpeer, c content, cfg s
 	if cfg.Server == nil {
 		cfg.Server = p.srv
 	}
-	d := swarm.NewDownload(cfg, p.dialer(), p.store, c.id, filepath.Join(p.dir, "out"))
+	d, err := swarm.NewDownload(cfg, p.dialer(), p.store, c.id, filepath.Join(p.dir, "out"))
+	if err != nil {
+		t.Fatalf("NewDownload: %v", err)
+	}
 	for _, f := range from {
 		d.AddPeer(f.id(), f.addr())
 	}

@@ -193,6 +193,19 @@ func (r *run) finish(ctx context.Context) error {
 	// Late results still in the queue may not have been counted.
 	r.d.verified.Store(r.m.Size)
 	r.d.done.Store(true)
+	r.report(time.Now())
+	if !r.d.cfg.SkipParity {
+		// Re-encode the parity not fetched, so that this download (and the
+		// item after a restart) serves every chunk.
+		if err := r.dl.Finish(ctx); err != nil {
+			return fmt.Errorf("download %s: %w", r.d.id, err)
+		}
+		if srv := r.d.cfg.Server; srv != nil {
+			// Sessions opened before now saw the old bitmap; have updates
+			// for the rebuilt parity are not worth it. New sessions see all.
+			srv.Seed(r.d.id, DownloadSource(r.dl))
+		}
+	}
 	r.d.cfg.Logger.Info("download complete", "content", r.d.id.String(), "size", r.m.Size)
 	return nil
 }
@@ -213,11 +226,7 @@ func (r *run) report(now time.Time) {
 
 // pickUp starts sessions for peers added since the last call.
 func (r *run) pickUp(ctx context.Context) {
-	r.d.mu.Lock()
-	add := r.d.pending
-	r.d.pending = nil
-	r.d.mu.Unlock()
-	for _, p := range add {
+	for _, p := range r.d.takePending() {
 		if ps := r.peers[p.id]; ps != nil {
 			ps.addr = p.addr // takes effect at the next reconnect
 			continue
@@ -269,8 +278,8 @@ func (r *run) apply(ctx context.Context, a sched.Action) {
 		// Informational: the bad chunk was logged when it arrived.
 	case sched.Ban:
 		r.d.cfg.Logger.Warn("peer banned for bad data", "peer", pid.Short(), "content", r.d.id.String())
+		r.d.ban(pid)
 		if ps := r.peers[pid]; ps != nil && !ps.banned {
-			r.d.banned.Add(1)
 			ps.banned = true
 			ps.cancel()
 			if ps.joined {
