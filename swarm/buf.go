@@ -44,3 +44,21 @@ func readFull(r io.Reader, p []byte) error {
 	}
 	return nil
 }
+
+// readGrowing reads exactly n bytes into a buffer that grows with the bytes
+// received (by doubling from 64 KiB), never allocating the announced length
+// up front.
+func readGrowing(r io.Reader, n int) ([]byte, error) {
+	b := make([]byte, 0, min(n, 64<<10))
+	for len(b) < n {
+		if len(b) == cap(b) {
+			b = append(b, make([]byte, min(cap(b), n-len(b)))...)[:len(b)]
+		}
+		m, err := r.Read(b[len(b):min(cap(b), n)])
+		b = b[:len(b)+m]
+		if err != nil && len(b) < n {
+			return nil, noEOF(err)
+		}
+	}
+	return b, nil
+}

@@ -52,6 +52,10 @@ type Config struct {
 	MetaParallel int
 	// MetaTimeout bounds one metadata fetch from one peer. Default 20 s.
 	MetaTimeout time.Duration
+	// MetaHedge: a fetch without an answer after this long no longer
+	// counts against MetaParallel, so another peer is asked beside it (at
+	// most 4*MetaParallel fetches in flight). Default 2 s.
+	MetaHedge time.Duration
 	// MetaRetry is the first pause before a peer whose metadata fetch
 	// failed is asked again; it doubles with every failure up to
 	// MaxMetaRetry. Defaults 500 ms and 30 s.
@@ -75,6 +79,7 @@ const (
 
 	DefaultMetaParallel = 3
 	DefaultMetaTimeout  = 20 * time.Second
+	DefaultMetaHedge    = 2 * time.Second
 	DefaultMetaRetry    = 500 * time.Millisecond
 	DefaultMaxMetaRetry = 30 * time.Second
 	DefaultMaxPeers     = 1024
@@ -110,6 +115,9 @@ func (c Config) populate() Config {
 	}
 	if c.MetaTimeout <= 0 {
 		c.MetaTimeout = DefaultMetaTimeout
+	}
+	if c.MetaHedge <= 0 {
+		c.MetaHedge = DefaultMetaHedge
 	}
 	if c.MetaRetry <= 0 {
 		c.MetaRetry = DefaultMetaRetry
@@ -184,6 +192,7 @@ type knownPeer struct {
 	fails    int       // metadata fetches failed in a row
 	nextMeta time.Time // not asked for metadata before this
 	fetching bool      // a metadata fetch is in flight
+	started  time.Time // of the fetch in flight
 }
 
 type peerAddr struct {
@@ -399,8 +408,9 @@ type metaResult struct {
 }
 
 // fetchMeta asks up to MetaParallel known peers at once for the manifest
-// and the leaf layer, each fetch bounded by MetaTimeout, and returns the
-// first verified answer (the other fetches are cancelled). A peer whose
+// and the leaf layer, each fetch bounded by MetaTimeout (and hedged after
+// MetaHedge), and returns the first verified answer (the other fetches are
+// cancelled). A peer whose
 // answer fails verification is banned for this download, like a peer that
 // sends a bad chunk; a peer that fails otherwise (does not have the
 // content, times out, cannot be reached) is asked again only after a pause
@@ -411,7 +421,7 @@ func (d *Download) fetchMeta(ctx context.Context) (*chunker.Manifest, *chunker.L
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	results := make(chan metaResult, d.cfg.MetaParallel)
+	results := make(chan metaResult, 4*d.cfg.MetaParallel)
 	inflight := 0
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
@@ -441,26 +451,40 @@ func (d *Download) fetchMeta(ctx context.Context) (*chunker.Manifest, *chunker.L
 }
 
 // startMeta starts metadata fetches from eligible peers while fewer than
-// MetaParallel are in flight, and returns the earliest time a peer becomes
-// eligible again (zero: none waiting).
+// MetaParallel fetches younger than MetaHedge (and fewer than
+// 4*MetaParallel in all) are in flight, and returns when it must be called
+// again: when a waiting peer becomes eligible or a fetch ages past
+// MetaHedge (zero: nothing to wait for).
 func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGroup, results chan<- metaResult, inflight *int) time.Time {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var next time.Time
+	later := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	young := 0
+	for _, kp := range d.known {
+		if kp.fetching && now.Sub(kp.started) < d.cfg.MetaHedge {
+			young++
+		}
+	}
+	waiting := false
 	for id, kp := range d.known {
 		if kp.banned || kp.fetching {
 			continue
 		}
 		if kp.nextMeta.After(now) {
-			if next.IsZero() || kp.nextMeta.Before(next) {
-				next = kp.nextMeta
-			}
+			later(kp.nextMeta)
 			continue
 		}
-		if *inflight >= d.cfg.MetaParallel {
+		if young >= d.cfg.MetaParallel || *inflight >= 4*d.cfg.MetaParallel {
+			waiting = true
 			continue
 		}
-		kp.fetching = true
+		kp.fetching, kp.started = true, now
+		young++
 		*inflight++
 		d.metaFetches.Add(1)
 		addr := kp.addr
@@ -473,6 +497,13 @@ func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGr
 			}
 			results <- metaResult{peer: id, m: m, leaves: leaves, err: err}
 		})
+	}
+	if waiting {
+		for _, kp := range d.known {
+			if kp.fetching && now.Sub(kp.started) < d.cfg.MetaHedge {
+				later(kp.started.Add(d.cfg.MetaHedge))
+			}
+		}
 	}
 	return next
 }

@@ -189,3 +189,17 @@ func waitRun(t *testing.T, name string, done <-chan error, timeout time.Duration
 		t.Fatalf("%s: Run did not finish within %v", name, timeout)
 	}
 }
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		<-tick.C
+	}
+}
