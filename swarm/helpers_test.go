@@ -93,6 +93,12 @@ var testOpts = chunker.PublishOptions{ChunkSize: 16 << 10, DataShards: 4, Parity
 // p's store and seeds them from p's server.
 func publish(t *testing.T, p *tpeer, size int, seed uint64) content {
 	t.Helper()
+	return publishWith(t, p, size, seed, testOpts)
+}
+
+// publishWith is publish with other chunking options.
+func publishWith(t *testing.T, p *tpeer, size int, seed uint64, opts chunker.PublishOptions) content {
+	t.Helper()
 	data := make([]byte, size)
 	rng := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)})
 	rng.Read(data)
@@ -100,7 +106,7 @@ func publish(t *testing.T, p *tpeer, size int, seed uint64) content {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := chunker.Publish(context.Background(), p.store, path, testOpts)
+	pub, err := chunker.Publish(context.Background(), p.store, path, opts)
 	if err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
