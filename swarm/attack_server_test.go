@@ -70,8 +70,9 @@ func TestAttackHelloHoard(t *testing.T) {
 	}
 }
 
-// TestAttackUploadHoard (issue 12 item 4): three identities each ask for
-// 32 chunks of 1 MiB and never read them. Upload slots go only to chunks
+// TestAttackUploadHoard (issue 12 item 4): two identities each ask for 32
+// chunks of 4 MiB and never read them (before the fix they held every
+// upload slot for the 60 s write timeout). Upload slots go only to chunks
 // being written, each peer has at most SendPerPeer of them, and a write
 // that stalls for StallTimeout loses its slot: an honest peer downloading
 // from the same server meanwhile completes.
@@ -80,24 +81,33 @@ func TestAttackUploadHoard(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	seeder := newPeer(t, swarm.ServerConfig{StallTimeout: time.Second})
-	opts := chunker.PublishOptions{ChunkSize: 1 << 20, DataShards: 4, ParityShards: 2}
-	c := publishWith(t, seeder, 6<<20+5, 32, opts)
+	// 4 MiB chunks: one fills a stream's 2 MiB flow-control window, so a
+	// write to a peer that does not read blocks at once.
+	opts := chunker.PublishOptions{ChunkSize: 4 << 20, DataShards: 2, ParityShards: 1}
+	c := publishWith(t, seeder, 10<<20+5, 32, opts)
 	actx, stopAttack := context.WithCancel(ctx)
 	defer stopAttack()
 	chunks := make([]int, 32)
 	for i := range chunks {
 		chunks[i] = i % c.man.NumChunks()
 	}
-	for range 3 {
+	for range 2 {
 		a := adversary.NewSwarmPeer(t, adversary.NotFound)
 		if n, err := a.HoardUploads(actx, seeder.id(), seeder.addr(), c.id, chunks); err != nil {
 			t.Fatalf("attack opened %d streams: %v", n, err)
 		}
 	}
+	waitFor(t, 10*time.Second, "attack requests accepted or refused", func() bool {
+		cn := seeder.srv.Counters()
+		return cn.Accepted+cn.BusyPeer+cn.BusyTotal >= 2*32
+	})
+	t.Logf("under attack: %+v", seeder.srv.Counters())
 	leecher := newPeer(t, swarm.ServerConfig{})
 	_, done := startDownload(ctx, t, leecher, c, swarm.Config{}, seeder)
-	waitRun(t, "honest leecher", done, 25*time.Second)
+	waitRun(t, "honest leecher", done, 20*time.Second)
 	checkOutput(t, leecher, c)
+	up, nchunks := seeder.srv.Stats()
+	t.Logf("after the honest download: %+v; served %d chunks, %d bytes", seeder.srv.Counters(), nchunks, up)
 	waitFor(t, 10*time.Second, "stalled uploads cut off", func() bool { return seeder.srv.Counters().Stalled >= 3 })
 	t.Logf("server counters %+v", seeder.srv.Counters())
 }

@@ -126,13 +126,19 @@ func (c ServerConfig) populate() ServerConfig {
 	return c
 }
 
-// ServerCounters counts what the server refused or cut off.
+// ServerCounters counts what the server refused or cut off, and how much
+// of its budgets is in use.
 type ServerCounters struct {
+	Accepted        int64 // chunk requests accepted
 	BusyPeer        int64 // chunk requests refused: the peer's MaxPerPeer reached
 	BusyTotal       int64 // chunk requests refused: MaxQueued reached
 	Stalled         int64 // chunk uploads abandoned: no progress for StallTimeout
 	SessionsRefused int64 // sessions refused: MaxSessionsPerPeer or MaxSessions reached
 	BadRequests     int64 // streams reset for a malformed or late request or hello
+
+	Queued   int // chunk requests accepted now (sending or waiting)
+	Sending  int // upload slots in use now
+	Sessions int // sessions open now
 }
 
 // Server is the upload side: it answers swarm streams for the content
@@ -150,7 +156,7 @@ type Server struct {
 	uploaded atomic.Int64 // chunk payload bytes sent
 	served   atomic.Int64 // chunks sent
 	counters struct {
-		busyPeer, busyTotal, stalled, sessionsRefused, badRequests atomic.Int64
+		accepted, busyPeer, busyTotal, stalled, sessionsRefused, badRequests atomic.Int64
 	}
 
 	mu       sync.Mutex // guards the fields below
@@ -239,13 +245,19 @@ func (s *Server) Stats() (uploadedBytes, chunks int64) {
 
 // Counters returns what the server refused or cut off so far.
 func (s *Server) Counters() ServerCounters {
-	return ServerCounters{
+	c := ServerCounters{
+		Accepted:        s.counters.accepted.Load(),
 		BusyPeer:        s.counters.busyPeer.Load(),
 		BusyTotal:       s.counters.busyTotal.Load(),
 		Stalled:         s.counters.stalled.Load(),
 		SessionsRefused: s.counters.sessionsRefused.Load(),
 		BadRequests:     s.counters.badRequests.Load(),
 	}
+	s.mu.Lock()
+	c.Queued, c.Sessions = s.total, s.sessions
+	s.mu.Unlock()
+	c.Sending = len(s.slots)
+	return c
 }
 
 // Close stops serving: open streams are reset and Close waits for every
@@ -376,6 +388,7 @@ func (s *Server) acquire(peer identity.PeerID) (*peerUploads, string, bool) {
 	}
 	s.total++
 	pu.n++
+	s.counters.accepted.Add(1)
 	return pu, "", true
 }
 
