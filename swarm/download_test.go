@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
+	"path/filepath"
 	"testing"
 	"time"
 
@@ -152,6 +154,17 @@ func TestSeederVanishes(t *testing.T) {
 }
 
 func TestResumeAfterKill(t *testing.T) {
+	testResume(t, false)
+}
+
+// TestResumeWithDamagedBitmap (issue 12 item 12): the bitmap is damaged
+// between the kill and the resume; the resumed download rebuilds it from
+// the output and fetches only what is missing.
+func TestResumeWithDamagedBitmap(t *testing.T) {
+	testResume(t, true)
+}
+
+func testResume(t *testing.T, damage bool) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
@@ -175,12 +188,26 @@ func TestResumeAfterKill(t *testing.T) {
 		t.Fatalf("Close: %v", err)
 	}
 	_, sentBefore := seeder.srv.Stats()
+	if damage {
+		have := filepath.Join(leecher.store.Dir(), "items", c.id.String(), "have")
+		raw, err := os.ReadFile(have)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw[len(raw)-40] ^= 0x01
+		if err := os.WriteFile(have, raw, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
 
 	dl, err := leecher.store.OpenDownload(c.id, chunker.DownloadOptions{})
 	if err != nil {
 		t.Fatalf("OpenDownload: %v", err)
 	}
 	held := dl.Have().Count()
+	if dl.Rebuilt() != damage {
+		t.Errorf("Rebuilt() = %v, want %v", dl.Rebuilt(), damage)
+	}
 	dl.Close()
 	if held < c.man.NumDataChunks()/3 {
 		t.Fatalf("only %d chunks held after the kill, want at least a third of %d", held, c.man.NumDataChunks())
