@@ -209,3 +209,22 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 		<-tick.C
 	}
 }
+
+// waitRunning polls cond until it holds, failing the test if Run returns
+// first (done yields) or after 30 s.
+func waitRunning(t testing.TB, done <-chan error, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case err := <-done:
+			t.Fatalf("waiting for %s: Run returned %v", what, err)
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: not within 30 s", what)
+		}
+	}
+}
