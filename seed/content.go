@@ -104,7 +104,11 @@ func (n *Node) seed(id chunker.ContentID) error {
 	}
 	n.seeding[id] = it
 	n.mu.Unlock()
-	n.srv.Seed(id, testSource(swarm.ItemSource(it)))
+	src := swarm.ItemSource(it)
+	if n.cfg.WrapSource != nil {
+		src = n.cfg.WrapSource(src)
+	}
+	n.srv.Seed(id, src)
 	return nil
 }
 

@@ -25,6 +25,7 @@ type tpeer struct {
 	srv   *swarm.Server
 	store *chunker.Store
 	dir   string
+	ran   chan struct{} // closed when node.Run has returned
 }
 
 func newPeer(t testing.TB, scfg swarm.ServerConfig) *tpeer {
@@ -42,7 +43,8 @@ func newPeer(t testing.TB, scfg swarm.ServerConfig) *tpeer {
 	n.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
 		srv.ServeStream(ctx, c.PeerID(), s)
 	})
-	p := &tpeer{node: n, srv: srv, store: st, dir: dir}
+	p := &tpeer{node: n, srv: srv, store: st, dir: dir, ran: make(chan struct{})}
+	go func() { defer close(p.ran); n.Run(context.Background()) }() // until close
 	t.Cleanup(p.close)
 	return p
 }
@@ -50,6 +52,7 @@ func newPeer(t testing.TB, scfg swarm.ServerConfig) *tpeer {
 // close stops the node and the server; it is idempotent.
 func (p *tpeer) close() {
 	p.node.Close()
+	<-p.ran
 	p.srv.Close()
 }
 

@@ -63,7 +63,11 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
 	if err != nil {
 		return err
 	}
-	defer node.Close()
+	defer node.Close() // after Run has returned: releases the socket
+	nodeCtx, stopNode := context.WithCancel(context.Background())
+	nodeDone := make(chan error, 1)
+	go func() { nodeDone <- node.Run(nodeCtx) }()
+	defer func() { stopNode(); <-nodeDone }()
 	srv := swarm.NewServer(swarm.ServerConfig{Logger: logger})
 	defer srv.Close()
 	var lastConn atomic.Pointer[quic.Conn] // for SHOAL_BENCH_DEBUG
