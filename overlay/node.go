@@ -313,6 +313,7 @@ func addrPort(a net.Addr) (netip.AddrPort, bool) {
 type Stats struct {
 	Conns          int    // open connections now
 	Refused        uint64 // incoming handshakes refused at the connection limit
+	Dials          uint64 // QUIC handshakes this node started
 	Datagrams      uint64 // non-QUIC datagrams delivered to the handler
 	DatagramsDrop  uint64 // non-QUIC packets dropped: first byte not 0x00
 	StreamsHandled uint64 // incoming streams given to a handler
@@ -322,6 +323,7 @@ type Stats struct {
 type counters struct {
 	conns          atomic.Int64
 	refused        atomic.Uint64
+	dials          atomic.Uint64
 	datagrams      atomic.Uint64
 	datagramsDrop  atomic.Uint64
 	streamsHandled atomic.Uint64
@@ -332,6 +334,7 @@ func (c *counters) snapshot() Stats {
 	return Stats{
 		Conns:          int(c.conns.Load()),
 		Refused:        c.refused.Load(),
+		Dials:          c.dials.Load(),
 		Datagrams:      c.datagrams.Load(),
 		DatagramsDrop:  c.datagramsDrop.Load(),
 		StreamsHandled: c.streamsHandled.Load(),
