@@ -238,7 +238,7 @@ func (n *Node) flush() time.Time {
 		case ActionSend:
 			if err := n.net.Send(a.Send.To, a.Send.Payload); err != nil {
 				if k := n.sendErrors.Add(1); k&(k-1) == 0 { // logged at powers of two only
-					n.log.Debug("dht send failed", "peer", a.Send.To, "err", err, "failures", k)
+					n.log.Debug("dht send failed", "addr", a.Send.To, "err", err, "failures", k)
 				}
 			}
 		case ActionEvent:

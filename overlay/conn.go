@@ -195,7 +195,7 @@ func (n *Node) register(qc *quic.Conn, outbound bool) (*Conn, error) {
 	n.wg.Add(1) // under mu, so Close cannot be waiting yet
 	n.mu.Unlock()
 
-	n.log.Debug("overlay connection up", "peer", c.id.Short(), "remote", c.remote.String(), "outbound", outbound)
+	n.log.Debug("overlay connection up", "peer", c.id.Short(), "addr", c.remote.String(), "outbound", outbound)
 	n.deliverEvents()
 	go n.serve(c)
 	return c, nil
@@ -228,6 +228,6 @@ func (n *Node) unregister(c *Conn, err error) {
 		n.conns[c.id] = cs
 	}
 	n.mu.Unlock()
-	n.log.Debug("overlay connection down", "peer", c.id.Short(), "remote", c.remote.String(), "cause", cause)
+	n.log.Debug("overlay connection down", "peer", c.id.Short(), "addr", c.remote.String(), "err", cause)
 	n.deliverEvents()
 }

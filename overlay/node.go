@@ -279,7 +279,7 @@ func (n *Node) acceptLoop() {
 			return
 		}
 		if _, err := n.register(qc, false); err != nil {
-			n.log.Debug("overlay incoming connection dropped", "remote", qc.RemoteAddr().String(), "err", err)
+			n.log.Debug("overlay incoming connection dropped", "addr", qc.RemoteAddr().String(), "err", err)
 		}
 	}
 }
