@@ -178,9 +178,14 @@ func (n *Node) register(qc *quic.Conn, outbound bool) (*Conn, error) {
 		n.mu.Unlock()
 		qc.CloseWithError(CodeNormal, "connected to self")
 		return nil, ErrSelf
+	case !outbound && len(n.conns[c.id]) >= n.cfg.MaxConnsPerPeer:
+		n.mu.Unlock()
+		n.stats.refuse(refusedPeerConns)
+		qc.CloseWithError(CodeConnLimit, "connection limit per peer")
+		return nil, ErrConnLimit
 	case n.usedLocked() >= n.cfg.MaxConns:
 		n.mu.Unlock()
-		n.stats.refused.Add(1)
+		n.stats.refuse(refusedConns)
 		qc.CloseWithError(CodeConnLimit, "connection limit")
 		return nil, ErrConnLimit
 	}
