@@ -164,7 +164,7 @@ func NewCore(cfg Config, signer Signer, rng *rand.Rand, now time.Time) (*Core, e
 	c := &Core{
 		cfg: cfg, signer: signer, self: self, rng: rng,
 		table:     newTable(self, cfg.K, cfg.MaxFailures, cfg.PingAfter, now),
-		store:     newStore(cfg.MaxRecords, cfg.MaxRecordsPerProvider, cfg.MaxProvidersPerKey),
+		store:     newStore(cfg.MaxRecords, cfg.MaxRecordsPerProvider, cfg.MaxProvidersPerKey, cfg.MaxProvidersPerGroup),
 		tokens:    newTokens(rng, now, cfg.TokenRotation),
 		limiter:   ratelimit.New[netip.AddrPort](cfg.RequestRate, float64(cfg.RequestBurst), cfg.MaxSenders),
 		pending:   make(map[uint32]*request),

@@ -340,7 +340,7 @@ func TestProvidersReplyFits(t *testing.T) {
 			r.Addrs = append(r.Addrs, netip.AddrPortFrom(netip.MustParseAddr("2001:db8::1"), uint16(1000+j)))
 		}
 		r.sign(p.kp)
-		if st := a.core.store.put(r); st != AckStored {
+		if st := a.core.store.put(r, sourceGroup(p.addr.Addr())); st != AckStored {
 			t.Fatalf("put %d: %d", i, st)
 		}
 		a.deliver(t0, p, Message{Type: MsgPing, TxID: 1})
