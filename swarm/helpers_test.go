@@ -151,7 +151,10 @@ func startDownload(ctx context.Context, t *testing.T, p *tpeer, c content, cfg s
 	if cfg.Server == nil {
 		cfg.Server = p.srv
 	}
-	d := swarm.NewDownload(cfg, p.dialer(), p.store, c.id, filepath.Join(p.dir, "out"))
+	d, err := swarm.NewDownload(cfg, p.dialer(), p.store, c.id, filepath.Join(p.dir, "out"))
+	if err != nil {
+		t.Fatalf("NewDownload: %v", err)
+	}
 	for _, f := range from {
 		d.AddPeer(f.id(), f.addr())
 	}
@@ -187,5 +190,19 @@ func waitRun(t *testing.T, name string, done <-chan error, timeout time.Duration
 		}
 	case <-time.After(timeout):
 		t.Fatalf("%s: Run did not finish within %v", name, timeout)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		<-tick.C
 	}
 }
