@@ -1,8 +1,3 @@
-// Package adversary is a malicious peer for tests: it speaks shoal's real
-// protocols badly on purpose, through real sockets, so that each attack a
-// review found stays fixed. Tests assert the honest side's outcome while an
-// attack runs. Nothing here is used by production code (deps_test.go
-// forbids it).
 package adversary
 
 import (
