@@ -37,6 +37,7 @@ type Client struct {
 	base  string
 	token string
 	http  *http.Client
+	first Status // as the node answered Dial
 }
 
 // Dial connects to the node that runs on dataDir, through the Unix socket
@@ -85,7 +86,7 @@ func Dial(ctx context.Context, dataDir string) (*Client, error) {
 	c := &Client{base: "http://shoal", token: strings.TrimSpace(string(tok)), http: &http.Client{Transport: tr}}
 	pctx, cancel := context.WithTimeout(ctx, 5*time.Second)
 	defer cancel()
-	if _, err = c.Status(pctx); err != nil {
+	if c.first, err = c.Status(pctx); err != nil {
 		if errors.Is(err, ErrUnauthorized) {
 			return nil, err
 		}
@@ -93,6 +94,10 @@ func Dial(ctx context.Context, dataDir string) (*Client, error) {
 	}
 	return c, nil
 }
+
+// Transient reports whether the node that answered Dial was started by a
+// command for itself (Config.Transient): it ends with that command.
+func (c *Client) Transient() bool { return c.first.Transient }
 
 // DialTCP returns a client for a node's control API on a TCP address (for
 // remote control through a tunnel, or scripts), with its token.

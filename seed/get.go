@@ -199,7 +199,7 @@ func (n *Node) download(ctx context.Context, j job, progress func(Progress)) (It
 	if err == nil {
 		a.stage.Store(StageFinishing)
 		it, err = n.install(ctx, it, dl)
-	} else {
+	} else if dl != nil {
 		dl.Close()
 	}
 	if err != nil {
@@ -210,6 +210,9 @@ func (n *Node) download(ctx context.Context, j job, progress func(Progress)) (It
 }
 
 func dlManifest(dl *swarm.Download) *chunker.Manifest {
+	if dl == nil {
+		return nil
+	}
 	if c := dl.Chunker(); c != nil {
 		return c.Manifest()
 	}
@@ -246,8 +249,8 @@ func (n *Node) busy(id chunker.ContentID) bool {
 
 // runSwarm fetches the content into the partial folder until it is complete
 // and verified (nil), ctx ends, nobody served a byte for j.wait
-// (ErrNoPeers) or the node closes (ErrClosed). The returned download is
-// never nil; the caller closes it.
+// (ErrNoPeers) or the node closes (ErrClosed). The caller closes the
+// returned download (nil only when it could not be made).
 func (n *Node) runSwarm(ctx context.Context, j job, a *activeDownload, progress func(Progress)) (*swarm.Download, error) {
 	dctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -272,7 +275,10 @@ func (n *Node) runSwarm(ctx context.Context, j job, a *activeDownload, progress 
 		}
 		report(Progress{Done: p.Verified, Total: p.Size, Peers: p.Peers, Rate: int64(p.Rate), Stage: a.stage.Load().(string)})
 	}
-	dl := swarm.NewDownload(cfg, swarm.DialerFunc(n.openStream), n.store, j.id, partialDir(j.out, j.id))
+	dl, err := swarm.NewDownload(cfg, swarm.DialerFunc(n.openStream), n.store, j.id, partialDir(j.out, j.id))
+	if err != nil {
+		return nil, err
+	}
 	a.setDownload(dl)
 	// Announce at once, as a BitTorrent client tells its tracker: other
 	// downloaders find us and we serve them what we have verified so far.
@@ -292,14 +298,11 @@ func (n *Node) runSwarm(ctx context.Context, j job, a *activeDownload, progress 
 			}
 		})
 	}()
-	err := dl.Run(dctx)
+	// On success Run has also re-encoded the parity it did not fetch, so
+	// that this node, and this node after a restart, serves every chunk.
+	err = dl.Run(dctx)
 	stopLookups()
 	<-lookupDone
-	if err == nil {
-		// Re-encode the parity we did not fetch, so that this node, and
-		// this node after a restart, serves every chunk.
-		err = dl.Finish(dctx)
-	}
 	n.countDownload(dl)
 	if c := context.Cause(dctx); err != nil && c != nil && errors.Is(err, context.Canceled) {
 		err = c

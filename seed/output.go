@@ -175,7 +175,10 @@ func (n *Node) install(ctx context.Context, it Item, dl *swarm.Download) (Item, 
 // folder.
 func (n *Node) abandon(it Item, dl *swarm.Download, cause error) (Item, error) {
 	id, _ := chunker.ParseID(it.ID)
-	p := dl.Progress()
+	var p swarm.Progress
+	if dl != nil {
+		p = dl.Progress()
+	}
 	if p.Verified > 0 || it.Background || errors.Is(cause, ErrClosed) {
 		n.lib.put(it)
 		n.log.Info("download stopped", "content", it.ID, "name", it.Name, "done", p.Verified, "total", p.Size, "err", cause)

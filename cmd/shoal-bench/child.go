@@ -110,7 +110,11 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
 		switch f[0] {
 		case "GO":
 			start := time.Now()
-			d = swarm.NewDownload(swarm.Config{Logger: logger, Server: srv, Chunker: chunker.DownloadOptions{SyncEvery: syncEvery}}, dialer(node), store, id, filepath.Join(dir, "out"))
+			var err error
+			d, err = swarm.NewDownload(swarm.Config{Logger: logger, Server: srv, SkipParity: true, Chunker: chunker.DownloadOptions{SyncEvery: syncEvery}}, dialer(node), store, id, filepath.Join(dir, "out"))
+			if err != nil {
+				return err
+			}
 			for _, p := range f[1:] {
 				pid, addr, err := parsePeer(p)
 				if err != nil {

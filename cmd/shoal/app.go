@@ -165,11 +165,7 @@ func (a *app) openNode(ctx context.Context, long bool) (api seed.API, remote boo
 func (a *app) tryNode(ctx context.Context, cfg seed.Config, long bool) (seed.API, bool, func(), error) {
 	c, err := seed.Dial(ctx, cfg.DataDir)
 	if err == nil {
-		st, err := c.Status(ctx)
-		if err != nil {
-			return nil, false, nil, err
-		}
-		if long && st.Transient {
+		if long && c.Transient() {
 			return nil, false, nil, seed.Errorf(seed.ErrDataDirBusy, "the data folder %s is in use by another shoal command; wait for it to end, or start 'shoal node' so commands share it", cfg.DataDir)
 		}
 		return c, true, func() {}, nil
