@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"net/netip"
 	"path/filepath"
@@ -203,7 +204,7 @@ func (n *Node) download(ctx context.Context, j job, progress func(Progress)) (It
 		dl.Close()
 	}
 	if err != nil {
-		return n.abandon(it, dl, err)
+		return n.abandon(it, dl, tidy(err, j.id))
 	}
 	n.log.Info("download finished", "content", j.id, "name", it.Name, "path", it.Path)
 	return it, nil
@@ -446,4 +447,28 @@ func (w *watchdog) stop() {
 	if w.timer != nil {
 		w.timer.Stop()
 	}
+}
+
+// tidy makes a download's error read once: the layers below each name the
+// content ID, which the user's command already names; a full disk says
+// where, once.
+func tidy(err error, id chunker.ContentID) error {
+	if Code(err) == CodeDiskFull {
+		msg := "the disk is full"
+		var pe *fs.PathError
+		if errors.As(err, &pe) {
+			dir := filepath.Dir(pe.Path)
+			if strings.HasPrefix(filepath.Base(dir), partialPrefix) {
+				dir = filepath.Dir(dir)
+			}
+			msg += " (writing in " + dir + ")"
+		}
+		return &codedError{sentinel: err, msg: msg}
+	}
+	msg := err.Error()
+	ids := id.String()
+	for _, layer := range []string{"creating download " + ids + ": ", "opening download " + ids + ": ", "download " + ids + ": ", ids + ": ", "swarm: ", "chunker: "} {
+		msg = strings.ReplaceAll(msg, layer, "")
+	}
+	return &codedError{sentinel: err, msg: msg}
 }

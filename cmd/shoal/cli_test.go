@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,4 +124,47 @@ func TestNodeLogsDownloads(t *testing.T) {
 		s := b.stderr.String()
 		return strings.Count(s, "download started") == 1 && strings.Count(s, "download finished") == 1
 	})
+}
+
+// TestBusyPortKeepsConfiguredAddress (issue 12 item 13): a command run
+// without a node, whose configured port is busy, binds another port on the
+// configured address, never 0.0.0.0.
+func TestBusyPortKeepsConfiguredAddress(t *testing.T) {
+	bin := binary(t)
+	home := t.TempDir()
+	busy, err := net.ListenUDP("udp", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	cfg := filepath.Join(home, "config.json")
+	os.WriteFile(cfg, []byte(`{"listen": "`+busy.LocalAddr().String()+`"}`), 0o644)
+	out, errOut, code := shoal(t, bin, home, "id", "--json", "--data", filepath.Join(home, "data"), "--config", cfg)
+	var id seed.IDInfo
+	if err := json.Unmarshal([]byte(out), &id); err != nil || code != 0 {
+		t.Fatalf("id: exit %d, %q %q", code, out, errOut)
+	}
+	if !strings.HasPrefix(id.Listen, "127.0.0.1:") || id.Listen == busy.LocalAddr().String() {
+		t.Fatalf("the command's node listens on %s; want another port on 127.0.0.1", id.Listen)
+	}
+}
+
+// TestSearchSaysWhatHappens covers issue 13 point 6: while looking for
+// peers the command says the hinted peer does not answer and what the DHT
+// found, and the final error repeats it once.
+func TestSearchSaysWhatHappens(t *testing.T) {
+	bin := binary(t)
+	home := t.TempDir()
+	const peer = "4fbd399f813ebd9297a7433912af0f5f3f31c9745d5cb11dbe6d0b1bb8f7a28b"
+	link := "shoal:sh17hpp7wqitbm65dzez656c2dlrpuz6rm7tgcd54e2imydjooi3z7q?name=x.bin&peer=" + peer + "@127.0.0.1:9"
+	_, errOut, code := shoal(t, bin, home, "get", "--data", filepath.Join(home, "data"), "--wait", "6s", link, "-o", filepath.Join(home, "out"))
+	if code != exitNoPeers {
+		t.Fatalf("exit %d, want %d: %s", code, exitNoPeers, errOut)
+	}
+	lines := strings.Split(strings.TrimSpace(errOut), "\n")
+	last := lines[len(lines)-1]
+	if !strings.Contains(errOut, "looking for peers") || !strings.Contains(last, "hinted peer 127.0.0.1:9 does not answer") ||
+		!strings.Contains(last, "no bootstrap peer answered") || strings.Count(last, "x.bin") != 1 {
+		t.Fatalf("stderr %q: want a search status and a last line naming the dead hint and the empty DHT once", errOut)
+	}
 }

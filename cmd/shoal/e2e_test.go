@@ -344,8 +344,8 @@ func TestDiskFull(t *testing.T) {
 	var pubs []seed.Published
 	json.Unmarshal([]byte(out), &pubs)
 	_, stderr, code := shoal(t, bin, filepath.Join(root, "b"), "get", "--data", filepath.Join(root, "b", "data"), "-wait", "20s", pubs[0].Link, "-o", full)
-	if code != exitDiskFull || !strings.Contains(stderr, "disk is full") {
-		t.Fatalf("exit %d, stderr %q; want exit %d saying the disk is full", code, stderr, exitDiskFull)
+	if code != exitDiskFull || !strings.Contains(stderr, "disk is full") || strings.Count(stderr, "disk is full") != 1 || strings.Contains(stderr, pubs[0].Item.ID) {
+		t.Fatalf("exit %d, stderr %q; want exit %d saying once that the disk is full, without the content ID", code, stderr, exitDiskFull)
 	}
 	if left, _ := os.ReadDir(full); len(left) != 0 {
 		t.Fatalf("the failed download left %d entries in the full folder (%s...)", len(left), left[0].Name())

@@ -106,10 +106,11 @@ func classify(err error) (exit int, code, msg string) {
 	case seed.CodeNoPeers:
 		return exitNoPeers, code, msg
 	case seed.CodeDiskFull:
-		if !strings.Contains(msg, "resume") {
-			msg += " (the disk is full: free some space and run the same command again to resume)"
-		} else {
+		if !strings.Contains(msg, "disk is full") {
 			msg = "the disk is full: " + msg
+		}
+		if !strings.Contains(msg, "resume") {
+			msg += "; free some space and run the same command again to resume"
 		}
 		return exitDiskFull, code, msg
 	case seed.CodeInterrupted:

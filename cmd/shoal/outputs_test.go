@@ -390,6 +390,15 @@ func TestFailedGetsLeaveNothing(t *testing.T) {
 				t.Fatalf("status after get --background: %s", st)
 			}
 			node.stop(t)
+			// The node picks it up again when it restarts.
+			node = startNodeProc(t, bin, data)
+			eventually(t, "the restarted node resumes the background download", func() bool {
+				st, _, _ := shoal(t, bin, home, "status", "--json", "--data", data)
+				var s seed.Status
+				json.Unmarshal([]byte(st), &s)
+				return len(s.Downloads) == 1 && s.Downloads[0].Background
+			})
+			node.stop(t)
 		}
 	}
 }
