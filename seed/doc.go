@@ -33,18 +33,19 @@
 //
 // Start opens the folder, binds the socket, seeds the library again
 // (without re-hashing: the store keeps manifests, leaves and parity),
-// announces it in the DHT, resumes unfinished downloads and starts the
+// announces it in the DHT, resumes background downloads and starts the
 // control API. Close stops everything and waits for every goroutine; a
 // download in flight keeps the chunks it verified and resumes on the next
-// Start or Get.
+// Get (or Start, for a background one).
 //
 // # Caller's duties
 //
 //   - Call Close exactly once you are done (it is idempotent).
 //   - Progress callbacks passed to Publish and Get run on the node's
 //     goroutines: they must not block.
-//   - Get blocks until the content is complete or ctx ends. With no peer
-//     reachable it waits (peers may come); bound it with ctx.
+//   - Get blocks until the content is complete, ctx ends, or no byte came
+//     for GetRequest.Wait (ErrNoPeers). With no Wait and no peer reachable
+//     it waits (peers may come); bound it with ctx.
 //
 // # One API
 //
