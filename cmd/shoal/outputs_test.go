@@ -463,3 +463,42 @@ func TestSameAnswerWithAndWithoutNode(t *testing.T) {
 	}
 	n.stop(t)
 }
+
+// TestInterruptWithNode: Ctrl-C on a get served by a running node stops
+// the node's download too, keeps its partial hidden, and a rerun resumes
+// it; several links in one get come back as a JSON array.
+func TestInterruptWithNode(t *testing.T) {
+	bin := binary(t)
+	root := t.TempDir()
+	a, pub, want := publishSlow(t, bin, root)
+	small := filepath.Join(root, "src", "small.txt")
+	os.WriteFile(small, []byte("small\n"), 0o644)
+	out, errOut, code := shoal(t, bin, filepath.Join(root, "a"), "publish", "--data", a.data, small)
+	if code != 0 {
+		t.Fatalf("publish small: %s", errOut)
+	}
+	smallLink := strings.TrimSpace(out)
+	home := filepath.Join(root, "b")
+	data := filepath.Join(home, "data")
+	startNodeProc(t, bin, data)
+	d1 := filepath.Join(root, "d1")
+	g := startShoal(t, bin, home, "get", "--data", data, pub.Link, "-o", d1)
+	eventually(t, "the node's download verified some bytes", func() bool { return downloadedBytes(t, bin, home, data, pub.Item.ID) > 0 })
+	g.cmd.Process.Signal(syscall.SIGINT)
+	if code := g.wait(t); code != exitError || !strings.Contains(g.stderr.String(), "resume") {
+		t.Fatalf("get after SIGINT: exit %d, %q", code, g.stderr.String())
+	}
+	eventually(t, "the node stopped the download", func() bool { return downloadedBytes(t, bin, home, data, pub.Item.ID) < 0 })
+	onlyPartials(t, d1)
+	out, errOut, code = shoal(t, bin, home, "get", "--json", "--data", data, pub.Item.ID, smallLink, "-o", d1)
+	var items []seed.Item
+	if err := json.Unmarshal([]byte(out), &items); err != nil || code != 0 || len(items) != 2 {
+		t.Fatalf("get of two links: exit %d, %q %q", code, out, errOut)
+	}
+	if got, err := os.ReadFile(items[0].Path); err != nil || !bytes.Equal(got, want) {
+		t.Fatalf("the resumed download differs (%v)", err)
+	}
+	if got, err := os.ReadFile(items[1].Path); err != nil || string(got) != "small\n" {
+		t.Fatalf("the second link's file: %q (%v)", got, err)
+	}
+}
