@@ -155,7 +155,7 @@ func (c *Community) Addresses() (lan, wan netip.AddrPort) {
 // goroutine it starts has ended when it returns. Run must be called at
 // most once.
 func (c *Community) Run(ctx context.Context) error {
-	defer c.ep.Unregister(c.cfg.Community)
+	defer c.ep.Unregister(c.cfg.Community, c)
 	g, ctx := errgroup.WithContext(ctx)
 	if c.cfg.LAN.Enabled {
 		g.Go(func() error { return c.runLAN(ctx) })
