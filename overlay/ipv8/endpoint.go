@@ -198,6 +198,22 @@ func (e *Endpoint) route(id CommunityID, msgID byte) (Community, Framing, *comCo
 	return nil, FramingUnknown, e.perCom[id]
 }
 
+// LocalAddr returns the address of the socket the endpoint's Writer
+// sends from, when the Writer has a LocalAddr method (a *net.UDPConn,
+// the overlay Node's writer), else the zero AddrPort.
+func (e *Endpoint) LocalAddr() netip.AddrPort {
+	la, ok := e.w.(interface{ LocalAddr() net.Addr })
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ua, ok := la.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	a := ua.AddrPort()
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
+}
+
 // GlobalTime returns the Lamport clock's current value.
 func (e *Endpoint) GlobalTime() uint64 { return e.clock.Load() }
 
