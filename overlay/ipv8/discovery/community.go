@@ -39,8 +39,8 @@ type Community struct {
 	// Owned by Run's goroutine.
 	core *Core
 
-	inbox  chan ipv8.Message     // from HandleMessage; payloads are copies
-	walkTo chan netip.AddrPort   // from WalkTo
+	inbox  chan ipv8.Message        // from HandleMessage; payloads are copies
+	walkTo chan netip.AddrPort      // from WalkTo
 	snap   atomic.Pointer[snapshot] // published by Run's goroutine
 	ran    atomic.Bool
 

@@ -356,7 +356,7 @@ func TestChurn(t *testing.T) {
 	if a.core.NumPeers() != 1 {
 		t.Fatal("b not added")
 	}
-	if out := tick(a.core, t0.Add(DefaultPingAfter - DefaultWalkInterval)); len(out.Sends) != 0 {
+	if out := tick(a.core, t0.Add(DefaultPingAfter-DefaultWalkInterval)); len(out.Sends) != 0 {
 		t.Fatalf("sent %+v before b was idle", out.Sends)
 	}
 	ping := only(t, sends(tick(a.core, t0.Add(DefaultPingAfter))), "ping")
