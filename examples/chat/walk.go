@@ -8,7 +8,8 @@ import (
 )
 
 // walkConfig is py-ipv8's walk except for the bootstrap interval: a chat
-// started before its bootstrap peer asks again after 5 s, not 30.
+// started just before its bootstrap peer (its first request lost) asks
+// again after 2 s, not 30.
 func walkConfig(boot []netip.AddrPort) discovery.Config {
-	return discovery.Config{Bootstrap: boot, BootstrapInterval: 5 * time.Second}
+	return discovery.Config{Bootstrap: boot, BootstrapInterval: 2 * time.Second}
 }
