@@ -17,6 +17,7 @@ var allowed = map[string][]string{
 	"overlay":                {"overlay/identity", "internal/udpbatch"},
 	"overlay/ipv8":           {"overlay/identity"},
 	"overlay/ipv8/discovery": {"overlay/identity", "overlay/ipv8"},
+	"overlay/ipv8/community": {"overlay/identity", "overlay/ipv8", "overlay/ipv8/discovery"},
 	"dht":                    {"overlay/identity"},
 	"swarm":                  {"chunker", "overlay/identity"},
 	"swarm/sched":            {},
