@@ -310,3 +310,110 @@ func TestDeclareRules(t *testing.T) {
 	cancel()
 	<-done
 }
+
+// TestQueueBound: while the handler is stuck, received messages past
+// QueueSize are dropped and counted, not held.
+func TestQueueBound(t *testing.T) {
+	leakcheck.Check(t)
+	kp, _ := identity.Generate(nil)
+	ep, _ := ipv8.NewEndpoint(&capture{}, ipv8.Config{Key: kp, RatePerSecond: 1e6})
+	c, err := New(ep, Config{ID: testID, QueueSize: 8})
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	entered := make(chan struct{}, 1)
+	if err := Handle(c, chat(ipv8.FramingUnsignedNoTime), func(Sender, string) {
+		select {
+		case entered <- struct{}{}:
+		default:
+		}
+		<-release
+	}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- c.Run(ctx) }()
+	p, _ := ipv8.NewFieldWriter(nil).VarlenHUTF8("x").Bytes()
+	dgram := ipv8.AppendFramed(nil, nil, testID, 42, ipv8.FramingUnsignedNoTime, 0, p)
+	from := netip.MustParseAddrPort("127.0.0.1:9")
+	waitFor(t, "Run registers", func() error {
+		if _, ok := ep.CommunityStats(testID); !ok {
+			return errors.New("not registered")
+		}
+		return nil
+	})
+	ep.HandlePacket(from, dgram)
+	<-entered // the handler holds the first message
+	for range 100 {
+		ep.HandlePacket(from, dgram)
+	}
+	if s := c.Stats(); s.DroppedQueueFull != 100-8 || s.Delivered != 101 {
+		t.Errorf("with a stuck handler and a queue of 8: %d dropped, %d delivered; want 92 and 101", s.DroppedQueueFull, s.Delivered)
+	}
+	close(release)
+	waitFor(t, "the queued messages are handled", func() error {
+		if h := c.Stats().Handled; h != 9 {
+			return fmt.Errorf("%d handled, want 9", h)
+		}
+		return nil
+	})
+	cancel()
+	<-done
+}
+
+// TestSharedWalk: an application adds its message to a community whose
+// walk another part runs (here py-ipv8's discovery community): both
+// register under one ID, the walk finds the peer, the message arrives.
+func TestSharedWalk(t *testing.T) {
+	leakcheck.Check(t)
+	type side struct {
+		addr netip.AddrPort
+		walk *discovery.Community
+		app  *Community
+		got  chan string
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer func() { cancel(); wg.Wait() }()
+	mk := func(boot []netip.AddrPort) *side {
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		kp, _ := identity.Generate(nil)
+		ep, _ := ipv8.NewEndpoint(conn, ipv8.Config{Key: kp})
+		w, err := discovery.New(ep, discovery.Config{Bootstrap: boot, WalkInterval: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		app, err := New(ep, Config{ID: discovery.CommunityID, SharedWalk: w})
+		if err != nil {
+			t.Fatal(err)
+		}
+		s := &side{addr: conn.LocalAddr().(*net.UDPAddr).AddrPort(), walk: w, app: app, got: make(chan string, 10)}
+		if err := Handle(app, chat(ipv8.FramingSignedNoTime), func(_ Sender, v string) { s.got <- v }); err != nil {
+			t.Fatal(err)
+		}
+		wg.Go(func() { _ = ep.ServeConn(ctx, conn) })
+		wg.Go(func() { _ = w.Run(ctx) })
+		wg.Go(func() { _ = app.Run(ctx) })
+		return s
+	}
+	a := mk(nil)
+	b := mk([]netip.AddrPort{a.addr})
+	waitFor(t, "b's app sees a through the shared walk", func() error {
+		if n, _ := Broadcast(b.app, chat(ipv8.FramingSignedNoTime), "over discovery"); n == 0 {
+			return errors.New("no peers yet")
+		}
+		return nil
+	})
+	if got := <-a.got; got != "over discovery" {
+		t.Fatalf("a got %q", got)
+	}
+	if s := a.walk.Stats(); s.IntroRequestsAnswered == 0 {
+		t.Errorf("the walk answered no requests beside the app: %+v", s)
+	}
+}

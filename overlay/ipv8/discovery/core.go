@@ -196,16 +196,6 @@ func (c *Core) Stats() Stats { return c.stats }
 // learned from introduction responses.
 func (c *Core) Addresses() (lan, wan netip.AddrPort) { return c.lan, c.wan }
 
-// SetLAN sets this node's LAN address (and its WAN address too while no
-// response has told it otherwise).
-func (c *Core) SetLAN(a netip.AddrPort) {
-	a = unmap(a)
-	if c.wan == c.lan {
-		c.wan = a
-	}
-	c.lan = a
-}
-
 // Peers returns a copy of the table, in no particular order.
 func (c *Core) Peers() []Peer {
 	out := make([]Peer, 0, len(c.peers))
