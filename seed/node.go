@@ -22,6 +22,7 @@ import (
 	"github.com/shoal-p2p/shoal/overlay"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
+	"github.com/shoal-p2p/shoal/overlay/ipv8/community"
 	"github.com/shoal-p2p/shoal/overlay/ipv8/discovery"
 	"github.com/shoal-p2p/shoal/swarm"
 )
@@ -63,10 +64,11 @@ type Node struct {
 	advMu sync.Mutex
 	adv   []netip.AddrPort // advertised in DHT records
 
-	mu      sync.Mutex
-	seeding map[chunker.ContentID]*chunker.Item
-	active  map[chunker.ContentID]*activeDownload
-	closed  bool
+	mu          sync.Mutex
+	communities []*community.Community // started by StartCommunity
+	seeding     map[chunker.ContentID]*chunker.Item
+	active      map[chunker.ContentID]*activeDownload
+	closed      bool
 }
 
 type activeDownload struct {
