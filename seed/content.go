@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"net"
-	"net/netip"
 	"os"
 	"path/filepath"
 	"time"
@@ -83,37 +81,16 @@ func (n *Node) Link(ctx context.Context, idText string) (string, error) {
 	return n.linkOf(id, it.Name), nil
 }
 
-// linkOf returns the link to id with this node as a peer hint.
+// linkOf returns the link to id with this node's advertised addresses as
+// peer hints.
 func (n *Node) linkOf(id chunker.ContentID, name string) string {
 	l := chunker.Link{ID: id, Name: name}
-	if a := n.advertisedAddr(); a.IsValid() {
-		l.Peers = []chunker.PeerHint{{PeerID: n.PeerID().String(), Addr: a.String()}}
-	}
-	return l.String()
-}
-
-// advertisedAddr is the address put in links: the bound one, or, for an
-// unspecified bind, the first non-loopback address of this machine, or the
-// address discovery learnt from peers.
-func (n *Node) advertisedAddr() netip.AddrPort {
-	la := n.ov.LocalAddr()
-	if !la.Addr().IsUnspecified() {
-		return la
-	}
-	if _, wan := n.disc.Addresses(); wan.IsValid() && !wan.Addr().IsUnspecified() {
-		return netip.AddrPortFrom(wan.Addr(), la.Port())
-	}
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if p, ok := a.(*net.IPNet); ok {
-			ip, _ := netip.AddrFromSlice(p.IP)
-			ip = ip.Unmap()
-			if ip.Is4() && !ip.IsLoopback() && ip.IsGlobalUnicast() {
-				return netip.AddrPortFrom(ip, la.Port())
-			}
+	for _, a := range n.advertised() {
+		if len(l.Peers) < chunker.MaxLinkPeers {
+			l.Peers = append(l.Peers, chunker.PeerHint{PeerID: n.PeerID().String(), Addr: a.String()})
 		}
 	}
-	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), la.Port())
+	return l.String()
 }
 
 // seed opens a stored item and serves it.

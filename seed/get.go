@@ -286,6 +286,9 @@ func (n *Node) runSwarm(ctx context.Context, j job, a *activeDownload, progress 
 	n.announce(j.id)
 	var addrs []netip.AddrPort
 	for _, h := range j.hints {
+		if !h.id.IsZero() {
+			n.book.add(h.id, h.addr)
+		}
 		dl.AddPeer(h.id, h.addr)
 		addrs = append(addrs, h.addr)
 	}
@@ -377,6 +380,7 @@ func (n *Node) findPeers(ctx context.Context, j job, dl *swarm.Download, s *sear
 				seen[p.ID] = true
 				s.providers.Add(1)
 			}
+			n.book.add(p.ID, p.Addrs...) // openStream dials them all
 			for _, a := range p.Addrs {
 				dl.AddPeer(p.ID, a)
 			}
@@ -397,7 +401,7 @@ func (n *Node) findPeers(ctx context.Context, j job, dl *swarm.Download, s *sear
 func (n *Node) probeHints(ctx context.Context, hints []hint, s *searchState) {
 	var dead []string
 	for _, h := range hints {
-		if h.id == (identity.PeerID{}) {
+		if h.id.IsZero() {
 			continue
 		}
 		pctx, cancel := context.WithTimeout(ctx, 3*time.Second)
@@ -413,7 +417,14 @@ func (n *Node) probeHints(ctx context.Context, hints []hint, s *searchState) {
 }
 
 func (n *Node) openStream(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) (swarm.Stream, error) {
-	s, err := n.ov.OpenStream(ctx, peer, addr, swarm.Tag)
+	if peer.IsZero() { // a hint without a peer ID: whoever answers there
+		return n.ov.OpenStream(ctx, peer, addr, swarm.Tag)
+	}
+	c, err := n.dialAny(ctx, peer, addr)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.OpenStream(ctx, swarm.Tag)
 	if err != nil {
 		return nil, err
 	}

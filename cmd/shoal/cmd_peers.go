@@ -33,7 +33,11 @@ func newPeersCmd(a *app) *cobra.Command {
 				return nil
 			}
 			for _, p := range peers {
-				fmt.Fprintf(a.stdout, "%s  %s\n", p.PeerID, p.Addr)
+				path := p.Path // direct, lan or relayed
+				if path == "" {
+					path = "-" // known, not connected
+				}
+				fmt.Fprintf(a.stdout, "%s  %-21s  %s\n", p.PeerID, p.Addr, path)
 			}
 			return nil
 		},
