@@ -254,12 +254,12 @@ func copyTree(ctx context.Context, src, dst string) error {
 		if d.IsDir() {
 			return os.Mkdir(to, 0o755)
 		}
-		if !d.Type().IsRegular() {
-			return nil // not part of the content
-		}
 		info, err := d.Info()
-		if err != nil {
-			return err
+		if err == nil && d.Type()&fs.ModeSymlink != 0 {
+			info, err = os.Stat(p) // published with --follow-symlinks
+		}
+		if err != nil || !info.Mode().IsRegular() {
+			return nil // not part of the content (verifyTree checks)
 		}
 		return copyFile(p, to, info.Mode().Perm())
 	})
