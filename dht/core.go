@@ -3,13 +3,13 @@ package dht
 import (
 	"cmp"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/ratelimit"
 )
 
 // Outgoing is a message Core wants sent. Payload is owned by the receiver of
@@ -59,10 +59,22 @@ type LookupStats struct {
 	Duration  time.Duration
 }
 
-// Ready is what Core produced since the last call to Ready.
-type Ready struct {
-	Messages []Outgoing
-	Events   []Event
+// ActionKind says what an Action asks of the driver.
+type ActionKind uint8
+
+// Action kinds.
+const (
+	// ActionSend: send Action.Send.Payload to Action.Send.To.
+	ActionSend ActionKind = 1 + iota
+	// ActionEvent: deliver Action.Event to whoever started its lookup.
+	ActionEvent
+)
+
+// Action is one output of Core, in the order Core produced it.
+type Action struct {
+	Kind  ActionKind
+	Send  Outgoing // ActionSend
+	Event Event    // ActionEvent
 }
 
 // Counters count what Core received, sent and refused. Every refusal of bad
@@ -80,8 +92,11 @@ type Counters struct {
 	ForeignRecords    uint64 // add provider carrying another publisher's record, or records for another key
 	BadExpiry         uint64 // records already expired or living too long
 	StoreFull         uint64 // records refused by storage bounds
+	Replays           uint64 // requests seen before from the same sender with the same transaction ID
+	VerifySkipped     uint64 // requesters not verified (so not admitted): MaxVerifying in flight
 	// Other events.
 	Timeouts      uint64 // requests that got no reply in time
+	BackedOff     uint64 // requests not sent: the address has not answered lately
 	RecordsStored uint64 // records accepted from others
 }
 
@@ -92,6 +107,7 @@ const (
 	forStore                        // an add provider of a Provide
 	forBootstrap                    // a ping to a bootstrap address
 	forLiveness                     // a ping to a bucket's stale head
+	forVerify                       // a ping proving a requester's address before it enters the table
 )
 
 // request is a pending request awaiting its reply.
@@ -104,6 +120,7 @@ type request struct {
 	purpose  purpose
 	lookup   LookupID
 	cand     *cand
+	sent     bool // false: held back, the address is backed off (see silence)
 }
 
 // provision is content we announce.
@@ -111,12 +128,13 @@ type provision struct {
 	next time.Time // next republish
 }
 
-// Core is the DHT state machine. It does no I/O: inputs carry `now`, outputs
-// are drained with Ready, and Tick must be called at NextDeadline. It is not
-// safe for concurrent use.
+// Core is the DHT state machine, following the core contract of
+// docs/architecture.md: it does no I/O and no logging; inputs carry `now`;
+// outputs (messages and events) are drained with Ready, which also says when
+// Tick must next be called. It is not safe for concurrent use: one owner
+// goroutine calls it.
 type Core struct {
 	cfg    Config
-	log    *slog.Logger
 	signer Signer
 	self   identity.PeerID
 	rng    *rand.Rand
@@ -124,17 +142,19 @@ type Core struct {
 	table   *table
 	store   *store
 	tokens  tokens
-	limiter *limiter
+	limiter *ratelimit.Table[netip.AddrPort]
 
 	pending    map[uint32]*request
+	verifying  map[Contact]struct{} // requesters being pinged before admission
+	silent     map[netip.AddrPort]*silence
+	replays    replayCache
 	lookups    map[LookupID]*lookup
 	nextLookup LookupID
 	providing  map[Key]*provision
 	observed   netip.AddrPort
 	nextMaint  time.Time
 
-	out      []Outgoing
-	events   []Event
+	out      []Action // pending, drained by Ready
 	counters Counters
 }
 
@@ -150,12 +170,15 @@ func NewCore(cfg Config, signer Signer, rng *rand.Rand, now time.Time) (*Core, e
 	cfg.Addrs = slices.Clone(cfg.Addrs)
 	self := signer.Public().PeerID()
 	c := &Core{
-		cfg: cfg, log: cfg.Logger, signer: signer, self: self, rng: rng,
+		cfg: cfg, signer: signer, self: self, rng: rng,
 		table:     newTable(self, cfg.K, cfg.MaxFailures, cfg.PingAfter, now),
-		store:     newStore(cfg.MaxRecords, cfg.MaxRecordsPerProvider, cfg.MaxProvidersPerKey),
+		store:     newStore(cfg.MaxRecords, cfg.MaxRecordsPerProvider, cfg.MaxProvidersPerKey, cfg.MaxProvidersPerGroup),
 		tokens:    newTokens(rng, now, cfg.TokenRotation),
-		limiter:   newLimiter(cfg.RequestRate, cfg.RequestBurst, cfg.MaxSenders),
+		limiter:   ratelimit.New[netip.AddrPort](cfg.RequestRate, float64(cfg.RequestBurst), cfg.MaxSenders),
 		pending:   make(map[uint32]*request),
+		verifying: make(map[Contact]struct{}),
+		silent:    make(map[netip.AddrPort]*silence),
+		replays:   newReplayCache(now),
 		lookups:   make(map[LookupID]*lookup),
 		providing: make(map[Key]*provision),
 		nextMaint: now.Add(maintEvery),
@@ -189,15 +212,19 @@ func (c *Core) SetAddrs(addrs []netip.AddrPort) {
 	}
 }
 
-// Ready returns and forgets the messages and events produced so far.
-func (c *Core) Ready() Ready {
-	r := Ready{Messages: c.out, Events: c.events}
-	c.out, c.events = nil, nil
-	return r
+// Ready appends the actions produced since the last call (messages to send
+// and lookup events, in order) to dst and returns it, with the time at
+// which Tick must next be called (never zero: maintenance is periodic).
+// Payloads in the actions belong to the caller.
+func (c *Core) Ready(dst []Action) ([]Action, time.Time) {
+	dst = append(dst, c.out...)
+	clear(c.out)
+	c.out = c.out[:0]
+	return dst, c.nextDeadline()
 }
 
-// NextDeadline returns when Tick must next be called.
-func (c *Core) NextDeadline() time.Time {
+// nextDeadline returns when Tick must next be called.
+func (c *Core) nextDeadline() time.Time {
 	d := c.nextMaint
 	for _, r := range c.pending {
 		if r.deadline.Before(d) {
@@ -221,6 +248,9 @@ func (c *Core) Tick(now time.Time) {
 	for _, r := range expired {
 		delete(c.pending, r.txid)
 		c.counters.Timeouts++
+		if r.sent {
+			c.unanswered(now, r.to)
+		}
 		c.timedOut(now, r)
 	}
 	if !now.Before(c.nextMaint) {
@@ -231,6 +261,11 @@ func (c *Core) Tick(now time.Time) {
 
 func (c *Core) timedOut(now time.Time, r *request) {
 	switch r.purpose {
+	case forVerify:
+		// Not admitted. The table is left alone: the ping went to the
+		// address claimed by a datagram that may have been replayed, and
+		// must not count against the real entry.
+		delete(c.verifying, Contact{ID: r.id, Addr: r.to})
 	case forLiveness:
 		c.table.failed(r.id, now)
 	case forBootstrap:
@@ -261,6 +296,7 @@ func (c *Core) timedOut(now time.Time, r *request) {
 func (c *Core) maintain(now time.Time) {
 	c.tokens.rotate(c.rng, now)
 	c.store.expire(now)
+	c.replays.rotate(now)
 	keys := make([]Key, 0, len(c.providing))
 	for k, p := range c.providing {
 		if !now.Before(p.next) {
@@ -279,7 +315,7 @@ func (c *Core) maintain(now time.Time) {
 
 // send queues a message that needs no reply.
 func (c *Core) send(to netip.AddrPort, m Message) {
-	c.out = append(c.out, Outgoing{To: to, Payload: m.Append(make([]byte, 0, 64))})
+	c.out = append(c.out, Action{Kind: ActionSend, Send: Outgoing{To: to, Payload: m.Append(make([]byte, 0, 64))}})
 	c.counters.MessagesOut++
 }
 
@@ -291,8 +327,14 @@ func (c *Core) request(now time.Time, to netip.AddrPort, id identity.PeerID, m M
 			break
 		}
 	}
-	c.pending[m.TxID] = &request{txid: m.TxID, typ: m.Type, to: to, id: id,
+	r := &request{txid: m.TxID, typ: m.Type, to: to, id: id,
 		deadline: now.Add(c.cfg.RequestTimeout), purpose: p, lookup: l, cand: cd}
+	c.pending[m.TxID] = r
+	if s := c.silent[to]; s != nil && now.Before(s.until) {
+		c.counters.BackedOff++ // held back; it times out as if lost
+		return
+	}
+	r.sent = true
 	c.send(to, m)
 }
 
@@ -318,7 +360,7 @@ func (c *Core) recordAddrs() []netip.AddrPort {
 	return nil
 }
 
-func (c *Core) emit(e Event) { c.events = append(c.events, e) }
+func (c *Core) emit(e Event) { c.out = append(c.out, Action{Kind: ActionEvent, Event: e}) }
 
 // HandleMessage processes one payload that arrived from `from`, sent (and
 // signed, at the datagram layer) by the holder of sender.
@@ -331,9 +373,6 @@ func (c *Core) HandleMessage(now time.Time, from netip.AddrPort, sender identity
 		} else {
 			c.counters.Malformed++
 		}
-		if n := c.counters.Malformed + c.counters.Oversized; n&(n-1) == 0 { // 1st, 2nd, 4th, ...: a flood cannot flood the log
-			c.log.Debug("dht: dropping bad message", "from", from, "err", err, "dropped", n)
-		}
 		return
 	}
 	id := sender.PeerID()
@@ -342,22 +381,104 @@ func (c *Core) HandleMessage(now time.Time, from netip.AddrPort, sender identity
 		return
 	}
 	if m.Type.isRequest() {
-		if !c.limiter.allow(from, now) {
+		if !c.limiter.Allow(from, now) {
 			c.counters.RateLimited++
 			return
 		}
-		c.seenNode(now, Contact{ID: id, Addr: from})
+		if !c.replays.add(now, replayKey{id: id, txid: m.TxID, typ: m.Type}) {
+			c.counters.Replays++
+			return
+		}
+		delete(c.silent, from)
+		c.heardRequest(now, Contact{ID: id, Addr: from})
 		c.handleRequest(now, from, sender, id, m)
 		return
 	}
+	// A reply counts only from the address the request went to, signed by
+	// the node asked: a round trip that proves the address.
 	r := c.pending[m.TxID]
-	if r == nil || replyType(r.typ) != m.Type || (r.id.IsZero() && r.to != from) || (!r.id.IsZero() && r.id != id) {
+	if r == nil || replyType(r.typ) != m.Type || r.to != from || (!r.id.IsZero() && r.id != id) {
 		c.counters.UnexpectedReplies++
 		return
 	}
 	delete(c.pending, m.TxID)
+	delete(c.silent, from)
+	if r.purpose == forVerify {
+		delete(c.verifying, Contact{ID: r.id, Addr: r.to})
+	}
 	c.seenNode(now, Contact{ID: id, Addr: from})
 	c.handleReply(now, r, id, from, m)
+}
+
+// heardRequest takes note of a signed request from ct. A node already in
+// the table at that address is refreshed. Any other (a new node, or a known
+// one at a new address, which is what a replayed datagram looks like) is
+// admitted, or its entry moved, only once it answers a ping sent to that
+// address: a round trip proves the address, a signature alone does not.
+func (c *Core) heardRequest(now time.Time, ct Contact) {
+	if !validAddr(ct.Addr) {
+		return
+	}
+	if addr, ok := c.table.addrOf(ct.ID); ok && addr == ct.Addr {
+		c.seenNode(now, ct)
+		return
+	}
+	if _, busy := c.verifying[ct]; busy {
+		return
+	}
+	if len(c.verifying) >= maxVerifying {
+		c.counters.VerifySkipped++
+		return
+	}
+	c.verifying[ct] = struct{}{}
+	c.request(now, ct.Addr, ct.ID, Message{Type: MsgPing}, forVerify, 0, nil)
+}
+
+// maxVerifying bounds the pings in flight that verify requesters (each
+// lives RequestTimeout); beyond it, new requesters are answered but not
+// admitted to the table.
+const maxVerifying = 64
+
+// silence is an address whose requests went unanswered: requests to it are
+// held back until `until`, and the wait doubles with every unanswered one
+// (RequestTimeout*2^fails, at most maxBackoff). Any message from the
+// address ends it.
+type silence struct {
+	fails int
+	until time.Time
+}
+
+// maxBackoff caps the wait between requests to a silent address.
+const maxBackoff = 5 * time.Minute
+
+// maxSilent bounds the table of silent addresses; when it is full, entries
+// whose wait is over are dropped, and if none is, the new address is not
+// backed off.
+const maxSilent = 4096
+
+// unanswered records that a request sent to addr got no reply.
+func (c *Core) unanswered(now time.Time, addr netip.AddrPort) {
+	s := c.silent[addr]
+	if s == nil {
+		if len(c.silent) >= maxSilent {
+			for a, x := range c.silent { // deletes every match: order does not matter
+				if !now.Before(x.until) {
+					delete(c.silent, a)
+				}
+			}
+			if len(c.silent) >= maxSilent {
+				return
+			}
+		}
+		s = &silence{}
+		c.silent[addr] = s
+	}
+	s.fails++
+	wait := maxBackoff
+	if s.fails < 16 {
+		wait = min(maxBackoff, c.cfg.RequestTimeout<<s.fails)
+	}
+	s.until = now.Add(wait)
 }
 
 func replyType(t MsgType) MsgType {
@@ -376,8 +497,8 @@ func replyType(t MsgType) MsgType {
 
 func (c *Core) handleReply(now time.Time, r *request, id identity.PeerID, from netip.AddrPort, m Message) {
 	switch r.purpose {
-	case forLiveness:
-		// seenNode already refreshed the entry.
+	case forLiveness, forVerify:
+		// seenNode already admitted or refreshed the entry.
 		if validAddr(m.Observed) {
 			c.observed = m.Observed
 		}

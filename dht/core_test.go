@@ -12,6 +12,10 @@ type testPeer struct {
 	kp   Signer
 	core *Core
 	addr netip.AddrPort
+	// silent: this peer does not answer the pings that verify its address
+	// (deliver answers them on its behalf otherwise).
+	silent bool
+	txid   uint32 // last request ID this peer sent through deliver
 }
 
 func newTestPeer(t *testing.T, seed uint64, cfg Config) *testPeer {
@@ -24,17 +28,75 @@ func newTestPeer(t *testing.T, seed uint64, cfg Config) *testPeer {
 	return &testPeer{t: t, kp: kp, core: c, addr: testAddr(int(seed))}
 }
 
-// deliver hands m from `from` to p and returns p's decoded replies.
-func (p *testPeer) deliver(now time.Time, from *testPeer, m Message) []Message {
-	p.t.Helper()
-	p.core.HandleMessage(now, from.addr, from.kp.Public(), m.Append(nil))
-	return p.drain()
+// testReady is a Core's output split by kind.
+type testReady struct {
+	Messages []Outgoing
+	Events   []Event
+	Next     time.Time
 }
 
-func (p *testPeer) drain() []Message {
+// readyOf drains c's actions.
+func readyOf(c *Core) testReady {
+	acts, next := c.Ready(nil)
+	rd := testReady{Next: next}
+	for _, a := range acts {
+		switch a.Kind {
+		case ActionSend:
+			rd.Messages = append(rd.Messages, a.Send)
+		case ActionEvent:
+			rd.Events = append(rd.Events, a.Event)
+		}
+	}
+	return rd
+}
+
+// deadlineOf returns c's next deadline; c must have no pending actions.
+func deadlineOf(t *testing.T, c *Core) time.Time {
+	t.Helper()
+	acts, next := c.Ready(nil)
+	if len(acts) > 0 {
+		t.Fatalf("%d actions pending, want none", len(acts))
+	}
+	return next
+}
+
+// deliver hands m from `from` to p and returns p's decoded replies. A
+// request gets a fresh transaction ID (a real sender never reuses one; p
+// drops repeats as replays). Unless from is silent, deliver answers, as
+// from, the ping p sends to verify from's address, and leaves it out.
+func (p *testPeer) deliver(now time.Time, from *testPeer, m Message) []Message {
 	p.t.Helper()
+	if m.Type.isRequest() {
+		from.txid++
+		m.TxID = from.txid
+	}
+	p.core.HandleMessage(now, from.addr, from.kp.Public(), m.Append(nil))
 	var out []Message
-	for _, o := range p.core.Ready().Messages {
+	for {
+		answered := false
+		for _, o := range p.drainTo() {
+			if o.m.Type == MsgPing && o.to == from.addr && !from.silent {
+				p.core.HandleMessage(now, from.addr, from.kp.Public(), Message{Type: MsgPong, TxID: o.m.TxID, Observed: p.addr}.Append(nil))
+				answered = true
+				continue
+			}
+			out = append(out, o.m)
+		}
+		if !answered {
+			return out
+		}
+	}
+}
+
+type sentMsg struct {
+	to netip.AddrPort
+	m  Message
+}
+
+func (p *testPeer) drainTo() []sentMsg {
+	p.t.Helper()
+	var out []sentMsg
+	for _, o := range readyOf(p.core).Messages {
 		m, err := DecodeMessage(o.Payload)
 		if err != nil {
 			p.t.Fatalf("core produced an undecodable message: %v", err)
@@ -42,7 +104,16 @@ func (p *testPeer) drain() []Message {
 		if len(o.Payload) > MaxMessageSize {
 			p.t.Fatalf("core produced a %d-byte message", len(o.Payload))
 		}
-		out = append(out, m)
+		out = append(out, sentMsg{o.To, m})
+	}
+	return out
+}
+
+func (p *testPeer) drain() []Message {
+	p.t.Helper()
+	var out []Message
+	for _, o := range p.drainTo() {
+		out = append(out, o.m)
 	}
 	return out
 }
@@ -201,7 +272,7 @@ func TestReplyFromWrongNode(t *testing.T) {
 	}
 	// b's own answer is taken, and ends the lookup.
 	a.core.HandleMessage(t0, b.addr, b.kp.Public(), reply)
-	rd := a.core.Ready()
+	rd := readyOf(a.core)
 	if len(rd.Events) != 1 || rd.Events[0].Kind != EventDone || rd.Events[0].Err != nil {
 		t.Fatalf("events %+v, want one successful EventDone", rd.Events)
 	}
@@ -284,7 +355,7 @@ func TestBadRecordInLookupReply(t *testing.T) {
 	other := signedRecord(c, Key{6}, t0)    // valid, but for another key
 	reply := Message{Type: MsgProviders, TxID: out[0].TxID, Records: []Record{forged, other}}
 	a.core.HandleMessage(t0, b.addr, b.kp.Public(), reply.Append(nil))
-	rd := a.core.Ready()
+	rd := readyOf(a.core)
 	for _, e := range rd.Events {
 		if e.Kind == EventProvider {
 			t.Fatalf("lookup %d reported provider %s from a bad record", id, e.Provider.ID.Short())
@@ -308,7 +379,7 @@ func TestProvidersReplyFits(t *testing.T) {
 			r.Addrs = append(r.Addrs, netip.AddrPortFrom(netip.MustParseAddr("2001:db8::1"), uint16(1000+j)))
 		}
 		r.sign(p.kp)
-		if st := a.core.store.put(r); st != AckStored {
+		if st := a.core.store.put(r, sourceGroup(p.addr.Addr())); st != AckStored {
 			t.Fatalf("put %d: %d", i, st)
 		}
 		a.deliver(t0, p, Message{Type: MsgPing, TxID: 1})

@@ -19,15 +19,19 @@ func TestPeersShowPath(t *testing.T) {
 	writeTree(t, src, 5)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := pub.Publish(ctx, src, nil)
+	p, err := pub.Publish(ctx, PublishRequest{Path: src}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := dl.Get(ctx, p.Link, t.TempDir(), nil); err != nil {
+	if _, err := dl.Get(ctx, GetRequest{Link: p.Link, Out: t.TempDir()}, nil); err != nil {
+		t.Fatal(err)
+	}
+	peers, err := dl.Peers(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
 	found := false
-	for _, pi := range dl.Peers() {
+	for _, pi := range peers {
 		if pi.PeerID == pub.PeerID().String() {
 			found = true
 			if pi.Path != PathLAN || pi.Conn == "" {
@@ -38,7 +42,10 @@ func TestPeersShowPath(t *testing.T) {
 	if !found {
 		t.Fatal("the downloader does not list the publisher")
 	}
-	st := dl.Status()
+	st, err := dl.Status(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if len(st.Connected) == 0 || st.Connected[0].Path == "" {
 		t.Errorf("status lists connected peers %+v, want the publisher with its path", st.Connected)
 	}

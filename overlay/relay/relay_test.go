@@ -72,7 +72,17 @@ func newPeer(t *testing.T, cfg relay.Config) *peer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { n.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		n.Run(ctx)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+		n.Close()
+	})
 	return &peer{node: n, rc: rc, kp: kp, addr: udp.LocalAddr().(*net.UDPAddr).AddrPort(), tap: tp}
 }
 
