@@ -14,6 +14,7 @@ import (
 	"github.com/zeebo/blake3"
 
 	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/ratelimit"
 )
 
 // Config tunes a Conn. The zero value is a client of no relay yet.
@@ -109,29 +110,6 @@ func IsVirtual(a netip.AddrPort) bool { return prefix.Contains(a.Addr()) }
 // ErrRefused is returned by Connect when the relay refuses.
 var ErrRefused = errors.New("relay: refused")
 
-type bucket struct {
-	rate, burst, tokens float64
-	last                time.Time
-}
-
-func (b *bucket) take(now time.Time, n float64) bool {
-	if b.last.IsZero() {
-		b.tokens = b.burst
-	} else {
-		b.tokens = min(b.burst, b.tokens+now.Sub(b.last).Seconds()*b.rate)
-	}
-	b.last = now
-	if b.tokens < n {
-		return false
-	}
-	b.tokens -= n
-	return true
-}
-
-func newBucket(rate float64) bucket {
-	return bucket{rate: rate, burst: max(rate/10, 64<<10)} // 100 ms of traffic, at least 64 KiB
-}
-
 type client struct {
 	id      identity.PeerID
 	addr    netip.AddrPort
@@ -143,7 +121,6 @@ type session struct {
 	a, b       netip.AddrPort
 	ida, idb   identity.PeerID
 	used       int64
-	rate       bucket
 	lastActive time.Time
 }
 
@@ -168,6 +145,9 @@ type connectResult struct {
 	err     error
 }
 
+// burst is a bucket's depth for a rate: 100 ms of traffic, at least 64 KiB.
+func burst(rate float64) float64 { return max(rate/10, 64<<10) }
+
 // Conn wraps a UDP socket: relay frames are handled inside ReadFrom and
 // never returned, data from relays comes out from virtual addresses, and
 // writes to virtual addresses go to the relay. One goroutine reads (as
@@ -183,7 +163,8 @@ type Conn struct {
 	clients  map[identity.PeerID]*client
 	byAddr   map[netip.AddrPort]identity.PeerID
 	sessions map[uint32]*session
-	global   bucket
+	pairRate *ratelimit.Table[uint32]   // bytes per session
+	global   *ratelimit.Table[struct{}] // bytes in all
 	// client side
 	relays  map[netip.AddrPort]*relayState
 	virt    map[netip.AddrPort]route
@@ -218,7 +199,8 @@ func New(pc net.PacketConn, cfg Config) (*Conn, error) {
 		clients:    map[identity.PeerID]*client{},
 		byAddr:     map[netip.AddrPort]identity.PeerID{},
 		sessions:   map[uint32]*session{},
-		global:     newBucket(cfg.Rate),
+		pairRate:   ratelimit.New[uint32](cfg.PairRate, burst(cfg.PairRate), cfg.MaxPairs),
+		global:     ratelimit.New[struct{}](cfg.Rate, burst(cfg.Rate), 1),
 		relays:     map[netip.AddrPort]*relayState{},
 		virt:       map[netip.AddrPort]route{},
 		routes:     map[route]netip.AddrPort{},
@@ -456,7 +438,7 @@ func (c *Conn) serveLocked(now time.Time, from netip.AddrPort, f *Frame) {
 			rand.Read(b[:])
 			sid = binary.BigEndian.Uint32(b[:])
 		}
-		c.sessions[sid] = &session{a: from, b: dst.addr, ida: src, idb: dst.id, rate: newBucket(c.cfg.PairRate), lastActive: now}
+		c.sessions[sid] = &session{a: from, b: dst.addr, ida: src, idb: dst.id, lastActive: now}
 		c.clients[src].pairs++
 		dst.pairs++
 		c.stats.SessionsOpened++
@@ -476,7 +458,7 @@ func (c *Conn) forwardLocked(now time.Time, from netip.AddrPort, s *session, sid
 		c.stats.Dropped++
 		return
 	}
-	if !s.rate.take(now, float64(n)) || !c.global.take(now, float64(n)) {
+	if !c.pairRate.AllowN(sid, float64(n), now) || !c.global.AllowN(struct{}{}, float64(n), now) {
 		c.stats.Dropped++
 		return
 	}
