@@ -88,7 +88,7 @@ type Stats struct {
 	Registrations    uint64 // registers accepted (relay)
 	BadRegistrations uint64 // bad cookie or signature (relay)
 	SessionsOpened   uint64 // (relay)
-	Refused          uint64 // connects refused (relay)
+	Refused          uint64 // connects and registrations refused (relay)
 	FramesForwarded  uint64 // data frames forwarded (relay)
 	BytesForwarded   uint64 // their bytes (relay)
 	Dropped          uint64 // data frames dropped: rate, unknown session, wrong sender (relay)
@@ -390,6 +390,7 @@ func (c *Conn) serveLocked(now time.Time, from netip.AddrPort, f *Frame) {
 		cl := c.clients[id]
 		if cl == nil {
 			if len(c.clients) >= c.cfg.MaxClients {
+				c.stats.Refused++
 				c.queueLocked(from, Frame{Type: TypeRefused, Reason: ReasonFull, Target: id})
 				return
 			}
