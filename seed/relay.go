@@ -70,17 +70,24 @@ func (n *Node) keepRelays(ctx context.Context) {
 }
 
 // upgradeEvery is how often relayed connections try a direct path.
-const upgradeEvery = 10 * time.Second
+const (
+	upgradeEvery = 10 * time.Second
+	maxUpgrades  = 4
+)
 
 // upgradeRelayed tries, for every relayed connection this node dialled,
 // each direct address known for the peer; when one answers, the relayed
 // connection is closed and new streams go direct (a later puncture
 // succeeded: discovery keeps introducing and puncturing).
+// At most maxUpgrades connections are tried per round, so that the round
+// (3 s per address at worst) never delays the registrations' renewal much.
 func (n *Node) upgradeRelayed(ctx context.Context) {
+	tried := 0
 	for _, c := range n.ov.Conns() {
-		if !relay.IsVirtual(c.RemoteAddr()) || !c.Outbound() {
+		if !relay.IsVirtual(c.RemoteAddr()) || !c.Outbound() || tried >= maxUpgrades {
 			continue
 		}
+		tried++
 		for _, a := range n.addrsOf(c.PeerID(), netip.AddrPort{}) {
 			if relay.IsVirtual(a) {
 				continue
