@@ -80,7 +80,7 @@ const (
 // connection is closed and new streams go direct (a later puncture
 // succeeded: discovery keeps introducing and puncturing).
 // At most maxUpgrades connections are tried per round, so that the round
-// (3 s per address at worst) never delays the registrations' renewal much.
+// (3 s per address at worst, at most maxParallelDials addresses each) never delays the registrations' renewal much.
 func (n *Node) upgradeRelayed(ctx context.Context) {
 	tried := 0
 	for _, c := range n.ov.Conns() {
@@ -88,10 +88,12 @@ func (n *Node) upgradeRelayed(ctx context.Context) {
 			continue
 		}
 		tried++
+		dials := 0
 		for _, a := range n.addrsOf(c.PeerID(), netip.AddrPort{}) {
-			if relay.IsVirtual(a) {
+			if relay.IsVirtual(a) || dials >= maxParallelDials {
 				continue
 			}
+			dials++
 			dctx, cancel := context.WithTimeout(ctx, 3*time.Second)
 			d, err := n.ov.DialNew(dctx, c.PeerID(), a)
 			cancel()
