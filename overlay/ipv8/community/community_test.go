@@ -417,3 +417,52 @@ func TestSharedWalk(t *testing.T) {
 		t.Errorf("the walk answered no requests beside the app: %+v", s)
 	}
 }
+
+// TestFloodRateLimited: an attacker floods an application community
+// from one address through a real socket; past the endpoint's per-source
+// burst its datagrams are dropped and counted for that community, the
+// handler queue stays bounded, and an honest member's message arrives.
+func TestFloodRateLimited(t *testing.T) {
+	leakcheck.Check(t)
+	victim := start(t, nil)
+	honest := start(t, nil)
+	attacker, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	p, _ := ipv8.NewFieldWriter(nil).VarlenHUTF8("flood").Bytes()
+	kp, _ := identity.Generate(nil)
+	dgram := ipv8.AppendFramed(nil, kp, testID, 42, ipv8.FramingSignedNoTime, 0, p) // valid: a replay is accepted
+	start := time.Now()
+	for range 3000 {
+		if _, err := attacker.WriteToUDPAddrPort(dgram, victim.addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the flood is rate limited", func() error {
+		if s := victim.c.Stats(); s.DroppedRateLimited == 0 {
+			return fmt.Errorf("nothing rate limited yet: %+v", s.CommunityStats)
+		}
+		return nil
+	})
+	if err := Send(honest.c, victim.addr, chat(ipv8.FramingSignedNoTime), "honest"); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the honest message arrives", func() error {
+		for _, s := range victim.texts() {
+			if s == "honest" {
+				return nil
+			}
+		}
+		return errors.New("not yet")
+	})
+	// One source gets its burst (400) plus 200 a second, whatever it sends.
+	s := victim.c.Stats()
+	if limit := 400 + 200*time.Since(start).Seconds() + 2; float64(s.Delivered) > limit {
+		t.Errorf("%d delivered, above one source's burst and rate (%.0f)", s.Delivered, limit)
+	}
+	if s.Delivered+s.DroppedRateLimited < 400 {
+		t.Errorf("only %d of the flood arrived at all", s.Delivered+s.DroppedRateLimited)
+	}
+}
