@@ -78,6 +78,12 @@ func (m *member) texts() []string {
 // chat message and an echo service on it, until the test ends.
 func start(t *testing.T, boot []netip.AddrPort) *member {
 	t.Helper()
+	return startWith(t, boot, ipv8.Config{})
+}
+
+// startWith is start with an endpoint configuration (its Key is set).
+func startWith(t *testing.T, boot []netip.AddrPort, epCfg ipv8.Config) *member {
+	t.Helper()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +92,8 @@ func start(t *testing.T, boot []netip.AddrPort) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep, err := ipv8.NewEndpoint(conn, ipv8.Config{Key: kp})
+	epCfg.Key = kp
+	ep, err := ipv8.NewEndpoint(conn, epCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -419,12 +426,13 @@ func TestSharedWalk(t *testing.T) {
 }
 
 // TestFloodRateLimited: an attacker floods an application community
-// from one address through a real socket; past the endpoint's per-source
-// burst its datagrams are dropped and counted for that community, the
-// handler queue stays bounded, and an honest member's message arrives.
+// from one address through a real socket with valid signed messages;
+// past the endpoint's per-source burst (40 here, so that the flood beats
+// it even when verification is slow) its datagrams are dropped and
+// counted for that community, and an honest member's message arrives.
 func TestFloodRateLimited(t *testing.T) {
 	leakcheck.Check(t)
-	victim := start(t, nil)
+	victim := startWith(t, nil, ipv8.Config{RatePerSecond: 20, RateBurst: 40})
 	honest := start(t, nil)
 	attacker, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
@@ -457,12 +465,10 @@ func TestFloodRateLimited(t *testing.T) {
 		}
 		return errors.New("not yet")
 	})
-	// One source gets its burst (400) plus 200 a second, whatever it sends.
+	// One source gets its burst (40) plus 20 a second, whatever it sends;
+	// the honest member has its own bucket.
 	s := victim.c.Stats()
-	if limit := 400 + 200*time.Since(start).Seconds() + 2; float64(s.Delivered) > limit {
+	if limit := 40 + 20*time.Since(start).Seconds() + 2; float64(s.Delivered) > limit {
 		t.Errorf("%d delivered, above one source's burst and rate (%.0f)", s.Delivered, limit)
-	}
-	if s.Delivered+s.DroppedRateLimited < 400 {
-		t.Errorf("only %d of the flood arrived at all", s.Delivered+s.DroppedRateLimited)
 	}
 }
