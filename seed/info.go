@@ -86,5 +86,8 @@ func (n *Node) Peers() []PeerInfo {
 func (n *Node) writeMetrics(w http.ResponseWriter) error {
 	up, _ := n.srv.Stats()
 	n.metrics.BytesUp.Store(up)
-	return n.metrics.WritePrometheus(w, len(n.Peers()), len(n.lib.list()))
+	if err := n.metrics.WritePrometheus(w, len(n.Peers()), len(n.lib.list())); err != nil {
+		return err
+	}
+	return writeCollected(w, communityCollector{n})
 }
