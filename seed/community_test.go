@@ -3,8 +3,8 @@ package seed
 import (
 	"fmt"
 	"net/http/httptest"
-	"strings"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
