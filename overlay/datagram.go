@@ -70,8 +70,12 @@ func (n *Node) datagramLoop() {
 		b := buf[:k]
 		f := n.onDatagram.Load()
 		ap, ok := addrPort(from)
-		if k == 0 || b[0] != 0x00 || !ok {
-			n.stats.datagramsDrop.Add(1)
+		switch {
+		case k == 0 || b[0] != 0x00:
+			n.stats.datagramsDropByte.Add(1)
+			continue
+		case !ok:
+			n.stats.datagramsDropAddr.Add(1)
 			continue
 		}
 		n.stats.datagrams.Add(1)
