@@ -143,7 +143,10 @@ func (n *Node) writeMetrics(w http.ResponseWriter) error {
 	up, _ := n.srv.Stats()
 	n.metrics.BytesUp.Store(up)
 	peers, _ := n.Peers(context.Background())
-	return n.metrics.WritePrometheus(w, len(peers), len(n.lib.list()))
+	if err := n.metrics.WritePrometheus(w, len(peers), len(n.lib.list())); err != nil {
+		return err
+	}
+	return writeCollected(w, communityCollector{n})
 }
 
 // relayed reports whether remote is a relayed path's address.
