@@ -42,6 +42,7 @@ func main() {
 		quicRef  = flag.Bool("quic-ref", false, "also measure plain quic-go between two processes")
 		keep     = flag.Bool("keep", false, "keep the work folder")
 		tmp      = flag.String("tmp", "", "work folder parent (default: the system temp folder)")
+		srcFile  = flag.String("src", "", "publish this existing file instead of a fresh random one (its size wins over -size)")
 	)
 	flag.Parse()
 	size, err := parseSize(*sizeText)
@@ -59,7 +60,7 @@ func main() {
 	case "quicref-client":
 		err = runRefClient(*addr, size)
 	case "":
-		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp)
+		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp, *srcFile)
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
@@ -208,7 +209,7 @@ func quicReference(size int64) (mbps, cpu float64, err error) {
 	return float64(size) / 1e6 / secs, clientCPU + serverCPU, nil
 }
 
-func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp string) error {
+func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp, srcFile string) error {
 	if nSeed < 1 || nLeech < 1 {
 		return errors.New("need at least one seeder and one leecher")
 	}
@@ -220,7 +221,16 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		defer os.RemoveAll(work)
 	}
 	src := filepath.Join(work, "file.bin")
-	if err := writeRandom(src, size); err != nil {
+	if srcFile != "" {
+		fi, err := os.Stat(srcFile)
+		if err != nil {
+			return err
+		}
+		if src, err = filepath.Abs(srcFile); err != nil {
+			return err
+		}
+		size = fi.Size()
+	} else if err := writeRandom(src, size); err != nil {
 		return err
 	}
 	// A file changed within the last second is not trusted by the seeder's
