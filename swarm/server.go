@@ -54,6 +54,13 @@ type ServerConfig struct {
 	UploadRate int64
 	// WriteTimeout bounds the time to send one response. Default 60 s.
 	WriteTimeout time.Duration
+	// NoSuperSeed turns super-seeding off: a source holding every chunk
+	// then serves any chunk to anyone who asks (see superseed.go).
+	NoSuperSeed bool
+	// SuperSeedHold is how long a peer refused a chunk already sent to
+	// another peer waits before the chunk is announced to it again.
+	// Default 15 s.
+	SuperSeedHold time.Duration
 }
 
 func (c ServerConfig) populate() ServerConfig {
@@ -71,6 +78,9 @@ func (c ServerConfig) populate() ServerConfig {
 	}
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 60 * time.Second
+	}
+	if c.SuperSeedHold <= 0 {
+		c.SuperSeedHold = 15 * time.Second
 	}
 	return c
 }
@@ -103,6 +113,7 @@ type peerUploads struct {
 // served is one registered source and its open sessions.
 type served struct {
 	src      Source
+	super    *superSeed // nil unless src held every chunk when seeded
 	mu       sync.Mutex
 	sessions map[*serverSession]struct{}
 }
@@ -124,9 +135,13 @@ func NewServer(cfg ServerConfig) *Server {
 // Seed starts serving src under id, replacing an earlier source (open
 // sessions of the earlier source are closed).
 func (s *Server) Seed(id [32]byte, src Source) {
+	it := &served{src: src, sessions: make(map[*serverSession]struct{})}
+	if !s.cfg.NoSuperSeed && holdsAll(src) {
+		it.super = newSuperSeed(src.NumChunks())
+	}
 	s.mu.Lock()
 	old := s.items[id]
-	s.items[id] = &served{src: src, sessions: make(map[*serverSession]struct{})}
+	s.items[id] = it
 	s.mu.Unlock()
 	if old != nil {
 		old.closeSessions()
@@ -235,7 +250,7 @@ func (s *Server) ServeStream(ctx context.Context, peer identity.PeerID, st Strea
 	case KindLeaves:
 		s.sendBlob(st, it.src.LeafBytes())
 	case KindChunk:
-		s.serveChunk(ctx, peer, st, it.src, int(req.Index))
+		s.serveChunk(ctx, peer, st, it, int(req.Index))
 	case KindSession:
 		s.serveSession(ctx, peer, st, it)
 	}
@@ -304,7 +319,8 @@ func (s *Server) release(peer identity.PeerID) {
 // sendPiece is the unit of upload rate limiting.
 const sendPiece = 64 << 10
 
-func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream, src Source, i int) {
+func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream, it *served, i int) {
+	src := it.src
 	if i < 0 || i >= src.NumChunks() {
 		s.refuse(st, StatusBadRequest, fmt.Sprintf("chunk %d of %d", i, src.NumChunks()))
 		return
@@ -312,6 +328,19 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 	if !src.Has(i) {
 		s.refuse(st, StatusNotHave, fmt.Sprintf("chunk %d not held", i))
 		return
+	}
+	sent := false
+	if it.super != nil {
+		if !it.super.claim(peer, i) {
+			s.refuse(st, StatusNotHave, fmt.Sprintf("chunk %d went to another peer: ask the peers", i))
+			s.reannounce(it, peer, i)
+			return
+		}
+		defer func() {
+			if !sent {
+				it.super.unclaim(peer, i)
+			}
+		}()
 	}
 	pu, why, ok := s.acquire(peer)
 	if !ok {
@@ -350,10 +379,20 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 			return
 		}
 	}
-	st.Close()
+	sent = st.Close() == nil
 	finishRead(st)
 	s.uploaded.Add(int64(len(data)))
 	s.served.Add(1)
+}
+
+// holdsAll reports whether src can serve every chunk.
+func holdsAll(src Source) bool {
+	for i := range src.NumChunks() {
+		if !src.Has(i) {
+			return false
+		}
+	}
+	return true
 }
 
 // chunk buffers, pooled by capacity class (a power of two).

@@ -116,13 +116,14 @@ func checkHave(m Message, n int) error {
 type serverSession struct {
 	haveQueue
 	cancel context.CancelFunc
+	peer   identity.PeerID
 }
 
 // serveSession runs the serving end of a session until either side ends it.
 func (s *Server) serveSession(ctx context.Context, peer identity.PeerID, st Stream, it *served) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ss := &serverSession{haveQueue: newHaveQueue(), cancel: cancel}
+	ss := &serverSession{haveQueue: newHaveQueue(), cancel: cancel, peer: peer}
 	it.mu.Lock()
 	it.sessions[ss] = struct{}{}
 	it.mu.Unlock()

@@ -42,6 +42,7 @@ func main() {
 		quicRef  = flag.Bool("quic-ref", false, "also measure plain quic-go between two processes")
 		keep     = flag.Bool("keep", false, "keep the work folder")
 		tmp      = flag.String("tmp", "", "work folder parent (default: the system temp folder)")
+		noSuper  = flag.Bool("no-superseed", false, "seeders serve any chunk to anyone (super-seeding off), for side-by-side runs")
 		srcFile  = flag.String("src", "", "publish this existing file instead of a fresh random one (its size wins over -size)")
 	)
 	flag.Parse()
@@ -54,13 +55,13 @@ func main() {
 	}
 	switch *role {
 	case "seeder", "leecher":
-		err = runChild(*role, *dir, *file, *id, *chunk, *syncN)
+		err = runChild(*role, *dir, *file, *id, *chunk, *syncN, *noSuper)
 	case "quicref-server":
 		err = runRefServer()
 	case "quicref-client":
 		err = runRefClient(*addr, size)
 	case "":
-		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp, *srcFile)
+		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp, *srcFile, *noSuper)
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
@@ -209,7 +210,7 @@ func quicReference(size int64) (mbps, cpu float64, err error) {
 	return float64(size) / 1e6 / secs, clientCPU + serverCPU, nil
 }
 
-func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp, srcFile string) error {
+func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp, srcFile string, noSuper bool) error {
 	if nSeed < 1 || nLeech < 1 {
 		return errors.New("need at least one seeder and one leecher")
 	}
@@ -274,7 +275,7 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		if i >= nSeed {
 			role, name = "leecher", fmt.Sprintf("l%d", i-nSeed)
 		}
-		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg, "-sync-every", strconv.Itoa(syncN))
+		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg, "-sync-every", strconv.Itoa(syncN), "-no-superseed="+strconv.FormatBool(noSuper))
 		if err != nil {
 			return err
 		}

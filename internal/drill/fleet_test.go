@@ -37,7 +37,9 @@ import (
 //
 // SHOAL_FLEET_HOSTS (8), SHOAL_FLEET_MBIT (50), SHOAL_FLEET_SIZE_MIB (256)
 // and SHOAL_FLEET_PAIRS (2) change the setting; SHOAL_FLEET_ONLY=shoal
-// (or libtorrent) runs one side only.
+// (or libtorrent) runs one side only. SHOAL_FLEET_OLD_BIN=<a shoal binary>
+// adds a third side, "shoal-old", run with that binary (build it from an
+// earlier commit to measure a change side by side).
 func TestFleet(t *testing.T) {
 	if os.Getenv("SHOAL_FLEET") != "1" {
 		t.Skip("a benchmark of several minutes: run with SHOAL_FLEET=1")
@@ -53,9 +55,10 @@ func TestFleet(t *testing.T) {
 	dmin := math.Max(float64(size)/us, float64(hosts)*float64(size)/(us*float64(hosts+1)))
 	t.Logf("FLEET %d hosts + publisher, %d MiB, %d Mbit/s up and down on every link: D_min %.1f s", hosts, size/mib, mbit, dmin)
 
+	oldBin := os.Getenv("SHOAL_FLEET_OLD_BIN")
 	var sides []string
-	for _, s := range []string{"shoal", "libtorrent"} {
-		if only == "" || only == s {
+	for _, s := range []string{"shoal", "shoal-old", "libtorrent"} {
+		if (only == "" || only == s) && (s != "shoal-old" || oldBin != "") {
 			sides = append(sides, s)
 		}
 	}
@@ -72,9 +75,12 @@ func TestFleet(t *testing.T) {
 		}
 		for _, side := range order {
 			var r fleetRun
-			if side == "shoal" {
-				r = fleetShoal(t, hosts, size, rate, uint64(i+100))
-			} else {
+			switch side {
+			case "shoal":
+				r = fleetShoal(t, Binary(t), hosts, size, rate, uint64(i+100))
+			case "shoal-old":
+				r = fleetShoal(t, oldBin, hosts, size, rate, uint64(i+100))
+			default:
 				r = fleetLibtorrent(t, hosts, size, rate, uint64(i+100))
 			}
 			res[side] = append(res[side], r)
@@ -152,10 +158,9 @@ func load() string {
 	return "?"
 }
 
-func fleetShoal(t *testing.T, hosts int, size, rate int64, seed uint64) fleetRun {
+func fleetShoal(t *testing.T, bin string, hosts int, size, rate int64, seed uint64) fleetRun {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
-	bin := Binary(t)
 	nt, hs := fleetNet(t, hosts, rate)
 	defer nt.Close()
 	dir := t.TempDir()
