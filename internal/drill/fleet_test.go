@@ -39,7 +39,10 @@ import (
 // and SHOAL_FLEET_PAIRS (2) change the setting; SHOAL_FLEET_ONLY=shoal
 // (or libtorrent) runs one side only. SHOAL_FLEET_OLD_BIN=<a shoal binary>
 // adds a third side, "shoal-old", run with that binary (build it from an
-// earlier commit to measure a change side by side).
+// earlier commit to measure a change side by side); SHOAL_FLEET_CONFIG and
+// SHOAL_FLEET_OLD_CONFIG give the two shoal sides a config file (JSON, as
+// for "shoal --config"), and SHOAL_FLEET_OLD_CONFIG alone adds "shoal-old"
+// with the tree's binary, to compare settings.
 func TestFleet(t *testing.T) {
 	if os.Getenv("SHOAL_FLEET") != "1" {
 		t.Skip("a benchmark of several minutes: run with SHOAL_FLEET=1")
@@ -55,10 +58,14 @@ func TestFleet(t *testing.T) {
 	dmin := math.Max(float64(size)/us, float64(hosts)*float64(size)/(us*float64(hosts+1)))
 	t.Logf("FLEET %d hosts + publisher, %d MiB, %d Mbit/s up and down on every link: D_min %.1f s", hosts, size/mib, mbit, dmin)
 
-	oldBin := os.Getenv("SHOAL_FLEET_OLD_BIN")
+	oldBin, oldConf, conf := os.Getenv("SHOAL_FLEET_OLD_BIN"), os.Getenv("SHOAL_FLEET_OLD_CONFIG"), os.Getenv("SHOAL_FLEET_CONFIG")
+	withOld := oldBin != "" || oldConf != ""
+	if oldBin == "" {
+		oldBin = Binary(t)
+	}
 	var sides []string
 	for _, s := range []string{"shoal", "shoal-old", "libtorrent"} {
-		if (only == "" || only == s) && (s != "shoal-old" || oldBin != "") {
+		if (only == "" || only == s) && (s != "shoal-old" || withOld) {
 			sides = append(sides, s)
 		}
 	}
@@ -77,9 +84,9 @@ func TestFleet(t *testing.T) {
 			var r fleetRun
 			switch side {
 			case "shoal":
-				r = fleetShoal(t, Binary(t), hosts, size, rate, uint64(i+100))
+				r = fleetShoal(t, Binary(t), conf, hosts, size, rate, uint64(i+100))
 			case "shoal-old":
-				r = fleetShoal(t, oldBin, hosts, size, rate, uint64(i+100))
+				r = fleetShoal(t, oldBin, oldConf, hosts, size, rate, uint64(i+100))
 			default:
 				r = fleetLibtorrent(t, hosts, size, rate, uint64(i+100))
 			}
@@ -158,7 +165,7 @@ func load() string {
 	return "?"
 }
 
-func fleetShoal(t *testing.T, bin string, hosts int, size, rate int64, seed uint64) fleetRun {
+func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, seed uint64) fleetRun {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
 	nt, hs := fleetNet(t, hosts, rate)
@@ -166,14 +173,18 @@ func fleetShoal(t *testing.T, bin string, hosts int, size, rate int64, seed uint
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src", "fleet.bin")
 	sum := writeRandom(t, src, size, seed)
-	pub := StartNode(t, bin, hs[0], dir, NodeOptions{})
+	var env []string
+	if conf != "" {
+		env = []string{"SHOAL_CONFIG=" + conf}
+	}
+	pub := StartNode(t, bin, hs[0], dir, NodeOptions{Env: env})
 	p, err := pub.Publish(ctx, src)
 	if err != nil {
 		t.Fatal(err)
 	}
 	nodes := make([]*Node, hosts)
 	for i := range hosts {
-		nodes[i] = StartNode(t, bin, hs[i+1], dir, NodeOptions{Bootstrap: []string{pub.Addr()}})
+		nodes[i] = StartNode(t, bin, hs[i+1], dir, NodeOptions{Bootstrap: []string{pub.Addr()}, Env: env})
 	}
 	r := fleetRun{times: make([]float64, hosts), load: load()}
 	tx0 := txBytes(t, hs[0])
