@@ -34,6 +34,7 @@ func main() {
 		file     = flag.String("file", "", "internal: published file")
 		id       = flag.String("id", "", "internal: content ID")
 		addr     = flag.String("addr", "", "internal: quic reference server address")
+		listen   = flag.String("listen", "127.0.0.1:0", "internal: quic reference server listen address")
 		seeders  = flag.Int("seeders", 1, "seeder processes")
 		leechers = flag.Int("leechers", 1, "leecher processes")
 		sizeText = flag.String("size", "1GiB", "file size (B, KiB, MiB, GiB suffixes)")
@@ -57,7 +58,7 @@ func main() {
 	case "seeder", "leecher":
 		err = runChild(*role, *dir, *file, *id, *chunk, *syncN, *noSuper)
 	case "quicref-server":
-		err = runRefServer()
+		err = runRefServer(*listen)
 	case "quicref-client":
 		err = runRefClient(*addr, size)
 	case "":

@@ -42,7 +42,10 @@ import (
 // earlier commit to measure a change side by side); SHOAL_FLEET_CONFIG and
 // SHOAL_FLEET_OLD_CONFIG give the two shoal sides a config file (JSON, as
 // for "shoal --config"), and SHOAL_FLEET_OLD_CONFIG alone adds "shoal-old"
-// with the tree's binary, to compare settings.
+// with the tree's binary, to compare settings. SHOAL_FLEET_QUICREF=1 adds
+// "quic-ref": plain quic-go (cmd/shoal-bench's reference, one stream of the
+// file's size) from the publisher to host 1, the transport alone on the
+// same caps.
 func TestFleet(t *testing.T) {
 	if os.Getenv("SHOAL_FLEET") != "1" {
 		t.Skip("a benchmark of several minutes: run with SHOAL_FLEET=1")
@@ -60,12 +63,13 @@ func TestFleet(t *testing.T) {
 
 	oldBin, oldConf, conf := os.Getenv("SHOAL_FLEET_OLD_BIN"), os.Getenv("SHOAL_FLEET_OLD_CONFIG"), os.Getenv("SHOAL_FLEET_CONFIG")
 	withOld := oldBin != "" || oldConf != ""
+	quicRef := os.Getenv("SHOAL_FLEET_QUICREF") == "1"
 	if oldBin == "" {
 		oldBin = Binary(t)
 	}
 	var sides []string
-	for _, s := range []string{"shoal", "shoal-old", "libtorrent"} {
-		if (only == "" || only == s) && (s != "shoal-old" || withOld) {
+	for _, s := range []string{"shoal", "shoal-old", "quic-ref", "libtorrent"} {
+		if (only == "" || only == s) && (s != "shoal-old" || withOld) && (s != "quic-ref" || quicRef) {
 			sides = append(sides, s)
 		}
 	}
@@ -87,6 +91,8 @@ func TestFleet(t *testing.T) {
 				r = fleetShoal(t, Binary(t), conf, hosts, size, rate, uint64(i+100))
 			case "shoal-old":
 				r = fleetShoal(t, oldBin, oldConf, hosts, size, rate, uint64(i+100))
+			case "quic-ref":
+				r = fleetQUICRef(t, hosts, size, rate)
 			default:
 				r = fleetLibtorrent(t, hosts, size, rate, uint64(i+100))
 			}
@@ -253,7 +259,12 @@ type ltPeer struct {
 }
 
 func startLTPeer(t *testing.T, h *Host, args ...string) *ltPeer {
-	c := h.Command(ltPython, append([]string{ltScript()}, args...)...)
+	return startLTPeerCmd(t, h.Command(ltPython, append([]string{ltScript()}, args...)...))
+}
+
+// startLTPeerCmd starts c (a process speaking the peer line protocol) and
+// reads its output lines.
+func startLTPeerCmd(t *testing.T, c *exec.Cmd) *ltPeer {
 	c.Stderr = os.Stderr
 	in, err := c.StdinPipe()
 	if err != nil {
@@ -364,5 +375,38 @@ func fleetLibtorrent(t *testing.T, hosts int, size, rate int64, seed uint64) fle
 	for i := 1; i <= hosts; i++ {
 		sameBytes(t, fmt.Sprintf("libtorrent host %d", i), filepath.Join(dir, fmt.Sprintf("h%d", i), "fleet.bin"), sum)
 	}
+	return r
+}
+
+// fleetQUICRef sends size bytes with plain quic-go from the publisher to
+// host 1 (cmd/shoal-bench's reference client and server) on the fleet's
+// caps, and times it.
+func fleetQUICRef(t *testing.T, hosts int, size, rate int64) fleetRun {
+	bin := filepath.Join(t.TempDir(), "shoal-bench")
+	c := exec.Command("go", "build", "-o", bin, "github.com/shoal-p2p/shoal/cmd/shoal-bench")
+	if _, file, _, ok := runtime.Caller(0); ok {
+		c.Dir = filepath.Dir(file)
+	}
+	if out, err := c.CombinedOutput(); err != nil {
+		t.Fatalf("go build cmd/shoal-bench: %v\n%s", err, out)
+	}
+	nt, hs := fleetNet(t, hosts, rate)
+	defer nt.Close()
+	srv := startLTPeerCmd(t, hs[1].Command(bin, "-role", "quicref-server", "-listen", hs[1].Addr.String()+":0"))
+	f, err := srv.expect("READY", time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := fleetRun{times: make([]float64, 1), load: load()}
+	tx0 := txBytes(t, hs[0])
+	cl := startLTPeerCmd(t, hs[0].Command(bin, "-role", "quicref-client", "-addr", f[1], "-size", strconv.FormatInt(size, 10)))
+	f, err = cl.expect("DONE", 30*time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.times[0], _ = strconv.ParseFloat(f[1], 64)
+	r.slowest = r.times[0]
+	r.wire = txBytes(t, hs[0]) - tx0
+	r.payload = float64(size)
 	return r
 }
