@@ -98,6 +98,8 @@ type Server struct {
 	uploaded atomic.Int64 // chunk payload bytes sent
 	served   atomic.Int64 // chunks sent
 
+	ssRefusals, ssOverflows atomic.Int64 // super-seeding counters
+
 	mu      sync.Mutex // guards the fields below
 	closed  bool
 	items   map[chunker.ContentID]*served
@@ -138,7 +140,7 @@ func NewServer(cfg ServerConfig) *Server {
 func (s *Server) Seed(id chunker.ContentID, src Source) {
 	it := &served{src: src, sessions: make(map[*serverSession]struct{})}
 	if !s.cfg.NoSuperSeed && holdsAll(src) {
-		it.super = newSuperSeed(src.NumChunks())
+		it.super = s.newSuperSeed(src.NumChunks())
 	}
 	s.mu.Lock()
 	old := s.items[id]

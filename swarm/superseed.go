@@ -2,6 +2,7 @@ package swarm
 
 import (
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-p2p/shoal/overlay/identity"
@@ -23,20 +24,28 @@ import (
 // refused (every chunk's first recipient is itself).
 //
 // Memory: per item, 4 bytes per chunk (its first recipient) and, per peer
-// that asked, one bit per chunk; at most maxSuperSeedPeers peers are
-// tracked per item, beyond that requests are served as usual. Pending
+// refused at least once, one bit per chunk. At most maxSuperSeedPeers
+// peers are tracked and at most maxSuperSeedRefused of them refused per
+// item; beyond either cap requests are served as usual (overflow policy:
+// plain seeding), counted by Server.SuperSeedStats. Pending
 // re-announcements are timers, at most one per (peer, chunk) refused.
 type superSeed struct {
+	refusals, overflows *atomic.Int64 // the server's counters
+
 	mu      sync.Mutex
 	first   []uint32 // chunk -> token of its first recipient, 0 if none
 	tokens  map[identity.PeerID]uint32
 	refused map[uint32][]uint64 // token -> bitmap of chunks refused to it
 }
 
-const maxSuperSeedPeers = 1024
+const (
+	maxSuperSeedPeers   = 1024
+	maxSuperSeedRefused = 256
+)
 
-func newSuperSeed(chunks int) *superSeed {
-	return &superSeed{first: make([]uint32, chunks), tokens: make(map[identity.PeerID]uint32), refused: make(map[uint32][]uint64)}
+func (s *Server) newSuperSeed(chunks int) *superSeed {
+	return &superSeed{refusals: &s.ssRefusals, overflows: &s.ssOverflows,
+		first: make([]uint32, chunks), tokens: make(map[identity.PeerID]uint32), refused: make(map[uint32][]uint64)}
 }
 
 // claim decides whether peer may be sent chunk i now. It returns true and
@@ -48,6 +57,7 @@ func (ss *superSeed) claim(peer identity.PeerID, i int) bool {
 	tok, ok := ss.tokens[peer]
 	if !ok {
 		if len(ss.tokens) >= maxSuperSeedPeers {
+			ss.overflows.Add(1)
 			return true
 		}
 		tok = uint32(len(ss.tokens) + 1)
@@ -62,6 +72,10 @@ func (ss *superSeed) claim(peer identity.PeerID, i int) bool {
 	}
 	bm := ss.refused[tok]
 	if bm == nil {
+		if len(ss.refused) >= maxSuperSeedRefused {
+			ss.overflows.Add(1)
+			return true
+		}
 		bm = make([]uint64, (len(ss.first)+63)/64)
 		ss.refused[tok] = bm
 	}
@@ -69,6 +83,7 @@ func (ss *superSeed) claim(peer identity.PeerID, i int) bool {
 		return true // refused once already: serve
 	}
 	bm[i/64] |= 1 << (i % 64)
+	ss.refusals.Add(1)
 	return false
 }
 
@@ -80,6 +95,12 @@ func (ss *superSeed) unclaim(peer identity.PeerID, i int) {
 	if tok, ok := ss.tokens[peer]; ok && ss.first[i] == tok {
 		ss.first[i] = 0
 	}
+}
+
+// SuperSeedStats returns how many chunk requests super-seeding refused, and
+// how many it served as usual because a per-item cap was reached.
+func (s *Server) SuperSeedStats() (refused, overflowed int64) {
+	return s.ssRefusals.Load(), s.ssOverflows.Load()
 }
 
 // reannounce queues a have for chunk i on peer's open sessions of it

@@ -69,6 +69,9 @@ func TestSuperSeedRefusedPeerComesBack(t *testing.T) {
 	waitRun(t, "second leecher", done, 40*time.Second)
 	checkOutput(t, second, c)
 	up, _ := seeder.srv.Stats()
+	if refused, _ := seeder.srv.SuperSeedStats(); refused == 0 {
+		t.Errorf("the seeder refused nothing to the second leecher")
+	}
 	if up < 2*int64(len(c.data)) {
 		t.Errorf("seeder sent %d bytes for two leechers that could not trade, want at least two copies (%d)", up, 2*len(c.data))
 	}
