@@ -19,6 +19,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/chunker"
 )
 
 // TestFleet is a benchmark, not a check: one publisher and N hosts, every
@@ -221,6 +223,22 @@ func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, see
 	}
 	r.payload = float64(st.BytesUp - st0.BytesUp)
 	r.slowest = slices.Max(r.times)
+	// What the hosts took in: chunks fetched against the data chunks they
+	// needed (more: parity), bytes received against the chunks' bytes
+	// (more: duplicates or cancelled requests).
+	var fetched, received int64
+	for _, n := range nodes {
+		m, err := n.Metrics(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		fetched += m["shoal_chunks_verified_total"]
+		received += m["shoal_bytes_down_total"]
+	}
+	cs := int64(chunker.AutoChunkSize(size)) // what shoal publish uses
+	dataChunks := (size + cs - 1) / cs
+	t.Logf("FLEET shoal hosts: %d chunks fetched for %d data chunks each (%.3f per data chunk), %.3f copies received per host",
+		fetched, dataChunks, float64(fetched)/float64(int64(hosts)*dataChunks), float64(received)/float64(int64(hosts)*size))
 	for i := range hosts {
 		sameBytes(t, fmt.Sprintf("shoal host %d", i+1), paths[i], sum)
 	}
