@@ -199,10 +199,13 @@ type peerUploads struct {
 
 // served is one registered source and its open sessions.
 type served struct {
-	src      Source
-	super    *superSeed // nil unless src held every chunk when seeded
-	mu       sync.Mutex
-	sessions map[*serverSession]struct{}
+	src   Source
+	super *superSeed // nil unless src held every chunk when seeded
+	mu    sync.Mutex
+	// open sessions per peer: super-seeding refuses only a peer it can
+	// announce the chunk to again
+	peerSessions map[identity.PeerID]int
+	sessions     map[*serverSession]struct{}
 }
 
 // NewServer returns a server; Close it when done.
@@ -225,7 +228,7 @@ func NewServer(cfg ServerConfig) *Server {
 // Seed starts serving src under id, replacing an earlier source (open
 // sessions of the earlier source are closed).
 func (s *Server) Seed(id chunker.ContentID, src Source) {
-	it := &served{src: src, sessions: make(map[*serverSession]struct{})}
+	it := &served{src: src, sessions: make(map[*serverSession]struct{}), peerSessions: make(map[identity.PeerID]int)}
 	if !s.cfg.NoSuperSeed && holdsAll(src) {
 		it.super = s.newSuperSeed(src.NumChunks())
 	}
@@ -531,19 +534,6 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 		s.refuse(st, StatusNotHave, fmt.Sprintf("chunk %d not held", i))
 		return
 	}
-	sent := false
-	if it.super != nil {
-		if !it.super.claim(peer, i) {
-			s.refuse(st, StatusNotHave, fmt.Sprintf("chunk %d went to another peer: ask the peers", i))
-			s.reannounce(it, peer, i)
-			return
-		}
-		defer func() {
-			if !sent {
-				it.super.unclaim(peer, i)
-			}
-		}()
-	}
 	pu, why, ok := s.acquire(peer)
 	if !ok {
 		s.refuse(st, StatusBusy, why)
@@ -566,6 +556,21 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 		s.counters.busyStalled.Add(1)
 		s.refuse(st, StatusBusy, "you stopped reading")
 		return
+	}
+	// Super-seeding decides when the chunk is about to be written, not when
+	// the request arrives: requests waiting for a turn claim nothing.
+	sent := false
+	if it.super != nil {
+		if !it.super.claim(peer, i, it.hasSession(peer)) {
+			s.refuse(st, StatusNotHave, fmt.Sprintf("chunk %d went to another peer: ask the peers", i))
+			s.reannounce(it, peer, i)
+			return
+		}
+		defer func() {
+			if !sent {
+				it.super.unclaim(peer, i)
+			}
+		}()
 	}
 	bp := getBuf(src.ChunkLen(i))
 	defer putBuf(bp)

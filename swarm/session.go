@@ -135,10 +135,14 @@ func (s *Server) serveSession(ctx context.Context, peer identity.PeerID, st Stre
 	ss := &serverSession{haveQueue: newHaveQueue(), cancel: cancel, peer: peer}
 	it.mu.Lock()
 	it.sessions[ss] = struct{}{}
+	it.peerSessions[peer]++
 	it.mu.Unlock()
 	defer func() {
 		it.mu.Lock()
 		delete(it.sessions, ss)
+		if it.peerSessions[peer]--; it.peerSessions[peer] <= 0 {
+			delete(it.peerSessions, peer)
+		}
 		it.mu.Unlock()
 	}()
 

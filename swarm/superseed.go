@@ -50,8 +50,10 @@ func (s *Server) newSuperSeed(chunks int) *superSeed {
 
 // claim decides whether peer may be sent chunk i now. It returns true and
 // records peer as the chunk's recipient if the chunk was not sent to
-// anyone else (or peer was refused it before); false means "refuse once".
-func (ss *superSeed) claim(peer identity.PeerID, i int) bool {
+// anyone else (or peer was refused it before, or canRefuse is false: a
+// peer without an open session could not be told about the chunk again);
+// false means "refuse once".
+func (ss *superSeed) claim(peer identity.PeerID, i int, canRefuse bool) bool {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	tok, ok := ss.tokens[peer]
@@ -67,7 +69,7 @@ func (ss *superSeed) claim(peer identity.PeerID, i int) bool {
 	case f == 0:
 		ss.first[i] = tok
 		return true
-	case f == tok:
+	case f == tok || !canRefuse:
 		return true
 	}
 	bm := ss.refused[tok]
@@ -95,6 +97,13 @@ func (ss *superSeed) unclaim(peer identity.PeerID, i int) {
 	if tok, ok := ss.tokens[peer]; ok && ss.first[i] == tok {
 		ss.first[i] = 0
 	}
+}
+
+// hasSession reports whether peer has an open session for this item.
+func (it *served) hasSession(peer identity.PeerID) bool {
+	it.mu.Lock()
+	defer it.mu.Unlock()
+	return it.peerSessions[peer] > 0
 }
 
 // SuperSeedStats returns how many chunk requests super-seeding refused, and
