@@ -160,5 +160,8 @@ func (n *Node) writeMetrics(w http.ResponseWriter) error {
 		n.metrics.RelayedOut.Store(int64(rs.RelayedOut))
 	}
 	peers, _ := n.Peers(context.Background())
-	return n.metrics.WritePrometheus(w, len(peers), len(n.lib.list()))
+	if err := n.metrics.WritePrometheus(w, len(peers), len(n.lib.list())); err != nil {
+		return err
+	}
+	return writeCollected(w, communityCollector{n})
 }
