@@ -80,9 +80,9 @@ func TestAttackUploadHoard(t *testing.T) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	// Short stall limits keep the test short; 2 s for 64 KiB leaves an
+	// Short stall limits keep the test short; 3 s for 256 KiB leaves an
 	// honest reader room on a loaded machine.
-	seeder := newPeer(t, swarm.ServerConfig{StallTimeout: 2 * time.Second, StallPenalty: 5 * time.Second})
+	seeder := newPeer(t, swarm.ServerConfig{StallTimeout: 3 * time.Second, StallPenalty: 5 * time.Second})
 	// 4 MiB chunks: one fills a stream's 2 MiB flow-control window, so a
 	// write to a peer that does not read blocks at once.
 	opts := chunker.PublishOptions{ChunkSize: 4 << 20, DataShards: 2, ParityShards: 1}

@@ -70,7 +70,8 @@ type ServerConfig struct {
 	SendPerPeer int
 	// UploadRate caps upload bytes per second over all peers; 0: no cap.
 	UploadRate int64
-	// StallTimeout: a chunk whose next piece (64 KiB) cannot be written
+	// StallTimeout: a chunk whose next piece (256 KiB; 64 KiB under an
+	// UploadRate) cannot be written
 	// for this long (the peer does not read) is abandoned, its stream
 	// reset and its upload slot freed. Default 5 s.
 	StallTimeout time.Duration
@@ -556,8 +557,12 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 		s.stalled(st, peer, id, i, err)
 		return
 	}
-	for off := 0; off < len(data); off += sendPiece {
-		p := data[off:min(off+sendPiece, len(data))]
+	piece := stallPiece
+	if s.up != nil {
+		piece = sendPiece
+	}
+	for off := 0; off < len(data); off += piece {
+		p := data[off:min(off+piece, len(data))]
 		if err := s.up.wait(ctx, len(p)); err != nil {
 			return
 		}
