@@ -439,10 +439,12 @@ func (c *Core) heardRequest(now time.Time, ct Contact) {
 // admitted to the table.
 const maxVerifying = 64
 
-// silence is an address whose requests went unanswered: requests to it are
-// held back until `until`, and the wait doubles with every unanswered one
-// (RequestTimeout*2^fails, at most maxBackoff). Any message from the
-// address ends it.
+// silence is an address whose requests went unanswered. From the second
+// unanswered request in a row (a table entry is dropped at MaxFailures, 2),
+// requests to it are held back until `until`, and the wait doubles with
+// every further one (RequestTimeout*2^(fails-1), at most maxBackoff). Any
+// message from the address ends it. One lost reply, as under load, holds
+// nothing back.
 type silence struct {
 	fails int
 	until time.Time
@@ -474,9 +476,12 @@ func (c *Core) unanswered(now time.Time, addr netip.AddrPort) {
 		c.silent[addr] = s
 	}
 	s.fails++
+	if s.fails < 2 {
+		return
+	}
 	wait := maxBackoff
 	if s.fails < 16 {
-		wait = min(maxBackoff, c.cfg.RequestTimeout<<s.fails)
+		wait = min(maxBackoff, c.cfg.RequestTimeout<<(s.fails-1))
 	}
 	s.until = now.Add(wait)
 }
