@@ -23,6 +23,9 @@ func (n *Node) SetDatagramHandler(f func(from netip.AddrPort, b []byte)) {
 // datagramWriter lets the IPv8 Endpoint send through WriteDatagram.
 type datagramWriter struct{ n *Node }
 
+// LocalAddr is the socket's address, for the IPv8 walk's LAN address.
+func (w datagramWriter) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(w.n.local) }
+
 func (w datagramWriter) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ap, ok := addrPort(addr)
 	if !ok {
