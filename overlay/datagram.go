@@ -70,9 +70,10 @@ type datagram struct {
 // packets out before quic-go sees them. quic-go's own queue for those
 // holds 32 packets and drops the rest without counting, which a burst of
 // DHT and discovery datagrams overflows whenever the handler is slow.
-// Packets starting with 0x00 go to the node's datagram queue; others
-// without QUIC's fixed bit (0x40), and empty ones, are dropped and counted;
-// the rest go to quic-go. Only quic-go's read loop calls ReadFrom.
+// Packets with QUIC's fixed bit (0x40) or a long header (0x80) go to
+// quic-go, as quic-go itself tells them apart; of the rest, those starting
+// with 0x00 go to the node's datagram queue, and others (and empty ones)
+// are dropped and counted. Only quic-go's read loop calls ReadFrom.
 type demuxConn struct {
 	net.PacketConn
 	n *Node
@@ -81,7 +82,7 @@ type demuxConn struct {
 func (c demuxConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
 		k, from, err := c.PacketConn.ReadFrom(p)
-		if err != nil || (k > 0 && p[0]&0x40 != 0) {
+		if err != nil || (k > 0 && p[0]&0xc0 != 0) { // fixed bit or long header: QUIC, as quic-go tells them
 			return k, from, err
 		}
 		c.n.queueDatagram(p[:k], from)
