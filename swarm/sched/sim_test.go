@@ -104,7 +104,7 @@ type world struct {
 	steps    int
 	doneSeen bool
 	acts     []Action
-	history  []Action // every action, in order (fixed worlds only)
+	history  []Action   // every action, in order (fixed worlds only)
 	frng     *rand.Rand // focus events (a stream of its own: other draws stay as they were)
 	record   bool
 }
