@@ -125,6 +125,8 @@ type Download struct {
 	banned                   atomic.Int64
 	rate                     atomic.Uint64 // float64 bits
 	done                     atomic.Bool
+
+	steer steering // readers, pause, rate cap (steer.go, reader.go)
 }
 
 type peerAddr struct {
@@ -224,6 +226,7 @@ func (d *Download) Close() error {
 func (d *Download) Run(ctx context.Context) error {
 	dl, err := d.open(ctx)
 	if err != nil {
+		d.steer.end(err)
 		return err
 	}
 	d.mu.Lock()
@@ -234,14 +237,18 @@ func (d *Download) Run(ctx context.Context) error {
 	}
 	d.dl = dl
 	d.mu.Unlock()
+	d.steer.broadcast() // readers waiting for the manifest
 	if d.cfg.Server != nil {
 		d.cfg.Server.Seed(d.id, DownloadSource(dl))
 	}
 	r, err := newRun(d, dl)
 	if err != nil {
+		d.steer.end(err)
 		return err
 	}
-	return r.loop(ctx)
+	err = r.loop(ctx)
+	d.steer.end(err)
+	return err
 }
 
 // open resumes the download from the store, or fetches the metadata from
