@@ -187,6 +187,7 @@ func (n *Node) download(ctx context.Context, id chunker.ContentID, name, out str
 	stopOnClose := context.AfterFunc(n.ctx, func() { cancel(ErrClosed) })
 	defer stopOnClose()
 
+	n.dropGatewayDownload(id) // its cache entry would take the download's place in the store
 	cfg := swarm.Config{Logger: n.log, Server: n.srv, DownloadRate: n.cfg.DownloadLimit}
 	if progress != nil {
 		cfg.OnProgress = func(p swarm.Progress) {

@@ -57,6 +57,7 @@ type Node struct {
 	wg      sync.WaitGroup // every goroutine the node starts
 
 	metrics Metrics
+	gw      gwState // the HTTP gateway (gateway.go)
 
 	mu      sync.Mutex
 	seeding map[chunker.ContentID]*chunker.Item
@@ -124,6 +125,9 @@ func Start(cfg Config) (_ *Node, err error) {
 		if err := n.startAPI(); err != nil {
 			return nil, err
 		}
+	}
+	if err := n.startGateway(); err != nil {
+		return nil, err
 	}
 	n.restoreLibrary()
 	return n, nil
@@ -284,6 +288,7 @@ func (n *Node) Close() error {
 		a.cancel(ErrClosed)
 		<-a.done
 	}
+	n.stopGatewayDownloads()
 	if n.cancel != nil {
 		n.cancel(ErrClosed)
 	}
