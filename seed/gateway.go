@@ -188,7 +188,10 @@ func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error
 		return d, nil
 	}
 	cfg := swarm.Config{Logger: n.log, Server: n.srv, DownloadRate: n.cfg.DownloadLimit}
-	dl := swarm.NewDownload(cfg, swarm.DialerFunc(n.openStream), n.store, id, filepath.Join(n.cfg.DataDir, gatewayDir))
+	dl, err := swarm.NewDownload(cfg, swarm.DialerFunc(n.openStream), n.store, id, filepath.Join(n.cfg.DataDir, gatewayDir))
+	if err != nil {
+		return nil, fmt.Errorf("seed: %w", err)
+	}
 	dl.SetOnDemand(true)
 	ctx, cancel := context.WithCancelCause(n.ctx)
 	d = &gwDownload{dl: dl, refs: 1, cancel: cancel, done: make(chan struct{})}

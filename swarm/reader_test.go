@@ -37,7 +37,10 @@ func TestReaderOnDemand(t *testing.T) {
 	seeder := newPeer(t, swarm.ServerConfig{})
 	c := publish(t, seeder, 8<<20+1000, 11) // 513 data chunks of 16 KiB, 129 stripes
 	leecher := newPeer(t, swarm.ServerConfig{})
-	d := swarm.NewDownload(swarm.Config{Server: leecher.srv}, leecher.dialer(), leecher.store, c.id, t.TempDir())
+	d, err := swarm.NewDownload(swarm.Config{Server: leecher.srv}, leecher.dialer(), leecher.store, c.id, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.SetOnDemand(true)
 	d.AddPeer(seeder.id(), seeder.addr())
 	rctx, stop := context.WithCancel(ctx)
@@ -89,7 +92,10 @@ func TestReaderPauseResumeClose(t *testing.T) {
 	seeder := newPeer(t, swarm.ServerConfig{})
 	c := publish(t, seeder, 3<<20+5, 12)
 	leecher := newPeer(t, swarm.ServerConfig{})
-	d := swarm.NewDownload(swarm.Config{Server: leecher.srv}, leecher.dialer(), leecher.store, c.id, t.TempDir())
+	d, err := swarm.NewDownload(swarm.Config{Server: leecher.srv}, leecher.dialer(), leecher.store, c.id, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.Pause()
 	d.AddPeer(seeder.id(), seeder.addr())
 	done := make(chan error, 1)
@@ -138,7 +144,10 @@ func TestReaderUrgentUnderCap(t *testing.T) {
 	seeder := newPeer(t, swarm.ServerConfig{})
 	c := publish(t, seeder, 4<<20, 13)
 	leecher := newPeer(t, swarm.ServerConfig{})
-	d := swarm.NewDownload(swarm.Config{Server: leecher.srv}, leecher.dialer(), leecher.store, c.id, t.TempDir())
+	d, err := swarm.NewDownload(swarm.Config{Server: leecher.srv}, leecher.dialer(), leecher.store, c.id, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
 	d.SetRateLimit(1 << 20)
 	d.AddPeer(seeder.id(), seeder.addr())
 	rctx, stop := context.WithCancel(ctx)
