@@ -7,6 +7,7 @@ import (
 	"sync"
 
 	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/swarm/sched"
 )
 
 // DefaultReadAhead is a reader's read-ahead when NewReader is given 0.
@@ -31,7 +32,7 @@ type Reader struct {
 	curStrip int    // stripe of the window's start; -1: none
 
 	// Guarded by d.steer.mu.
-	window  []int // stripes: current, then read-ahead
+	window  []sched.Want // data chunks: the current stripe's, then read-ahead
 	blocked bool
 
 	closeOnce sync.Once
@@ -139,19 +140,25 @@ func (r *Reader) load(c int) error {
 	}
 }
 
-// moveWindow focuses the stripes from the read position to the read-ahead.
+// moveWindow focuses the data chunks from the read position to the
+// read-ahead, as runs per stripe, when the read position enters a stripe.
 func (r *Reader) moveWindow() {
 	cs := int64(r.m.ChunkSize)
-	first, _ := r.m.StripeOf(r.m.ChunkOfData(int(r.pos / cs)))
+	g0 := int(r.pos / cs)
+	first, _ := r.m.StripeOf(r.m.ChunkOfData(g0))
 	if first == r.curStrip {
 		return
 	}
 	r.curStrip = first
-	lastByte := min(r.end, r.pos+r.readAhead) - 1
-	last, _ := r.m.StripeOf(r.m.ChunkOfData(int(max(lastByte, r.pos) / cs)))
-	w := make([]int, 0, last-first+1)
-	for s := first; s <= last; s++ {
-		w = append(w, s)
+	g1 := int((max(min(r.end, r.pos+r.readAhead), r.pos+1) - 1) / cs)
+	var w []sched.Want
+	for g := g0; g <= g1; g++ {
+		c := r.m.ChunkOfData(g)
+		if n := len(w); n > 0 && w[n-1].Last == c-1 {
+			w[n-1].Last = c
+			continue
+		}
+		w = append(w, sched.Want{First: c, Last: c})
 	}
 	st := &r.d.steer
 	st.mu.Lock()

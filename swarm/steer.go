@@ -166,8 +166,8 @@ func (r *run) steer(now time.Time) {
 	st.mu.Unlock()
 
 	mark := make([]bool, r.m.NumStripes())
-	for _, s := range list {
-		if s < len(mark) {
+	for _, w := range list {
+		if s, _ := r.m.StripeOf(w.First); s >= 0 && s < len(mark) {
 			mark[s] = true
 		}
 	}
@@ -179,8 +179,8 @@ func (r *run) steer(now time.Time) {
 // focusList merges the readers' windows, most urgent first: the stripes
 // blocked readers wait for, then every reader's current stripe, then the
 // read-ahead, one stripe of each reader in turn. The caller holds mu.
-func (st *steering) focusList() (list []int, urgent int) {
-	var ws [][]int
+func (st *steering) focusList() (list []sched.Want, urgent int) {
+	var ws [][]sched.Want
 	for rd := range st.readers {
 		if len(rd.window) == 0 {
 			continue

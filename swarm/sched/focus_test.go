@@ -18,14 +18,19 @@ func checkFocus(s *Scheduler) error {
 		return fmt.Errorf("%d urgent of %d focused stripes", s.nurgent, len(s.focus))
 	}
 	marked := newBitset(s.nstripes)
-	for _, st := range s.focus {
-		if st < 0 || int(st) >= s.nstripes {
+	for _, f := range s.focus {
+		st := int(f.stripe)
+		if st < 0 || st >= s.nstripes {
 			return fmt.Errorf("focused stripe %d out of range", st)
 		}
-		if marked.has(int(st)) {
+		if marked.has(st) {
 			return fmt.Errorf("stripe %d focused twice", st)
 		}
-		marked.set(int(st))
+		marked.set(st)
+		start := s.lay.StripeStart(st)
+		if f.first < int32(start) || f.last < f.first || f.last >= int32(start+s.lay.StripeData(st)) {
+			return fmt.Errorf("stripe %d wants chunks %d..%d outside its data chunks %d..%d", st, f.first, f.last, start, start+s.lay.StripeData(st)-1)
+		}
 	}
 	if !slices.Equal(marked, s.focused) {
 		return fmt.Errorf("focus bitset %v, list %v", s.focused, s.focus)
@@ -56,15 +61,17 @@ func (w *world) planFocus(seed uint64) {
 // focusStep applies one planned focus event: chunk 0 ends the plan
 // (FetchAll), others draw a focus list and a mode.
 func (w *world) focusStep() {
-	ns := w.lay.Stripes()
-	var list []int
-	for range w.frng.IntN(6) {
-		list = append(list, w.frng.IntN(ns+2)-1) // out of range too
+	ns, n := w.lay.Stripes(), w.lay.Chunks()
+	var list []Want
+	for range w.frng.IntN(6) { // anything, bad entries too
+		a, b := w.frng.IntN(n+2)-1, w.frng.IntN(n+2)-1
+		list = append(list, Want{a, a + b%8})
 	}
-	if w.frng.IntN(3) == 0 && ns > 0 { // a reader's sliding window
-		st := w.frng.IntN(ns)
-		for i := range 4 {
-			list = append(list, st+i)
+	if w.frng.IntN(3) == 0 && ns > 0 { // a reader's window
+		for st := w.frng.IntN(ns); st < ns && len(list) < 10; st++ {
+			start, d := w.lay.StripeStart(st), w.lay.StripeData(st)
+			lo := start + w.frng.IntN(d)
+			list = append(list, Want{lo, lo + w.frng.IntN(start+d-lo)})
 		}
 	}
 	urgent := w.frng.IntN(3)
@@ -112,7 +119,7 @@ func focusWorld(t *testing.T, cfg Config) (*Scheduler, Layout) {
 
 func TestFocusFirst(t *testing.T) {
 	s, l := focusWorld(t, Config{InitialQueue: 2, MaxQueue: 2})
-	s.Focus(epoch, []int{13}, 1)
+	s.Focus(epoch, wholeStripes(l, 13), 1)
 	s.PeerJoined(epoch, pid(1), fullBitmap(l.Chunks()))
 	got := chunksOf(take(t, s, Request))
 	for _, c := range got {
@@ -134,7 +141,7 @@ func TestFocusParityRoutesAround(t *testing.T) {
 			have = append(have, c)
 		}
 	}
-	s.Focus(epoch, []int{5}, 1)
+	s.Focus(epoch, wholeStripes(l, 5), 1)
 	s.PeerJoined(epoch, pid(1), bitmap(l.Chunks(), have...))
 	got := chunksOf(take(t, s, Request))
 	want := []int{start + 1, start + 2, start + 3, start + 4} // 3 data, 1 parity
@@ -150,7 +157,7 @@ func TestFetchFocusedOnly(t *testing.T) {
 	if got := take(t, s, Request); len(got) != 0 {
 		t.Fatalf("FetchFocused with no focus requested %v", got)
 	}
-	s.Focus(epoch, []int{2}, 0)
+	s.Focus(epoch, wholeStripes(l, 2), 0)
 	got := chunksOf(take(t, s, Request))
 	if len(got) != 4 {
 		t.Fatalf("requests %v; want the 4 data chunks of stripe 2", got)
@@ -174,7 +181,7 @@ func TestFetchNonePauses(t *testing.T) {
 	s, l := focusWorld(t, Config{InitialQueue: 2, MaxQueue: 2})
 	s.SetMode(epoch, FetchNone)
 	s.PeerJoined(epoch, pid(1), fullBitmap(l.Chunks()))
-	s.Focus(epoch, []int{3}, 1)
+	s.Focus(epoch, wholeStripes(l, 3), 1)
 	if got := take(t, s, Request); len(got) != 0 {
 		t.Fatalf("paused scheduler requested %v", got)
 	}
@@ -194,12 +201,12 @@ func TestUrgentFocusPreempts(t *testing.T) {
 	st0, _ := l.StripeOf(first[0])
 	target := (st0 + 7) % l.Stripes()
 	// Not urgent: the background requests stay.
-	s.Focus(epoch, []int{target}, 0)
+	s.Focus(epoch, wholeStripes(l, target), 0)
 	if acts := take(t, s, 0); len(acts) != 0 {
 		t.Fatalf("a non-urgent focus with a full queue acted: %v", acts)
 	}
 	// Urgent: they are cancelled and the queue goes to the focused stripe.
-	s.Focus(epoch, []int{target}, 1)
+	s.Focus(epoch, wholeStripes(l, target), 1)
 	acts := take(t, s, 0)
 	var cancels, reqs []int
 	for _, a := range acts {
@@ -218,18 +225,59 @@ func TestUrgentFocusPreempts(t *testing.T) {
 	}
 }
 
-func TestFocusSkipsBadEntries(t *testing.T) {
-	s, _ := focusWorld(t, Config{})
-	list := make([]int, 0, MaxFocus+40)
-	list = append(list, -1, 99, 3, 3)
-	for i := range MaxFocus + 30 {
-		list = append(list, i%16)
+func wholeStripes(l Layout, sts ...int) []Want {
+	var w []Want
+	for _, st := range sts {
+		start := l.StripeStart(st)
+		w = append(w, Want{start, start + l.StripeData(st) - 1})
 	}
-	s.Focus(epoch, list, 3)
+	return w
+}
+
+func TestFocusSkipsBadEntries(t *testing.T) {
+	s, l := focusWorld(t, Config{})
+	list := []Want{{-1, 2}, {3, 3}, {5, 4}, {0, 6}, {3, 4}, {l.Chunks(), l.Chunks()}, {4, 4} /* parity */}
+	list = append(list, wholeStripes(l, 3, 3)...)
+	for i := range MaxFocus + 30 {
+		list = append(list, wholeStripes(l, i%16)...)
+	}
+	s.Focus(epoch, list, 2)
 	if err := checkFocus(s); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Focused()) != 16 || s.Focused()[0] != 3 || s.nurgent != 1 {
-		t.Fatalf("focus %v, %d urgent; want 16 stripes from 3, 1 urgent", s.Focused(), s.nurgent)
+	if got := s.Focused(); len(got) != 16 || got[0] != 0 || got[1] != 3 || s.nurgent != 1 {
+		t.Fatalf("focus %v, %d urgent; want 16 stripes from 0 (urgent), 3", got, s.nurgent)
+	}
+	if f := s.focus[0]; f.first != 0 || f.last != 3 {
+		t.Fatalf("stripe 0 wants %d..%d, want 0..3 (3..3 merged with the whole stripe)", f.first, f.last)
+	}
+}
+
+// A reader of some chunks of a stripe fetches those only: no parity, no
+// other data chunk, unless a wanted chunk is nowhere to be had.
+func TestFocusWantsOnlyItsChunks(t *testing.T) {
+	s, l := focusWorld(t, Config{InitialQueue: 8, MaxQueue: 8})
+	s.SetMode(epoch, FetchFocused)
+	s.PeerJoined(epoch, pid(1), fullBitmap(l.Chunks()))
+	start := l.StripeStart(7)
+	s.Focus(epoch, []Want{{start + 1, start + 2}}, 1)
+	got := slices.Sorted(slices.Values(chunksOf(take(t, s, Request))))
+	if !slices.Equal(got, []int{start + 1, start + 2}) {
+		t.Fatalf("requests %v; want only the wanted chunks %d, %d", got, start+1, start+2)
+	}
+	// Nobody has a wanted chunk: the stripe is completed another way.
+	s2, _ := focusWorld(t, Config{InitialQueue: 8, MaxQueue: 8})
+	s2.SetMode(epoch, FetchFocused)
+	var have []int
+	for c := range l.Chunks() {
+		if c != start+1 {
+			have = append(have, c)
+		}
+	}
+	s2.PeerJoined(epoch, pid(1), bitmap(l.Chunks(), have...))
+	s2.Focus(epoch, []Want{{start + 1, start + 2}}, 1)
+	got = chunksOf(take(t, s2, Request))
+	if len(got) != 4 || !slices.Contains(got, start+4) || slices.Contains(got, start+1) {
+		t.Fatalf("requests %v; want 4 chunks of stripe 7 without %d, parity %d among them", got, start+1, start+4)
 	}
 }

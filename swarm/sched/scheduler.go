@@ -57,9 +57,9 @@ type Scheduler struct {
 
 	// Focus (focus.go): stripes readers need, most urgent first.
 	mode    Mode
-	focus   []int32
+	focus   []focusEntry
 	focused bitset // the stripes in focus
-	nurgent int    // focus[:nurgent] are stripes readers are blocked on
+	nurgent int    // focus[:nurgent] is what blocked readers wait for
 
 	workGen      uint64 // bumped when work may have appeared for idle peers
 	verifiedData int64
