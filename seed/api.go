@@ -144,6 +144,7 @@ func newAPIHandler(b backend, token string) http.Handler {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		b.writeMetrics(w)
 	})
+	registerReadAPI(mux, b) // gateway_api.go
 	return guard(mux, token)
 }
 
