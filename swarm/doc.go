@@ -97,6 +97,14 @@
 //     serving it and closes its files); close the Server last, which waits
 //     for its handlers.
 //
+// # Reading while downloading
+//
+// Download.NewReader (after Download.Manifest) reads a byte range while the
+// download runs: it focuses the scheduler on the chunks it needs (urgent
+// while it waits) and returns only verified bytes; Close releases its focus.
+// SetOnDemand makes the download fetch only what readers focus; Pause,
+// Resume and SetRateLimit steer one download. docs/gateway.md explains it.
+//
 // # Limits
 //
 // The scheduler (swarm/sched) caps bytes in flight per peer and in total
