@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,10 +21,12 @@ import (
 
 // memContent is content held in memory; readers may be gated.
 type memContent struct {
-	m    *chunker.Manifest
-	data []byte
-	gate chan struct{} // if set, reads wait for it to close
-	open *sync.WaitGroup
+	m     *chunker.Manifest
+	data  []byte
+	gate  chan struct{} // if set, reads wait for it to close
+	open  *sync.WaitGroup
+	ends  chan struct{} // if set, gets a value when a reader is closed
+	lastN atomic.Int64  // length asked of the last reader
 }
 
 func (c *memContent) Manifest() *chunker.Manifest { return c.m }
@@ -34,10 +37,11 @@ func (c *memContent) Close() error {
 	return nil
 }
 func (c *memContent) NewReader(off, n, _ int64) (io.ReadCloser, error) {
+	c.lastN.Store(n)
 	if off < 0 || off+n > int64(len(c.data)) {
 		return nil, fmt.Errorf("range %d+%d", off, n)
 	}
-	return &gatedReader{r: bytes.NewReader(c.data[off : off+n]), gate: c.gate, closed: make(chan struct{})}, nil
+	return &gatedReader{r: bytes.NewReader(c.data[off : off+n]), gate: c.gate, closed: make(chan struct{}), ends: c.ends}, nil
 }
 
 type gatedReader struct {
@@ -45,6 +49,7 @@ type gatedReader struct {
 	gate   chan struct{}
 	closed chan struct{}
 	once   sync.Once
+	ends   chan struct{}
 }
 
 func (g *gatedReader) Read(p []byte) (int, error) {
@@ -58,7 +63,15 @@ func (g *gatedReader) Read(p []byte) (int, error) {
 	return g.r.Read(p)
 }
 
-func (g *gatedReader) Close() error { g.once.Do(func() { close(g.closed) }); return nil }
+func (g *gatedReader) Close() error {
+	g.once.Do(func() {
+		close(g.closed)
+		if g.ends != nil {
+			g.ends <- struct{}{}
+		}
+	})
+	return nil
+}
 
 // memBackend serves fixed contents; an unknown ID waits for the context.
 type memBackend struct {
@@ -77,7 +90,6 @@ func (b *memBackend) Open(ctx context.Context, id chunker.ContentID, hints []chu
 		return nil, context.Cause(ctx)
 	}
 	b.open.Add(1)
-	c.open = &b.open
 	return c, nil
 }
 
@@ -114,6 +126,7 @@ func start(t *testing.T, cfg gateway.Config, items ...*memContent) *env {
 	be := &memBackend{items: map[chunker.ContentID]*memContent{}, hints: make(chan []chunker.PeerHint, 4)}
 	for _, c := range items {
 		be.items[c.m.ID()] = c
+		c.open = &be.open
 	}
 	cfg.Backend = be
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
@@ -328,5 +341,45 @@ func TestTooManyReaders(t *testing.T) {
 	wg.Wait()
 	if resp, _ := e.do(t, "GET", p); resp.StatusCode != 200 {
 		t.Errorf("after the readers left: %d, want 200", resp.StatusCode)
+	}
+}
+
+// A client that goes away while its read waits for bytes releases the
+// reader at once (its priority in the download goes with it).
+func TestClientLeavingReleasesReader(t *testing.T) {
+	leakcheck.Check(t)
+	c, id := fileContent("f.bin", 1000)
+	c.gate = make(chan struct{}) // never opened: the bytes never come
+	c.ends = make(chan struct{}, 1)
+	e := start(t, gateway.Config{}, c)
+	ctx, cancel := context.WithCancel(context.Background())
+	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/shoal/"+id.String(), nil)
+	resp, err := e.cl.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if resp.StatusCode != 200 || resp.ContentLength != 1000 {
+		t.Fatalf("headers: %d, length %d", resp.StatusCode, resp.ContentLength)
+	}
+	cancel()
+	resp.Body.Close()
+	select {
+	case <-c.ends:
+	case <-time.After(10 * time.Second):
+		t.Fatal("the reader was not closed after the client left")
+	}
+}
+
+// A single range makes a reader that stops at the range's end.
+func TestRangeBoundsReader(t *testing.T) {
+	leakcheck.Check(t)
+	c, id := fileContent("f.bin", 100_000)
+	e := start(t, gateway.Config{}, c)
+	resp, body := e.do(t, "GET", "/shoal/"+id.String(), "Range", "bytes=500-1499")
+	if resp.StatusCode != 206 || !bytes.Equal(body, c.data[500:1500]) {
+		t.Fatalf("range: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if n := c.lastN.Load(); n != 1000 {
+		t.Fatalf("reader opened for %d bytes, want the range's 1000", n)
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"path"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/shoal-p2p/shoal/chunker"
@@ -147,8 +148,13 @@ func (g *Gateway) serveFile(w http.ResponseWriter, r *http.Request, id chunker.C
 	h.Set("Content-Type", ct)
 	h.Set("X-Content-Type-Options", "nosniff")
 	h.Set("Cache-Control", "public, max-age=31536000, immutable")
-	rs := &lazyReader{c: c, base: f.off, size: f.size, readAhead: g.cfg.ReadAhead, stall: g.cfg.StallTimeout}
+	rs := &lazyReader{c: c, base: f.off, size: f.size, limit: rangeEnd(r.Header.Get("Range"), f.size),
+		readAhead: g.cfg.ReadAhead, stall: g.cfg.StallTimeout}
 	defer rs.Close()
+	// A client that goes away releases its reader (and its priority) at
+	// once, even while a Read waits for a chunk.
+	stop := context.AfterFunc(r.Context(), func() { rs.Close() })
+	defer stop()
 	// Content never changes under its ID: no Last-Modified, the ETag
 	// decides If-None-Match.
 	http.ServeContent(flushWriter{w}, r, "", time.Time{}, rs)
@@ -193,9 +199,31 @@ func (f flushWriter) Unwrap() http.ResponseWriter { return f.ResponseWriter }
 type lazyReader struct {
 	c               Content
 	base, size, pos int64
+	limit           int64 // readers stop here: the end of a single range
 	readAhead       int64
 	stall           time.Duration
-	rd              io.ReadCloser
+
+	mu     sync.Mutex // Close may come from the request's context
+	rd     io.ReadCloser
+	closed bool
+}
+
+// rangeEnd returns where a single "bytes=a-b" range ends (exclusive), so
+// that a reader asks for no chunk past it; size for anything else.
+func rangeEnd(h string, size int64) int64 {
+	spec, ok := strings.CutPrefix(h, "bytes=")
+	if !ok || strings.Contains(spec, ",") {
+		return size
+	}
+	a, b, ok := strings.Cut(strings.TrimSpace(spec), "-")
+	if !ok || a == "" || b == "" {
+		return size
+	}
+	end, err := strconv.ParseInt(b, 10, 64)
+	if err != nil || end < 0 || end >= size {
+		return size
+	}
+	return end + 1
 }
 
 func (l *lazyReader) Seek(off int64, whence int) (int64, error) {
@@ -211,10 +239,12 @@ func (l *lazyReader) Seek(off int64, whence int) (int64, error) {
 	if off < 0 {
 		return 0, errors.New("gateway: seek before the start")
 	}
+	l.mu.Lock()
 	if off != l.pos && l.rd != nil {
 		l.rd.Close()
 		l.rd = nil
 	}
+	l.mu.Unlock()
 	l.pos = off
 	return off, nil
 }
@@ -223,22 +253,49 @@ func (l *lazyReader) Read(p []byte) (int, error) {
 	if l.pos >= l.size {
 		return 0, io.EOF
 	}
+	l.mu.Lock()
+	if l.closed {
+		l.mu.Unlock()
+		return 0, errReaderClosed
+	}
 	if l.rd == nil {
-		rd, err := l.c.NewReader(l.base+l.pos, l.size-l.pos, l.readAhead)
+		end := l.size
+		if l.limit > l.pos && l.limit < end {
+			end = l.limit
+		}
+		rd, err := l.c.NewReader(l.base+l.pos, end-l.pos, l.readAhead)
 		if err != nil {
+			l.mu.Unlock()
 			return 0, err
 		}
 		l.rd = rd
 	}
 	rd := l.rd
+	l.mu.Unlock()
 	t := time.AfterFunc(l.stall, func() { rd.Close() })
 	n, err := rd.Read(p)
 	t.Stop()
 	l.pos += int64(n)
+	if err == io.EOF && l.pos < l.size {
+		// The reader stopped at the range's end; a later read (another
+		// range) opens a new one.
+		l.mu.Lock()
+		if l.rd == rd {
+			l.rd = nil
+		}
+		l.mu.Unlock()
+		rd.Close()
+		err = nil
+	}
 	return n, err
 }
 
+var errReaderClosed = errors.New("gateway: reader closed")
+
 func (l *lazyReader) Close() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.closed = true
 	if l.rd != nil {
 		l.rd.Close()
 		l.rd = nil
