@@ -171,3 +171,57 @@ func TestReaderUrgentUnderCap(t *testing.T) {
 		t.Fatalf("the tail came only after %d of %d bytes: the reader was not served first", p.Verified, len(c.data))
 	}
 }
+
+// A wanted data chunk that no peer has is rebuilt from parity: the reader
+// gets the right bytes through decoding, and the on-demand download fetched
+// parity for it.
+func TestReaderDecodesThroughParity(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	publisher := newPeer(t, swarm.ServerConfig{})
+	c := publish(t, publisher, 2<<20, 14) // 16 KiB chunks, 4+2 stripes
+	publisher.srv.Unseed(c.id)
+	seeder := newPeer(t, swarm.ServerConfig{})
+	// The seeder lacks the first data chunk of every stripe.
+	seedPart(t, seeder, publisher, c, func(i int) bool { _, pos := c.man.StripeOf(i); return pos != 0 })
+	leecher := newPeer(t, swarm.ServerConfig{})
+	d, err := swarm.NewDownload(swarm.Config{Server: leecher.srv}, leecher.dialer(), leecher.store, c.id, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	d.SetOnDemand(true)
+	d.AddPeer(seeder.id(), seeder.addr())
+	rctx, stop := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- d.Run(rctx) }()
+	defer func() {
+		stop()
+		<-done
+		d.Close()
+	}()
+	if _, err := d.Manifest(ctx); err != nil {
+		t.Fatalf("Manifest: %v", err)
+	}
+	// Stripe 5 starts at data chunk 20 (byte 20*16 KiB); read its first chunk.
+	off := int64(20 * 16 << 10)
+	r, err := d.NewReader(off, 16<<10, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := io.ReadAll(r)
+	r.Close()
+	if err != nil || !bytes.Equal(got, c.data[off:off+16<<10]) {
+		t.Fatalf("read through parity: %v, %d bytes", err, len(got))
+	}
+	parity := 0
+	have := d.Chunker().Have()
+	for i := range c.man.NumChunks() {
+		if have.Has(i) && c.man.IsParity(i) {
+			parity++
+		}
+	}
+	if parity == 0 {
+		t.Fatalf("no parity chunk held: the missing chunk was not rebuilt from parity")
+	}
+}
