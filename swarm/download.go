@@ -361,6 +361,9 @@ func (d *Download) Run(ctx context.Context) error {
 		d.steer.end(err)
 		return err
 	}
+	if dl.Rebuilt() {
+		d.cfg.Logger.Warn("damaged bitmap rebuilt from the output", "content", d.id.String(), "chunks", dl.Have().Count())
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()
