@@ -214,3 +214,45 @@ func TestGatewayFolder(t *testing.T) {
 		}
 	}
 }
+
+// TestGatewayStreamsAsVerified: the first bytes of a response arrive while
+// most of the range is not fetched yet (the reading node is capped at
+// 2 MB/s, the range is 6 MiB).
+func TestGatewayStreamsAsVerified(t *testing.T) {
+	pub := startNode(t)
+	src, data := randomFile(t, 8<<20, 7)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	p, err := pub.Publish(ctx, src, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", API: "off", Gateway: "127.0.0.1:0", DownloadLimit: 2_000_000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw.Close()
+	h := newHClient(t, gw)
+	req, _ := http.NewRequest("GET", h.base+"/shoal/"+p.Item.ID+"?peer="+pub.PeerID().String()+"@"+pub.Addr().String(), nil)
+	req.Header.Set("Range", "bytes=1000-6292455") // 6 MiB
+	resp, err := h.c.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	first := make([]byte, 1000)
+	if _, err := io.ReadFull(resp.Body, first); err != nil {
+		t.Fatal(err)
+	}
+	id := mustID(t, p.Item.ID)
+	gw.gw.mu.Lock()
+	verified := gw.gw.dls[id].dl.Progress().Verified
+	gw.gw.mu.Unlock()
+	if verified >= 6<<20 {
+		t.Fatalf("the first bytes came after %d bytes were verified: not streamed", verified)
+	}
+	rest, err := io.ReadAll(resp.Body)
+	if err != nil || !bytes.Equal(append(first, rest...), data[1000:6292456]) {
+		t.Fatalf("streamed range: %v, %d bytes", err, len(first)+len(rest))
+	}
+}
