@@ -32,7 +32,7 @@ type gwState struct {
 	g    *gateway.Gateway
 	addr string
 
-	mu  sync.Mutex // guards dls; taken after Node.mu, never before
+	mu  sync.Mutex // guards dls; may be held while taking Node.mu, never the reverse
 	dls map[chunker.ContentID]*gwDownload
 }
 
