@@ -12,44 +12,21 @@ import (
 
 // Control API endpoints for reading and steering content (docs/api.md):
 //
-//	POST /v1/ls                      {"link"}            -> Listing
-//	POST /v1/cat                     {"link","path","offset","length"} -> raw bytes
-//	POST /v1/select                  {"link","out","only":[...]} -> ndjson progress, Selected
-//	POST /v1/downloads/{id}/pause    -> 204
-//	POST /v1/downloads/{id}/resume   -> 204
-//	POST /v1/downloads/{id}/cancel   -> 204
-//	POST /v1/downloads/{id}/rate     {"rate": bytes/s, 0 none} -> 204
+//	POST /v1/ls                      {"link"}                -> Listing
+//	POST /v1/cat                     CatRequest              -> raw bytes
+//	POST /v1/select                  GetOnlyRequest          -> ndjson progress, Selected
+//	POST /v1/downloads/{id}          ControlRequest          -> 204
 
 // readBackend is what these endpoints need; *Node implements it.
 type readBackend interface {
 	List(ctx context.Context, link string) (Listing, error)
-	Cat(ctx context.Context, link, rel string, off, length int64, w io.Writer) error
-	GetOnly(ctx context.Context, link, out string, globs []string, progress func(Progress)) (Selected, error)
-	PauseDownload(id string) error
-	ResumeDownload(id string) error
-	CancelDownload(id string) error
-	SetDownloadRate(id string, bytesPerSec int64) error
+	Cat(ctx context.Context, req CatRequest, w io.Writer) error
+	GetOnly(ctx context.Context, req GetOnlyRequest, progress func(Progress)) (Selected, error)
+	Control(ctx context.Context, id string, req ControlRequest) error
 }
 
 type lsRequest struct {
 	Link string `json:"link"`
-}
-
-type catRequest struct {
-	Link   string `json:"link"`
-	Path   string `json:"path,omitempty"`
-	Offset int64  `json:"offset,omitempty"`
-	Length int64  `json:"length,omitempty"` // 0 or less: to the end
-}
-
-type selectRequest struct {
-	Link string   `json:"link"`
-	Out  string   `json:"out"`
-	Only []string `json:"only"`
-}
-
-type rateRequest struct {
-	Rate int64 `json:"rate"`
 }
 
 // readErrorCode maps an operation's error to an HTTP status.
@@ -83,18 +60,14 @@ func registerReadAPI(mux *http.ServeMux, b backend) {
 		writeJSON(w, l)
 	})
 	mux.HandleFunc("POST /v1/cat", func(w http.ResponseWriter, r *http.Request) {
-		var req catRequest
+		var req CatRequest
 		if !readJSON(w, r, &req) {
 			return
-		}
-		length := req.Length
-		if length <= 0 {
-			length = -1
 		}
 		// Errors before the first byte get a status; a failure later cuts
 		// the response, which the client reports as an error.
 		cw := &catWriter{w: w}
-		err := rb.Cat(r.Context(), req.Link, req.Path, req.Offset, length, cw)
+		err := rb.Cat(r.Context(), req, cw)
 		if err != nil && !cw.started {
 			writeError(w, readErrorCode(err), err)
 			return
@@ -108,32 +81,24 @@ func registerReadAPI(mux *http.ServeMux, b backend) {
 		}
 	})
 	mux.HandleFunc("POST /v1/select", func(w http.ResponseWriter, r *http.Request) {
-		var req selectRequest
+		var req GetOnlyRequest
 		if !readJSON(w, r, &req) {
 			return
 		}
 		stream(w, func(progress func(Progress)) (any, error) {
-			return rb.GetOnly(r.Context(), req.Link, req.Out, req.Only, progress)
+			return rb.GetOnly(r.Context(), req, progress)
 		})
 	})
-	control := func(f func(string) error) http.HandlerFunc {
-		return func(w http.ResponseWriter, r *http.Request) {
-			if err := f(r.PathValue("id")); err != nil {
-				writeError(w, readErrorCode(err), err)
-				return
-			}
-			w.WriteHeader(http.StatusNoContent)
-		}
-	}
-	mux.HandleFunc("POST /v1/downloads/{id}/pause", control(rb.PauseDownload))
-	mux.HandleFunc("POST /v1/downloads/{id}/resume", control(rb.ResumeDownload))
-	mux.HandleFunc("POST /v1/downloads/{id}/cancel", control(rb.CancelDownload))
-	mux.HandleFunc("POST /v1/downloads/{id}/rate", func(w http.ResponseWriter, r *http.Request) {
-		var req rateRequest
+	mux.HandleFunc("POST /v1/downloads/{id}", func(w http.ResponseWriter, r *http.Request) {
+		var req ControlRequest
 		if !readJSON(w, r, &req) {
 			return
 		}
-		control(func(id string) error { return rb.SetDownloadRate(id, req.Rate) })(w, r)
+		if err := rb.Control(r.Context(), r.PathValue("id"), req); err != nil {
+			writeError(w, readErrorCode(err), err)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
 	})
 }
 
@@ -166,10 +131,9 @@ func (c *Client) List(ctx context.Context, link string) (Listing, error) {
 	return l, json.NewDecoder(resp.Body).Decode(&l)
 }
 
-// Cat writes bytes of link's file rel to w as the node verifies them
-// (length < 0: to the end).
-func (c *Client) Cat(ctx context.Context, link, rel string, off, length int64, w io.Writer) error {
-	resp, err := c.do(ctx, http.MethodPost, "/v1/cat", catRequest{Link: link, Path: rel, Offset: off, Length: max(length, 0)})
+// Cat writes the bytes req asks for to w as the node verifies them.
+func (c *Client) Cat(ctx context.Context, req CatRequest, w io.Writer) error {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/cat", req)
 	if err != nil {
 		return err
 	}
@@ -180,37 +144,19 @@ func (c *Client) Cat(ctx context.Context, link, rel string, off, length int64, w
 	return nil
 }
 
-// GetOnly asks the node to fetch only the files of link matching globs.
-func (c *Client) GetOnly(ctx context.Context, link, out string, globs []string, progress func(Progress)) (Selected, error) {
+// GetOnly asks the node to fetch only the files of a folder matching the
+// request's globs.
+func (c *Client) GetOnly(ctx context.Context, req GetOnlyRequest, progress func(Progress)) (Selected, error) {
 	var res Selected
-	return res, c.streamCall(ctx, "/v1/select", selectRequest{Link: link, Out: out, Only: globs}, progress, &res)
+	return res, c.streamCall(ctx, "/v1/select", req, progress, &res)
 }
 
-func (c *Client) control(ctx context.Context, id, op string, body any) error {
-	resp, err := c.do(ctx, http.MethodPost, "/v1/downloads/"+url.PathEscape(id)+"/"+op, body)
+// Control steers a download in progress on the node.
+func (c *Client) Control(ctx context.Context, id string, req ControlRequest) error {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/downloads/"+url.PathEscape(id), req)
 	if err != nil {
 		return err
 	}
 	resp.Body.Close()
 	return nil
-}
-
-// PauseDownload pauses a download in progress.
-func (c *Client) PauseDownload(ctx context.Context, id string) error {
-	return c.control(ctx, id, "pause", nil)
-}
-
-// ResumeDownload resumes a paused download.
-func (c *Client) ResumeDownload(ctx context.Context, id string) error {
-	return c.control(ctx, id, "resume", nil)
-}
-
-// CancelDownload stops and forgets a download in progress.
-func (c *Client) CancelDownload(ctx context.Context, id string) error {
-	return c.control(ctx, id, "cancel", nil)
-}
-
-// SetDownloadRate caps one download (0: no cap of its own).
-func (c *Client) SetDownloadRate(ctx context.Context, id string, bytesPerSec int64) error {
-	return c.control(ctx, id, "rate", rateRequest{Rate: bytesPerSec})
 }

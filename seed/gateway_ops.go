@@ -191,11 +191,20 @@ func fileRange(m *chunker.Manifest, rel string) (off, size int64, ok bool) {
 	return 0, 0, false
 }
 
-// Cat writes bytes [off, off+length) of link's file rel (rel "" for a
-// single file) to w as they are verified; length < 0 means to the end. The
-// node fetches only what the range needs unless it holds or downloads the
+// CatRequest asks for bytes of a file of a link.
+type CatRequest struct {
+	Link string `json:"link"`
+	Path string `json:"path,omitempty"` // a file of a folder; "" for a single file
+	// Offset is the first byte; a negative Offset -N means the last N bytes.
+	Offset int64 `json:"offset,omitempty"`
+	Length int64 `json:"length,omitempty"` // 0 or less: to the end
+}
+
+// Cat writes the bytes req asks for to w as they are verified. The node
+// fetches only what the range needs unless it holds or downloads the
 // content anyway.
-func (n *Node) Cat(ctx context.Context, link, rel string, off, length int64, w io.Writer) error {
+func (n *Node) Cat(ctx context.Context, req CatRequest, w io.Writer) error {
+	link, rel, off, length := req.Link, req.Path, req.Offset, req.Length
 	l, hints, err := parseLinkHints(link)
 	if err != nil {
 		return err
@@ -209,10 +218,13 @@ func (n *Node) Cat(ctx context.Context, link, rel string, off, length int64, w i
 	if !ok {
 		return fmt.Errorf("%w: %q is not in %s (shoal ls lists it)", ErrNotAFile, rel, l.ID)
 	}
-	if off < 0 || off > size {
+	if off < 0 {
+		off = max(0, size+off)
+	}
+	if off > size {
 		return fmt.Errorf("seed: offset %d past the end of %d bytes", off, size)
 	}
-	if length < 0 || off+length > size {
+	if length <= 0 || off+length > size {
 		length = size - off
 	}
 	r, err := c.NewReader(foff+off, length, 0)
@@ -255,12 +267,23 @@ func matchAny(globs []string, p string) bool {
 	return false
 }
 
-// GetOnly fetches the files of link's folder that match one of globs, and
-// only the chunks they need, into out/<name>/<path>. Each file is written
-// beside its final path and renamed there once complete: no file is at its
-// final path unless complete and verified. Existing files are not
-// overwritten (ErrOutputExist).
-func (n *Node) GetOnly(ctx context.Context, link, out string, globs []string, progress func(Progress)) (Selected, error) {
+// GetOnlyRequest asks for some files of a folder.
+type GetOnlyRequest struct {
+	Link string   `json:"link"`
+	Out  string   `json:"out"`  // folder (absolute); the files go to out/<name>/<path>
+	Only []string `json:"only"` // globs (path.Match) of the files wanted
+}
+
+// GetOnly fetches the files of the link's folder that match one of the
+// globs, and only the chunks they need, into out/<name>/<path>. Each file
+// is written beside its final path and renamed there once complete: no
+// file is at its final path unless complete and verified. Existing files
+// are not overwritten (ErrOutputExist).
+func (n *Node) GetOnly(ctx context.Context, req GetOnlyRequest, progress func(Progress)) (Selected, error) {
+	link, out, globs := req.Link, req.Out, req.Only
+	if len(globs) == 0 {
+		return Selected{}, fmt.Errorf("%w: no pattern", ErrBadLink)
+	}
 	for _, g := range globs {
 		if _, err := path.Match(g, ""); err != nil {
 			return Selected{}, fmt.Errorf("%w: bad pattern %q", ErrBadLink, g)
@@ -411,45 +434,43 @@ func (n *Node) downloadByID(idText string) (*swarm.Download, *activeDownload, er
 	return nil, nil, fmt.Errorf("%w: %s", ErrNotActive, idText)
 }
 
-// PauseDownload stops a download's new chunk requests (those in flight
-// end); readers wait. ResumeDownload undoes it.
-func (n *Node) PauseDownload(id string) error {
+// ControlRequest steers one download in progress.
+type ControlRequest struct {
+	// Action is "pause" (no new chunk requests; those in flight finish,
+	// readers wait), "resume", "cancel" (stop it and forget it) or "rate"
+	// (cap it at Rate bytes per second, 0: no cap of its own).
+	Action string `json:"action"`
+	Rate   int64  `json:"rate,omitempty"`
+}
+
+// Control steers the download of id in progress (a get, or the gateway's).
+func (n *Node) Control(ctx context.Context, id string, req ControlRequest) error {
 	dl, _, err := n.downloadByID(id)
 	if err != nil {
 		return err
 	}
-	dl.Pause()
+	switch req.Action {
+	case "pause":
+		dl.Pause()
+	case "resume":
+		dl.Resume()
+	case "rate":
+		if req.Rate < 0 {
+			return fmt.Errorf("%w: rate %d: want 0 (no cap) or bytes per second", ErrBadLink, req.Rate)
+		}
+		dl.SetRateLimit(req.Rate)
+	case "cancel":
+		return n.cancelDownload(id)
+	default:
+		return fmt.Errorf("%w: action %q: want pause, resume, cancel or rate", ErrBadLink, req.Action)
+	}
 	return nil
 }
 
-// ResumeDownload lets a paused download fetch again.
-func (n *Node) ResumeDownload(id string) error {
-	dl, _, err := n.downloadByID(id)
-	if err != nil {
-		return err
-	}
-	dl.Resume()
-	return nil
-}
-
-// SetDownloadRate caps one download at bytesPerSec (0: no cap of its own;
-// the node's download_limit still applies).
-func (n *Node) SetDownloadRate(id string, bytesPerSec int64) error {
-	if bytesPerSec < 0 {
-		return fmt.Errorf("seed: rate %d: want 0 (no cap) or bytes per second", bytesPerSec)
-	}
-	dl, _, err := n.downloadByID(id)
-	if err != nil {
-		return err
-	}
-	dl.SetRateLimit(bytesPerSec)
-	return nil
-}
-
-// CancelDownload stops a download and forgets it: its progress, its
+// cancelDownload stops a download and forgets it: its progress, its
 // library entry and its incomplete output (a get's partial files, which
 // are not at their final state). The gateway's downloads just stop.
-func (n *Node) CancelDownload(idText string) error {
+func (n *Node) cancelDownload(idText string) error {
 	_, a, err := n.downloadByID(idText)
 	if err != nil {
 		return err

@@ -42,7 +42,7 @@ func TestGetOnlyFetchesOnlyMatchingFiles(t *testing.T) {
 	}
 	g := startNode(t)
 	out := t.TempDir()
-	res, err := g.GetOnly(ctx, p.Link, out, []string{"keep/*"}, nil)
+	res, err := g.GetOnly(ctx, GetOnlyRequest{Link: p.Link, Out: out, Only: []string{"keep/*"}}, nil)
 	if err != nil {
 		t.Fatalf("GetOnly: %v", err)
 	}
@@ -95,10 +95,10 @@ func TestGetOnlyFetchesOnlyMatchingFiles(t *testing.T) {
 		t.Fatalf("fetched %d chunks of other files and %d of the matching ones; want 0 and %d", other, kept, wantKept)
 	}
 	// Again: the files exist, nothing is overwritten.
-	if _, err := g.GetOnly(ctx, p.Link, out, []string{"keep/c.txt"}, nil); !errors.Is(err, ErrOutputExist) {
+	if _, err := g.GetOnly(ctx, GetOnlyRequest{Link: p.Link, Out: out, Only: []string{"keep/c.txt"}}, nil); !errors.Is(err, ErrOutputExist) {
 		t.Fatalf("second GetOnly: %v, want ErrOutputExist", err)
 	}
-	if _, err := g.GetOnly(ctx, p.Link, out, []string{"nothing*"}, nil); !errors.Is(err, ErrNoMatch) {
+	if _, err := g.GetOnly(ctx, GetOnlyRequest{Link: p.Link, Out: out, Only: []string{"nothing*"}}, nil); !errors.Is(err, ErrNoMatch) {
 		t.Fatalf("GetOnly of no file: %v, want ErrNoMatch", err)
 	}
 }
@@ -136,20 +136,24 @@ func TestListAndCatOverAPI(t *testing.T) {
 		t.Fatalf("ls started a download")
 	}
 	var buf bytes.Buffer
-	if err := c.Cat(ctx, p.Link, "a.bin", 1000, 2<<20, &buf); err != nil {
+	if err := c.Cat(ctx, CatRequest{Link: p.Link, Path: "a.bin", Offset: 1000, Length: 2 << 20}, &buf); err != nil {
 		t.Fatalf("Cat: %v", err)
 	}
 	if want := files["a.bin"][1000 : 1000+2<<20]; !bytes.Equal(buf.Bytes(), want) {
 		t.Fatalf("cat returned %d bytes, not the range", buf.Len())
 	}
 	buf.Reset()
-	if err := c.Cat(ctx, p.Link, "sub/b.txt", 0, -1, &buf); err != nil || !bytes.Equal(buf.Bytes(), files["sub/b.txt"]) {
+	if err := c.Cat(ctx, CatRequest{Link: p.Link, Path: "sub/b.txt"}, &buf); err != nil || !bytes.Equal(buf.Bytes(), files["sub/b.txt"]) {
 		t.Fatalf("Cat of a whole small file: %v, %q", err, buf.Bytes())
 	}
-	if err := c.Cat(ctx, p.Link, "nope", 0, -1, &buf); err == nil || !strings.Contains(err.Error(), "not in") {
+	if err := c.Cat(ctx, CatRequest{Link: p.Link, Path: "nope"}, &buf); err == nil || !strings.Contains(err.Error(), "not in") {
 		t.Fatalf("Cat of a missing file: %v", err)
 	}
-	if err := c.PauseDownload(ctx, strings.Repeat("x", 5)); err == nil {
+	buf.Reset()
+	if err := c.Cat(ctx, CatRequest{Link: p.Link, Path: "a.bin", Offset: -100}, &buf); err != nil || !bytes.Equal(buf.Bytes(), files["a.bin"][len(files["a.bin"])-100:]) {
+		t.Fatalf("Cat of the last 100 bytes: %v, %d bytes", err, buf.Len())
+	}
+	if err := c.Control(ctx, strings.Repeat("x", 5), ControlRequest{Action: "pause"}); err == nil {
 		t.Fatalf("pausing an unknown download succeeded")
 	}
 }
@@ -192,16 +196,15 @@ func TestDownloadControls(t *testing.T) {
 		}
 	}
 	id := p.Item.ID
-	for name, f := range map[string]func(string) error{
-		"pause":  g.PauseDownload,
-		"rate":   func(id string) error { return g.SetDownloadRate(id, 512<<10) },
-		"resume": g.ResumeDownload,
-	} {
-		if err := f(id); err != nil {
-			t.Fatalf("%s: %v", name, err)
+	for _, req := range []ControlRequest{{Action: "pause"}, {Action: "rate", Rate: 512 << 10}, {Action: "resume"}} {
+		if err := g.Control(ctx, id, req); err != nil {
+			t.Fatalf("%+v: %v", req, err)
 		}
 	}
-	if err := g.CancelDownload(id); err != nil {
+	if err := g.Control(ctx, id, ControlRequest{Action: "jump"}); err == nil {
+		t.Fatalf("an unknown action succeeded")
+	}
+	if err := g.Control(ctx, id, ControlRequest{Action: "cancel"}); err != nil {
 		t.Fatalf("cancel: %v", err)
 	}
 	if err := <-done; err == nil {
@@ -213,7 +216,7 @@ func TestDownloadControls(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(out, filepath.Base(src))); err == nil {
 		t.Fatalf("the partial output is still there after cancel")
 	}
-	if err := g.PauseDownload(id); !errors.Is(err, ErrNotActive) {
+	if err := g.Control(ctx, id, ControlRequest{Action: "pause"}); !errors.Is(err, ErrNotActive) {
 		t.Fatalf("pause after cancel: %v, want ErrNotActive", err)
 	}
 }
