@@ -144,14 +144,17 @@ func (n *Node) openContent(ctx context.Context, id chunker.ContentID, hints []hi
 		return &nodeContent{m: it.Manifest(), item: it}, nil
 	}
 	if a != nil {
-		for _, h := range hints {
-			a.dl.AddPeer(h.id, h.addr)
+		if dl := a.download(); dl != nil {
+			for _, h := range hints {
+				dl.AddPeer(h.id, h.addr)
+			}
+			m, err := dl.Manifest(ctx)
+			if err != nil {
+				return nil, err
+			}
+			return &nodeContent{m: m, dl: dl}, nil
 		}
-		m, err := a.dl.Manifest(ctx)
-		if err != nil {
-			return nil, err
-		}
-		return &nodeContent{m: m, dl: a.dl}, nil
+		return nil, Errorf(ErrBusy, "the download of %s is starting; try again in a moment", id)
 	}
 	d, err := n.gwAcquire(id, hints)
 	if err != nil {
@@ -209,7 +212,7 @@ func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error
 		lookupDone := make(chan struct{})
 		go func() {
 			defer close(lookupDone)
-			n.findPeers(lctx, id, addrs, dl)
+			n.findPeers(lctx, job{id: id, hints: hints}, dl, &searchState{}, func() {})
 		}()
 		err := dl.Run(ctx)
 		stopLookups()

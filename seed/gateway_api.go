@@ -3,7 +3,6 @@ package seed
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -17,47 +16,23 @@ import (
 //	POST /v1/select                  GetOnlyRequest          -> ndjson progress, Selected
 //	POST /v1/downloads/{id}          ControlRequest          -> 204
 
-// readBackend is what these endpoints need; *Node implements it.
-type readBackend interface {
-	List(ctx context.Context, link string) (Listing, error)
-	Cat(ctx context.Context, req CatRequest, w io.Writer) error
-	GetOnly(ctx context.Context, req GetOnlyRequest, progress func(Progress)) (Selected, error)
-	Control(ctx context.Context, id string, req ControlRequest) error
-}
-
 type lsRequest struct {
 	Link string `json:"link"`
 }
 
-// readErrorCode maps an operation's error to an HTTP status.
-func readErrorCode(err error) int {
-	switch {
-	case errors.Is(err, ErrNotActive), errors.Is(err, ErrNotAFile), errors.Is(err, ErrNoMatch):
-		return http.StatusNotFound
-	case errors.Is(err, ErrBadLink):
-		return http.StatusBadRequest
-	case errors.Is(err, ErrOutputExist):
-		return http.StatusConflict
-	}
-	return http.StatusInternalServerError
-}
-
-func registerReadAPI(mux *http.ServeMux, b backend) {
-	rb, ok := b.(readBackend)
-	if !ok {
-		return
-	}
+// readRoutes adds the endpoints above to NewHandler's mux.
+func readRoutes(mux *http.ServeMux, api API) {
 	mux.HandleFunc("POST /v1/ls", func(w http.ResponseWriter, r *http.Request) {
 		var req lsRequest
 		if !readJSON(w, r, &req) {
 			return
 		}
-		l, err := rb.List(r.Context(), req.Link)
+		l, err := api.List(r.Context(), req.Link)
 		if err != nil {
-			writeError(w, readErrorCode(err), err)
+			writeError(w, err)
 			return
 		}
-		writeJSON(w, l)
+		writeJSON(w, http.StatusOK, l)
 	})
 	mux.HandleFunc("POST /v1/cat", func(w http.ResponseWriter, r *http.Request) {
 		var req CatRequest
@@ -67,9 +42,9 @@ func registerReadAPI(mux *http.ServeMux, b backend) {
 		// Errors before the first byte get a status; a failure later cuts
 		// the response, which the client reports as an error.
 		cw := &catWriter{w: w}
-		err := rb.Cat(r.Context(), req, cw)
+		err := api.Cat(r.Context(), req, cw)
 		if err != nil && !cw.started {
-			writeError(w, readErrorCode(err), err)
+			writeError(w, err)
 			return
 		}
 		if err != nil {
@@ -82,20 +57,17 @@ func registerReadAPI(mux *http.ServeMux, b backend) {
 	})
 	mux.HandleFunc("POST /v1/select", func(w http.ResponseWriter, r *http.Request) {
 		var req GetOnlyRequest
-		if !readJSON(w, r, &req) {
-			return
+		if readJSON(w, r, &req) {
+			stream(w, func(progress func(Progress)) (any, error) { return api.GetOnly(r.Context(), req, progress) })
 		}
-		stream(w, func(progress func(Progress)) (any, error) {
-			return rb.GetOnly(r.Context(), req, progress)
-		})
 	})
 	mux.HandleFunc("POST /v1/downloads/{id}", func(w http.ResponseWriter, r *http.Request) {
 		var req ControlRequest
 		if !readJSON(w, r, &req) {
 			return
 		}
-		if err := rb.Control(r.Context(), r.PathValue("id"), req); err != nil {
-			writeError(w, readErrorCode(err), err)
+		if err := api.Control(r.Context(), r.PathValue("id"), req); err != nil {
+			writeError(w, err)
 			return
 		}
 		w.WriteHeader(http.StatusNoContent)

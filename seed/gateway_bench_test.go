@@ -54,7 +54,7 @@ func BenchmarkGatewayTTFB(b *testing.B) {
 				b.Fatal(err)
 			}
 			ctx := context.Background()
-			p, err := pub.Publish(ctx, src, nil)
+			p, err := pub.Publish(ctx, PublishRequest{Path: src}, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -73,7 +73,7 @@ func BenchmarkGatewayTTFB(b *testing.B) {
 				if tc.get {
 					go func() {
 						defer close(getDone)
-						g.Get(gctx, p.Link, b.TempDir(), nil)
+						g.Get(gctx, GetRequest{Link: p.Link, Out: b.TempDir()}, nil)
 					}()
 					time.Sleep(time.Second) // a benchmark, not a test: let the get fill its pipeline
 				} else {

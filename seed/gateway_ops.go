@@ -22,12 +22,13 @@ import (
 // some files of a folder (get --only), and control one download (pause,
 // resume, cancel, rate limit). docs/gateway.md describes them.
 
-// Errors of these operations.
+// Errors of these operations; each wraps the sentinel whose code it
+// crosses the API with (errors.go).
 var (
-	ErrNoMatch     = errors.New("seed: no file matches")
-	ErrNotAFile    = errors.New("seed: not a file of the content")
-	ErrNotActive   = errors.New("seed: no such download in progress")
-	ErrOutputExist = errors.New("seed: output exists")
+	ErrNoMatch     = fmt.Errorf("no file matches: %w", ErrNotFound)
+	ErrNotAFile    = fmt.Errorf("not a file of the content: %w", ErrNotFound)
+	ErrNotActive   = fmt.Errorf("no such download in progress: %w", ErrNotFound)
+	ErrOutputExist = fmt.Errorf("output %w", ErrExists)
 )
 
 // ListedFile is one file of a listing.
@@ -59,14 +60,9 @@ func listingOf(id chunker.ContentID, m *chunker.Manifest) Listing {
 }
 
 func parseLinkHints(link string) (chunker.Link, []hint, error) {
-	l, err := chunker.ParseLink(link)
+	l, err := ParseLink(link) // a link or a bare ID
 	if err != nil {
-		// A bare content ID is a link without hints.
-		id, ierr := chunker.ParseID(strings.TrimPrefix(link, chunker.LinkScheme))
-		if ierr != nil {
-			return l, nil, fmt.Errorf("%w: %v", ErrBadLink, err)
-		}
-		l = chunker.Link{ID: id}
+		return l, nil, err
 	}
 	var hs []hint
 	for _, h := range l.Peers {
@@ -106,8 +102,10 @@ func (n *Node) heldManifest(id chunker.ContentID) *chunker.Manifest {
 		return it.Manifest()
 	}
 	if a != nil {
-		if c := a.dl.Chunker(); c != nil {
-			return c.Manifest()
+		if dl := a.download(); dl != nil {
+			if c := dl.Chunker(); c != nil {
+				return c.Manifest()
+			}
 		}
 	}
 	n.gw.mu.Lock()
@@ -282,11 +280,11 @@ type GetOnlyRequest struct {
 func (n *Node) GetOnly(ctx context.Context, req GetOnlyRequest, progress func(Progress)) (Selected, error) {
 	link, out, globs := req.Link, req.Out, req.Only
 	if len(globs) == 0 {
-		return Selected{}, fmt.Errorf("%w: no pattern", ErrBadLink)
+		return Selected{}, Errorf(ErrBadRequest, "no pattern: name the files to fetch (shoal ls lists them)")
 	}
 	for _, g := range globs {
 		if _, err := path.Match(g, ""); err != nil {
-			return Selected{}, fmt.Errorf("%w: bad pattern %q", ErrBadLink, g)
+			return Selected{}, Errorf(ErrBadRequest, "bad pattern %q", g)
 		}
 	}
 	l, hints, err := parseLinkHints(link)
@@ -423,7 +421,10 @@ func (n *Node) downloadByID(idText string) (*swarm.Download, *activeDownload, er
 	a := n.active[id]
 	n.mu.Unlock()
 	if a != nil {
-		return a.dl, a, nil
+		if dl := a.download(); dl != nil {
+			return dl, a, nil
+		}
+		return nil, nil, Errorf(ErrBusy, "%s is still starting; try again in a moment", idText)
 	}
 	n.gw.mu.Lock()
 	d := n.gw.dls[id]
@@ -456,36 +457,40 @@ func (n *Node) Control(ctx context.Context, id string, req ControlRequest) error
 		dl.Resume()
 	case "rate":
 		if req.Rate < 0 {
-			return fmt.Errorf("%w: rate %d: want 0 (no cap) or bytes per second", ErrBadLink, req.Rate)
+			return Errorf(ErrBadRequest, "rate %d: want 0 (no cap) or bytes per second", req.Rate)
 		}
 		dl.SetRateLimit(req.Rate)
 	case "cancel":
-		return n.cancelDownload(id)
+		return n.cancelDownload(ctx, id)
 	default:
-		return fmt.Errorf("%w: action %q: want pause, resume, cancel or rate", ErrBadLink, req.Action)
+		return Errorf(ErrBadRequest, "action %q: want pause, resume, cancel or rate", req.Action)
 	}
 	return nil
 }
 
-// cancelDownload stops a download and forgets it: its progress, its
-// library entry and its incomplete output (a get's partial files, which
-// are not at their final state). The gateway's downloads just stop.
-func (n *Node) cancelDownload(idText string) error {
+// cancelDownload stops a download and forgets it: a get's progress,
+// library entry and partial folder (Remove); the gateway's download and
+// its cache entry.
+func (n *Node) cancelDownload(ctx context.Context, idText string) error {
 	_, a, err := n.downloadByID(idText)
 	if err != nil {
 		return err
 	}
-	id, _ := chunker.ParseID(idText)
+	id, err := ParseID(idText)
+	if err != nil {
+		return err
+	}
 	if a == nil {
 		n.dropGatewayDownload(id)
 		return nil
 	}
-	info, ierr := n.store.Info(id) // before Remove forgets it
-	if err := n.Remove(id.String()); err != nil {
+	a.stop(errCancelled)
+	<-a.done
+	// A download that verified nothing has already left the library.
+	if _, err := n.Remove(ctx, id.String()); err != nil && !errors.Is(err, ErrNotFound) {
 		return err
-	}
-	if ierr == nil && info.Download && !info.Complete && info.Root != "" {
-		os.RemoveAll(info.Root) // created by this download, never complete
 	}
 	return nil
 }
+
+var errCancelled = errors.New("cancelled (shoal cancel)")

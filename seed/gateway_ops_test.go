@@ -36,7 +36,7 @@ func TestGetOnlyFetchesOnlyMatchingFiles(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := pub.Publish(ctx, root, nil)
+	p, err := pub.Publish(ctx, PublishRequest{Path: root}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -111,7 +111,7 @@ func TestListAndCatOverAPI(t *testing.T) {
 	files := writeTree(t, root, 9)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := pub.Publish(ctx, root, nil)
+	p, err := pub.Publish(ctx, PublishRequest{Path: root}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,7 +173,7 @@ func TestDownloadControls(t *testing.T) {
 	src, _ := randomFile(t, 8<<20, 4)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := pub.Publish(ctx, src, nil)
+	p, err := pub.Publish(ctx, PublishRequest{Path: src}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -185,10 +185,10 @@ func TestDownloadControls(t *testing.T) {
 	out := t.TempDir()
 	done := make(chan error, 1)
 	go func() {
-		_, err := g.Get(ctx, p.Link, out, nil)
+		_, err := g.Get(ctx, GetRequest{Link: p.Link, Out: out}, nil)
 		done <- err
 	}()
-	for len(g.Status().Downloads) == 0 {
+	for st, _ := g.Status(ctx); len(st.Downloads) == 0; st, _ = g.Status(ctx) {
 		select {
 		case err := <-done:
 			t.Fatalf("Get ended early: %v", err)
@@ -210,11 +210,11 @@ func TestDownloadControls(t *testing.T) {
 	if err := <-done; err == nil {
 		t.Fatalf("a cancelled Get returned nil")
 	}
-	if len(g.Items()) != 0 {
-		t.Fatalf("library after cancel: %+v", g.Items())
+	if items, _ := g.Items(ctx); len(items) != 0 {
+		t.Fatalf("library after cancel: %+v", items)
 	}
-	if _, err := os.Stat(filepath.Join(out, filepath.Base(src))); err == nil {
-		t.Fatalf("the partial output is still there after cancel")
+	if ents, _ := os.ReadDir(out); len(ents) != 0 {
+		t.Fatalf("the output folder holds %v after cancel; want nothing (no partial)", ents)
 	}
 	if err := g.Control(ctx, id, ControlRequest{Action: "pause"}); !errors.Is(err, ErrNotActive) {
 		t.Fatalf("pause after cancel: %v, want ErrNotActive", err)

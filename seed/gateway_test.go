@@ -100,7 +100,7 @@ func TestGatewayStreamsFromAnotherNode(t *testing.T) {
 	src, data := randomFile(t, size, 1)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	p, err := pub.Publish(ctx, src, nil)
+	p, err := pub.Publish(ctx, PublishRequest{Path: src}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -176,7 +176,7 @@ func TestGatewayFolder(t *testing.T) {
 	files := writeTree(t, root, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := pub.Publish(ctx, root, nil)
+	p, err := pub.Publish(ctx, PublishRequest{Path: root}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -223,7 +223,7 @@ func TestGatewayStreamsAsVerified(t *testing.T) {
 	src, data := randomFile(t, 8<<20, 7)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	p, err := pub.Publish(ctx, src, nil)
+	p, err := pub.Publish(ctx, PublishRequest{Path: src}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
