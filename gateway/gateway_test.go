@@ -28,6 +28,7 @@ type memContent struct {
 	open  *sync.WaitGroup
 	ends  chan struct{} // if set, gets a value when a reader is closed
 	lastN atomic.Int64  // length asked of the last reader
+	opens chan struct{} // if set, gets a value when a reader is made
 }
 
 func (c *memContent) Manifest() *chunker.Manifest { return c.m }
@@ -39,6 +40,9 @@ func (c *memContent) Close() error {
 }
 func (c *memContent) NewReader(off, n, _ int64) (io.ReadCloser, error) {
 	c.lastN.Store(n)
+	if c.opens != nil {
+		c.opens <- struct{}{}
+	}
 	if off < 0 || off+n > int64(len(c.data)) {
 		return nil, fmt.Errorf("range %d+%d", off, n)
 	}
@@ -352,6 +356,7 @@ func TestClientLeavingReleasesReader(t *testing.T) {
 	c, id := fileContent("f.bin", 1000)
 	c.gate = make(chan struct{}) // never opened: the bytes never come
 	c.ends = make(chan struct{}, 1)
+	c.opens = make(chan struct{}, 1)
 	e := start(t, gateway.Config{}, c)
 	ctx, cancel := context.WithCancel(context.Background())
 	req, _ := http.NewRequestWithContext(ctx, "GET", e.url+"/shoal/"+id.String(), nil)
@@ -362,6 +367,7 @@ func TestClientLeavingReleasesReader(t *testing.T) {
 	if resp.StatusCode != 200 || resp.ContentLength != 1000 {
 		t.Fatalf("headers: %d, length %d", resp.StatusCode, resp.ContentLength)
 	}
+	<-c.opens // the handler waits in the reader's Read
 	cancel()
 	resp.Body.Close()
 	select {
