@@ -105,7 +105,8 @@ type Progress struct {
 type Status struct {
 	PeerID        string `json:"peer_id"`
 	Listen        string `json:"listen"`
-	API           string `json:"api"` // TCP address of the control API ("" when off)
+	API           string `json:"api"`     // TCP address of the control API ("" when off)
+	Gateway       string `json:"gateway"` // TCP address of the HTTP gateway ("" when off)
 	Peers         int    `json:"peers"`
 	Items         int    `json:"items"`
 	UptimeSeconds int64  `json:"uptime_seconds"`

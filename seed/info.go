@@ -42,6 +42,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		PeerID:        n.PeerID().String(),
 		Listen:        n.Addr().String(),
 		API:           n.apiAddr,
+		Gateway:       n.gw.addr,
 		Peers:         len(peers),
 		Items:         len(n.lib.list()),
 		UptimeSeconds: int64(time.Since(n.started).Seconds()),
