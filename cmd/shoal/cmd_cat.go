@@ -65,16 +65,18 @@ func (f flushEach) Write(p []byte) (int, error) {
 }
 
 // splitLinkPath splits "LINK/path/in/folder" into the link and the path.
-// The path follows the content ID (or the link's query).
+// The path may follow the ID (shoal:sh1.../a/b?peer=...) or the whole link
+// (shoal:sh1...?peer=.../a/b): no part of a link holds a "/".
 func splitLinkPath(s string) (link, rel string) {
-	q := ""
-	if i := strings.IndexByte(s, '?'); i >= 0 {
-		s, q = s[:i], s[i:]
+	i := strings.IndexByte(s, '/')
+	if i < 0 {
+		return s, ""
 	}
-	if i := strings.IndexByte(s, '/'); i >= 0 {
-		s, rel = s[:i], s[i+1:]
+	q := strings.IndexByte(s, '?')
+	if q < 0 || i > q {
+		return s[:i], s[i+1:]
 	}
-	return s + q, rel
+	return s[:i] + s[q:], s[i+1 : q]
 }
 
 // parseRange parses A-B, A- or -N into an offset and a length (-1: to the
