@@ -25,7 +25,7 @@ func controlCmd(a *app, action, short, example string) *cobra.Command {
 	return &cobra.Command{
 		Use:     action + " ID",
 		Short:   short,
-		Long:    short + ".\nIt acts on a download in progress on the running node (a get, or one the\ngateway started); 'shoal status' lists them.",
+		Long:    short + ".\nIt acts on a download in progress on the running node: a get ('shoal status'\nlists them), or one the gateway or 'shoal cat' started.",
 		Example: example,
 		Args:    exactOne("a download's ID or link"),
 		RunE: func(cmd *cobra.Command, args []string) error {

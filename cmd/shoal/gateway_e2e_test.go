@@ -76,6 +76,19 @@ func TestReadCommands(t *testing.T) {
 		t.Fatalf("cat of a missing file: exit %d (%s), want 3 (not found)", code, errOut)
 	}
 
+	// The cats left an on-demand download on B (it stops 30 s after its
+	// last reader): the controls reach it; cancelled, it is gone.
+	run("pause", id)
+	run("limit", id, "5MB/s")
+	run("resume", id)
+	if _, errOut, code := shoal(t, bin, home, "limit", "--data", b.data, id, "fast"); code != 2 {
+		t.Fatalf("limit with a bad rate: exit %d (%s), want 2", code, errOut)
+	}
+	run("cancel", id)
+	if _, errOut, code := shoal(t, bin, home, "pause", "--data", b.data, id); code != 3 {
+		t.Fatalf("pause with no download: exit %d (%s), want 3", code, errOut)
+	}
+
 	// get --only: the matching files only, nothing else in the folder.
 	dst := filepath.Join(root, "b", "only")
 	run("get", link, "-o", dst, "--only", "docs/*", "--only", "*.sh")
