@@ -364,6 +364,8 @@ func (n *Node) findPeers(ctx context.Context, j job, dl *swarm.Download, s *sear
 	for _, h := range j.hints {
 		addrs = append(addrs, h.addr)
 	}
+	s.dhtNodes.Store(int64(n.dht.TableSize()))
+	changed() // say at once that the search began
 	if len(j.hints) > 0 {
 		n.probeHints(ctx, j.hints, s)
 		changed()
