@@ -4,8 +4,8 @@ package drill
 
 import (
 	"encoding/binary"
-	"runtime"
 	"fmt"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
