@@ -37,12 +37,19 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	n.mu.Unlock()
 	slices.SortFunc(downloads, func(a, b DownloadStatus) int { return strings.Compare(a.ID, b.ID) })
 	peers, _ := n.Peers(ctx)
+	var connected []PeerInfo
+	for _, p := range peers {
+		if p.Path != "" {
+			connected = append(connected, p)
+		}
+	}
 	return Status{
 		Downloads:     downloads,
 		PeerID:        n.PeerID().String(),
 		Listen:        n.Addr().String(),
 		API:           n.apiAddr,
 		Peers:         len(peers),
+		Connected:     connected,
 		Items:         len(n.lib.list()),
 		UptimeSeconds: int64(time.Since(n.started).Seconds()),
 		BytesUp:       up,
@@ -142,9 +149,19 @@ func localPrefixes() []netip.Prefix {
 func (n *Node) writeMetrics(w http.ResponseWriter) error {
 	up, _ := n.srv.Stats()
 	n.metrics.BytesUp.Store(up)
+	if n.rc != nil {
+		rs := n.rc.Stats()
+		n.metrics.RelayClients.Store(int64(rs.Clients))
+		n.metrics.RelayPairs.Store(int64(rs.Pairs))
+		n.metrics.RelayBytesForwarded.Store(int64(rs.BytesForwarded))
+		n.metrics.RelayRefused.Store(int64(rs.Refused))
+		n.metrics.RelayDropped.Store(int64(rs.Dropped))
+		n.metrics.RelayedIn.Store(int64(rs.RelayedIn))
+		n.metrics.RelayedOut.Store(int64(rs.RelayedOut))
+	}
 	peers, _ := n.Peers(context.Background())
-	return n.metrics.WritePrometheus(w, len(peers), len(n.lib.list()))
+	if err := n.metrics.WritePrometheus(w, len(peers), len(n.lib.list())); err != nil {
+		return err
+	}
+	return writeCollected(w, communityCollector{n})
 }
-
-// relayed reports whether remote is a relayed path's address.
-func (n *Node) relayed(remote netip.AddrPort) bool { return false }

@@ -18,6 +18,16 @@ type Metrics struct {
 	DHTProvides    atomic.Int64 // provider records announced
 	Downloads      atomic.Int64 // downloads started
 	Publishes      atomic.Int64 // items published
+
+	// Relaying (overlay/relay), copied from its counters at each scrape.
+	RelayClients        atomic.Int64 // peers registered with this relay
+	RelayPairs          atomic.Int64 // sessions this relay forwards
+	RelayBytesForwarded atomic.Int64 // bytes this relay forwarded
+	RelayRefused        atomic.Int64 // connects this relay refused
+	RelayDropped        atomic.Int64 // data frames this relay dropped (rate, budget, strangers)
+	RelayedIn           atomic.Int64 // QUIC bytes this node received through relays
+	RelayedOut          atomic.Int64 // QUIC bytes this node sent through relays
+	RelayUpgrades       atomic.Int64 // relayed connections replaced by direct ones
 }
 
 // metric is one line of the exposition.
@@ -39,6 +49,14 @@ func (m *Metrics) WritePrometheus(w io.Writer, peers, items int) error {
 		{"shoal_dht_provides_total", "DHT provider records announced.", "counter", m.DHTProvides.Load},
 		{"shoal_downloads_total", "Downloads started.", "counter", m.Downloads.Load},
 		{"shoal_publishes_total", "Items published.", "counter", m.Publishes.Load},
+		{"shoal_relay_clients", "Peers registered with this relay.", "gauge", m.RelayClients.Load},
+		{"shoal_relay_pairs", "Peer pairs this relay forwards between.", "gauge", m.RelayPairs.Load},
+		{"shoal_relay_forwarded_bytes_total", "Bytes this relay forwarded (ciphertext).", "counter", m.RelayBytesForwarded.Load},
+		{"shoal_relay_refused_total", "Relay connects refused (unknown target, caps).", "counter", m.RelayRefused.Load},
+		{"shoal_relay_dropped_total", "Relayed frames dropped (rate, budget, strangers).", "counter", m.RelayDropped.Load},
+		{"shoal_relayed_in_bytes_total", "QUIC bytes received through relays.", "counter", m.RelayedIn.Load},
+		{"shoal_relayed_out_bytes_total", "QUIC bytes sent through relays.", "counter", m.RelayedOut.Load},
+		{"shoal_relay_upgrades_total", "Relayed connections replaced by direct ones.", "counter", m.RelayUpgrades.Load},
 		{"shoal_peers", "Peers known to discovery.", "gauge", func() int64 { return int64(peers) }},
 		{"shoal_library_items", "Items in the library.", "gauge", func() int64 { return int64(items) }},
 	}

@@ -70,7 +70,8 @@ type ServerConfig struct {
 	SendPerPeer int
 	// UploadRate caps upload bytes per second over all peers; 0: no cap.
 	UploadRate int64
-	// StallTimeout: a chunk whose next piece (64 KiB) cannot be written
+	// StallTimeout: a chunk whose next piece (256 KiB; 64 KiB under an
+	// UploadRate) cannot be written
 	// for this long (the peer does not read) is abandoned, its stream
 	// reset and its upload slot freed. Default 5 s.
 	StallTimeout time.Duration
@@ -377,7 +378,10 @@ func (s *Server) ServeStream(ctx context.Context, peer identity.PeerID, st Strea
 }
 
 // refuse sends an error response and closes the stream.
+// The write gets StallTimeout: a peer that does not read cannot hold the
+// handler longer.
 func (s *Server) refuse(st Stream, status Status, reason string) {
+	st.SetDeadline(time.Now().Add(s.cfg.StallTimeout))
 	st.Write(AppendError(nil, status, reason))
 	st.Close()
 	st.CancelRead(CodeCancelled)
@@ -552,9 +556,11 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 		return
 	}
 	defer func() { <-s.slots }()
-	if s.stalling(peer) { // stalled while this request waited: do not read for it
+	if s.stalling(peer) {
+		// The peer stalled while this request waited: read nothing for
+		// it, and do not wait on its flow control while holding a slot.
 		s.counters.busyStalled.Add(1)
-		s.refuse(st, StatusBusy, "you stopped reading")
+		reset(st, CodeCancelled)
 		return
 	}
 	// Super-seeding decides when the chunk is about to be written, not when
@@ -586,8 +592,12 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 		s.stalled(st, peer, id, i, err)
 		return
 	}
-	for off := 0; off < len(data); off += sendPiece {
-		p := data[off:min(off+sendPiece, len(data))]
+	piece := stallPiece
+	if s.up != nil {
+		piece = sendPiece
+	}
+	for off := 0; off < len(data); off += piece {
+		p := data[off:min(off+piece, len(data))]
 		if err := s.up.wait(ctx, len(p)); err != nil {
 			return
 		}
