@@ -20,6 +20,7 @@ var allowed = map[string][]string{
 	"dht":                    {"overlay/identity"},
 	"swarm":                  {"chunker", "overlay/identity"},
 	"swarm/sched":            {},
+	"registry":               {"overlay/identity"},
 	"internal/cputime":       {},
 	"internal/netem":         {},
 	"internal/udpbatch":      {},

@@ -2,7 +2,6 @@ package seed
 
 import (
 	"encoding/hex"
-	"net/http"
 	"slices"
 	"strings"
 	"time"
@@ -81,10 +80,4 @@ func (n *Node) Peers() []PeerInfo {
 		return 1
 	})
 	return out
-}
-
-func (n *Node) writeMetrics(w http.ResponseWriter) error {
-	up, _ := n.srv.Stats()
-	n.metrics.BytesUp.Store(up)
-	return n.metrics.WritePrometheus(w, len(n.Peers()), len(n.lib.list()))
 }

@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
 
 	"github.com/shoal-p2p/shoal/chunker"
@@ -22,6 +23,7 @@ import (
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 	"github.com/shoal-p2p/shoal/overlay/ipv8/discovery"
+	"github.com/shoal-p2p/shoal/registry"
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
@@ -57,6 +59,8 @@ type Node struct {
 	wg      sync.WaitGroup // every goroutine the node starts
 
 	metrics Metrics
+	prom    *prometheus.Registry // the node's /metrics
+	mirror  *registry.Mirror     // nil unless Config.Registry
 
 	mu      sync.Mutex
 	seeding map[chunker.ContentID]*chunker.Item
@@ -89,6 +93,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		active:  map[chunker.ContentID]*activeDownload{},
 	}
 	n.ctx, n.cancel = context.WithCancelCause(context.Background())
+	n.prom = n.newPrometheus()
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -119,6 +124,11 @@ func Start(cfg Config) (_ *Node, err error) {
 	})
 	if err := n.startDiscoveryAndDHT(); err != nil {
 		return nil, err
+	}
+	if cfg.Registry != "" {
+		if err := n.startRegistry(); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.API != "off" {
 		if err := n.startAPI(); err != nil {

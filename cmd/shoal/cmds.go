@@ -41,6 +41,8 @@ func runNode(ctx context.Context, g *globals, args []string) error {
 	var boot multiFlag
 	fs.Var(&boot, "bootstrap", "peer address to join through (repeatable)")
 	lan := fs.Bool("lan", false, "announce this node on the local network")
+	reg := fs.String("registry", "", "serve a pull-through OCI registry mirror on this TCP address, e.g. 127.0.0.1:5000 (docs/registry.md)")
+	regUp := fs.String("registry-upstream", "", "the registry mirror's upstream URL (default https://registry-1.docker.io)")
 	if pos, err := parseFlags(fs, args); err != nil {
 		return err
 	} else if len(pos) > 0 {
@@ -60,6 +62,12 @@ func runNode(ctx context.Context, g *globals, args []string) error {
 		cfg.Bootstrap = boot
 	}
 	cfg.LANDiscovery = cfg.LANDiscovery || *lan
+	if *reg != "" {
+		cfg.Registry = *reg
+	}
+	if *regUp != "" {
+		cfg.RegistryUpstream = *regUp
+	}
 	n, err := seed.Start(cfg)
 	if err != nil {
 		return err
@@ -70,6 +78,9 @@ func runNode(ctx context.Context, g *globals, args []string) error {
 	} else {
 		fmt.Fprintf(os.Stderr, "shoal node %s listening on %s (udp), control API %s, %d items in the library\n",
 			n.PeerID().Short(), st.Listen, orNone(st.API), st.Items)
+		if a := n.RegistryAddr(); a != "" {
+			fmt.Fprintf(os.Stderr, "shoal node: registry mirror on http://%s (upstream %s)\n", a, orDefault(cfg.RegistryUpstream, "https://registry-1.docker.io"))
+		}
 	}
 	<-ctx.Done()
 	fmt.Fprintln(os.Stderr, "shoal node: stopping (downloads keep their progress)")
@@ -386,4 +397,11 @@ func humanBytes(n int64) string {
 		exp++
 	}
 	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
+func orDefault(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
 }

@@ -1,0 +1,598 @@
+package registry
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+)
+
+// blobEntry is a verified blob the node holds.
+type blobEntry struct {
+	Content [32]byte `json:"-"`
+	ID      string   `json:"content"` // hex of Content
+	Path    string   `json:"path"`
+	Size    int64    `json:"size"`
+}
+
+// flight is one fetch of a blob; requests for the same digest share it.
+type flight struct {
+	done   chan struct{}
+	err    error  // set before done closes
+	result string // resultPeer or resultUpstream, set before done closes
+
+	upstream atomic.Bool  // the bytes come from the upstream: answer "pending"
+	size     atomic.Int64 // expected size, 0 unknown
+	have     atomic.Int64 // bytes fetched so far
+}
+
+var (
+	errBadMapping = errors.New("registry: peer mapped the digest to other content")
+	errStalled    = errors.New("registry: fetch from peers made no progress")
+	errNoPeers    = errors.New("registry: no peer holds the blob")
+	errStopping   = errors.New("registry: mirror stopping")
+)
+
+func (m *Mirror) held(d Digest) (blobEntry, bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	e, ok := m.blobs[d]
+	return e, ok
+}
+
+// serveBlob serves d, fetching it first when the node does not hold it.
+// HEAD of a missing blob fetches it too: clients follow it with a GET.
+func (m *Mirror) serveBlob(w http.ResponseWriter, r *http.Request, up *upstream, repo string, d Digest, head bool) {
+	e, ok := m.held(d)
+	result := resultHit
+	if !ok {
+		f := m.join(up, repo, d)
+		select {
+		case <-f.done:
+		case <-r.Context().Done():
+			m.m.blobRequests.WithLabelValues(resultError).Inc()
+			return
+		}
+		if f.err != nil {
+			m.blobError(w, f.err, d)
+			return
+		}
+		if e, ok = m.held(d); !ok {
+			m.blobError(w, errStopping, d)
+			return
+		}
+		result = f.result
+	}
+	file, err := os.Open(e.Path)
+	if err == nil {
+		var st os.FileInfo
+		if st, err = file.Stat(); err == nil && st.Size() != e.Size {
+			err = fmt.Errorf("%s changed size", e.Path)
+		}
+	}
+	if err != nil {
+		if file != nil {
+			file.Close()
+		}
+		m.dropBlob(d)
+		m.log.Warn("held blob gone", "content", d.String(), "err", err)
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the mirror lost its copy of "+d.String()+"; retry")
+		m.m.blobRequests.WithLabelValues(resultError).Inc()
+		return
+	}
+	defer file.Close()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("Etag", `"`+d.String()+`"`)
+	h.Set("Cache-Control", "max-age=31536000")
+	cw := &countingWriter{ResponseWriter: w}
+	http.ServeContent(cw, r, "", time.Time{}, file)
+	m.m.servedBytes.Add(float64(cw.n))
+	m.m.blobRequests.WithLabelValues(result).Inc()
+}
+
+func (m *Mirror) blobError(w http.ResponseWriter, err error, d Digest) {
+	var ue *upstreamError
+	switch {
+	case errors.Is(err, errNotFound):
+		m.m.blobRequests.WithLabelValues(resultNotFound).Inc()
+		writeError(w, http.StatusNotFound, codeBlobUnknown, "blob "+d.String()+" unknown to peers and to the upstream")
+		return
+	case errors.As(err, &ue):
+		writeError(w, ue.status, ue.code, ue.msg+"; no peer holds "+d.String())
+	case errors.Is(err, errStopping), errors.Is(err, context.Canceled):
+		writeError(w, http.StatusServiceUnavailable, codeUnavailable, "the mirror is stopping; retry")
+	default:
+		writeError(w, http.StatusBadGateway, codeUnknown, "fetching "+d.String()+": "+err.Error())
+	}
+	m.m.blobRequests.WithLabelValues(resultError).Inc()
+}
+
+// join returns the fetch of d in progress, starting one if none is.
+func (m *Mirror) join(up *upstream, repo string, d Digest) *flight {
+	m.mu.Lock()
+	if f := m.flights[d]; f != nil {
+		m.mu.Unlock()
+		return f
+	}
+	f := &flight{done: make(chan struct{})}
+	m.flights[d] = f
+	m.mu.Unlock()
+	if !m.goRun(func(ctx context.Context) { m.fetch(ctx, f, up, repo, d) }) {
+		m.mu.Lock()
+		delete(m.flights, d)
+		m.mu.Unlock()
+		f.err = errStopping
+		close(f.done)
+	}
+	return f
+}
+
+func (m *Mirror) fetch(ctx context.Context, f *flight, up *upstream, repo string, d Digest) {
+	defer func() {
+		m.mu.Lock()
+		delete(m.flights, d)
+		m.mu.Unlock()
+		close(f.done)
+	}()
+	err := m.fromPeers(ctx, d)
+	if err == nil {
+		f.result = resultPeer
+		return
+	}
+	if ctx.Err() != nil {
+		f.err = errStopping
+		return
+	}
+	m.log.Debug("blob not from peers", "content", d.String(), "err", err)
+	if f.err = m.fromUpstream(ctx, f, up, repo, d); f.err == nil {
+		f.result = resultUpstream
+	}
+}
+
+// fromPeers looks for d in the DHT and fetches it from the peers that map
+// it to shoal content, checking every candidate. It waits for a peer that
+// is itself fetching d from the upstream while that fetch progresses.
+func (m *Mirror) fromPeers(ctx context.Context, d Digest) error {
+	self := m.node.Self()
+	var peers []Peer
+	lctx, cancel := context.WithTimeout(ctx, m.cfg.LookupTimeout)
+	m.node.FindProviders(lctx, BlobKey(d), func(p Peer) {
+		if p.ID == self || m.isBanned(p.ID) || len(peers) >= maxProviders {
+			return
+		}
+		for _, q := range peers {
+			if q.ID == p.ID {
+				return
+			}
+		}
+		peers = append(peers, p)
+	})
+	cancel()
+	if len(peers) == 0 {
+		return errNoPeers
+	}
+	tried := map[[32]byte]bool{}
+	lastHave, lastMove := int64(-1), time.Now()
+	for {
+		answers := m.askAll(ctx, peers, d)
+		type candidate struct {
+			size  int64
+			peers []Peer
+		}
+		cands := map[[32]byte]*candidate{}
+		var order [][32]byte
+		var pending []Peer
+		have := int64(0)
+		for i, a := range answers {
+			switch {
+			case a == nil:
+			case a.status == statusReady && !tried[a.content]:
+				c := cands[a.content]
+				if c == nil {
+					c = &candidate{size: a.size}
+					cands[a.content] = c
+					order = append(order, a.content)
+				}
+				if c.size == a.size {
+					c.peers = append(c.peers, peers[i])
+				}
+			case a.status == statusPending:
+				pending = append(pending, peers[i])
+				have = max(have, a.have)
+			}
+		}
+		// Most-named content first.
+		for i := 1; i < len(order); i++ {
+			for j := i; j > 0 && len(cands[order[j]].peers) > len(cands[order[j-1]].peers); j-- {
+				order[j], order[j-1] = order[j-1], order[j]
+			}
+		}
+		for _, id := range order {
+			c := cands[id]
+			tried[id] = true
+			err := m.fetchCandidate(ctx, d, id, c.size, c.peers)
+			if err == nil {
+				return nil
+			}
+			if errors.Is(err, errBadMapping) {
+				m.penalise(c.peers, d, id)
+			}
+			m.log.Debug("blob from peers failed", "content", d.String(), "err", err)
+			if ctx.Err() != nil {
+				return ctx.Err()
+			}
+		}
+		if len(pending) == 0 {
+			return errNoPeers
+		}
+		// A peer is fetching d from the upstream: wait while it moves.
+		now := time.Now()
+		if have > lastHave {
+			lastHave, lastMove = have, now
+		} else if now.Sub(lastMove) > m.cfg.StallTimeout {
+			return errStalled
+		}
+		peers = pending
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// askAll asks every peer for its mapping of d at once; a failed ask is nil.
+func (m *Mirror) askAll(ctx context.Context, peers []Peer, d Digest) []*answer {
+	out := make([]*answer, len(peers))
+	done := make(chan struct{}, len(peers))
+	actx, cancel := context.WithTimeout(ctx, m.cfg.LookupTimeout)
+	defer cancel()
+	for i, p := range peers {
+		go func() {
+			defer func() { done <- struct{}{} }()
+			if a, err := m.ask(actx, p, d); err == nil {
+				out[i] = &a
+			}
+		}()
+	}
+	for range peers {
+		<-done
+	}
+	return out
+}
+
+// ask asks p which content holds d.
+func (m *Mirror) ask(ctx context.Context, p Peer, d Digest) (answer, error) {
+	var lastErr error = errNoPeers
+	for _, addr := range p.Addrs {
+		s, err := m.node.OpenStream(ctx, p.ID, addr)
+		if err != nil {
+			lastErr = err
+			continue
+		}
+		dl, _ := ctx.Deadline()
+		s.SetDeadline(dl)
+		stop := context.AfterFunc(ctx, s.Reset)
+		_, err = s.Write(appendRequest(nil, d))
+		if err == nil {
+			err = s.Close()
+		}
+		var b []byte
+		if err == nil {
+			b, err = io.ReadAll(io.LimitReader(s, maxWireLen))
+		}
+		stop()
+		if err != nil {
+			s.Reset()
+			return answer{}, err
+		}
+		return decodeAnswer(b)
+	}
+	return answer{}, lastErr
+}
+
+// fetchCandidate fetches content id, which peers say holds d, and checks
+// it. errBadMapping means the content is not d.
+func (m *Mirror) fetchCandidate(ctx context.Context, d Digest, id [32]byte, size int64, peers []Peer) error {
+	if size > m.cfg.MaxBlobSize {
+		return fmt.Errorf("registry: blob of %d bytes over the %d cap", size, m.cfg.MaxBlobSize)
+	}
+	m.mu.Lock()
+	for od, e := range m.blobs {
+		if e.Content == id && od != d {
+			m.mu.Unlock()
+			return fmt.Errorf("%w: the content is blob %s", errBadMapping, od)
+		}
+	}
+	m.mu.Unlock()
+	dir, err := os.MkdirTemp(filepath.Join(m.cfg.Dir, "peer"), hex.EncodeToString(d[:8])+"-")
+	if err != nil {
+		return err
+	}
+	fctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	var lastDone atomic.Int64
+	var lastMove atomic.Int64
+	lastMove.Store(time.Now().UnixNano())
+	progress := func(done, total int64) {
+		if total != 0 && total != size {
+			cancel(fmt.Errorf("%w: content of %d bytes, blob of %d", errBadMapping, total, size))
+		}
+		if done > lastDone.Load() {
+			lastDone.Store(done)
+			lastMove.Store(time.Now().UnixNano())
+		}
+	}
+	watchDone := make(chan struct{})
+	stopWatch := make(chan struct{})
+	go func() {
+		defer close(watchDone)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		for {
+			select {
+			case <-stopWatch:
+				return
+			case <-fctx.Done():
+				return
+			case <-t.C:
+				if time.Since(time.Unix(0, lastMove.Load())) > m.cfg.StallTimeout {
+					cancel(errStalled)
+					return
+				}
+			}
+		}
+	}()
+	fe, err := m.node.Fetch(fctx, id, peers, dir, progress)
+	close(stopWatch)
+	<-watchDone
+	if err != nil {
+		if c := context.Cause(fctx); c != nil && ctx.Err() == nil {
+			err = c
+		}
+		m.node.Forget(id)
+		os.RemoveAll(dir)
+		return err
+	}
+	bad := func(why string) error {
+		if fe.New {
+			m.node.Forget(id)
+		}
+		os.RemoveAll(dir)
+		return fmt.Errorf("%w: %s", errBadMapping, why)
+	}
+	if fe.Size != size {
+		return bad(fmt.Sprintf("content of %d bytes, blob of %d", fe.Size, size))
+	}
+	got, err := hashFile(fe.Path)
+	if err != nil {
+		if fe.New {
+			m.node.Forget(id)
+		}
+		os.RemoveAll(dir)
+		return err
+	}
+	if got != d {
+		return bad("content hashes to " + got.String())
+	}
+	if fe.New {
+		m.m.peerBytes.Add(float64(fe.Size))
+	} else {
+		os.RemoveAll(dir)
+	}
+	if err := m.addBlob(d, blobEntry{Content: id, Path: fe.Path, Size: fe.Size}); err != nil {
+		return err
+	}
+	m.provide(d)
+	return nil
+}
+
+func (m *Mirror) isBanned(p [32]byte) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	until, ok := m.banned[p]
+	if ok && time.Now().After(until) {
+		delete(m.banned, p)
+		return false
+	}
+	return ok
+}
+
+// penalise ignores the mappings of peers that named id for d for BanFor.
+func (m *Mirror) penalise(peers []Peer, d Digest, id [32]byte) {
+	until := time.Now().Add(m.cfg.BanFor)
+	m.mu.Lock()
+	for _, p := range peers {
+		m.banned[p.ID] = until
+	}
+	m.mu.Unlock()
+	for _, p := range peers {
+		m.m.badMappings.Inc()
+		m.penalised.Add(1)
+		m.log.Warn("peer mapped a blob to other content; ignoring its mappings", "peer", p.ID.String(), "content", d.String(), "err", hex.EncodeToString(id[:]))
+	}
+}
+
+// fromUpstream fetches d from the upstream, announcing it as soon as the
+// upstream answers, and publishes it once verified.
+func (m *Mirror) fromUpstream(ctx context.Context, f *flight, up *upstream, repo string, d Digest) error {
+	hctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	resp, err := up.get(hctx, repo, "blobs/"+d.String(), "")
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.ContentLength > m.cfg.MaxBlobSize {
+		return &upstreamError{http.StatusBadGateway, codeUnknown, fmt.Sprintf("upstream blob of %d bytes, over the mirror's cap of %d", resp.ContentLength, m.cfg.MaxBlobSize)}
+	}
+	f.size.Store(max(resp.ContentLength, 0))
+	f.upstream.Store(true)
+	m.provide(d) // early: nodes missing d wait for this fetch
+	ok := false
+	defer func() {
+		if !ok {
+			m.node.StopProviding(BlobKey(d))
+		}
+	}()
+	tmp, err := os.CreateTemp(filepath.Join(m.cfg.Dir, "tmp"), "blob-")
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if !ok {
+			tmp.Close()
+			os.Remove(tmp.Name())
+		}
+	}()
+	h := sha256.New()
+	n, err := copyCounting(tmp, h, io.LimitReader(resp.Body, m.cfg.MaxBlobSize+1), func(k int) {
+		f.have.Add(int64(k))
+		m.m.upstreamBytes.Add(float64(k))
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return errStopping
+		}
+		return &upstreamError{http.StatusBadGateway, codeUnavailable, fmt.Sprintf("upstream %s: reading blob: %v", up.base, err)}
+	}
+	var got Digest
+	h.Sum(got[:0])
+	if got != d || (resp.ContentLength >= 0 && n != resp.ContentLength) || n > m.cfg.MaxBlobSize {
+		return &upstreamError{http.StatusBadGateway, codeDigestInvalid, fmt.Sprintf("upstream %s sent %d bytes hashing to %s for %s; not served", up.base, n, got, d)}
+	}
+	if err := tmp.Sync(); err != nil {
+		return err
+	}
+	if err := tmp.Close(); err != nil {
+		return err
+	}
+	final := filepath.Join(m.cfg.Dir, "blobs", "sha256-"+hex.EncodeToString(d[:]))
+	if err := os.Rename(tmp.Name(), final); err != nil {
+		return err
+	}
+	ok = true
+	id, err := m.node.Publish(ctx, final)
+	if err != nil {
+		m.node.StopProviding(BlobKey(d))
+		os.Remove(final)
+		return fmt.Errorf("registry: publishing blob: %w", err)
+	}
+	return m.addBlob(d, blobEntry{Content: id, Path: final, Size: n})
+}
+
+// copyCounting copies src to dst and h, reporting each piece.
+func copyCounting(dst io.Writer, h hash.Hash, src io.Reader, got func(int)) (int64, error) {
+	buf := make([]byte, 256<<10)
+	var n int64
+	for {
+		k, err := src.Read(buf)
+		if k > 0 {
+			if _, werr := dst.Write(buf[:k]); werr != nil {
+				return n, werr
+			}
+			h.Write(buf[:k])
+			n += int64(k)
+			got(k)
+		}
+		if err == io.EOF {
+			return n, nil
+		}
+		if err != nil {
+			return n, err
+		}
+	}
+}
+
+func hashFile(path string) (Digest, error) {
+	var d Digest
+	f, err := os.Open(path)
+	if err != nil {
+		return d, err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return d, err
+	}
+	h.Sum(d[:0])
+	return d, nil
+}
+
+// The index: one small JSON file per held blob, index/<hex>.
+
+func (m *Mirror) addBlob(d Digest, e blobEntry) error {
+	e.ID = hex.EncodeToString(e.Content[:])
+	b, _ := json.Marshal(e)
+	name := filepath.Join(m.cfg.Dir, "index", hex.EncodeToString(d[:]))
+	if err := os.WriteFile(name+".tmp", b, 0o600); err != nil {
+		return err
+	}
+	if err := os.Rename(name+".tmp", name); err != nil {
+		return err
+	}
+	m.mu.Lock()
+	m.blobs[d] = e
+	m.mu.Unlock()
+	return nil
+}
+
+func (m *Mirror) dropBlob(d Digest) {
+	m.mu.Lock()
+	delete(m.blobs, d)
+	m.mu.Unlock()
+	os.Remove(filepath.Join(m.cfg.Dir, "index", hex.EncodeToString(d[:])))
+	m.node.StopProviding(BlobKey(d))
+}
+
+func (m *Mirror) loadIndex() error {
+	dir := filepath.Join(m.cfg.Dir, "index")
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return fmt.Errorf("registry: %w", err)
+	}
+	for _, de := range ents {
+		var d Digest
+		if n, err := hex.Decode(d[:], []byte(de.Name())); err != nil || n != 32 || strings.HasSuffix(de.Name(), ".tmp") {
+			os.Remove(filepath.Join(dir, de.Name()))
+			continue
+		}
+		var e blobEntry
+		b, err := os.ReadFile(filepath.Join(dir, de.Name()))
+		if err == nil {
+			err = json.Unmarshal(b, &e)
+		}
+		if err == nil {
+			var k int
+			k, err = hex.Decode(e.Content[:], []byte(e.ID))
+			if err == nil && k != 32 {
+				err = errors.New("bad content ID")
+			}
+		}
+		if err == nil {
+			var st os.FileInfo
+			if st, err = os.Stat(e.Path); err == nil && st.Size() != e.Size {
+				err = errors.New("size changed")
+			}
+		}
+		if err != nil {
+			m.log.Warn("dropping registry index entry", "content", de.Name(), "err", err)
+			os.Remove(filepath.Join(dir, de.Name()))
+			continue
+		}
+		m.blobs[d] = e
+	}
+	return nil
+}
