@@ -14,16 +14,16 @@ const module = "github.com/shoal-p2p/shoal"
 var allowed = map[string][]string{
 	"chunker":                {},
 	"overlay/identity":       {},
-	"overlay":                {"overlay/identity", "internal/udpbatch"},
-	"overlay/ipv8":           {"overlay/identity"},
-	"overlay/ipv8/discovery": {"overlay/identity", "overlay/ipv8"},
-	"dht":                    {"overlay/identity"},
+	"ratelimit":              {},
+	"overlay":                {"overlay/identity", "ratelimit"},
+	"overlay/ipv8":           {"overlay/identity", "ratelimit"},
+	"overlay/ipv8/discovery": {"overlay/identity", "overlay/ipv8", "ratelimit"},
+	"dht":                    {"overlay/identity", "ratelimit"},
 	"swarm":                  {"chunker", "overlay/identity"},
 	"swarm/sched":            {},
 	"registry":               {"overlay/identity"},
 	"internal/cputime":       {},
 	"internal/netem":         {},
-	"internal/udpbatch":      {},
 }
 
 // rowFor returns the row of the table that governs pkg, and whether any does.
@@ -69,6 +69,44 @@ func TestImportDirection(t *testing.T) {
 			}
 			if !okDep {
 				t.Errorf("%s imports %s, which docs/architecture.md forbids", pkg, d)
+			}
+		}
+	}
+}
+
+// production reports whether pkg ships in the shoal binary or in a library a
+// user imports: everything but top-level internal/ (test and simulation
+// support), cmd/shoal-bench and the overlaytest packages.
+func production(pkg string) bool {
+	switch {
+	case pkg == "internal" || strings.HasPrefix(pkg, "internal/"):
+		return false
+	case pkg == "cmd/shoal-bench" || strings.HasPrefix(pkg, "cmd/shoal-bench/"):
+		return false
+	case strings.HasSuffix(pkg, "overlaytest") || strings.Contains(pkg, "overlaytest/"):
+		return false
+	}
+	return true
+}
+
+// TestNoInternalInProduction: production code never imports top-level
+// internal/ (test and simulation support); production I/O helpers live
+// under their owner (overlay/internal/udpbatch). Test files are not in
+// go list's Deps, so tests may import internal/.
+func TestNoInternalInProduction(t *testing.T) {
+	out, err := exec.Command("go", "list", "-f", `{{.ImportPath}}{{range .Deps}} {{.}}{{end}}`, "./...").Output()
+	if err != nil {
+		t.Fatalf("go list: %v", err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(strings.TrimPrefix(fields[0], module), "/")
+		if !production(pkg) {
+			continue
+		}
+		for _, dep := range fields[1:] {
+			if strings.HasPrefix(dep, module+"/internal/") {
+				t.Errorf("production package %s imports %s; top-level internal/ is for tests and simulation only", pkg, strings.TrimPrefix(dep, module+"/"))
 			}
 		}
 	}

@@ -28,11 +28,12 @@ func BenchmarkHandleFindNode(b *testing.B) {
 	from := netip.MustParseAddrPort("127.0.0.1:9999")
 	sender := testKeyPair(b, 2).Public()
 	req := Message{Type: MsgFindNode, TxID: 1, Target: Key{1, 2, 3}}.Append(nil)
+	var acts []Action
 	b.ReportAllocs()
 	b.SetBytes(int64(len(req)))
 	for b.Loop() {
 		c.HandleMessage(t0, from, sender, req)
-		c.Ready()
+		acts, _ = c.Ready(acts[:0])
 	}
 }
 
@@ -50,11 +51,12 @@ func BenchmarkHandleGetProviders(b *testing.B) {
 	from := netip.MustParseAddrPort("127.0.0.1:9999")
 	sender := testKeyPair(b, 2).Public()
 	req := Message{Type: MsgGetProviders, TxID: 1, Target: key}.Append(nil)
+	var acts []Action
 	b.ReportAllocs()
 	b.SetBytes(int64(len(req)))
 	for b.Loop() {
 		c.HandleMessage(t0, from, sender, req)
-		c.Ready()
+		acts, _ = c.Ready(acts[:0])
 	}
 }
 

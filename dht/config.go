@@ -52,7 +52,8 @@ type Config struct {
 	// RequestBurst is the token-bucket depth of RequestRate. Default 100.
 	RequestBurst int
 	// MaxSenders bounds the rate limiter's table of sender addresses; when
-	// full, idle senders are forgotten. Default 8,192.
+	// full, idle senders are forgotten, then arbitrary ones (package
+	// ratelimit states the policy). Default 8,192.
 	MaxSenders int
 	// MaxProvidersPerLookup ends a provider lookup after this many distinct
 	// providers. Default 64.

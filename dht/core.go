@@ -3,13 +3,13 @@ package dht
 import (
 	"cmp"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"time"
 
 	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/ratelimit"
 )
 
 // Outgoing is a message Core wants sent. Payload is owned by the receiver of
@@ -59,10 +59,22 @@ type LookupStats struct {
 	Duration  time.Duration
 }
 
-// Ready is what Core produced since the last call to Ready.
-type Ready struct {
-	Messages []Outgoing
-	Events   []Event
+// ActionKind says what an Action asks of the driver.
+type ActionKind uint8
+
+// Action kinds.
+const (
+	// ActionSend: send Action.Send.Payload to Action.Send.To.
+	ActionSend ActionKind = 1 + iota
+	// ActionEvent: deliver Action.Event to whoever started its lookup.
+	ActionEvent
+)
+
+// Action is one output of Core, in the order Core produced it.
+type Action struct {
+	Kind  ActionKind
+	Send  Outgoing // ActionSend
+	Event Event    // ActionEvent
 }
 
 // Counters count what Core received, sent and refused. Every refusal of bad
@@ -111,12 +123,13 @@ type provision struct {
 	next time.Time // next republish
 }
 
-// Core is the DHT state machine. It does no I/O: inputs carry `now`, outputs
-// are drained with Ready, and Tick must be called at NextDeadline. It is not
-// safe for concurrent use.
+// Core is the DHT state machine, following the core contract of
+// docs/architecture.md: it does no I/O and no logging; inputs carry `now`;
+// outputs (messages and events) are drained with Ready, which also says when
+// Tick must next be called. It is not safe for concurrent use: one owner
+// goroutine calls it.
 type Core struct {
 	cfg    Config
-	log    *slog.Logger
 	signer Signer
 	self   identity.PeerID
 	rng    *rand.Rand
@@ -124,7 +137,7 @@ type Core struct {
 	table   *table
 	store   *store
 	tokens  tokens
-	limiter *limiter
+	limiter *ratelimit.Table[netip.AddrPort]
 
 	pending    map[uint32]*request
 	lookups    map[LookupID]*lookup
@@ -133,8 +146,7 @@ type Core struct {
 	observed   netip.AddrPort
 	nextMaint  time.Time
 
-	out      []Outgoing
-	events   []Event
+	out      []Action // pending, drained by Ready
 	counters Counters
 }
 
@@ -150,11 +162,11 @@ func NewCore(cfg Config, signer Signer, rng *rand.Rand, now time.Time) (*Core, e
 	cfg.Addrs = slices.Clone(cfg.Addrs)
 	self := signer.Public().PeerID()
 	c := &Core{
-		cfg: cfg, log: cfg.Logger, signer: signer, self: self, rng: rng,
+		cfg: cfg, signer: signer, self: self, rng: rng,
 		table:     newTable(self, cfg.K, cfg.MaxFailures, cfg.PingAfter, now),
 		store:     newStore(cfg.MaxRecords, cfg.MaxRecordsPerProvider, cfg.MaxProvidersPerKey),
 		tokens:    newTokens(rng, now, cfg.TokenRotation),
-		limiter:   newLimiter(cfg.RequestRate, cfg.RequestBurst, cfg.MaxSenders),
+		limiter:   ratelimit.New[netip.AddrPort](cfg.RequestRate, float64(cfg.RequestBurst), cfg.MaxSenders),
 		pending:   make(map[uint32]*request),
 		lookups:   make(map[LookupID]*lookup),
 		providing: make(map[Key]*provision),
@@ -189,15 +201,19 @@ func (c *Core) SetAddrs(addrs []netip.AddrPort) {
 	}
 }
 
-// Ready returns and forgets the messages and events produced so far.
-func (c *Core) Ready() Ready {
-	r := Ready{Messages: c.out, Events: c.events}
-	c.out, c.events = nil, nil
-	return r
+// Ready appends the actions produced since the last call (messages to send
+// and lookup events, in order) to dst and returns it, with the time at
+// which Tick must next be called (never zero: maintenance is periodic).
+// Payloads in the actions belong to the caller.
+func (c *Core) Ready(dst []Action) ([]Action, time.Time) {
+	dst = append(dst, c.out...)
+	clear(c.out)
+	c.out = c.out[:0]
+	return dst, c.nextDeadline()
 }
 
-// NextDeadline returns when Tick must next be called.
-func (c *Core) NextDeadline() time.Time {
+// nextDeadline returns when Tick must next be called.
+func (c *Core) nextDeadline() time.Time {
 	d := c.nextMaint
 	for _, r := range c.pending {
 		if r.deadline.Before(d) {
@@ -279,7 +295,7 @@ func (c *Core) maintain(now time.Time) {
 
 // send queues a message that needs no reply.
 func (c *Core) send(to netip.AddrPort, m Message) {
-	c.out = append(c.out, Outgoing{To: to, Payload: m.Append(make([]byte, 0, 64))})
+	c.out = append(c.out, Action{Kind: ActionSend, Send: Outgoing{To: to, Payload: m.Append(make([]byte, 0, 64))}})
 	c.counters.MessagesOut++
 }
 
@@ -318,7 +334,7 @@ func (c *Core) recordAddrs() []netip.AddrPort {
 	return nil
 }
 
-func (c *Core) emit(e Event) { c.events = append(c.events, e) }
+func (c *Core) emit(e Event) { c.out = append(c.out, Action{Kind: ActionEvent, Event: e}) }
 
 // HandleMessage processes one payload that arrived from `from`, sent (and
 // signed, at the datagram layer) by the holder of sender.
@@ -331,9 +347,6 @@ func (c *Core) HandleMessage(now time.Time, from netip.AddrPort, sender identity
 		} else {
 			c.counters.Malformed++
 		}
-		if n := c.counters.Malformed + c.counters.Oversized; n&(n-1) == 0 { // 1st, 2nd, 4th, ...: a flood cannot flood the log
-			c.log.Debug("dht: dropping bad message", "from", from, "err", err, "dropped", n)
-		}
 		return
 	}
 	id := sender.PeerID()
@@ -342,7 +355,7 @@ func (c *Core) HandleMessage(now time.Time, from netip.AddrPort, sender identity
 		return
 	}
 	if m.Type.isRequest() {
-		if !c.limiter.allow(from, now) {
+		if !c.limiter.Allow(from, now) {
 			c.counters.RateLimited++
 			return
 		}

@@ -24,6 +24,38 @@ func newTestPeer(t *testing.T, seed uint64, cfg Config) *testPeer {
 	return &testPeer{t: t, kp: kp, core: c, addr: testAddr(int(seed))}
 }
 
+// testReady is a Core's output split by kind.
+type testReady struct {
+	Messages []Outgoing
+	Events   []Event
+	Next     time.Time
+}
+
+// readyOf drains c's actions.
+func readyOf(c *Core) testReady {
+	acts, next := c.Ready(nil)
+	rd := testReady{Next: next}
+	for _, a := range acts {
+		switch a.Kind {
+		case ActionSend:
+			rd.Messages = append(rd.Messages, a.Send)
+		case ActionEvent:
+			rd.Events = append(rd.Events, a.Event)
+		}
+	}
+	return rd
+}
+
+// deadlineOf returns c's next deadline; c must have no pending actions.
+func deadlineOf(t *testing.T, c *Core) time.Time {
+	t.Helper()
+	acts, next := c.Ready(nil)
+	if len(acts) > 0 {
+		t.Fatalf("%d actions pending, want none", len(acts))
+	}
+	return next
+}
+
 // deliver hands m from `from` to p and returns p's decoded replies.
 func (p *testPeer) deliver(now time.Time, from *testPeer, m Message) []Message {
 	p.t.Helper()
@@ -34,7 +66,7 @@ func (p *testPeer) deliver(now time.Time, from *testPeer, m Message) []Message {
 func (p *testPeer) drain() []Message {
 	p.t.Helper()
 	var out []Message
-	for _, o := range p.core.Ready().Messages {
+	for _, o := range readyOf(p.core).Messages {
 		m, err := DecodeMessage(o.Payload)
 		if err != nil {
 			p.t.Fatalf("core produced an undecodable message: %v", err)
@@ -201,7 +233,7 @@ func TestReplyFromWrongNode(t *testing.T) {
 	}
 	// b's own answer is taken, and ends the lookup.
 	a.core.HandleMessage(t0, b.addr, b.kp.Public(), reply)
-	rd := a.core.Ready()
+	rd := readyOf(a.core)
 	if len(rd.Events) != 1 || rd.Events[0].Kind != EventDone || rd.Events[0].Err != nil {
 		t.Fatalf("events %+v, want one successful EventDone", rd.Events)
 	}
@@ -284,7 +316,7 @@ func TestBadRecordInLookupReply(t *testing.T) {
 	other := signedRecord(c, Key{6}, t0)    // valid, but for another key
 	reply := Message{Type: MsgProviders, TxID: out[0].TxID, Records: []Record{forged, other}}
 	a.core.HandleMessage(t0, b.addr, b.kp.Public(), reply.Append(nil))
-	rd := a.core.Ready()
+	rd := readyOf(a.core)
 	for _, e := range rd.Events {
 		if e.Kind == EventProvider {
 			t.Fatalf("lookup %d reported provider %s from a bad record", id, e.Provider.ID.Short())

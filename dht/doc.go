@@ -6,14 +6,18 @@
 //
 // The package has two layers:
 //
-//   - Core, a state machine with no I/O: no goroutines, channels, sockets,
-//     time.Now or global randomness. Inputs are calls that carry `now`
+//   - Core, a state machine following the core contract of
+//     docs/architecture.md: no goroutines, channels, sockets, time.Now,
+//     global randomness or logging. Inputs are calls that carry `now`
 //     (HandleMessage, Tick, Bootstrap, Provide, FindProviders, FindNode);
-//     outputs are drained with Ready (messages to send and lookup events) and
-//     NextDeadline (when to call Tick). The same Core runs in the real node
-//     and in the discrete-event simulator (internal/dhtsim).
-//   - Node, the driver: it owns one goroutine that fires Core's timers and
-//     feeds it received payloads, sends Core's messages over a Network, and
+//     output comes from one method, Ready(dst) ([]Action, time.Time): the
+//     messages to send and lookup events, in order, and when to call Tick
+//     next. The same Core runs in the real node and in the discrete-event
+//     simulator (internal/dhtsim).
+//   - Node, the driver: New builds it and starts nothing; Run owns its one
+//     goroutine, the only one that calls the Core. It fires the Core's
+//     timers, feeds it received payloads (a bounded inbox) and API calls (a
+//     bounded call queue), sends the Core's messages over a Network and
 //     offers a blocking API (Provide, FindProviders, Bootstrap).
 //
 // The DHT rides the overlay's signed datagrams: each message below is the
@@ -32,8 +36,10 @@
 //     datagram signature did not verify. Node.HandleMessage copies the
 //     payload into a bounded queue (1,024; overflow dropped and counted in
 //     InboxDrops) and never blocks.
-//  3. Bootstrap with a few known addresses, then Provide and FindProviders.
-//  4. Close the Node; it returns after its goroutines exit.
+//  3. Run the Node on a goroutine you wait for (API calls made before Run
+//     wait in the bounded call queue); cancel its ctx to stop it. Pending
+//     lookups then end with ErrClosed, and later calls return ErrClosed.
+//  4. Bootstrap with a few known addresses, then Provide and FindProviders.
 //
 // # Kademlia parameters
 //

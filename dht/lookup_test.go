@@ -35,11 +35,11 @@ func TestLookupAlphaAndTimeouts(t *testing.T) {
 	var done *Event
 	for round := 0; round < 20 && done == nil; round++ {
 		now = now.Add(2 * time.Second)
-		if d := a.core.NextDeadline(); d.After(now) {
+		if d := deadlineOf(t, a.core); d.After(now) {
 			t.Fatalf("round %d: next deadline %v after the timeouts at %v", round, d, now)
 		}
 		a.core.Tick(now)
-		rd := a.core.Ready()
+		rd := readyOf(a.core)
 		if len(rd.Messages) > 3 {
 			t.Fatalf("round %d: %d queries in flight, want at most 3", round, len(rd.Messages))
 		}

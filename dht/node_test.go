@@ -71,6 +71,23 @@ func (e endpoint) Send(to netip.AddrPort, payload []byte) error {
 	}
 }
 
+// runNode runs n until the returned stop is called; stop waits for Run to
+// return and may be called more than once.
+func runNode(t *testing.T, n *Node) (stop func()) {
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	var once sync.Once
+	return func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+	}
+}
+
 func TestNodesFindProvider(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mn := newMemNet()
@@ -85,7 +102,7 @@ func TestNodesFindProvider(t *testing.T) {
 			if err != nil {
 				t.Fatalf("New: %v", err)
 			}
-			defer n.Close()
+			defer runNode(t, n)()
 			nodes[i] = n
 			mn.mu.Lock()
 			mn.nodes[addrs[i]], mn.keys[addrs[i]] = n, kp.Public()
@@ -127,7 +144,7 @@ func TestNodeBootstrapNobody(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer n.Close()
+		defer runNode(t, n)()
 		err = n.Bootstrap(context.Background(), []netip.AddrPort{testAddr(2)})
 		if !errors.Is(err, ErrNoContacts) {
 			t.Fatalf("bootstrap to a silent address: %v, want ErrNoContacts", err)
@@ -138,7 +155,7 @@ func TestNodeBootstrapNobody(t *testing.T) {
 	})
 }
 
-func TestNodeCancelAndClose(t *testing.T) {
+func TestNodeCancelAndStop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		mn := newMemNet()
 		defer mn.close()
@@ -146,12 +163,30 @@ func TestNodeCancelAndClose(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		// A silent contact makes lookups hang until cancelled.
-		defer n.Close()
-		n.HandleMessage(testAddr(2), testKeyPair(t, 2).Public(), Message{Type: MsgPing, TxID: 1}.Append(nil))
-		synctest.Wait() // the node's goroutine has taken the ping
+		stop := runNode(t, n)
+		defer stop()
+		// A contact that answers once, then falls silent, makes lookups
+		// hang until cancelled.
+		kp2 := testKeyPair(t, 2)
+		peer, err := New(Config{}, kp2, endpoint{mn, testAddr(2)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		stopPeer := runNode(t, peer)
+		mn.mu.Lock()
+		mn.nodes[testAddr(1)], mn.keys[testAddr(1)] = n, testKeyPair(t, 1).Public()
+		mn.nodes[testAddr(2)], mn.keys[testAddr(2)] = peer, kp2.Public()
+		mn.mu.Unlock()
+		if err := n.Bootstrap(context.Background(), []netip.AddrPort{testAddr(2)}); err != nil {
+			t.Fatalf("bootstrap: %v", err)
+		}
+		stopPeer()
+		mn.mu.Lock()
+		delete(mn.nodes, testAddr(2))
+		mn.mu.Unlock()
+		synctest.Wait()
 		if n.TableSize() != 1 {
-			t.Fatalf("table has %d nodes after a ping, want 1", n.TableSize())
+			t.Fatalf("table has %d nodes after a bootstrap through one, want 1", n.TableSize())
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 		defer cancel()
@@ -173,15 +208,17 @@ func TestNodeCancelAndClose(t *testing.T) {
 		if d := time.Since(start); d != 30*time.Second {
 			t.Fatalf("FindProviders channel closed after %v, want 30s", d)
 		}
-		// A pending FindProviders ends when the node closes.
+		// A pending FindProviders ends when Run returns.
 		ch := n.FindProviders(context.Background(), Key{2})
-		n.Close()
+		stop()
 		if _, open := <-ch; open {
-			t.Fatalf("FindProviders channel open after Close")
+			t.Fatalf("FindProviders channel open after Run returned")
 		}
-		n.Close() // idempotent
 		if err := n.Provide(context.Background(), Key{3}); !errors.Is(err, ErrClosed) {
-			t.Fatalf("provide after Close: %v, want ErrClosed", err)
+			t.Fatalf("provide after Run returned: %v, want ErrClosed", err)
+		}
+		if err := n.Run(context.Background()); err == nil {
+			t.Fatalf("second Run returned nil, want an error")
 		}
 	})
 }

@@ -6,7 +6,7 @@ import (
 	"net"
 	"testing"
 
-	"github.com/shoal-p2p/shoal/internal/udpbatch"
+	"github.com/shoal-p2p/shoal/overlay/internal/udpbatch"
 )
 
 // checkBatching fails t unless pc is a batching socket that sent many

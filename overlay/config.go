@@ -26,7 +26,7 @@ type Config struct {
 	// it on Close (or when New fails). Only a *net.UDPConn gets batched
 	// I/O (see NoBatching).
 	PacketConn net.PacketConn
-	// NoBatching turns off shoal's batched UDP I/O (internal/udpbatch:
+	// NoBatching turns off shoal's batched UDP I/O (overlay/internal/udpbatch:
 	// segmentation offload on send, receive offload on read) and leaves
 	// the socket to quic-go's own I/O. For comparisons, and for kernels
 	// that misbehave with the offloads.

@@ -76,7 +76,8 @@
 //
 // # Goroutines
 //
-// A Node owns, and Close waits for, every goroutine it starts:
+// New starts no goroutine. Run starts the first three below and returns
+// only after every one of them has exited; Close waits for them too:
 //   - the accept loop (one), registering incoming connections;
 //   - the datagram reader (one), calling the datagram handler (by default
 //     the IPv8 Endpoint's HandlePacket, so community handlers run here);
@@ -99,10 +100,15 @@
 //
 // # Caller's duties
 //
-//  1. New (binds the socket, starts goroutines), then Handle for each tag
-//     and register IPv8 communities before peers may reach the node.
-//  2. Dial / OpenStream as needed; close or reset every stream opened.
-//  3. Close once (or Run until a context ends).
+//  1. New (binds the socket, starts nothing), then Handle for each tag and
+//     register IPv8 communities before peers may reach the node.
+//  2. Run(ctx) on a goroutine the caller waits for (the lifecycle of
+//     docs/architecture.md): it accepts connections and datagrams until
+//     ctx ends, then closes every connection and returns.
+//  3. Dial / OpenStream as needed; close or reset every stream opened.
+//  4. Close once after Run returned (or instead of cancelling Run's ctx): it
+//     releases the socket.
 //
-// Package overlay imports only overlay/identity and its own sub-packages.
+// Package overlay imports only overlay/identity, package ratelimit and its
+// own sub-packages (overlay/internal/udpbatch: batched UDP I/O).
 package overlay

@@ -2,6 +2,7 @@ package overlay
 
 import (
 	"context"
+	"errors"
 	"io"
 	"sync"
 	"testing"
@@ -10,16 +11,22 @@ import (
 	"github.com/quic-go/quic-go"
 )
 
-// newNode starts a node on loopback and closes it at cleanup.
+// newNode makes a node on loopback, runs it, and at cleanup closes it and
+// checks that Run returned nil.
 func newNode(t testing.TB, cfg Config) *Node {
 	t.Helper()
 	n, err := New(cfg)
 	if err != nil {
 		t.Fatalf("New: %v", err)
 	}
+	done := make(chan error, 1)
+	go func() { done <- n.Run(context.Background()) }()
 	t.Cleanup(func() {
 		if err := n.Close(); err != nil {
 			t.Errorf("Close: %v", err)
+		}
+		if err := <-done; err != nil && !errors.Is(err, ErrClosed) {
+			t.Errorf("Run: %v", err)
 		}
 	})
 	return n

@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 
 	"github.com/quic-go/quic-go"
-	"github.com/shoal-p2p/shoal/internal/udpbatch"
 	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/overlay/internal/udpbatch"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 	"github.com/zeebo/blake3"
 )
@@ -22,21 +22,22 @@ import (
 // peers and non-QUIC datagrams. Its methods are safe for concurrent use.
 type Node struct {
 	// Set by New, then read-only.
-	cfg       Config
-	log       *slog.Logger
-	kp        *identity.KeyPair
-	id        identity.PeerID
-	pc        net.PacketConn
-	tr        *quic.Transport
-	ln        *quic.Listener
-	qconf     *quic.Config
-	clientTLS *tls.Config // cloned per dial
-	ep        *ipv8.Endpoint
-	local     netip.AddrPort
-	ctx       context.Context // lifetime; cancelled with ErrClosed by Close
-	cancel    context.CancelCauseFunc
-	wg        sync.WaitGroup // every goroutine the node starts
-	closeOnce sync.Once
+	cfg          Config
+	log          *slog.Logger
+	kp           *identity.KeyPair
+	id           identity.PeerID
+	pc           net.PacketConn
+	tr           *quic.Transport
+	ln           *quic.Listener
+	qconf        *quic.Config
+	clientTLS    *tls.Config // cloned per dial
+	ep           *ipv8.Endpoint
+	local        netip.AddrPort
+	ctx          context.Context // lifetime; cancelled with ErrClosed by Close
+	cancel       context.CancelCauseFunc
+	wg           sync.WaitGroup // every goroutine of the node: Run's, dials', connections'
+	shutdownOnce sync.Once
+	closeOnce    sync.Once
 
 	// Set at run time, read by the goroutines that deliver.
 	handlersMu sync.RWMutex
@@ -54,12 +55,15 @@ type Node struct {
 	nadmit     int // incoming handshakes admitted but not yet registered
 	events     []PeerEvent
 	delivering bool // some goroutine is delivering events
+	running    bool // Run has been called
 	closed     bool
 }
 
-// New binds the socket (or takes Config.PacketConn), starts QUIC on it and
-// starts the node's goroutines (see the package doc). The caller must call
-// Close. When New fails, it has closed Config.PacketConn.
+// New binds the socket (or takes Config.PacketConn) and sets up QUIC on it.
+// It starts no goroutine of its own: Run does. Outgoing dials work before
+// Run; incoming connections and datagrams are taken once Run has started.
+// The caller must call Close, which releases the socket. When New fails, it
+// has closed Config.PacketConn.
 func New(cfg Config) (*Node, error) {
 	cfg, err := cfg.withDefaults()
 	if err != nil {
@@ -128,33 +132,48 @@ func New(cfg Config) (*Node, error) {
 	done, stop := context.WithCancel(context.Background())
 	stop()
 	n.tr.ReadNonQUICPacket(done, nil)
-	n.wg.Add(3)
+	return n, nil
+}
+
+// Run starts the node's goroutines (accepting connections, reading
+// datagrams, the IPv8 endpoint's housekeeping) and owns them: when ctx is
+// done or Close is called, it closes every connection (telling peers),
+// stops accepting and returns nil once every goroutine of the node has
+// exited, including dials and stream handlers. The socket stays open until
+// Close. Run may be called once; it returns ErrClosed after Close.
+func (n *Node) Run(ctx context.Context) error {
+	n.mu.Lock()
+	switch {
+	case n.closed:
+		n.mu.Unlock()
+		return ErrClosed
+	case n.running:
+		n.mu.Unlock()
+		return errors.New("overlay: Run called twice")
+	}
+	n.running = true
+	n.wg.Add(3) // under mu with closed false: shutdown has not begun waiting
+	n.mu.Unlock()
 	go n.acceptLoop()
 	go n.datagramLoop()
 	go func() {
 		defer n.wg.Done()
-		n.ep.Run(n.ctx) // housekeeping until Close; returns ErrClosed
+		n.ep.Run(n.ctx) // housekeeping until shutdown; returns ErrClosed
 	}()
-	n.log.Info("overlay node listening", "peer", n.id.Short(), "addr", n.local.String())
-	return n, nil
-}
-
-// Run blocks until ctx is done or the node is closed, then closes the node
-// and returns nil once every goroutine has exited.
-func (n *Node) Run(ctx context.Context) error {
+	n.log.Info("overlay node running", "peer", n.id.Short(), "addr", n.local.String())
 	select {
 	case <-ctx.Done():
 	case <-n.ctx.Done():
 	}
-	return n.Close()
+	n.shutdown()
+	return nil
 }
 
-// Close closes every connection (telling peers), stops the goroutines,
-// waits for them, including stream handlers, and closes the socket. It is
-// idempotent; later calls return nil.
-func (n *Node) Close() error {
-	var err error
-	n.closeOnce.Do(func() {
+// shutdown closes every connection and the listener, cancels the node's
+// lifetime and waits for its goroutines. It is idempotent and concurrent
+// callers all return after the goroutines have exited.
+func (n *Node) shutdown() {
+	n.shutdownOnce.Do(func() {
 		n.mu.Lock()
 		n.closed = true
 		var all []*Conn
@@ -168,7 +187,17 @@ func (n *Node) Close() error {
 			c.qc.CloseWithError(CodeNodeClosing, "node closing")
 		}
 		n.tr.Close()
-		n.wg.Wait()
+	})
+	n.wg.Wait()
+}
+
+// Close stops the node as Run does when its ctx ends, waits for every
+// goroutine, then closes the socket. It is idempotent; later calls return
+// nil.
+func (n *Node) Close() error {
+	var err error
+	n.closeOnce.Do(func() {
+		n.shutdown()
 		err = n.pc.Close()
 		n.log.Info("overlay node closed", "peer", n.id.Short())
 	})

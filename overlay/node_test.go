@@ -352,6 +352,28 @@ func TestRun(t *testing.T) {
 	case <-time.After(5 * time.Second):
 		t.Fatal("Run did not return after cancel")
 	}
+	if err := n.Run(context.Background()); err == nil {
+		t.Error("Run after Run returned nil, want an error")
+	}
+	if err := n.Close(); err != nil {
+		t.Errorf("Close after Run: %v", err)
+	}
+}
+
+// TestRunAfterClose: Close without Run releases everything, and Run
+// afterwards refuses to start.
+func TestRunAfterClose(t *testing.T) {
+	leakcheck.Check(t)
+	n, err := New(Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Close(); err != nil {
+		t.Fatalf("Close without Run: %v", err)
+	}
+	if err := n.Run(context.Background()); !errors.Is(err, ErrClosed) {
+		t.Errorf("Run after Close: %v, want ErrClosed", err)
+	}
 }
 
 func TestBadConfig(t *testing.T) {

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"net"
 	"net/netip"
 	"os"
 	"time"
+
+	"github.com/shoal-p2p/shoal/swarm"
 )
 
 // Config configures a Node. The zero value means defaults; FillDefaults
@@ -50,6 +53,16 @@ type Config struct {
 	RecordTTL time.Duration
 	// Logger receives the node's logs; nil discards them.
 	Logger *slog.Logger
+
+	// WrapPacketConn, when set, receives the UDP socket the node binds on
+	// Listen and returns the one the overlay uses instead. The drill
+	// program (internal/drill/shoal-drill) sets it to add delay and loss;
+	// shoal itself never does. On error the node closes the socket.
+	WrapPacketConn func(net.PacketConn) (net.PacketConn, error)
+	// WrapSource, when set, wraps the chunk source of every item the node
+	// seeds. The drill program sets it to make a lying peer; shoal itself
+	// never does.
+	WrapSource func(swarm.Source) swarm.Source
 }
 
 // FileConfig is the JSON config file. Every field is optional.

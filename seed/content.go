@@ -104,7 +104,11 @@ func (n *Node) seed(id chunker.ContentID) error {
 	}
 	n.seeding[id] = it
 	n.mu.Unlock()
-	n.srv.Seed(id, testSource(swarm.ItemSource(it)))
+	src := swarm.ItemSource(it)
+	if n.cfg.WrapSource != nil {
+		src = n.cfg.WrapSource(src)
+	}
+	n.srv.Seed(id, src)
 	return nil
 }
 
@@ -193,7 +197,10 @@ func (n *Node) download(ctx context.Context, id chunker.ContentID, name, out str
 			progress(Progress{Done: p.Verified, Total: p.Size, Peers: p.Peers, Rate: int64(p.Rate)})
 		}
 	}
-	dl := swarm.NewDownload(cfg, swarm.DialerFunc(n.openStream), n.store, id, out)
+	dl, err := swarm.NewDownload(cfg, swarm.DialerFunc(n.openStream), n.store, id, out)
+	if err != nil {
+		return Item{}, err
+	}
 	a := &activeDownload{name: name, dl: dl, cancel: cancel, done: make(chan struct{})}
 	defer close(a.done)
 	n.mu.Lock()
@@ -241,18 +248,13 @@ func (n *Node) download(ctx context.Context, id chunker.ContentID, name, out str
 		defer close(lookupDone)
 		n.findPeers(lctx, id, addrs, dl)
 	}()
-	err := dl.Run(dctx)
+	err = dl.Run(dctx) // on success it has re-encoded the parity it did not fetch
 	stopLookups()
 	<-lookupDone
 	if m := dl.Chunker(); m != nil && m.Manifest() != nil {
 		it.Name = m.Manifest().Name
 		it.Size = m.Manifest().Size
 		it.Path = filepath.Join(out, it.Name)
-	}
-	if err == nil {
-		// Re-encode the parity we did not fetch, so that this node, and
-		// this node after a restart, serves every chunk.
-		err = dl.Finish(dctx)
 	}
 	p := dl.Progress()
 	n.metrics.BytesDown.Add(p.Received)

@@ -112,7 +112,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	n.srv = swarm.NewServer(swarm.ServerConfig{Logger: n.log, UploadRate: cfg.UploadLimit})
-	pc, err := testPacketConn(cfg.Listen) // nil unless a drill sets SHOAL_TEST_NETEM
+	pc, err := wrappedPacketConn(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -137,6 +137,25 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	n.restoreLibrary()
 	return n, nil
+}
+
+// wrappedPacketConn binds Listen and hands the socket to
+// Config.WrapPacketConn when set; otherwise it returns nil and the overlay
+// binds the socket itself.
+func wrappedPacketConn(cfg Config) (net.PacketConn, error) {
+	if cfg.WrapPacketConn == nil {
+		return nil, nil
+	}
+	pc, err := net.ListenPacket("udp", cfg.Listen)
+	if err != nil {
+		return nil, fmt.Errorf("seed: opening UDP %s: %w", cfg.Listen, err)
+	}
+	c, err := cfg.WrapPacketConn(pc)
+	if err != nil {
+		pc.Close()
+		return nil, fmt.Errorf("seed: wrapping UDP %s: %w", cfg.Listen, err)
+	}
+	return c, nil
 }
 
 // dhtCommunity carries the DHT's payloads as signed IPv8 messages in the
@@ -188,6 +207,7 @@ func (n *Node) startDiscoveryAndDHT() error {
 		return fmt.Errorf("seed: dht community: %w", err)
 	}
 	n.goRun(func(ctx context.Context) { n.ov.Run(ctx) })
+	n.goRun(func(ctx context.Context) { n.dht.Run(ctx) })
 	n.goRun(func(ctx context.Context) { disc.Run(ctx) })
 	n.goRun(func(ctx context.Context) { n.keepDHTJoined(ctx, boot) })
 	return nil
@@ -296,9 +316,6 @@ func (n *Node) Close() error {
 	}
 	if n.cancel != nil {
 		n.cancel(ErrClosed)
-	}
-	if n.dht != nil {
-		n.dht.Close()
 	}
 	if n.ov != nil {
 		n.ov.Close()

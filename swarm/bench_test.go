@@ -70,7 +70,10 @@ func BenchmarkTransfer(b *testing.B) {
 	for b.Loop() {
 		i++
 		leecher := newPeer(b, swarm.ServerConfig{})
-		d := swarm.NewDownload(swarm.Config{}, leecher.dialer(), leecher.store, pub.ID, filepath.Join(leecher.dir, "out"+strconv.Itoa(i)))
+		d, err := swarm.NewDownload(swarm.Config{SkipParity: true}, leecher.dialer(), leecher.store, pub.ID, filepath.Join(leecher.dir, "out"+strconv.Itoa(i)))
+		if err != nil {
+			b.Fatal(err)
+		}
 		d.AddPeer(seeder.id(), seeder.addr())
 		if err := d.Run(context.Background()); err != nil {
 			b.Fatal(err)

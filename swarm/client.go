@@ -58,7 +58,9 @@ func FetchMeta(ctx context.Context, d Dialer, peer identity.PeerID, addr netip.A
 }
 
 // fetchBlob runs a manifest or leaves request; the length is checked
-// against [minLen, maxLen] before the buffer is allocated.
+// against [minLen, maxLen], and memory grows only with the bytes that
+// actually arrive (a peer that announces 8 MiB and sends nothing costs
+// nothing).
 func fetchBlob(ctx context.Context, d Dialer, peer identity.PeerID, addr netip.AddrPort, req Request, minLen, maxLen int) ([]byte, error) {
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
@@ -72,8 +74,8 @@ func fetchBlob(ctx context.Context, d Dialer, peer identity.PeerID, addr netip.A
 		reset(st, CodeCancelled)
 		return nil, err
 	}
-	b := make([]byte, n)
-	if err := readFull(st, b); err != nil {
+	b, err := readGrowing(st, n)
+	if err != nil {
 		reset(st, CodeCancelled)
 		return nil, fmt.Errorf("reading %d-byte %s: %w", n, req.Kind, err)
 	}

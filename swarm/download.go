@@ -10,7 +10,6 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,6 +41,29 @@ type Config struct {
 	ProgressEvery time.Duration
 	// Chunker tunes the on-disk download (bitmap sync period).
 	Chunker chunker.DownloadOptions
+	// SkipParity leaves the parity chunks that were not fetched missing
+	// when the download completes. By default Run re-encodes them (reading
+	// the output once) so the download can serve every chunk; benchmarks
+	// that time the transfer alone set this.
+	SkipParity bool
+
+	// MetaParallel is how many peers are asked for the metadata (manifest
+	// and leaf layer) at once; the first verified answer wins. Default 3.
+	MetaParallel int
+	// MetaTimeout bounds one metadata fetch from one peer. Default 20 s.
+	MetaTimeout time.Duration
+	// MetaHedge: a fetch without an answer after this long no longer
+	// counts against MetaParallel, so another peer is asked beside it (at
+	// most 4*MetaParallel fetches in flight). Default 2 s.
+	MetaHedge time.Duration
+	// MetaRetry is the first pause before a peer whose metadata fetch
+	// failed is asked again; it doubles with every failure up to
+	// MaxMetaRetry. Defaults 500 ms and 30 s.
+	MetaRetry, MaxMetaRetry time.Duration
+	// MaxPeers caps the peers a download remembers; AddPeer of a new peer
+	// beyond it is dropped and counted in Progress.PeersDropped. Default
+	// 1024.
+	MaxPeers int
 }
 
 // Driver defaults for scheduler fields (where they differ from the
@@ -54,6 +76,13 @@ const (
 	DefaultMaxQueue             = 24
 	DefaultBusyBackoff          = 100 * time.Millisecond
 	DefaultMaxBusyBackoff       = 2 * time.Second
+
+	DefaultMetaParallel = 3
+	DefaultMetaTimeout  = 20 * time.Second
+	DefaultMetaHedge    = 2 * time.Second
+	DefaultMetaRetry    = 500 * time.Millisecond
+	DefaultMaxMetaRetry = 30 * time.Second
+	DefaultMaxPeers     = 1024
 )
 
 func (c Config) populate() Config {
@@ -75,56 +104,95 @@ func (c Config) populate() Config {
 	if c.Sched.MaxBusyBackoff == 0 {
 		c.Sched.MaxBusyBackoff = DefaultMaxBusyBackoff
 	}
-	if c.Sched.Logger == nil {
-		c.Sched.Logger = c.Logger
-	}
 	if c.Seed == 0 {
 		c.Seed = rand.Uint64()
 	}
 	if c.ProgressEvery <= 0 {
 		c.ProgressEvery = 250 * time.Millisecond
 	}
+	if c.MetaParallel <= 0 {
+		c.MetaParallel = DefaultMetaParallel
+	}
+	if c.MetaTimeout <= 0 {
+		c.MetaTimeout = DefaultMetaTimeout
+	}
+	if c.MetaHedge <= 0 {
+		c.MetaHedge = DefaultMetaHedge
+	}
+	if c.MetaRetry <= 0 {
+		c.MetaRetry = DefaultMetaRetry
+	}
+	if c.MaxMetaRetry < c.MetaRetry {
+		c.MaxMetaRetry = max(c.MetaRetry, DefaultMaxMetaRetry)
+	}
+	if c.MaxPeers <= 0 {
+		c.MaxPeers = DefaultMaxPeers
+	}
 	return c
 }
 
 // Progress is a snapshot of a download, for a progress bar.
 type Progress struct {
-	Size      int64         // content bytes (0 until the manifest is known)
-	Verified  int64         // content bytes verified and written
-	Received  int64         // chunk bytes received (data and parity, duplicates too)
-	Rate      float64       // received bytes per second, smoothed
-	Peers     int           // peers with an open session
-	ETA       time.Duration // estimate; 0 when unknown or done
-	Fetched   int           // chunks fetched and verified by this run
-	BadChunks int           // chunks that failed verification
-	Banned    int           // peers banned for bad data
-	Done      bool          // the output is complete
+	Size         int64         // content bytes (0 until the manifest is known)
+	Verified     int64         // content bytes verified and written
+	Received     int64         // chunk bytes received (data and parity, duplicates too)
+	Rate         float64       // received bytes per second, smoothed
+	Peers        int           // peers with an open session
+	ETA          time.Duration // estimate; 0 when unknown or done
+	Fetched      int           // chunks fetched and verified by this run
+	BadChunks    int           // chunks that failed verification
+	Banned       int           // peers banned for bad data (chunks or metadata)
+	MetaFetches  int           // metadata fetches started (one per peer asked)
+	PeersDropped int           // AddPeer calls refused because MaxPeers peers are known
+	Done         bool          // the output is complete
 }
 
-// Download fetches one content item from any number of peers. Make it with
-// NewDownload, call Run once, AddPeer at any time (before or during Run),
-// and Close after Run returned.
+// Download fetches one content item from any number of peers.
+//
+// Lifecycle: NewDownload builds it (nothing runs yet); Run(ctx) does the
+// whole download and returns after every goroutine it started has exited;
+// Close (idempotent) stops a Run still going, waits for it, stops serving
+// the download and closes its files. AddPeer and Progress may be called at
+// any time from any goroutine.
 type Download struct {
 	cfg    Config
 	dialer Dialer
 	store  *chunker.Store
 	id     chunker.ContentID
 	outDir string
+	clog   *chunkLog
 
-	// Touched by AddPeer and Run.
+	life      context.Context // cancelled by Close
+	closeLife context.CancelCauseFunc
+	ran       atomic.Bool   // Run was called
+	runDone   chan struct{} // closed when Run returns (if it was called)
+
+	// Touched by AddPeer, Run and Close.
 	mu      sync.Mutex
-	pending []peerAddr    // added, not yet picked up by Run
-	known   []peerAddr    // every peer ever added (for metadata)
-	wake    chan struct{} // capacity 1: pending is not empty
+	known   map[identity.PeerID]*knownPeer // at most cfg.MaxPeers
+	pending []identity.PeerID              // known peers Run has to (re)connect; no duplicates
+	wake    chan struct{}                  // capacity 1: pending is not empty
 	dl      *chunker.Download
 	closed  bool
 
 	// Progress counters, written by Run's goroutines, read by Progress.
 	size, verified, received atomic.Int64
 	fetched, bad, peers      atomic.Int64
-	banned                   atomic.Int64
+	banned, metaFetches      atomic.Int64
+	dropped                  atomic.Int64
 	rate                     atomic.Uint64 // float64 bits
 	done                     atomic.Bool
+}
+
+// knownPeer is what a download remembers of a peer. Guarded by Download.mu.
+type knownPeer struct {
+	addr     netip.AddrPort
+	queued   bool      // in Download.pending
+	banned   bool      // sent bad data: never used again by this download
+	fails    int       // metadata fetches failed in a row
+	nextMeta time.Time // not asked for metadata before this
+	fetching bool      // a metadata fetch is in flight
+	started  time.Time // of the fetch in flight
 }
 
 type peerAddr struct {
@@ -134,40 +202,107 @@ type peerAddr struct {
 
 // NewDownload prepares a download of id into outDir (the content goes to
 // outDir/<name>), recorded in store so it resumes after a crash. A download
-// already recorded in store resumes and fetches only missing chunks.
-func NewDownload(cfg Config, d Dialer, store *chunker.Store, id chunker.ContentID, outDir string) *Download {
-	return &Download{
-		cfg:    cfg.populate(),
-		dialer: d,
-		store:  store,
-		id:     id,
-		outDir: outDir,
-		wake:   make(chan struct{}, 1),
+// already recorded in store resumes and fetches only missing chunks. It
+// starts nothing; call Run.
+func NewDownload(cfg Config, d Dialer, store *chunker.Store, id chunker.ContentID, outDir string) (*Download, error) {
+	switch {
+	case d == nil:
+		return nil, errors.New("swarm: new download: no dialer")
+	case store == nil:
+		return nil, errors.New("swarm: new download: no store")
+	case outDir == "":
+		return nil, errors.New("swarm: new download: no output folder")
 	}
+	cfg = cfg.populate()
+	life, closeLife := context.WithCancelCause(context.Background())
+	return &Download{
+		cfg:       cfg,
+		dialer:    d,
+		store:     store,
+		id:        id,
+		outDir:    outDir,
+		clog:      newChunkLog(cfg.Logger),
+		life:      life,
+		closeLife: closeLife,
+		runDone:   make(chan struct{}),
+		known:     make(map[identity.PeerID]*knownPeer),
+		wake:      make(chan struct{}, 1),
+	}, nil
 }
 
-// AddPeer adds a peer to fetch from. Adding a peer that is already in the
-// download is harmless; adding one whose session ended reconnects.
+// AddPeer adds a peer to fetch from. Adding a known peer again only updates
+// its address (used at its next reconnect); a banned peer stays banned.
+// Beyond Config.MaxPeers known peers new ones are dropped (and counted in
+// Progress.PeersDropped): a flood of addresses cannot grow the download.
 func (d *Download) AddPeer(id identity.PeerID, addr netip.AddrPort) {
 	d.mu.Lock()
-	d.pending = append(d.pending, peerAddr{id, addr})
-	d.known = append(d.known, peerAddr{id, addr})
+	kp := d.known[id]
+	switch {
+	case kp == nil && len(d.known) >= d.cfg.MaxPeers:
+		d.mu.Unlock()
+		d.dropped.Add(1)
+		return
+	case kp == nil:
+		kp = &knownPeer{addr: addr}
+		d.known[id] = kp
+	case kp.banned || kp.addr == addr:
+		d.mu.Unlock()
+		return
+	default:
+		kp.addr = addr
+	}
+	if !kp.queued {
+		kp.queued = true
+		d.pending = append(d.pending, id)
+	}
 	d.mu.Unlock()
 	d.signal()
+}
+
+// takePending returns the peers added or readdressed since the last call.
+func (d *Download) takePending() []peerAddr {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	out := make([]peerAddr, 0, len(d.pending))
+	for _, id := range d.pending {
+		kp := d.known[id]
+		kp.queued = false
+		if !kp.banned {
+			out = append(out, peerAddr{id, kp.addr})
+		}
+	}
+	d.pending = d.pending[:0]
+	return out
+}
+
+// ban marks a peer that sent bad data; it reports whether the peer was not
+// banned before.
+func (d *Download) ban(id identity.PeerID) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	kp := d.known[id]
+	if kp == nil || kp.banned {
+		return false
+	}
+	kp.banned = true
+	d.banned.Add(1)
+	return true
 }
 
 // Progress returns a snapshot of the download's progress. It is safe to call
 // from any goroutine.
 func (d *Download) Progress() Progress {
 	p := Progress{
-		Size:      d.size.Load(),
-		Verified:  d.verified.Load(),
-		Received:  d.received.Load(),
-		Peers:     int(d.peers.Load()),
-		Fetched:   int(d.fetched.Load()),
-		BadChunks: int(d.bad.Load()),
-		Banned:    int(d.banned.Load()),
-		Done:      d.done.Load(),
+		Size:         d.size.Load(),
+		Verified:     d.verified.Load(),
+		Received:     d.received.Load(),
+		Peers:        int(d.peers.Load()),
+		Fetched:      int(d.fetched.Load()),
+		BadChunks:    int(d.bad.Load()),
+		Banned:       int(d.banned.Load()),
+		MetaFetches:  int(d.metaFetches.Load()),
+		PeersDropped: int(d.dropped.Load()),
+		Done:         d.done.Load(),
 	}
 	p.Rate = math.Float64frombits(d.rate.Load())
 	if !p.Done && p.Rate > 0 && p.Size > p.Verified {
@@ -183,28 +318,13 @@ func (d *Download) Chunker() *chunker.Download {
 	return d.dl
 }
 
-// Finish makes a completed download hold every chunk, parity included, by
-// re-encoding the stripes whose parity it did not fetch, so it can serve
-// them all. Call it after Run returned nil; it reads the whole output once.
-func (d *Download) Finish(ctx context.Context) error {
-	dl := d.Chunker()
-	if dl == nil || !d.done.Load() {
-		return fmt.Errorf("download %s: finish before the download completed", d.id)
-	}
-	if err := dl.Finish(ctx); err != nil {
-		return fmt.Errorf("download %s: %w", d.id, err)
-	}
-	if srv := d.cfg.Server; srv != nil {
-		// Sessions opened before now saw the old bitmap; have updates for
-		// the rebuilt parity are not worth it. New sessions see all.
-		srv.Seed(d.id, DownloadSource(dl))
-	}
-	return nil
-}
-
-// Close stops serving the download and closes its files. Call it after Run
-// returned. It is idempotent.
+// Close stops a Run still going and waits for it to return, stops serving
+// the download and closes its files. It is idempotent.
 func (d *Download) Close() error {
+	d.closeLife(ErrClosed)
+	if d.ran.Load() {
+		<-d.runDone
+	}
 	d.mu.Lock()
 	dl, was := d.dl, d.closed
 	d.closed = true
@@ -218,10 +338,22 @@ func (d *Download) Close() error {
 	return dl.Close()
 }
 
-// Run downloads until the output is complete and verified (nil) or ctx ends
-// (its cause). With no peers it waits for AddPeer. It returns only after
-// every goroutine it started has exited.
+// Run downloads until the output is complete, verified and synced, and
+// (unless Config.SkipParity) the parity it did not fetch is re-encoded, so
+// the download can serve every chunk: then it returns nil. It returns
+// ctx's cause when ctx ends, ErrClosed after Close, or the error that
+// stopped it (the disk failed). With no peers it waits for AddPeer. It
+// returns only after every goroutine it started has exited. Call it once.
 func (d *Download) Run(ctx context.Context) error {
+	if d.ran.Swap(true) {
+		return errors.New("swarm: download: Run called twice")
+	}
+	defer close(d.runDone)
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	stop := context.AfterFunc(d.life, func() { cancel(ErrClosed) })
+	defer stop()
+
 	dl, err := d.open(ctx)
 	if err != nil {
 		return err
@@ -254,40 +386,145 @@ func (d *Download) open(ctx context.Context) (*chunker.Download, error) {
 	if !errors.Is(err, chunker.ErrNotFound) && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	backoff := 200 * time.Millisecond
+	m, leaves, err := d.fetchMeta(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(d.outDir, 0o755); err != nil {
+		return nil, fmt.Errorf("download %s: %w", d.id, err)
+	}
+	dl, err = d.store.CreateDownload(m, leaves, d.outDir, d.cfg.Chunker)
+	if err != nil {
+		return nil, fmt.Errorf("download %s: %w", d.id, err)
+	}
+	return dl, nil
+}
+
+type metaResult struct {
+	peer   identity.PeerID
+	m      *chunker.Manifest
+	leaves *chunker.LeafLayer
+	err    error
+}
+
+// fetchMeta asks up to MetaParallel known peers at once for the manifest
+// and the leaf layer, each fetch bounded by MetaTimeout (and hedged after
+// MetaHedge), and returns the first verified answer (the other fetches are
+// cancelled). A peer whose
+// answer fails verification is banned for this download, like a peer that
+// sends a bad chunk; a peer that fails otherwise (does not have the
+// content, times out, cannot be reached) is asked again only after a pause
+// that doubles with each failure (MetaRetry up to MaxMetaRetry), so a link
+// naming the wrong peer costs that peer a handful of requests, not a loop.
+func (d *Download) fetchMeta(ctx context.Context) (*chunker.Manifest, *chunker.LeafLayer, error) {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	results := make(chan metaResult, 4*d.cfg.MetaParallel)
+	inflight := 0
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
 	for {
-		d.mu.Lock()
-		cand := slices.Clone(d.known)
-		d.mu.Unlock()
-		for _, p := range cand {
-			m, leaves, err := FetchMeta(ctx, d.dialer, p.id, p.addr, d.id)
-			if err != nil {
-				if ctx.Err() != nil {
-					return nil, context.Cause(ctx)
-				}
-				d.cfg.Logger.Info("metadata fetch failed", "peer", p.id.Short(), "err", err)
-				continue
-			}
-			if err := os.MkdirAll(d.outDir, 0o755); err != nil {
-				return nil, fmt.Errorf("download %s: %w", d.id, err)
-			}
-			dl, err := d.store.CreateDownload(m, leaves, d.outDir, d.cfg.Chunker)
-			if err != nil {
-				return nil, fmt.Errorf("download %s: %w", d.id, err)
-			}
-			return dl, nil
+		now := time.Now()
+		next := d.startMeta(ctx, now, &wg, results, &inflight)
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(next.Sub(now), time.Millisecond)
 		}
-		// Nobody answered: wait for a new peer, or retry the known ones
-		// (they may still be starting) after a growing pause.
+		timer.Reset(wait)
 		select {
 		case <-ctx.Done():
-			return nil, context.Cause(ctx)
+			return nil, nil, context.Cause(ctx)
+		case res := <-results:
+			inflight--
+			if res.err == nil {
+				return res.m, res.leaves, nil
+			}
+			d.metaFailed(res, time.Now())
 		case <-d.wake:
-			d.signal() // the run loop needs it too
-		case <-time.After(backoff):
-			backoff = min(2*backoff, 5*time.Second)
+			// New peers: start fetches from them at once. Run's loop
+			// picks the same peers up from pending for sessions later.
+		case <-timer.C:
 		}
 	}
+}
+
+// startMeta starts metadata fetches from eligible peers while fewer than
+// MetaParallel fetches younger than MetaHedge (and fewer than
+// 4*MetaParallel in all) are in flight, and returns when it must be called
+// again: when a waiting peer becomes eligible or a fetch ages past
+// MetaHedge (zero: nothing to wait for).
+func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGroup, results chan<- metaResult, inflight *int) time.Time {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var next time.Time
+	later := func(t time.Time) {
+		if next.IsZero() || t.Before(next) {
+			next = t
+		}
+	}
+	young := 0
+	for _, kp := range d.known {
+		if kp.fetching && now.Sub(kp.started) < d.cfg.MetaHedge {
+			young++
+		}
+	}
+	waiting := false
+	for id, kp := range d.known {
+		if kp.banned || kp.fetching {
+			continue
+		}
+		if kp.nextMeta.After(now) {
+			later(kp.nextMeta)
+			continue
+		}
+		if young >= d.cfg.MetaParallel || *inflight >= 4*d.cfg.MetaParallel {
+			waiting = true
+			continue
+		}
+		kp.fetching, kp.started = true, now
+		young++
+		*inflight++
+		d.metaFetches.Add(1)
+		addr := kp.addr
+		wg.Go(func() {
+			fctx, cancel := context.WithTimeout(ctx, d.cfg.MetaTimeout)
+			defer cancel()
+			m, leaves, err := FetchMeta(fctx, d.dialer, id, addr, d.id)
+			if err != nil && fctx.Err() != nil && ctx.Err() == nil {
+				err = fmt.Errorf("metadata from %s: no answer within %v: %w", id.Short(), d.cfg.MetaTimeout, err)
+			}
+			results <- metaResult{peer: id, m: m, leaves: leaves, err: err}
+		})
+	}
+	if waiting {
+		for _, kp := range d.known {
+			if kp.fetching && now.Sub(kp.started) < d.cfg.MetaHedge {
+				later(kp.started.Add(d.cfg.MetaHedge))
+			}
+		}
+	}
+	return next
+}
+
+// metaFailed records a failed metadata fetch: bad data bans the peer, any
+// other failure backs it off.
+func (d *Download) metaFailed(res metaResult, now time.Time) {
+	if errIsBadData(res.err) {
+		if d.ban(res.peer) {
+			d.cfg.Logger.Warn("peer banned for bad metadata", "peer", res.peer.Short(), "content", d.id.String(), "err", res.err)
+		}
+	} else {
+		d.clog.debug("metadata fetch failed", "peer", res.peer.Short(), "content", d.id.String(), "err", res.err)
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	kp := d.known[res.peer]
+	kp.fetching = false
+	kp.fails++
+	pause := d.cfg.MetaRetry << min(kp.fails-1, 20)
+	kp.nextMeta = now.Add(min(pause, d.cfg.MaxMetaRetry))
 }
 
 func (d *Download) signal() {

@@ -17,9 +17,6 @@ var (
 	// does not match its leaf, a manifest that does not match the content
 	// ID, a leaf layer that does not match the root).
 	ErrBadData = errors.New("swarm: peer sent bad data")
-	// ErrNoPeers: every peer of a download is gone (reported through
-	// progress; the download keeps waiting for new peers).
-	ErrNoPeers = errors.New("swarm: no peers")
 	// ErrClosed: the object was closed.
 	ErrClosed = errors.New("swarm: closed")
 )

@@ -25,6 +25,7 @@ type tpeer struct {
 	srv   *swarm.Server
 	store *chunker.Store
 	dir   string
+	ran   chan struct{} // closed when node.Run has returned
 }
 
 func newPeer(t testing.TB, scfg swarm.ServerConfig) *tpeer {
@@ -42,7 +43,8 @@ func newPeer(t testing.TB, scfg swarm.ServerConfig) *tpeer {
 	n.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
 		srv.ServeStream(ctx, c.PeerID(), s)
 	})
-	p := &tpeer{node: n, srv: srv, store: st, dir: dir}
+	p := &tpeer{node: n, srv: srv, store: st, dir: dir, ran: make(chan struct{})}
+	go func() { defer close(p.ran); n.Run(context.Background()) }() // until close
 	t.Cleanup(p.close)
 	return p
 }
@@ -50,6 +52,7 @@ func newPeer(t testing.TB, scfg swarm.ServerConfig) *tpeer {
 // close stops the node and the server; it is idempotent.
 func (p *tpeer) close() {
 	p.node.Close()
+	<-p.ran
 	p.srv.Close()
 }
 
@@ -148,7 +151,10 @@ func startDownload(ctx context.Context, t *testing.T, p *tpeer, c content, cfg s
 	if cfg.Server == nil {
 		cfg.Server = p.srv
 	}
-	d := swarm.NewDownload(cfg, p.dialer(), p.store, c.id, filepath.Join(p.dir, "out"))
+	d, err := swarm.NewDownload(cfg, p.dialer(), p.store, c.id, filepath.Join(p.dir, "out"))
+	if err != nil {
+		t.Fatalf("NewDownload: %v", err)
+	}
 	for _, f := range from {
 		d.AddPeer(f.id(), f.addr())
 	}
@@ -184,5 +190,19 @@ func waitRun(t *testing.T, name string, done <-chan error, timeout time.Duration
 		}
 	case <-time.After(timeout):
 		t.Fatalf("%s: Run did not finish within %v", name, timeout)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after timeout.
+func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("%s: not within %v", what, timeout)
+		}
+		<-tick.C
 	}
 }

@@ -72,6 +72,9 @@ type run struct {
 	down   *bucket
 	events chan event
 	wg     sync.WaitGroup
+	clog   *chunkLog
+
+	unsent []sched.Action // Requests of the current batch that could not be sent
 
 	peers     map[identity.PeerID]*peerState
 	reqs      map[reqKey]inflight
@@ -108,6 +111,7 @@ func newRun(d *Download, dl *chunker.Download) (*run, error) {
 	return &run{
 		d: d, dl: dl, m: m, s: s,
 		down:   newBucket(d.cfg.DownloadRate, 0),
+		clog:   newChunkLog(d.cfg.Logger),
 		events: make(chan event, eventQueue),
 		peers:  make(map[identity.PeerID]*peerState),
 		reqs:   make(map[reqKey]inflight),
@@ -138,8 +142,14 @@ func (r *run) loop(ctx context.Context) (err error) {
 		for _, a := range acts {
 			r.apply(ctx, a)
 		}
+		// The whole batch is carried out before the scheduler hears of
+		// anything again: requests that could not be sent are reported now.
+		for _, a := range r.unsent {
+			r.s.RequestFailed(time.Now(), a.Peer, a.Chunk, sched.PeerGone)
+		}
+		r.unsent = r.unsent[:0]
 		if len(acts) > 0 {
-			continue // applying may have produced more (e.g. failed requests)
+			continue // the batch may have produced more (e.g. unsent requests)
 		}
 		if r.schedDone && r.decoding == 0 {
 			return r.finish(ctx)
@@ -183,7 +193,20 @@ func (r *run) finish(ctx context.Context) error {
 	// Late results still in the queue may not have been counted.
 	r.d.verified.Store(r.m.Size)
 	r.d.done.Store(true)
-	r.d.cfg.Logger.Info("download complete", "id", r.d.id.String(), "size", r.m.Size)
+	r.report(time.Now())
+	if !r.d.cfg.SkipParity {
+		// Re-encode the parity not fetched, so that this download (and the
+		// item after a restart) serves every chunk.
+		if err := r.dl.Finish(ctx); err != nil {
+			return fmt.Errorf("download %s: %w", r.d.id, err)
+		}
+		if srv := r.d.cfg.Server; srv != nil {
+			// Sessions opened before now saw the old bitmap; have updates
+			// for the rebuilt parity are not worth it. New sessions see all.
+			srv.Seed(r.d.id, DownloadSource(r.dl))
+		}
+	}
+	r.d.cfg.Logger.Info("download complete", "content", r.d.id.String(), "size", r.m.Size)
 	return nil
 }
 
@@ -203,11 +226,7 @@ func (r *run) report(now time.Time) {
 
 // pickUp starts sessions for peers added since the last call.
 func (r *run) pickUp(ctx context.Context) {
-	r.d.mu.Lock()
-	add := r.d.pending
-	r.d.pending = nil
-	r.d.mu.Unlock()
-	for _, p := range add {
+	for _, p := range r.d.takePending() {
 		if ps := r.peers[p.id]; ps != nil {
 			ps.addr = p.addr // takes effect at the next reconnect
 			continue
@@ -227,14 +246,15 @@ func (r *run) send(ctx context.Context, ev event) {
 	}
 }
 
+// apply carries out one action. It must not call the scheduler: the loop
+// reports what could not be done after the whole batch.
 func (r *run) apply(ctx context.Context, a sched.Action) {
-	now := time.Now()
 	pid := identity.PeerID(a.Peer)
 	switch a.Kind {
 	case sched.Request:
 		ps := r.peers[pid]
 		if ps == nil || !ps.joined || ps.banned {
-			r.s.RequestFailed(now, a.Peer, a.Chunk, sched.PeerGone)
+			r.unsent = append(r.unsent, a)
 			return
 		}
 		r.nextReq++
@@ -255,11 +275,11 @@ func (r *run) apply(ctx context.Context, a sched.Action) {
 			delete(r.reqs, k)
 		}
 	case sched.Penalise:
-		r.d.cfg.Logger.Info("peer sent a bad chunk", "peer", pid.Short())
+		// Informational: the bad chunk was logged when it arrived.
 	case sched.Ban:
-		r.d.cfg.Logger.Warn("peer banned", "peer", pid.Short())
+		r.d.cfg.Logger.Warn("peer banned for bad data", "peer", pid.Short(), "content", r.d.id.String())
+		r.d.ban(pid)
 		if ps := r.peers[pid]; ps != nil && !ps.banned {
-			r.d.banned.Add(1)
 			ps.banned = true
 			ps.cancel()
 			if ps.joined {
@@ -324,7 +344,7 @@ func (r *run) handle(ev event) error {
 			}
 		case errIsBadData(ev.err):
 			r.d.bad.Add(1)
-			r.d.cfg.Logger.Info("bad chunk", "peer", ev.peer.Short(), "chunk", ev.chunk, "err", ev.err)
+			r.clog.debug("bad chunk", "peer", ev.peer.Short(), "content", r.d.id.String(), "chunk", ev.chunk, "err", ev.err)
 			r.s.ChunkBad(now, sid, ev.chunk)
 		case errors.Is(ev.err, errLocal):
 			return fmt.Errorf("download %s: %w", r.d.id, ev.err)
@@ -466,7 +486,7 @@ func (r *run) session(ctx context.Context, peer identity.PeerID, addr netip.Addr
 		if ctx.Err() != nil {
 			return
 		}
-		r.d.cfg.Logger.Debug("session ended", "peer", peer.Short(), "err", err)
+		r.d.cfg.Logger.Debug("session ended", "peer", peer.Short(), "content", r.d.id.String(), "err", err)
 		if joined {
 			backoff = 250 * time.Millisecond
 		}

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/shoal-p2p/shoal/chunker"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 )
 
@@ -89,7 +90,7 @@ type Server struct {
 
 	mu      sync.Mutex // guards the fields below
 	closed  bool
-	items   map[[32]byte]*served
+	items   map[chunker.ContentID]*served
 	perPeer map[identity.PeerID]*peerUploads
 	total   int
 }
@@ -116,14 +117,14 @@ func NewServer(cfg ServerConfig) *Server {
 		up:      newBucket(cfg.UploadRate, 0),
 		ctx:     ctx,
 		cancel:  cancel,
-		items:   make(map[[32]byte]*served),
+		items:   make(map[chunker.ContentID]*served),
 		perPeer: make(map[identity.PeerID]*peerUploads),
 	}
 }
 
 // Seed starts serving src under id, replacing an earlier source (open
 // sessions of the earlier source are closed).
-func (s *Server) Seed(id [32]byte, src Source) {
+func (s *Server) Seed(id chunker.ContentID, src Source) {
 	s.mu.Lock()
 	old := s.items[id]
 	s.items[id] = &served{src: src, sessions: make(map[*serverSession]struct{})}
@@ -135,7 +136,7 @@ func (s *Server) Seed(id [32]byte, src Source) {
 
 // Unseed stops serving id; its open sessions are closed. Requests already
 // being answered finish.
-func (s *Server) Unseed(id [32]byte) {
+func (s *Server) Unseed(id chunker.ContentID) {
 	s.mu.Lock()
 	old := s.items[id]
 	delete(s.items, id)
@@ -147,7 +148,7 @@ func (s *Server) Unseed(id [32]byte) {
 
 // NotifyHave tells the sessions of id that chunk i can now be served. A
 // download registered with Seed calls it for every chunk it verifies.
-func (s *Server) NotifyHave(id [32]byte, i int) {
+func (s *Server) NotifyHave(id chunker.ContentID, i int) {
 	s.mu.Lock()
 	it := s.items[id]
 	s.mu.Unlock()
@@ -172,7 +173,7 @@ func (s *Server) Close() error {
 	s.mu.Lock()
 	s.closed = true
 	items := s.items
-	s.items = map[[32]byte]*served{}
+	s.items = map[chunker.ContentID]*served{}
 	s.mu.Unlock()
 	s.cancel(ErrClosed)
 	for _, it := range items {
@@ -223,7 +224,7 @@ func (s *Server) ServeStream(ctx context.Context, peer identity.PeerID, st Strea
 		return
 	}
 	s.mu.Lock()
-	it := s.items[req.ID]
+	it := s.items[chunker.ContentID(req.ID)]
 	s.mu.Unlock()
 	if it == nil {
 		s.refuse(st, StatusNotFound, "content not served here")
@@ -301,9 +302,6 @@ func (s *Server) release(peer identity.PeerID) {
 	}
 }
 
-// sendPiece is the unit of upload rate limiting.
-const sendPiece = 64 << 10
-
 func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream, src Source, i int) {
 	if i < 0 || i >= src.NumChunks() {
 		s.refuse(st, StatusBadRequest, fmt.Sprintf("chunk %d of %d", i, src.NumChunks()))
@@ -355,38 +353,3 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 	s.uploaded.Add(int64(len(data)))
 	s.served.Add(1)
 }
-
-// chunk buffers, pooled by capacity class (a power of two).
-var bufPools sync.Map // int -> *sync.Pool
-
-func getBuf(n int) *[]byte {
-	c := 1
-	for c < n {
-		c <<= 1
-	}
-	p, ok := bufPools.Load(c)
-	if !ok { // allocate a pool only on a miss, not on every call
-		p, _ = bufPools.LoadOrStore(c, &sync.Pool{New: func() any { b := make([]byte, c); return &b }})
-	}
-	bp := p.(*sync.Pool).Get().(*[]byte)
-	*bp = (*bp)[:n]
-	return bp
-}
-
-func putBuf(bp *[]byte) {
-	c := cap(*bp)
-	if p, ok := bufPools.Load(c); ok {
-		p.(*sync.Pool).Put(bp)
-	}
-}
-
-// readFull reads exactly len(p) bytes.
-func readFull(r io.Reader, p []byte) error {
-	_, err := io.ReadFull(r, p)
-	if err != nil {
-		return noEOF(err)
-	}
-	return nil
-}
-
-var errSessionClosed = errors.New("swarm: session closed")

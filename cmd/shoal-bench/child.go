@@ -63,7 +63,11 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
 	if err != nil {
 		return err
 	}
-	defer node.Close()
+	defer node.Close() // after Run has returned: releases the socket
+	nodeCtx, stopNode := context.WithCancel(context.Background())
+	nodeDone := make(chan error, 1)
+	go func() { nodeDone <- node.Run(nodeCtx) }()
+	defer func() { stopNode(); <-nodeDone }()
 	srv := swarm.NewServer(swarm.ServerConfig{Logger: logger})
 	defer srv.Close()
 	var lastConn atomic.Pointer[quic.Conn] // for SHOAL_BENCH_DEBUG
@@ -106,7 +110,11 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int) error {
 		switch f[0] {
 		case "GO":
 			start := time.Now()
-			d = swarm.NewDownload(swarm.Config{Logger: logger, Server: srv, Chunker: chunker.DownloadOptions{SyncEvery: syncEvery}}, dialer(node), store, id, filepath.Join(dir, "out"))
+			var err error
+			d, err = swarm.NewDownload(swarm.Config{Logger: logger, Server: srv, SkipParity: true, Chunker: chunker.DownloadOptions{SyncEvery: syncEvery}}, dialer(node), store, id, filepath.Join(dir, "out"))
+			if err != nil {
+				return err
+			}
 			for _, p := range f[1:] {
 				pid, addr, err := parsePeer(p)
 				if err != nil {

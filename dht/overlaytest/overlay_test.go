@@ -72,7 +72,6 @@ func startPeer(t *testing.T) *peer {
 	if err != nil {
 		t.Fatalf("overlay.New: %v", err)
 	}
-	t.Cleanup(func() { ov.Close() })
 	ep, err := ipv8.NewEndpoint(datagramWriter{ov}, ipv8.Config{Key: kp})
 	if err != nil {
 		t.Fatalf("ipv8.NewEndpoint: %v", err)
@@ -86,9 +85,19 @@ func startPeer(t *testing.T) *peer {
 	if err != nil {
 		t.Fatalf("dht.New: %v", err)
 	}
-	t.Cleanup(func() { node.Close() })
 	com.node = node
 	ov.SetDatagramHandler(ep.HandlePacket)
+	// Both parts run until cleanup, which waits for them, then closes the
+	// socket (the lifecycle of docs/architecture.md).
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { ov.Run(ctx) })
+	wg.Go(func() { node.Run(ctx) })
+	t.Cleanup(func() {
+		cancel()
+		wg.Wait()
+		ov.Close()
+	})
 	return &peer{ep: ep, ov: ov, dht: node, addr: addr}
 }
 

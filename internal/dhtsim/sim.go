@@ -48,7 +48,8 @@ type Node struct {
 
 	tickAt  time.Time
 	results map[dht.LookupID]*Result
-	liar    bool // see Sim.MakeLiar
+	acts    []dht.Action // reused by flush
+	liar    bool         // see Sim.MakeLiar
 }
 
 // ID returns the node's Kademlia ID.
@@ -243,38 +244,44 @@ func (s *Sim) stepOne() {
 // flush takes n's output: messages become deliveries, events become
 // results, and n's next tick is scheduled.
 func (s *Sim) flush(n *Node) {
-	rd := n.Core.Ready()
-	if n.Alive {
-		for _, m := range rd.Messages {
-			to := s.byAddr[m.To]
+	var next time.Time
+	n.acts, next = n.Core.Ready(n.acts[:0])
+	for _, a := range n.acts {
+		switch a.Kind {
+		case dht.ActionSend:
+			if !n.Alive {
+				continue
+			}
+			to := s.byAddr[a.Send.To]
 			if to == nil {
 				s.stats.ToDead++
 				continue
 			}
-			s.deliverLater(n, to, m.Payload)
+			s.deliverLater(n, to, a.Send.Payload)
+		case dht.ActionEvent:
+			e := a.Event
+			r := n.results[e.Lookup]
+			if r == nil {
+				r = &Result{}
+				n.results[e.Lookup] = r
+			}
+			switch e.Kind {
+			case dht.EventProvider:
+				r.Providers = append(r.Providers, e.Provider)
+				s.hashEvent('P', n.Addr, n.Addr, e.Provider.ID[:])
+			case dht.EventDone:
+				r.Done, r.Stats, r.Err, r.Closest = true, e.Stats, e.Err, e.Closest
+				var b [8]byte
+				binary.BigEndian.PutUint64(b[:], uint64(e.Stats.Requests)<<32|uint64(e.Stats.Hops))
+				s.hashEvent('E', n.Addr, n.Addr, b[:])
+			}
 		}
 	}
-	for _, e := range rd.Events {
-		r := n.results[e.Lookup]
-		if r == nil {
-			r = &Result{}
-			n.results[e.Lookup] = r
-		}
-		switch e.Kind {
-		case dht.EventProvider:
-			r.Providers = append(r.Providers, e.Provider)
-			s.hashEvent('P', n.Addr, n.Addr, e.Provider.ID[:])
-		case dht.EventDone:
-			r.Done, r.Stats, r.Err, r.Closest = true, e.Stats, e.Err, e.Closest
-			var b [8]byte
-			binary.BigEndian.PutUint64(b[:], uint64(e.Stats.Requests)<<32|uint64(e.Stats.Hops))
-			s.hashEvent('E', n.Addr, n.Addr, b[:])
-		}
-	}
+	clear(n.acts)
 	if !n.Alive {
 		return
 	}
-	if d := n.Core.NextDeadline(); !d.IsZero() && !d.Equal(n.tickAt) {
+	if d := next; !d.IsZero() && !d.Equal(n.tickAt) {
 		if d.Before(s.now) {
 			d = s.now
 		}

@@ -16,7 +16,7 @@ import (
 // TestDiscoveryDHT: hosts that know only one bootstrap host find each other
 // over their real addresses, and hosts holding only a bare link (no peer
 // hint) find the provider through the DHT. Every node's socket carries 10 ms
-// of delay and 1% loss (SHOAL_TEST_NETEM).
+// of delay and 1% loss (shoal-drill --netem).
 func TestDiscoveryDHT(t *testing.T) {
 	t.Parallel() // waits on shaped links more than on the CPU
 	hosts := pick(10, 20)
@@ -29,13 +29,11 @@ func TestDiscoveryDHT(t *testing.T) {
 	src := filepath.Join(dir, "src", "found.bin")
 	sum := writeRandom(t, src, 2*mib, 5)
 
-	netemEnv := func(i int) []string {
-		return []string{fmt.Sprintf("SHOAL_TEST_NETEM=delay=10ms,loss=0.01,seed=%d", i+1)}
-	}
-	boot := StartNode(t, bin, hs[0], dir, NodeOptions{Env: netemEnv(0)})
+	netemSpec := func(i int) string { return fmt.Sprintf("delay=10ms,loss=0.01,seed=%d", i+1) }
+	boot := StartNode(t, bin, hs[0], dir, NodeOptions{Netem: netemSpec(0)})
 	nodes := []*Node{boot}
 	for i := 1; i < hosts; i++ {
-		nodes = append(nodes, StartNode(t, bin, hs[i], dir, NodeOptions{Bootstrap: []string{boot.Addr()}, Env: netemEnv(i)}))
+		nodes = append(nodes, StartNode(t, bin, hs[i], dir, NodeOptions{Bootstrap: []string{boot.Addr()}, Netem: netemSpec(i)}))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), pick(2*time.Minute, 5*time.Minute))
 	defer cancel()

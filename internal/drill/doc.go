@@ -12,9 +12,10 @@
 //	+---------------------+       +-------------+      +-------------+
 //
 // Shaping uses tc tbf: on v<i> (bridge side) it caps what host i receives,
-// on eth0 (host side) what it sends. Delay and loss come from the node's
-// hidden SHOAL_TEST_NETEM hook (internal/netem), since the kernel may lack
-// sch_netem. A partition sets v<i> down, as if the cable were pulled.
+// on eth0 (host side) what it sends. Delay and loss come from
+// internal/netem wrapped around the node's socket by the drill-only program
+// shoal-drill (the shipped shoal has no such hook), since the kernel may
+// lack sch_netem; shoal-drill also makes the lying peers. A partition sets v<i> down, as if the cable were pulled.
 //
 // Names start with "shoaldrill-<pid>-<n>-", unique per process and per Net,
 // so packages running in parallel never collide; New first deletes the

@@ -12,7 +12,7 @@ import (
 )
 
 // TestLiars: 3 of 10 hosts seed the same content but serve corrupt chunks
-// (SHOAL_TEST_CORRUPT_UPLOADS). Honest downloaders reject those chunks, ban
+// (the drill program shoal-drill with --corrupt-uploads). Honest downloaders reject those chunks, ban
 // the liars and finish with the right bytes.
 func TestLiars(t *testing.T) {
 	t.Parallel() // waits on shaped links more than on the CPU
@@ -30,7 +30,7 @@ func TestLiars(t *testing.T) {
 		if got := writeRandom(t, copyPath, size, 2); got != sum {
 			t.Fatal("the liars' copy differs from the source")
 		}
-		n := StartNode(t, bin, hs[i], dir, NodeOptions{Bootstrap: []string{pub.Addr()}, Env: []string{"SHOAL_TEST_CORRUPT_UPLOADS=1"}})
+		n := StartNode(t, bin, hs[i], dir, NodeOptions{Bootstrap: []string{pub.Addr()}, Corrupt: true})
 		lp, err := n.Publish(ctx, copyPath)
 		if err != nil {
 			t.Fatal(err)

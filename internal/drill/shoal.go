@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -29,7 +30,15 @@ var (
 	buildErr  error
 )
 
-// Binary builds cmd/shoal once per test process and returns its path.
+// Binaries of the drills: the shipped node and the drill-only program
+// (shoal-drill, a node with impairments and a lying source).
+const (
+	shoalBin = "shoal"
+	drillBin = "shoal-drill"
+)
+
+// Binary builds cmd/shoal and internal/drill/shoal-drill once per test
+// process and returns the path of shoal.
 func Binary(t testing.TB) string {
 	t.Helper()
 	if why := Available(); why != "" {
@@ -39,19 +48,24 @@ func Binary(t testing.TB) string {
 		if buildDir, buildErr = os.MkdirTemp("", "shoaldrill-bin-"); buildErr != nil {
 			return
 		}
-		c := exec.Command("go", "build", "-o", filepath.Join(buildDir, "shoal"), "github.com/shoal-p2p/shoal/cmd/shoal")
-		if _, file, _, ok := runtime.Caller(0); ok {
-			c.Dir = filepath.Dir(file) // inside the module, wherever the test runs
-		}
-		out, err := c.CombinedOutput()
-		if err != nil {
-			buildErr = fmt.Errorf("go build cmd/shoal: %v\n%s", err, out)
+		for name, pkg := range map[string]string{
+			shoalBin: "github.com/shoal-p2p/shoal/cmd/shoal",
+			drillBin: "github.com/shoal-p2p/shoal/internal/drill/shoal-drill",
+		} {
+			c := exec.Command("go", "build", "-o", filepath.Join(buildDir, name), pkg)
+			if _, file, _, ok := runtime.Caller(0); ok {
+				c.Dir = filepath.Dir(file) // inside the module, wherever the test runs
+			}
+			if out, err := c.CombinedOutput(); err != nil {
+				buildErr = fmt.Errorf("go build %s: %v\n%s", pkg, err, out)
+				return
+			}
 		}
 	})
 	if buildErr != nil {
 		t.Fatal(buildErr)
 	}
-	return filepath.Join(buildDir, "shoal")
+	return filepath.Join(buildDir, shoalBin)
 }
 
 // Main runs the tests, removes the binary and fails the run if a namespace
@@ -59,11 +73,11 @@ func Binary(t testing.TB) string {
 func Main(m *testing.M) {
 	code := m.Run()
 	if buildDir != "" {
-		bin := filepath.Join(buildDir, "shoal")
-		pids := running(bin)
+		bins := []string{filepath.Join(buildDir, shoalBin), filepath.Join(buildDir, drillBin)}
+		pids := running(bins...)
 		for i := 0; i < 50 && len(pids) > 0; i++ { // killed ones may take a moment to go
 			time.Sleep(100 * time.Millisecond)
-			pids = running(bin)
+			pids = running(bins...)
 		}
 		if len(pids) > 0 {
 			fmt.Fprintf(os.Stderr, "drill: shoal processes left running: %v\n", pids)
@@ -100,10 +114,14 @@ type Node struct {
 	done   chan struct{} // closed when the process has exited
 }
 
-// NodeOptions tunes StartNode.
+// NodeOptions tunes StartNode. Netem or Corrupt run the node with the
+// drill-only program shoal-drill instead of shoal.
 type NodeOptions struct {
 	Bootstrap []string // host:port to join through
-	Env       []string // extra environment, e.g. SHOAL_TEST_NETEM=...
+	Env       []string // extra environment, e.g. SHOAL_DEBUG=1
+	Listen    string   // UDP address to bind; default <host address>:Port
+	Netem     string   // egress impairments, e.g. "delay=20ms,loss=0.01,seed=1" (netem.ParseConfig)
+	Corrupt   bool     // serve corrupt chunks: a lying peer
 }
 
 // Port is the UDP port every node listens on (each host has its own
@@ -122,11 +140,25 @@ func StartNode(t testing.TB, bin string, h *Host, dir string, o NodeOptions) *No
 		"XDG_CONFIG_HOME="+filepath.Join(home, "xdg-config"),
 		"SHOAL_DATA_DIR=", "SHOAL_CONFIG=")
 	n.env = append(n.env, o.Env...)
-	args := []string{"node", "--json", "--data", n.Data, "-listen", fmt.Sprintf("%s:%d", h.Addr, Port), "-api", "127.0.0.1:0"}
-	for _, b := range o.Bootstrap {
-		args = append(args, "-bootstrap", b)
+	listen := o.Listen
+	if listen == "" {
+		listen = fmt.Sprintf("%s:%d", h.Addr, Port)
 	}
-	n.cmd = h.Command(bin, args...)
+	args := []string{"node", "--json", "--data", n.Data, "--listen", listen, "--api", "127.0.0.1:0"}
+	for _, b := range o.Bootstrap {
+		args = append(args, "--bootstrap", b)
+	}
+	nodeBin := bin
+	if o.Netem != "" || o.Corrupt {
+		nodeBin = filepath.Join(filepath.Dir(bin), drillBin)
+		if o.Netem != "" {
+			args = append(args, "--netem", o.Netem)
+		}
+		if o.Corrupt {
+			args = append(args, "--corrupt-uploads")
+		}
+	}
+	n.cmd = h.Command(nodeBin, args...)
 	n.cmd.Env = n.env
 	stdout, err := n.cmd.StdoutPipe()
 	if err != nil {
@@ -230,7 +262,7 @@ func (n *Node) Publish(ctx context.Context, path string) (seed.Published, error)
 // Get downloads link into the folder out with "shoal get" run in the host;
 // the node does the work.
 func (n *Node) Get(ctx context.Context, link, out string, wait time.Duration) (seed.Item, error) {
-	b, err := n.Shoal(ctx, "get", "--json", link, "-o", out, "-wait", wait.String())
+	b, err := n.Shoal(ctx, "get", "--json", link, "-o", out, "--wait", wait.String())
 	if err != nil {
 		return seed.Item{}, err
 	}
@@ -262,8 +294,8 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// running lists the processes whose executable is bin.
-func running(bin string) []int {
+// running lists the processes whose executable is one of bins.
+func running(bins ...string) []int {
 	var pids []int
 	ents, _ := os.ReadDir("/proc")
 	for _, e := range ents {
@@ -271,7 +303,7 @@ func running(bin string) []int {
 		if err != nil {
 			continue
 		}
-		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && exe == bin {
+		if exe, err := os.Readlink(filepath.Join("/proc", e.Name(), "exe")); err == nil && slices.Contains(bins, exe) {
 			pids = append(pids, pid)
 		}
 	}

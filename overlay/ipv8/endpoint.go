@@ -174,7 +174,7 @@ func (e *Endpoint) HandlePacket(from netip.AddrPort, b []byte) {
 		return
 	}
 	e.mu.Lock()
-	allowed := e.rate.allow(from, time.Now())
+	allowed := e.rate.Allow(from, time.Now())
 	c := e.communities[cid]
 	e.mu.Unlock()
 	if !allowed {
@@ -263,7 +263,7 @@ func (e *Endpoint) Run(ctx context.Context) error {
 			return context.Cause(ctx)
 		case now := <-t.C:
 			e.mu.Lock()
-			e.rate.prune(now)
+			e.rate.Prune(now)
 			e.mu.Unlock()
 		}
 	}

@@ -257,14 +257,14 @@ func TestRateTableBounded(t *testing.T) {
 	rt := newRateTable(1, 2, 8)
 	now := time.Unix(1000, 0)
 	for i := range 100 {
-		rt.allow(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), 1), now)
+		rt.Allow(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), 1), now)
 	}
-	if len(rt.buckets) > 8 {
-		t.Errorf("rate table holds %d sources, limit 8", len(rt.buckets))
+	if rt.Len() > 8 {
+		t.Errorf("rate table holds %d sources, limit 8", rt.Len())
 	}
-	rt.prune(now.Add(10 * time.Second))
-	if len(rt.buckets) != 0 {
-		t.Errorf("after refill, prune left %d buckets", len(rt.buckets))
+	rt.Prune(now.Add(10 * time.Second))
+	if rt.Len() != 0 {
+		t.Errorf("after refill, prune left %d buckets", rt.Len())
 	}
 }
 

@@ -3,7 +3,6 @@ package sched
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 )
 
@@ -51,8 +50,6 @@ type Config struct {
 	// BanStreak bans a peer after this many failed chunks in a row (no good
 	// chunk between them). Default 2 chunks.
 	BanStreak int
-	// Logger receives bans at Info and penalties at Debug. Default: discard.
-	Logger *slog.Logger
 }
 
 // Defaults of Config's fields.
@@ -109,9 +106,6 @@ func (c Config) populate(chunkSize int) Config {
 	}
 	if c.MaxPeerInflightBytes > 0 && c.MaxPeerInflightBytes < int64(chunkSize) {
 		c.MaxPeerInflightBytes = int64(chunkSize)
-	}
-	if c.Logger == nil {
-		c.Logger = slog.New(slog.DiscardHandler)
 	}
 	return c
 }

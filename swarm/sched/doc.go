@@ -1,8 +1,9 @@
 // Package sched is shoal's download scheduler: a pure state machine that
 // decides which chunk to ask which peer for, in the style of etcd raft's
-// RawNode. It owns no goroutine, channel, socket, clock or global random
-// source. The driver (package swarm) feeds it events, each carrying the
-// driver's now, and carries out the actions it returns.
+// RawNode. It owns no goroutine, channel, socket, clock, logger or global
+// random source: penalties and bans come out as actions (Penalise, Ban) and
+// the driver logs them, once. The driver (package swarm) feeds it events,
+// each carrying the driver's now, and carries out the actions it returns.
 //
 // # Caller's duties, in order
 //
@@ -11,7 +12,9 @@
 //  2. Report events as they happen: PeerJoined (with the peer's bitmap),
 //     Have, ChunkOK (after Merkle verification), ChunkBad, RequestFailed,
 //     PeerLeft. After each event (or a batch of them) call Ready, carry out
-//     the actions in order and arm a timer for the returned deadline.
+//     the actions in order and arm a timer for the returned deadline. Do not
+//     report events while carrying out a batch of actions (a Request that
+//     cannot be sent is reported with RequestFailed after the batch).
 //  3. Call Tick(now) when that deadline passes.
 //  4. Stop when Done arrives and the requested decodes are finished. With no
 //     peers the scheduler simply waits; giving up is the driver's decision.

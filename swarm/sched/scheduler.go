@@ -3,7 +3,6 @@ package sched
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 	"math"
 	"math/rand/v2"
 	"time"
@@ -19,7 +18,6 @@ type Scheduler struct {
 	cfg Config
 	lay Layout
 	rng *rand.Rand
-	log *slog.Logger
 
 	nchunks, nstripes int
 	ndata             int // data chunks
@@ -101,7 +99,7 @@ func New(l Layout, verified []byte, cfg Config, rng *rand.Rand) (*Scheduler, err
 	}
 	n, ns := l.Chunks(), l.Stripes()
 	s := &Scheduler{
-		cfg: cfg, lay: l, rng: rng, log: cfg.Logger,
+		cfg: cfg, lay: l, rng: rng,
 		nchunks: n, nstripes: ns, ndata: l.DataChunks(),
 		verified:  newBitset(n),
 		busy:      newBitset(n),
@@ -290,7 +288,6 @@ func (s *Scheduler) ChunkBad(now time.Time, id PeerID, c int) {
 	if p.bad >= s.cfg.BanAfter || p.badStreak >= s.cfg.BanStreak {
 		s.ban(p)
 	} else {
-		s.log.Debug("sched: bad chunk", "peer", p.id, "chunk", c, "bad", p.bad)
 		s.emit(Action{Kind: Penalise, Peer: id, Chunk: -1, Stripe: -1})
 	}
 	s.fill(now)
@@ -366,7 +363,6 @@ func (s *Scheduler) Tick(now time.Time) {
 
 // ban cancels the peer's requests, forgets its chunks and bans it.
 func (s *Scheduler) ban(p *peer) {
-	s.log.Info("sched: peer banned", "peer", p.id, "bad", p.bad, "streak", p.badStreak)
 	s.releasePeer(p, true)
 	s.dropHaves(p)
 	s.removeLive(p)

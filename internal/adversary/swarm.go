@@ -1,0 +1,215 @@
+package adversary
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/quic-go/quic-go"
+
+	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/overlay"
+	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/swarm"
+)
+
+// CorruptSource serves a real source's chunks with bytes flipped (one in
+// every 4 KiB), so every chunk fails verification; manifest and leaves are
+// served correctly, which makes the peer look like an honest seeder until
+// its chunks are checked. The flips go into a copy: the wrapped source may
+// hand out a read-only mapping.
+type CorruptSource struct{ swarm.Source }
+
+// ReadChunk returns chunk i with bytes flipped.
+func (c CorruptSource) ReadChunk(i int, buf []byte) ([]byte, error) {
+	b, err := c.Source.ReadChunk(i, buf)
+	if err != nil || len(b) == 0 {
+		return b, err
+	}
+	out := make([]byte, len(b))
+	copy(out, b)
+	for j := len(out) / 2 % 4096; j < len(out); j += 4096 {
+		out[j] ^= 0xa5
+	}
+	return out, nil
+}
+
+// SwarmMode says how a SwarmPeer answers the swarm streams others open to
+// it.
+type SwarmMode int
+
+// Serving modes.
+const (
+	// NotFound answers every request "not found" (a peer named by a link
+	// that does not hold the content).
+	NotFound SwarmMode = iota + 1
+	// StallMeta answers a manifest request "ok, N bytes" and then sends
+	// nothing until the requester gives up.
+	StallMeta
+	// BadManifest answers a manifest request with bytes that do not hash
+	// to the content ID.
+	BadManifest
+	// BadLeaves serves the real manifest (SwarmPeer.Manifest) but a leaf
+	// layer that does not match its Merkle root.
+	BadLeaves
+)
+
+// SwarmPeer is a malicious swarm peer: a real overlay node whose swarm
+// handler follows Mode, and whose methods attack other nodes' servers.
+type SwarmPeer struct {
+	Node     *overlay.Node
+	Mode     SwarmMode
+	Manifest []byte // BadLeaves: the real manifest to serve
+
+	requests [5]atomic.Int64 // incoming requests by swarm.Kind
+	wg       sync.WaitGroup  // attack goroutines
+}
+
+// NewSwarmPeer starts a malicious peer on 127.0.0.1 answering in mode; it
+// is closed when the test ends.
+func NewSwarmPeer(tb testing.TB, mode SwarmMode) *SwarmPeer {
+	tb.Helper()
+	n, err := overlay.New(overlay.Config{})
+	if err != nil {
+		tb.Fatalf("adversary: overlay.New: %v", err)
+	}
+	p := &SwarmPeer{Node: n, Mode: mode}
+	n.Handle(swarm.Tag, p.serve)
+	tb.Cleanup(func() {
+		n.Close()
+		p.wg.Wait()
+	})
+	return p
+}
+
+// ID returns the peer's identity.
+func (p *SwarmPeer) ID() identity.PeerID { return p.Node.PeerID() }
+
+// Addr returns the peer's address.
+func (p *SwarmPeer) Addr() netip.AddrPort { return p.Node.LocalAddr() }
+
+// Requests returns how many requests of kind k the peer received.
+func (p *SwarmPeer) Requests(k swarm.Kind) int64 {
+	if int(k) >= len(p.requests) {
+		return 0
+	}
+	return p.requests[k].Load()
+}
+
+func (p *SwarmPeer) serve(ctx context.Context, _ *overlay.Conn, st *quic.Stream) {
+	defer st.CancelRead(swarm.CodeCancelled)
+	req, err := swarm.ReadRequest(st)
+	if err != nil {
+		st.CancelWrite(swarm.CodeProtocol)
+		return
+	}
+	if int(req.Kind) < len(p.requests) {
+		p.requests[req.Kind].Add(1)
+	}
+	switch {
+	case p.Mode == StallMeta && req.Kind == swarm.KindManifest:
+		st.Write(swarm.AppendResponseHeader(nil, swarm.StatusOK, 4096))
+		<-ctx.Done() // silent until the connection ends
+		st.CancelWrite(swarm.CodeClosing)
+	case p.Mode == BadManifest && req.Kind == swarm.KindManifest:
+		junk := make([]byte, 300)
+		for i := range junk {
+			junk[i] = byte(i * 7)
+		}
+		st.Write(append(swarm.AppendResponseHeader(nil, swarm.StatusOK, uint32(len(junk))), junk...))
+		st.Close()
+	case p.Mode == BadLeaves && req.Kind == swarm.KindManifest:
+		st.Write(append(swarm.AppendResponseHeader(nil, swarm.StatusOK, uint32(len(p.Manifest))), p.Manifest...))
+		st.Close()
+	case p.Mode == BadLeaves && req.Kind == swarm.KindLeaves:
+		m, err := chunker.DecodeManifest(p.Manifest)
+		if err != nil {
+			st.CancelWrite(swarm.CodeClosing)
+			return
+		}
+		leaves := make([]byte, 32*m.NumChunks()) // all zero: not the root
+		st.Write(append(swarm.AppendResponseHeader(nil, swarm.StatusOK, uint32(len(leaves))), leaves...))
+		st.Close()
+	default:
+		st.Write(swarm.AppendError(nil, swarm.StatusNotFound, "not here"))
+		st.Close()
+	}
+}
+
+// openSwarm opens a swarm stream to peer and sends req (closing the send
+// side unless keepOpen).
+func (p *SwarmPeer) openSwarm(ctx context.Context, peer identity.PeerID, addr netip.AddrPort, req swarm.Request, keepOpen bool) (*quic.Stream, error) {
+	st, err := p.Node.OpenStream(ctx, peer, addr, swarm.Tag)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := st.Write(swarm.AppendRequest(nil, req)); err != nil {
+		st.CancelRead(swarm.CodeCancelled)
+		st.CancelWrite(swarm.CodeCancelled)
+		return nil, err
+	}
+	if !keepOpen {
+		st.Close()
+	}
+	return st, nil
+}
+
+// maxHelloBody is the largest hello body the wire format admits: flags,
+// count and a bitmap of 2^22 chunks.
+const maxHelloBody = 1 + 4 + swarm.MaxChunks/8
+
+// HoldHellos opens n session streams to the server at peer for content id,
+// each announcing a hello of the largest admitted body and sending none of
+// it, and holds them open until ctx ends. It returns how many streams it
+// opened (a server may refuse some); it blocks until ctx ends.
+func (p *SwarmPeer) HoldHellos(ctx context.Context, peer identity.PeerID, addr netip.AddrPort, id chunker.ContentID, n int) (int, error) {
+	var hdr [5]byte
+	hdr[0] = byte(swarm.MsgHello)
+	binary.BigEndian.PutUint32(hdr[1:], maxHelloBody)
+	var open []*quic.Stream
+	defer func() {
+		for _, st := range open {
+			st.CancelRead(swarm.CodeCancelled)
+			st.CancelWrite(swarm.CodeCancelled)
+		}
+	}()
+	for range n {
+		st, err := p.openSwarm(ctx, peer, addr, swarm.Request{Kind: swarm.KindSession, ID: id}, true)
+		if err != nil {
+			return len(open), fmt.Errorf("adversary: session stream %d: %w", len(open), err)
+		}
+		open = append(open, st)
+		if _, err := st.Write(hdr[:]); err != nil {
+			break
+		}
+	}
+	<-ctx.Done()
+	return len(open), nil
+}
+
+// HoardUploads asks the server at peer for the given chunks of id, each on
+// its own stream, and never reads an answer: the chunks stay in QUIC's
+// flow-control windows and the server's writes block. It holds the streams
+// until ctx ends and returns how many it opened; it blocks until ctx ends.
+func (p *SwarmPeer) HoardUploads(ctx context.Context, peer identity.PeerID, addr netip.AddrPort, id chunker.ContentID, chunks []int) (int, error) {
+	var open []*quic.Stream
+	defer func() {
+		for _, st := range open {
+			st.CancelRead(swarm.CodeCancelled)
+			st.CancelWrite(swarm.CodeCancelled)
+		}
+	}()
+	for _, i := range chunks {
+		st, err := p.openSwarm(ctx, peer, addr, swarm.Request{Kind: swarm.KindChunk, ID: id, Index: uint32(i)}, false)
+		if err != nil {
+			return len(open), err
+		}
+		open = append(open, st)
+	}
+	<-ctx.Done()
+	return len(open), nil
+}

@@ -1,0 +1,93 @@
+// Package ratelimit is shoal's one token bucket: a bounded table of buckets
+// keyed by whatever a caller limits (a source address, a peer ID). The DHT
+// and the IPv8 endpoint both limit floods of requests with it.
+//
+// It owns no goroutine and reads no clock: callers pass now. A Table is not
+// safe for concurrent use; its owner (one goroutine, or a mutex the owner
+// holds) serialises calls.
+//
+// # Overflow policy
+//
+// The table holds at most Max keys, so a flood from spoofed addresses cannot
+// grow it. When a new key arrives at a full table, the table first forgets
+// every key whose bucket has refilled (it holds nothing a fresh bucket would
+// not). If that frees less than an eighth of the table, it evicts arbitrary
+// keys (Go's map order) until an eighth is free. Evicted keys start again
+// with a full bucket: under a spoofed flood the limiter fails open for the
+// evicted senders rather than locking real senders out, and each sweep costs
+// O(Max) once per Max/8 new keys. Evictions are counted.
+package ratelimit
+
+import "time"
+
+// Table is a bounded set of token buckets keyed by K.
+type Table[K comparable] struct {
+	rate    float64 // tokens per second
+	burst   float64 // bucket depth
+	max     int
+	buckets map[K]*bucket
+
+	evicted uint64 // keys dropped to make room (not refilled ones)
+}
+
+type bucket struct {
+	tokens float64
+	last   time.Time
+}
+
+// New returns a table of buckets that refill at rate tokens per second up
+// to burst, holding at most size keys (size < 1 means 1).
+func New[K comparable](rate, burst float64, size int) *Table[K] {
+	return &Table[K]{rate: rate, burst: burst, max: max(size, 1), buckets: make(map[K]*bucket)}
+}
+
+// Allow takes one token from key's bucket and reports whether there was
+// one. A key not seen before starts with a full bucket.
+func (t *Table[K]) Allow(key K, now time.Time) bool {
+	b := t.buckets[key]
+	if b == nil {
+		if len(t.buckets) >= t.max {
+			t.makeRoom(now)
+		}
+		b = &bucket{tokens: t.burst, last: now}
+		t.buckets[key] = b
+	}
+	if dt := now.Sub(b.last).Seconds(); dt > 0 {
+		b.tokens = min(t.burst, b.tokens+dt*t.rate)
+		b.last = now
+	}
+	if b.tokens < 1 {
+		return false
+	}
+	b.tokens--
+	return true
+}
+
+// makeRoom applies the overflow policy (see the package doc).
+func (t *Table[K]) makeRoom(now time.Time) {
+	t.Prune(now)
+	target := t.max - max(t.max/8, 1)
+	for k := range t.buckets {
+		if len(t.buckets) <= target {
+			break
+		}
+		delete(t.buckets, k)
+		t.evicted++
+	}
+}
+
+// Prune forgets every key whose bucket has refilled by now.
+func (t *Table[K]) Prune(now time.Time) {
+	for k, b := range t.buckets {
+		if b.tokens+now.Sub(b.last).Seconds()*t.rate >= t.burst {
+			delete(t.buckets, k)
+		}
+	}
+}
+
+// Len returns the number of keys held.
+func (t *Table[K]) Len() int { return len(t.buckets) }
+
+// Evicted returns how many keys were dropped before their bucket refilled,
+// to make room for new ones.
+func (t *Table[K]) Evicted() uint64 { return t.evicted }
