@@ -1,5 +1,3 @@
-// Package adversary holds hostile peers' behaviours for tests and drills.
-// Nothing in the shipped shoal binary imports it.
 package adversary
 
 import "github.com/shoal-p2p/shoal/swarm"

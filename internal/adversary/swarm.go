@@ -17,27 +17,6 @@ import (
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
-// CorruptSource serves a real source's chunks with bytes flipped (one in
-// every 4 KiB), so every chunk fails verification; manifest and leaves are
-// served correctly, which makes the peer look like an honest seeder until
-// its chunks are checked. The flips go into a copy: the wrapped source may
-// hand out a read-only mapping.
-type CorruptSource struct{ swarm.Source }
-
-// ReadChunk returns chunk i with bytes flipped.
-func (c CorruptSource) ReadChunk(i int, buf []byte) ([]byte, error) {
-	b, err := c.Source.ReadChunk(i, buf)
-	if err != nil || len(b) == 0 {
-		return b, err
-	}
-	out := make([]byte, len(b))
-	copy(out, b)
-	for j := len(out) / 2 % 4096; j < len(out); j += 4096 {
-		out[j] ^= 0xa5
-	}
-	return out, nil
-}
-
 // SwarmMode says how a SwarmPeer answers the swarm streams others open to
 // it.
 type SwarmMode int
