@@ -1,6 +1,7 @@
 package registry
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
@@ -31,6 +32,7 @@ type flight struct {
 	err    error  // set before done closes
 	result string // resultPeer or resultUpstream, set before done closes
 
+	claimed  atomic.Bool  // nobody else had it; this node fetches it: answer "pending"
 	upstream atomic.Bool  // the bytes come from the upstream: answer "pending"
 	size     atomic.Int64 // expected size, 0 unknown
 	have     atomic.Int64 // bytes fetched so far
@@ -146,7 +148,7 @@ func (m *Mirror) fetch(ctx context.Context, f *flight, up *upstream, repo string
 		m.mu.Unlock()
 		close(f.done)
 	}()
-	err := m.fromPeers(ctx, d)
+	err := m.fromPeers(ctx, d, false)
 	if err == nil {
 		f.result = resultPeer
 		return
@@ -155,31 +157,56 @@ func (m *Mirror) fetch(ctx context.Context, f *flight, up *upstream, repo string
 		f.err = errStopping
 		return
 	}
+	// Nobody holds d or fetches it. Claim it: announce at once (answering
+	// "pending") and look again, so that of several nodes missing d at the
+	// same moment the one with the lowest PeerID goes to the upstream and
+	// the others wait for it.
+	f.claimed.Store(true)
+	pctx, cancel := context.WithTimeout(ctx, m.cfg.LookupTimeout)
+	if err := m.node.Provide(pctx, BlobKey(d)); err != nil {
+		m.log.Debug("announcing a claimed blob", "content", d.String(), "err", err)
+	}
+	cancel()
+	if err = m.fromPeers(ctx, d, true); err == nil {
+		f.result = resultPeer
+		return
+	}
 	m.log.Debug("blob not from peers", "content", d.String(), "err", err)
 	if f.err = m.fromUpstream(ctx, f, up, repo, d); f.err == nil {
 		f.result = resultUpstream
+		return
 	}
+	if ctx.Err() != nil {
+		f.err = errStopping
+	}
+	m.node.StopProviding(BlobKey(d))
 }
 
 // fromPeers looks for d in the DHT and fetches it from the peers that map
 // it to shoal content, checking every candidate. It waits for a peer that
-// is itself fetching d from the upstream while that fetch progresses.
-func (m *Mirror) fromPeers(ctx context.Context, d Digest) error {
+// is itself fetching d from the upstream (or has claimed it) while that
+// fetch progresses. With claimed set (this node has claimed d too), it
+// waits only for peers whose PeerID is lower than this node's.
+func (m *Mirror) fromPeers(ctx context.Context, d Digest, claimed bool) error {
 	self := m.node.Self()
 	var peers []Peer
-	lctx, cancel := context.WithTimeout(ctx, m.cfg.LookupTimeout)
-	m.node.FindProviders(lctx, BlobKey(d), func(p Peer) {
-		if p.ID == self || m.isBanned(p.ID) || len(peers) >= maxProviders {
-			return
-		}
-		for _, q := range peers {
-			if q.ID == p.ID {
+	lookup := func() {
+		lctx, cancel := context.WithTimeout(ctx, m.cfg.LookupTimeout)
+		defer cancel()
+		m.node.FindProviders(lctx, BlobKey(d), func(p Peer) {
+			if p.ID == self || m.isBanned(p.ID) || len(peers) >= maxProviders {
 				return
 			}
-		}
-		peers = append(peers, p)
-	})
-	cancel()
+			for _, q := range peers {
+				if q.ID == p.ID {
+					return
+				}
+			}
+			peers = append(peers, p)
+		})
+	}
+	lookup()
+	lastLookup := time.Now()
 	if len(peers) == 0 {
 		return errNoPeers
 	}
@@ -208,7 +235,7 @@ func (m *Mirror) fromPeers(ctx context.Context, d Digest) error {
 				if c.size == a.size {
 					c.peers = append(c.peers, peers[i])
 				}
-			case a.status == statusPending:
+			case a.status == statusPending && (!claimed || bytes.Compare(peers[i].ID[:], self[:]) < 0):
 				pending = append(pending, peers[i])
 				have = max(have, a.have)
 			}
@@ -237,14 +264,20 @@ func (m *Mirror) fromPeers(ctx context.Context, d Digest) error {
 		if len(pending) == 0 {
 			return errNoPeers
 		}
-		// A peer is fetching d from the upstream: wait while it moves.
+		// A peer is fetching d from the upstream, or has claimed it: wait
+		// while the fetch moves. The peer we heard from may itself be
+		// waiting for another, so look again now and then for the one
+		// that fetches, and for new holders.
 		now := time.Now()
 		if have > lastHave {
 			lastHave, lastMove = have, now
 		} else if now.Sub(lastMove) > m.cfg.StallTimeout {
 			return errStalled
 		}
-		peers = pending
+		if now.Sub(lastLookup) > time.Second {
+			lookup()
+			lastLookup = time.Now()
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -440,13 +473,7 @@ func (m *Mirror) fromUpstream(ctx context.Context, f *flight, up *upstream, repo
 	}
 	f.size.Store(max(resp.ContentLength, 0))
 	f.upstream.Store(true)
-	m.provide(d) // early: nodes missing d wait for this fetch
 	ok := false
-	defer func() {
-		if !ok {
-			m.node.StopProviding(BlobKey(d))
-		}
-	}()
 	tmp, err := os.CreateTemp(filepath.Join(m.cfg.Dir, "tmp"), "blob-")
 	if err != nil {
 		return err
@@ -486,7 +513,6 @@ func (m *Mirror) fromUpstream(ctx context.Context, f *flight, up *upstream, repo
 	ok = true
 	id, err := m.node.Publish(ctx, final)
 	if err != nil {
-		m.node.StopProviding(BlobKey(d))
 		os.Remove(final)
 		return fmt.Errorf("registry: publishing blob: %w", err)
 	}

@@ -28,10 +28,14 @@
 //     (shoal_registry_bad_mappings_total). It then tries the next mapping or
 //     the upstream.
 //  2. from the upstream, once per node at a time (concurrent requests for
-//     one digest share one fetch). As soon as the upstream answers 200, the
-//     node announces BlobKey(digest), so that nodes missing the same blob
-//     find it and wait for it (the mapping answers "pending" with the bytes
-//     fetched so far) instead of asking the upstream too. The bytes are
+//     one digest share one fetch). Before it asks the upstream, the node
+//     claims the blob: it announces BlobKey(digest) at once (its mapping
+//     answers "pending" with the bytes fetched so far) and looks in the DHT
+//     again. Of several nodes missing the blob at the same moment, those
+//     that see a claim from a lower PeerID wait for that node while its
+//     fetch progresses (Config.StallTimeout) and then fetch from it as
+//     above; the lowest goes to the upstream. Nodes that miss later find a
+//     holder or a pending fetcher and wait for it. The bytes are
 //     hashed as they arrive; a blob whose SHA-256 differs never reaches a
 //     client. A verified blob is published as shoal content (seeded in
 //     place) and stays announced.

@@ -43,7 +43,7 @@ func (m *Mirror) answerFor(d Digest) answer {
 	if e, ok := m.blobs[d]; ok {
 		return answer{status: statusReady, size: e.Size, content: e.Content}
 	}
-	if f := m.flights[d]; f != nil && f.upstream.Load() {
+	if f := m.flights[d]; f != nil && (f.upstream.Load() || f.claimed.Load()) {
 		return answer{status: statusPending, size: f.size.Load(), have: f.have.Load()}
 	}
 	return answer{status: statusUnknown}
