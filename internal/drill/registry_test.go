@@ -158,12 +158,12 @@ func testImage(t *testing.T, dir string, size, layers int64) (v1.Image, string) 
 	return img, filepath.Join(dir, "oci")
 }
 
-// skopeoPull copies the image from the mirror on 127.0.0.1:5000 in h into
+// skopeoPull copies the image from registry (seen from h) into
 // a dir: folder, and checks it: the manifest's digest, and every file named
 // by a digest hashing to it. It returns the manifest's digest.
-func skopeoPull(ctx context.Context, h *Host, out string) (string, error) {
+func skopeoPull(ctx context.Context, h *Host, registry, out string) (string, error) {
 	c := h.Command("skopeo", "copy", "--insecure-policy", "--src-tls-verify=false", "--retry-times", "2",
-		"docker://127.0.0.1:5000/shoal/app:v1", "dir:"+out)
+		"docker://"+registry+"/shoal/app:v1", "dir:"+out)
 	var stderr strings.Builder
 	c.Stderr = &stderr
 	done := make(chan error, 1)
@@ -262,9 +262,9 @@ func (s *registryStage) startMirrorNode(t *testing.T, h *Host, boot []string) *N
 	return StartNode(t, s.bin, h, s.dir, NodeOptions{Bootstrap: boot, Env: []string{"SHOAL_CONFIG=" + cfg}})
 }
 
-// pullAll pulls through every node's mirror at once and returns each
-// pull's duration.
-func (s *registryStage) pullAll(ctx context.Context, t *testing.T, nodes []*Node) []time.Duration {
+// pullAll pulls through every node's mirror at once (or, with direct,
+// from the upstream itself) and returns each pull's duration.
+func (s *registryStage) pullAll(ctx context.Context, t *testing.T, nodes []*Node, direct bool) []time.Duration {
 	t.Helper()
 	took := make([]time.Duration, len(nodes))
 	errs := make([]error, len(nodes))
@@ -274,7 +274,11 @@ func (s *registryStage) pullAll(ctx context.Context, t *testing.T, nodes []*Node
 		go func() {
 			defer wg.Done()
 			t0 := time.Now()
-			got, err := skopeoPull(ctx, n.Host, filepath.Join(n.Home, "pulled"))
+			reg, out := "127.0.0.1:5000", filepath.Join(n.Home, "pulled")
+			if direct {
+				reg, out = s.up.addr, filepath.Join(n.Home, "pulled-direct")
+			}
+			got, err := skopeoPull(ctx, n.Host, reg, out)
 			took[i] = time.Since(t0)
 			if err == nil && got != s.want {
 				err = fmt.Errorf("%s pulled manifest %s, want %s", n.Host.NS, got, s.want)
@@ -302,12 +306,12 @@ func TestRegistryMirror(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), pick(3*time.Minute, 10*time.Minute))
 	defer cancel()
 	first := s.startMirrorNode(t, s.hs[1], nil)
-	s.pullAll(ctx, t, []*Node{first})
+	s.pullAll(ctx, t, []*Node{first}, false)
 	var rest []*Node
 	for _, h := range s.hs[2:] {
 		rest = append(rest, s.startMirrorNode(t, h, []string{first.Addr()}))
 	}
-	s.pullAll(ctx, t, rest)
+	s.pullAll(ctx, t, rest, false)
 	gets, _ := s.up.served()
 	for _, l := range s.blobs {
 		if gets[l] == 0 || gets[l] > 2 {
@@ -318,9 +322,10 @@ func TestRegistryMirror(t *testing.T) {
 }
 
 // TestRegistryCrowd: 8 hosts on shaped links pull one image through their
-// own mirrors at the same moment. FIGURES: per-host completion p50 and
-// p99 and the upstream's egress over the image size. Long (SHOAL_LONG=1):
-// 8 layers of 16 MiB; short: 4 of 4 MiB.
+// own mirrors at the same moment, then the same 8 pull it straight from
+// the upstream at once, for comparison. FIGURES: per-host completion p50
+// and p99 of both and the upstream's egress over the image size. Long
+// (SHOAL_LONG=1): 8 layers of 16 MiB; short: 4 of 4 MiB.
 func TestRegistryCrowd(t *testing.T) {
 	if os.Getenv("SHOAL_REGISTRY_DRILL") == "" && !long() {
 		t.Skip("set SHOAL_REGISTRY_DRILL=1 (or SHOAL_LONG=1) to run the 8-host registry drill")
@@ -338,15 +343,25 @@ func TestRegistryCrowd(t *testing.T) {
 		}
 		nodes = append(nodes, s.startMirrorNode(t, h, boot))
 	}
-	took := s.pullAll(ctx, t, nodes)
-	slices.Sort(took)
-	p := func(q float64) time.Duration { return took[min(len(took)-1, int(q*float64(len(took))))] }
+	took := s.pullAll(ctx, t, nodes, false)
 	gets, egress := s.up.served()
 	perLayer := []int{}
 	for _, l := range s.blobs {
 		perLayer = append(perLayer, gets[l])
 	}
-	t.Logf("FIGURES registry crowd: %d hosts at %.0f Mbit/s, image %.1f MiB (%d layers): completion p50 %v p99 %v; upstream egress %.2f x the image; upstream GETs per layer %v",
-		len(nodes), rate/1e6, float64(s.total)/mib, layers, p(0.5).Round(10*time.Millisecond), p(0.99).Round(10*time.Millisecond),
-		float64(egress)/float64(s.total), perLayer)
+	direct := s.pullAll(ctx, t, nodes, true)
+	_, egressAll := s.up.served()
+	q := func(ds []time.Duration, f float64) time.Duration {
+		ds = slices.Clone(ds)
+		slices.Sort(ds)
+		return ds[min(len(ds)-1, int(f*float64(len(ds))))].Round(10 * time.Millisecond)
+	}
+	t.Logf("FIGURES registry crowd: %d hosts at %.0f Mbit/s (upstream up %.0f Mbit/s), image %.1f MiB (%d layers): through mirrors p50 %v p99 %v, upstream egress %.2f x the image, GETs per layer %v; straight from the upstream p50 %v p99 %v, egress %.2f x",
+		len(nodes), rate/1e6, rate/1e6, float64(s.total)/mib, layers, q(took, 0.5), q(took, 0.99),
+		float64(egress)/float64(s.total), perLayer, q(direct, 0.5), q(direct, 0.99), float64(egressAll-egress)/float64(s.total))
+	for _, l := range s.blobs {
+		if gets[l] == 0 || gets[l] > 2 {
+			t.Errorf("docker-registry served layer %s %d times through the mirrors, want 1 or 2", l, gets[l])
+		}
+	}
 }
