@@ -59,6 +59,11 @@ func (m *Mirror) serveBlob(w http.ResponseWriter, r *http.Request, up *upstream,
 	result := resultHit
 	if !ok {
 		f := m.join(up, repo, d)
+		if f == nil {
+			writeError(w, http.StatusTooManyRequests, codeTooMany, fmt.Sprintf("the mirror is fetching %d blobs already; retry", maxFlights))
+			m.m.blobRequests.WithLabelValues(resultError).Inc()
+			return
+		}
 		select {
 		case <-f.done:
 		case <-r.Context().Done():
@@ -121,12 +126,17 @@ func (m *Mirror) blobError(w http.ResponseWriter, err error, d Digest) {
 	m.m.blobRequests.WithLabelValues(resultError).Inc()
 }
 
-// join returns the fetch of d in progress, starting one if none is.
+// join returns the fetch of d in progress, starting one if none is, or nil
+// when maxFlights fetches run already.
 func (m *Mirror) join(up *upstream, repo string, d Digest) *flight {
 	m.mu.Lock()
 	if f := m.flights[d]; f != nil {
 		m.mu.Unlock()
 		return f
+	}
+	if len(m.flights) >= maxFlights {
+		m.mu.Unlock()
+		return nil
 	}
 	f := &flight{done: make(chan struct{})}
 	m.flights[d] = f

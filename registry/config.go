@@ -118,6 +118,7 @@ const (
 	maxTransports     = 256
 	maxUpstreams      = 64
 	maxProviders      = 16
+	maxFlights        = 64 // blob fetches at once; more requests get 429
 	mapStreamsGlobal  = 64
 	mapStreamsPerPeer = 4
 	mapStreamTimeout  = 10 * time.Second
