@@ -18,6 +18,7 @@ var allowed = map[string][]string{
 	"overlay":                {"overlay/identity", "ratelimit"},
 	"overlay/ipv8":           {"overlay/identity", "ratelimit"},
 	"overlay/ipv8/discovery": {"overlay/identity", "overlay/ipv8", "ratelimit"},
+	"overlay/ipv8/community": {"overlay/identity", "overlay/ipv8", "overlay/ipv8/discovery", "ratelimit"},
 	"dht":                    {"overlay/identity", "ratelimit"},
 	"swarm":                  {"chunker", "overlay/identity"},
 	"swarm/sched":            {},

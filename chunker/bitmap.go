@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"fmt"
+	"io/fs"
 	"math/bits"
 	"os"
 	"path/filepath"
@@ -76,16 +77,24 @@ func decodeBitmapFile(raw []byte, id ContentID, n int) (Bitmap, error) {
 	return b, nil
 }
 
-// writeFileAtomic writes data to path via a temporary file, fsync and
-// rename, then fsyncs the folder, so path holds either the old or the new
-// bytes after a crash.
-func writeFileAtomic(path string, data []byte) error {
-	tmp := path + ".tmp"
-	f, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+// WriteFileAtomic replaces path with data so that a crash leaves either the
+// old file or the new one, never a mix: it writes a temporary file with a
+// unique name in the same folder (mode perm), fsyncs it, renames it over
+// path and fsyncs the folder. Every error is returned, the folder sync's
+// included: without it the rename may not survive a crash. The folder must
+// exist. Concurrent writers of one path each write whole files; the last
+// rename wins.
+func WriteFileAtomic(path string, data []byte, perm fs.FileMode) error {
+	dir := filepath.Dir(path)
+	f, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return err
 	}
-	_, err = f.Write(data)
+	tmp := f.Name()
+	err = f.Chmod(perm)
+	if err == nil {
+		_, err = f.Write(data)
+	}
 	if err == nil {
 		err = f.Sync()
 	}
@@ -97,10 +106,16 @@ func writeFileAtomic(path string, data []byte) error {
 	}
 	if err != nil {
 		os.Remove(tmp)
-		return err
+		return fmt.Errorf("writing %s: %w", path, err)
 	}
-	return syncDir(filepath.Dir(path))
+	if err := syncDir(dir); err != nil {
+		return fmt.Errorf("writing %s: syncing its folder: %w", path, err)
+	}
+	return nil
 }
+
+// writeFileAtomic is WriteFileAtomic for the store's private files.
+func writeFileAtomic(path string, data []byte) error { return WriteFileAtomic(path, data, 0o600) }
 
 func syncDir(dir string) error {
 	d, err := os.Open(dir)

@@ -41,23 +41,67 @@ func TestBitmapFile(t *testing.T) {
 	}
 }
 
-func TestCorruptBitmapRefused(t *testing.T) {
+// TestDamagedBitmapRebuilt (issue 12 item 12): a damaged bitmap file is not
+// a dead end. OpenDownload re-verifies the output against the leaf layer,
+// keeps exactly the chunks that match and writes a good bitmap again.
+func TestDamagedBitmapRebuilt(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "f")
-	writeFile(t, path, xof("cb", 3*MinChunkSize), 0o644)
-	p := publish(t, nil, path, PublishOptions{ChunkSize: MinChunkSize})
+	writeFile(t, path, xof("cb", 8*MinChunkSize+77), 0o644)
 	st := openStore(t)
-	dl, err := st.CreateDownload(p.Manifest, p.Leaves, t.TempDir(), DownloadOptions{})
+	p := publish(t, st, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 4, ParityShards: 2})
+	src := openItem(t, st, p.ID)
+	dst := openStore(t)
+	dl, err := dst.CreateDownload(p.Manifest, p.Leaves, t.TempDir(), DownloadOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
+	held := []int{0, 2, 5, p.Manifest.NumChunks() - 1} // the last is parity
+	for _, i := range held {
+		b, err := src.ReadChunk(i, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := dl.WriteChunk(i, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := dl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	have := filepath.Join(dst.itemDir(p.ID), fileHave)
+	raw, err := os.ReadFile(have)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw[bitmapHeader] ^= 0x10 // one flipped bit; the checksum no longer matches
+	if err := os.WriteFile(have, raw, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	dl, err = dst.OpenDownload(p.ID, DownloadOptions{})
+	if err != nil {
+		t.Fatalf("OpenDownload with a damaged bitmap: %v, want it rebuilt", err)
+	}
+	if !dl.Rebuilt() {
+		t.Errorf("Rebuilt() = false after a damaged bitmap")
+	}
+	got := dl.Have()
+	if got.Count() != len(held) {
+		t.Errorf("rebuilt bitmap holds %d chunks, want %d", got.Count(), len(held))
+	}
+	for _, i := range held {
+		if !got.Has(i) {
+			t.Errorf("rebuilt bitmap lost verified chunk %d", i)
+		}
+	}
 	dl.Close()
-	have := filepath.Join(st.itemDir(p.ID), fileHave)
-	raw, _ := os.ReadFile(have)
-	raw[bitmapHeader] |= 1 // claim chunk 0 without updating the checksum
-	os.WriteFile(have, raw, 0o600)
-	if _, err := st.OpenDownload(p.ID, DownloadOptions{}); !errors.Is(err, ErrBadState) {
-		t.Fatalf("OpenDownload with a corrupt bitmap: %v, want ErrBadState", err)
+	dl, err = dst.OpenDownload(p.ID, DownloadOptions{})
+	if err != nil {
+		t.Fatalf("reopening after the rebuild: %v", err)
+	}
+	defer dl.Close()
+	if dl.Rebuilt() || dl.Have().Count() != len(held) {
+		t.Errorf("after the rebuild: Rebuilt %v, %d chunks; want a good bitmap with %d", dl.Rebuilt(), dl.Have().Count(), len(held))
 	}
 }
 

@@ -140,8 +140,13 @@
 //	6  2  root path length r
 //	8  r  absolute path of the content file or folder
 //
-// Bitmap file ("have"), replaced atomically (write have.tmp, fsync, rename,
-// fsync the folder) after the output and parity files are fsync'ed:
+// Bitmap file ("have"), replaced atomically (WriteFileAtomic: write a
+// temporary file, fsync, rename, fsync the folder) after the output and
+// parity files are fsync'ed. A bitmap found damaged (bad checksum, wrong
+// length, other content) is rebuilt by OpenDownload: every chunk of the
+// output and the parity file is read and checked against its leaf, the
+// ones that match are kept, and the bitmap is written again
+// (Download.Rebuilt reports it):
 //
 //	0     4   magic "SHBM"
 //	4     1   version 0x01

@@ -53,8 +53,37 @@ type Download struct {
 	unsynced int
 	closed   bool
 
-	syncMu sync.Mutex // serialises Sync
+	syncMu  sync.Mutex // serialises Sync
+	rebuilt bool       // OpenDownload rebuilt a damaged bitmap; read-only
 }
+
+// rebuildHave re-verifies every chunk of the output and parity file against
+// its leaf and writes a new bitmap of the ones that match. It reads the
+// whole item once.
+func rebuildHave(h *holding) (Bitmap, error) {
+	n := h.man.NumChunks()
+	have := NewBitmap(n)
+	var buf []byte
+	for i := range n {
+		b, err := h.readRaw(i, buf)
+		if err != nil {
+			return nil, fmt.Errorf("rebuilding bitmap: %w", err)
+		}
+		buf = b
+		if HashChunk(b) == h.leaves.Hash(i) {
+			have.Set(i)
+		}
+	}
+	if err := writeFileAtomic(filepath.Join(h.dir, fileHave), encodeBitmapFile(h.id, n, have)); err != nil {
+		return nil, fmt.Errorf("rebuilding bitmap: %w", err)
+	}
+	return have, nil
+}
+
+// Rebuilt reports whether OpenDownload found the bitmap file damaged and
+// rebuilt it by re-verifying the output against the leaf layer (every
+// chunk that matched is kept; Have tells which).
+func (d *Download) Rebuilt() bool { return d.rebuilt }
 
 // CreateDownload starts a download of m into outDir (created if missing):
 // the content goes to outDir/<m.Name> (a file, or a folder with the manifest's files), created
@@ -157,7 +186,9 @@ func createOutputAt(m *Manifest, root string) error {
 }
 
 // OpenDownload reopens a download recorded in the store, for resuming or for
-// serving it. Have reports the chunks recorded by its last Sync.
+// serving it. Have reports the chunks recorded by its last Sync; if the
+// bitmap file is damaged, the chunks on disk that match their leaves
+// (see Rebuilt).
 func (s *Store) OpenDownload(id ContentID, opts DownloadOptions) (*Download, error) {
 	h, meta, err := openHolding(s, id, true)
 	if err != nil {
@@ -167,15 +198,23 @@ func (s *Store) OpenDownload(id ContentID, opts DownloadOptions) (*Download, err
 		h.close()
 		return nil, fmt.Errorf("opening download %s: item was published, not downloaded: %w", id, ErrBadState)
 	}
-	have, err := readHave(h.dir, id, h.man)
+	err = h.data.checkSizes()
+	var have Bitmap
 	if err == nil {
-		err = h.data.checkSizes()
+		have, err = readHave(h.dir, id, h.man)
+	}
+	rebuilt := false
+	if errors.Is(err, ErrBadState) {
+		// A damaged bitmap is not a dead end: the chunks on disk that
+		// match their leaves are the verified ones.
+		have, err = rebuildHave(h)
+		rebuilt = err == nil
 	}
 	if err != nil {
 		h.close()
 		return nil, fmt.Errorf("opening download %s: %w", id, err)
 	}
-	d := &Download{h: h, have: have, syncEvery: opts.SyncEvery,
+	d := &Download{h: h, have: have, syncEvery: opts.SyncEvery, rebuilt: rebuilt,
 		kick: make(chan struct{}, 1), stop: make(chan struct{}), syncDone: make(chan struct{})}
 	if d.syncEvery <= 0 {
 		d.syncEvery = max(16, defaultSyncBytes/h.man.ChunkSize)

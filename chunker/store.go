@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"sync"
 )
 
 // Names inside a store; see the package doc for the layout.
@@ -145,13 +146,33 @@ func (s *Store) commit(stage string, p *Published, meta itemMeta) error {
 		}
 	}
 	dst := s.itemDir(p.ID)
-	if err := os.RemoveAll(dst); err != nil {
+	unlock := lockItem(dst)
+	defer unlock()
+	// Move an older record aside (into tmp, removed below) rather than
+	// deleting it in place: the rename into place then finds the path free.
+	old := stage + ".old"
+	if err := os.Rename(dst, old); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return err
 	}
+	defer os.RemoveAll(old)
 	if err := os.Rename(stage, dst); err != nil {
 		return err
 	}
 	return syncDir(filepath.Dir(dst))
+}
+
+// itemLocks serialises commits of one item folder within the process:
+// concurrent publishes of one path (one content ID) would otherwise race
+// between moving the old record away and renaming the new one into place.
+// It holds one mutex per item folder committed since the start (a few
+// dozen bytes each).
+var itemLocks sync.Map // item folder -> *sync.Mutex
+
+func lockItem(dir string) (unlock func()) {
+	v, _ := itemLocks.LoadOrStore(dir, new(sync.Mutex))
+	mu := v.(*sync.Mutex)
+	mu.Lock()
+	return mu.Unlock
 }
 
 // readManifest reads and checks an item's manifest against its ID.

@@ -533,3 +533,49 @@ func TestItemCloseWhileReading(t *testing.T) {
 		t.Fatalf("ReadChunk after Close: %v, want ErrClosed", err)
 	}
 }
+
+// TestConcurrentPublishOnePath (issue 12 item 11): publishes of one path at
+// once all succeed (commits of one item are serialised) and leave one good
+// record.
+func TestConcurrentPublishOnePath(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	writeFile(t, path, xof("cp", 3*MinChunkSize+5), 0o644)
+	st := openStore(t)
+	const n = 50
+	errs := make(chan error, n)
+	ids := make(chan ContentID, n)
+	for range n {
+		go func() {
+			p, err := Publish(context.Background(), st, path, PublishOptions{ChunkSize: MinChunkSize})
+			if err == nil {
+				ids <- p.ID
+			}
+			errs <- err
+		}()
+	}
+	failed := 0
+	for range n {
+		if err := <-errs; err != nil {
+			failed++
+			t.Log(err)
+		}
+	}
+	if failed > 0 {
+		t.Fatalf("%d of %d concurrent publishes of one path failed", failed, n)
+	}
+	id := <-ids
+	it := openItem(t, st, id)
+	for i := range it.Manifest().NumChunks() {
+		if _, err := it.ReadChunk(i, nil); err != nil {
+			t.Fatalf("the item after %d concurrent publishes: chunk %d: %v", n, i, err)
+		}
+	}
+	ents, err := os.ReadDir(filepath.Join(st.Dir(), dirTmp))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ents) != 0 {
+		t.Errorf("%d leftovers in the store's tmp folder, want none", len(ents))
+	}
+}

@@ -46,7 +46,7 @@ func BenchmarkHandleGetProviders(b *testing.B) {
 		kp := testKeyPair(b, uint64(100+i))
 		r := Record{Content: key, Expires: t0.Unix() + 3600, Addrs: []netip.AddrPort{testAddr(i)}}
 		r.sign(kp)
-		c.store.put(r)
+		c.store.put(r, sourceGroup(testAddr(i).Addr()))
 	}
 	from := netip.MustParseAddrPort("127.0.0.1:9999")
 	sender := testKeyPair(b, 2).Public()

@@ -46,6 +46,10 @@ type Config struct {
 	// MaxProvidersPerKey bounds stored records for one content ID.
 	// Default 64.
 	MaxProvidersPerKey int
+	// MaxProvidersPerGroup bounds stored records for one content ID stored
+	// from one source group (a public /24 or /48, or one private address).
+	// Default 8.
+	MaxProvidersPerGroup int
 	// RequestRate is the sustained number of requests per second one sender
 	// address may make; more are dropped and counted. Default 50.
 	RequestRate float64
@@ -90,6 +94,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.MaxRecords, 65536)
 	def(&c.MaxRecordsPerProvider, 1024)
 	def(&c.MaxProvidersPerKey, 64)
+	def(&c.MaxProvidersPerGroup, 8)
 	def(&c.RequestBurst, 100)
 	def(&c.MaxSenders, 8192)
 	def(&c.MaxProvidersPerLookup, 64)

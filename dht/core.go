@@ -92,8 +92,11 @@ type Counters struct {
 	ForeignRecords    uint64 // add provider carrying another publisher's record, or records for another key
 	BadExpiry         uint64 // records already expired or living too long
 	StoreFull         uint64 // records refused by storage bounds
+	Replays           uint64 // requests seen before from the same sender with the same transaction ID
+	VerifySkipped     uint64 // requesters not verified (so not admitted): MaxVerifying in flight
 	// Other events.
 	Timeouts      uint64 // requests that got no reply in time
+	BackedOff     uint64 // requests not sent: the address has not answered lately
 	RecordsStored uint64 // records accepted from others
 }
 
@@ -104,6 +107,7 @@ const (
 	forStore                        // an add provider of a Provide
 	forBootstrap                    // a ping to a bootstrap address
 	forLiveness                     // a ping to a bucket's stale head
+	forVerify                       // a ping proving a requester's address before it enters the table
 )
 
 // request is a pending request awaiting its reply.
@@ -116,6 +120,7 @@ type request struct {
 	purpose  purpose
 	lookup   LookupID
 	cand     *cand
+	sent     bool // false: held back, the address is backed off (see silence)
 }
 
 // provision is content we announce.
@@ -140,6 +145,9 @@ type Core struct {
 	limiter *ratelimit.Table[netip.AddrPort]
 
 	pending    map[uint32]*request
+	verifying  map[Contact]struct{} // requesters being pinged before admission
+	silent     map[netip.AddrPort]*silence
+	replays    replayCache
 	lookups    map[LookupID]*lookup
 	nextLookup LookupID
 	providing  map[Key]*provision
@@ -164,10 +172,13 @@ func NewCore(cfg Config, signer Signer, rng *rand.Rand, now time.Time) (*Core, e
 	c := &Core{
 		cfg: cfg, signer: signer, self: self, rng: rng,
 		table:     newTable(self, cfg.K, cfg.MaxFailures, cfg.PingAfter, now),
-		store:     newStore(cfg.MaxRecords, cfg.MaxRecordsPerProvider, cfg.MaxProvidersPerKey),
+		store:     newStore(cfg.MaxRecords, cfg.MaxRecordsPerProvider, cfg.MaxProvidersPerKey, cfg.MaxProvidersPerGroup),
 		tokens:    newTokens(rng, now, cfg.TokenRotation),
 		limiter:   ratelimit.New[netip.AddrPort](cfg.RequestRate, float64(cfg.RequestBurst), cfg.MaxSenders),
 		pending:   make(map[uint32]*request),
+		verifying: make(map[Contact]struct{}),
+		silent:    make(map[netip.AddrPort]*silence),
+		replays:   newReplayCache(now),
 		lookups:   make(map[LookupID]*lookup),
 		providing: make(map[Key]*provision),
 		nextMaint: now.Add(maintEvery),
@@ -237,6 +248,9 @@ func (c *Core) Tick(now time.Time) {
 	for _, r := range expired {
 		delete(c.pending, r.txid)
 		c.counters.Timeouts++
+		if r.sent {
+			c.unanswered(now, r.to)
+		}
 		c.timedOut(now, r)
 	}
 	if !now.Before(c.nextMaint) {
@@ -247,6 +261,11 @@ func (c *Core) Tick(now time.Time) {
 
 func (c *Core) timedOut(now time.Time, r *request) {
 	switch r.purpose {
+	case forVerify:
+		// Not admitted. The table is left alone: the ping went to the
+		// address claimed by a datagram that may have been replayed, and
+		// must not count against the real entry.
+		delete(c.verifying, Contact{ID: r.id, Addr: r.to})
 	case forLiveness:
 		c.table.failed(r.id, now)
 	case forBootstrap:
@@ -277,6 +296,7 @@ func (c *Core) timedOut(now time.Time, r *request) {
 func (c *Core) maintain(now time.Time) {
 	c.tokens.rotate(c.rng, now)
 	c.store.expire(now)
+	c.replays.rotate(now)
 	keys := make([]Key, 0, len(c.providing))
 	for k, p := range c.providing {
 		if !now.Before(p.next) {
@@ -307,8 +327,14 @@ func (c *Core) request(now time.Time, to netip.AddrPort, id identity.PeerID, m M
 			break
 		}
 	}
-	c.pending[m.TxID] = &request{txid: m.TxID, typ: m.Type, to: to, id: id,
+	r := &request{txid: m.TxID, typ: m.Type, to: to, id: id,
 		deadline: now.Add(c.cfg.RequestTimeout), purpose: p, lookup: l, cand: cd}
+	c.pending[m.TxID] = r
+	if s := c.silent[to]; s != nil && now.Before(s.until) {
+		c.counters.BackedOff++ // held back; it times out as if lost
+		return
+	}
+	r.sent = true
 	c.send(to, m)
 }
 
@@ -359,18 +385,100 @@ func (c *Core) HandleMessage(now time.Time, from netip.AddrPort, sender identity
 			c.counters.RateLimited++
 			return
 		}
-		c.seenNode(now, Contact{ID: id, Addr: from})
+		if !c.replays.add(now, replayKey{id: id, txid: m.TxID, typ: m.Type}) {
+			c.counters.Replays++
+			return
+		}
+		delete(c.silent, from)
+		c.heardRequest(now, Contact{ID: id, Addr: from})
 		c.handleRequest(now, from, sender, id, m)
 		return
 	}
+	// A reply counts only from the address the request went to, signed by
+	// the node asked: a round trip that proves the address.
 	r := c.pending[m.TxID]
-	if r == nil || replyType(r.typ) != m.Type || (r.id.IsZero() && r.to != from) || (!r.id.IsZero() && r.id != id) {
+	if r == nil || replyType(r.typ) != m.Type || r.to != from || (!r.id.IsZero() && r.id != id) {
 		c.counters.UnexpectedReplies++
 		return
 	}
 	delete(c.pending, m.TxID)
+	delete(c.silent, from)
+	if r.purpose == forVerify {
+		delete(c.verifying, Contact{ID: r.id, Addr: r.to})
+	}
 	c.seenNode(now, Contact{ID: id, Addr: from})
 	c.handleReply(now, r, id, from, m)
+}
+
+// heardRequest takes note of a signed request from ct. A node already in
+// the table at that address is refreshed. Any other (a new node, or a known
+// one at a new address, which is what a replayed datagram looks like) is
+// admitted, or its entry moved, only once it answers a ping sent to that
+// address: a round trip proves the address, a signature alone does not.
+func (c *Core) heardRequest(now time.Time, ct Contact) {
+	if !validAddr(ct.Addr) {
+		return
+	}
+	if addr, ok := c.table.addrOf(ct.ID); ok && addr == ct.Addr {
+		c.seenNode(now, ct)
+		return
+	}
+	if _, busy := c.verifying[ct]; busy {
+		return
+	}
+	if len(c.verifying) >= maxVerifying {
+		c.counters.VerifySkipped++
+		return
+	}
+	c.verifying[ct] = struct{}{}
+	c.request(now, ct.Addr, ct.ID, Message{Type: MsgPing}, forVerify, 0, nil)
+}
+
+// maxVerifying bounds the pings in flight that verify requesters (each
+// lives RequestTimeout); beyond it, new requesters are answered but not
+// admitted to the table.
+const maxVerifying = 64
+
+// silence is an address whose requests went unanswered: requests to it are
+// held back until `until`, and the wait doubles with every unanswered one
+// (RequestTimeout*2^fails, at most maxBackoff). Any message from the
+// address ends it.
+type silence struct {
+	fails int
+	until time.Time
+}
+
+// maxBackoff caps the wait between requests to a silent address.
+const maxBackoff = 5 * time.Minute
+
+// maxSilent bounds the table of silent addresses; when it is full, entries
+// whose wait is over are dropped, and if none is, the new address is not
+// backed off.
+const maxSilent = 4096
+
+// unanswered records that a request sent to addr got no reply.
+func (c *Core) unanswered(now time.Time, addr netip.AddrPort) {
+	s := c.silent[addr]
+	if s == nil {
+		if len(c.silent) >= maxSilent {
+			for a, x := range c.silent { // deletes every match: order does not matter
+				if !now.Before(x.until) {
+					delete(c.silent, a)
+				}
+			}
+			if len(c.silent) >= maxSilent {
+				return
+			}
+		}
+		s = &silence{}
+		c.silent[addr] = s
+	}
+	s.fails++
+	wait := maxBackoff
+	if s.fails < 16 {
+		wait = min(maxBackoff, c.cfg.RequestTimeout<<s.fails)
+	}
+	s.until = now.Add(wait)
 }
 
 func replyType(t MsgType) MsgType {
@@ -389,8 +497,8 @@ func replyType(t MsgType) MsgType {
 
 func (c *Core) handleReply(now time.Time, r *request, id identity.PeerID, from netip.AddrPort, m Message) {
 	switch r.purpose {
-	case forLiveness:
-		// seenNode already refreshed the entry.
+	case forLiveness, forVerify:
+		// seenNode already admitted or refreshed the entry.
 		if validAddr(m.Observed) {
 			c.observed = m.Observed
 		}

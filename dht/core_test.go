@@ -12,6 +12,10 @@ type testPeer struct {
 	kp   Signer
 	core *Core
 	addr netip.AddrPort
+	// silent: this peer does not answer the pings that verify its address
+	// (deliver answers them on its behalf otherwise).
+	silent bool
+	txid   uint32 // last request ID this peer sent through deliver
 }
 
 func newTestPeer(t *testing.T, seed uint64, cfg Config) *testPeer {
@@ -56,16 +60,42 @@ func deadlineOf(t *testing.T, c *Core) time.Time {
 	return next
 }
 
-// deliver hands m from `from` to p and returns p's decoded replies.
+// deliver hands m from `from` to p and returns p's decoded replies. A
+// request gets a fresh transaction ID (a real sender never reuses one; p
+// drops repeats as replays). Unless from is silent, deliver answers, as
+// from, the ping p sends to verify from's address, and leaves it out.
 func (p *testPeer) deliver(now time.Time, from *testPeer, m Message) []Message {
 	p.t.Helper()
+	if m.Type.isRequest() {
+		from.txid++
+		m.TxID = from.txid
+	}
 	p.core.HandleMessage(now, from.addr, from.kp.Public(), m.Append(nil))
-	return p.drain()
+	var out []Message
+	for {
+		answered := false
+		for _, o := range p.drainTo() {
+			if o.m.Type == MsgPing && o.to == from.addr && !from.silent {
+				p.core.HandleMessage(now, from.addr, from.kp.Public(), Message{Type: MsgPong, TxID: o.m.TxID, Observed: p.addr}.Append(nil))
+				answered = true
+				continue
+			}
+			out = append(out, o.m)
+		}
+		if !answered {
+			return out
+		}
+	}
 }
 
-func (p *testPeer) drain() []Message {
+type sentMsg struct {
+	to netip.AddrPort
+	m  Message
+}
+
+func (p *testPeer) drainTo() []sentMsg {
 	p.t.Helper()
-	var out []Message
+	var out []sentMsg
 	for _, o := range readyOf(p.core).Messages {
 		m, err := DecodeMessage(o.Payload)
 		if err != nil {
@@ -74,7 +104,16 @@ func (p *testPeer) drain() []Message {
 		if len(o.Payload) > MaxMessageSize {
 			p.t.Fatalf("core produced a %d-byte message", len(o.Payload))
 		}
-		out = append(out, m)
+		out = append(out, sentMsg{o.To, m})
+	}
+	return out
+}
+
+func (p *testPeer) drain() []Message {
+	p.t.Helper()
+	var out []Message
+	for _, o := range p.drainTo() {
+		out = append(out, o.m)
 	}
 	return out
 }
@@ -340,7 +379,7 @@ func TestProvidersReplyFits(t *testing.T) {
 			r.Addrs = append(r.Addrs, netip.AddrPortFrom(netip.MustParseAddr("2001:db8::1"), uint16(1000+j)))
 		}
 		r.sign(p.kp)
-		if st := a.core.store.put(r); st != AckStored {
+		if st := a.core.store.put(r, sourceGroup(p.addr.Addr())); st != AckStored {
 			t.Fatalf("put %d: %d", i, st)
 		}
 		a.deliver(t0, p, Message{Type: MsgPing, TxID: 1})

@@ -31,11 +31,12 @@ func (c *Core) closestExcept(target Key, requester identity.PeerID) []Contact {
 }
 
 // providersReply builds a providers reply within MaxMessageSize: records
-// first, then as many closer contacts as fit.
+// first (a sample across source groups, so Sybil records from one network
+// cannot crowd out the others), then as many closer contacts as fit.
 func (c *Core) providersReply(now time.Time, from netip.AddrPort, id identity.PeerID, m Message) Message {
 	reply := Message{Type: MsgProviders, TxID: m.TxID, Token: c.tokens.make(from, id)}
 	size := headerSize + 1 + len(reply.Token) + 1 + 1
-	for _, r := range c.store.get(m.Target, now) {
+	for _, r := range c.store.sample(m.Target, now, c.rng) {
 		if size+r.size() > MaxMessageSize || len(reply.Records) == 255 {
 			break
 		}
@@ -67,7 +68,7 @@ func (c *Core) addProvider(now time.Time, from netip.AddrPort, sender identity.P
 	if st := c.checkRecord(r, r.Content, now); st != AckStored {
 		return st
 	}
-	if st := c.store.put(*r); st != AckStored {
+	if st := c.store.put(*r, sourceGroup(from.Addr())); st != AckStored {
 		c.counters.StoreFull++
 		return st
 	}

@@ -289,7 +289,7 @@ func (c *Core) storePhase(now time.Time, l *lookup) {
 	l.record.sign(c.signer)
 	closest := l.closestAnswered(c.cfg.K)
 	if len(closest) < c.cfg.K || cmpDist(l.target, c.self, closest[len(closest)-1].ID) < 0 {
-		c.store.put(l.record) // best effort: our own copy answers lookups that reach us
+		c.store.put(l.record, ownGroup) // best effort: our own copy answers lookups that reach us
 	}
 	for _, cd := range closest {
 		if len(cd.token) == 0 {

@@ -156,6 +156,22 @@ func (n *Node) SetAddrs(addrs []netip.AddrPort) error {
 	return n.do(context.Background(), func(time.Time) { n.core.SetAddrs(addrs) })
 }
 
+// Closest returns up to k nodes of the routing table closest to target.
+func (n *Node) Closest(ctx context.Context, target Key, k int) ([]Contact, error) {
+	ch := make(chan []Contact, 1)
+	if err := n.do(ctx, func(time.Time) { ch <- n.core.Closest(target, k) }); err != nil {
+		return nil, err
+	}
+	select {
+	case cs := <-ch:
+		return cs, nil
+	case <-n.done:
+		return nil, ErrClosed
+	case <-ctx.Done():
+		return nil, context.Cause(ctx)
+	}
+}
+
 // HandleMessage takes one DHT payload received from `from` and signed (at
 // the datagram layer) by sender. It copies payload and queues it for Run;
 // it never blocks. When the queue is full the payload is dropped and
@@ -238,7 +254,7 @@ func (n *Node) flush() time.Time {
 		case ActionSend:
 			if err := n.net.Send(a.Send.To, a.Send.Payload); err != nil {
 				if k := n.sendErrors.Add(1); k&(k-1) == 0 { // logged at powers of two only
-					n.log.Debug("dht send failed", "peer", a.Send.To, "err", err, "failures", k)
+					n.log.Debug("dht send failed", "addr", a.Send.To, "err", err, "failures", k)
 				}
 			}
 		case ActionEvent:

@@ -143,6 +143,15 @@ func (t *table) failed(id identity.PeerID, now time.Time) bool {
 	return true
 }
 
+// addrOf returns the address of id's live entry.
+func (t *table) addrOf(id identity.PeerID) (netip.AddrPort, bool) {
+	b, i := t.find(id)
+	if b == nil || i < 0 {
+		return netip.AddrPort{}, false
+	}
+	return b.entries[i].Addr, true
+}
+
 // contains reports whether id is a live entry.
 func (t *table) contains(id identity.PeerID) bool {
 	b, i := t.find(id)

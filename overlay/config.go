@@ -37,10 +37,33 @@ type Config struct {
 	Logger *slog.Logger
 
 	// MaxConns caps open QUIC connections (inbound and outbound, including
-	// dials in progress). Beyond it, dials fail with ErrConnLimit and
-	// incoming handshakes are refused (the peer sees ErrRefused).
-	// Default 256.
+	// dials and handshakes in progress). Beyond it, dials fail with
+	// ErrConnLimit and incoming handshakes are refused (the peer sees
+	// ErrRefused). Default 256.
 	MaxConns int
+	// DialReserve is the part of MaxConns only this node's own dials may
+	// use: incoming connections are refused once MaxConns-DialReserve slots
+	// are taken, so peers filling the node cannot stop it dialling out.
+	// Default MaxConns/8 (32); -1 means none.
+	DialReserve int
+	// MaxConnsPerIP caps incoming connections and handshakes from one IP
+	// address. Default 32; -1 means no cap.
+	MaxConnsPerIP int
+	// MaxConnsPerPeer caps connections to one peer identity (a second one
+	// appears when both sides dial at once or a peer restarts). Default 4.
+	MaxConnsPerPeer int
+	// MaxHandshakes caps incoming handshakes in progress (half-open
+	// connections); each is dropped by quic-go after at most
+	// 2*HandshakeTimeout. Default 64.
+	MaxHandshakes int
+	// MaxHandshakesPerIP caps incoming handshakes in progress from one IP
+	// address. Default 8.
+	MaxHandshakesPerIP int
+	// RetryAbove is the number of handshakes in progress above which a new
+	// one must first prove its source address with a QUIC Retry (one more
+	// round trip; spoofed sources never answer it). Default
+	// MaxHandshakes/4 (16); -1 means always, 0 means default.
+	RetryAbove int
 	// IdleTimeout closes a connection that has seen no packet for this
 	// long. Default 30s.
 	IdleTimeout time.Duration
@@ -53,7 +76,9 @@ type Config struct {
 	// the streams already on it before it is closed. New streams always
 	// go to the preferred connection. Default 10s.
 	DuplicateGrace time.Duration
-	// HandshakeTimeout bounds the QUIC handshake. Default 5s.
+	// HandshakeTimeout is quic-go's handshake idle timeout: a handshake is
+	// dropped after HandshakeTimeout without progress or 2*HandshakeTimeout
+	// in all. Default 5s.
 	HandshakeTimeout time.Duration
 	// DialTimeout bounds a whole dial, shared by all callers waiting on it.
 	// Default 10s.
@@ -93,18 +118,23 @@ type Config struct {
 const (
 	defaultListenAddr      = "127.0.0.1:0"
 	defaultMaxConns        = 256
-	defaultIdleTimeout     = 30 * time.Second
-	defaultHandshake       = 5 * time.Second
-	defaultDuplicateGrace  = 10 * time.Second
-	defaultDialTimeout     = 10 * time.Second
-	defaultTagTimeout      = 10 * time.Second
-	defaultMaxStreams      = 256
-	defaultInitStreamWin   = 2 << 20
-	defaultMaxStreamWin    = 16 << 20
-	defaultInitConnWin     = 4 << 20
-	defaultMaxConnWin      = 32 << 20
-	defaultSocketBuffer    = 7 << 20
-	maxIncomingStreamLimit = 1 << 20
+	defaultMaxConnsPerIP   = 32
+	defaultMaxConnsPerPeer = 4
+	defaultMaxHandshakes   = 64
+	// defaultMaxHandshakesPerIP is the per-IP half-open cap.
+	defaultMaxHandshakesPerIP = 8
+	defaultIdleTimeout        = 30 * time.Second
+	defaultHandshake          = 5 * time.Second
+	defaultDuplicateGrace     = 10 * time.Second
+	defaultDialTimeout        = 10 * time.Second
+	defaultTagTimeout         = 10 * time.Second
+	defaultMaxStreams         = 256
+	defaultInitStreamWin      = 2 << 20
+	defaultMaxStreamWin       = 16 << 20
+	defaultInitConnWin        = 4 << 20
+	defaultMaxConnWin         = 32 << 20
+	defaultSocketBuffer       = 7 << 20
+	maxIncomingStreamLimit    = 1 << 20
 )
 
 // ErrBadConfig reports an invalid Config field.
@@ -132,6 +162,21 @@ func (c Config) withDefaults() (Config, error) {
 		c.IPv8.Logger = c.Logger
 	}
 	setDefault(&c.MaxConns, defaultMaxConns)
+	setDefault(&c.DialReserve, c.MaxConns/8)
+	setDefault(&c.MaxConnsPerIP, defaultMaxConnsPerIP)
+	setDefault(&c.MaxConnsPerPeer, defaultMaxConnsPerPeer)
+	setDefault(&c.MaxHandshakes, defaultMaxHandshakes)
+	setDefault(&c.MaxHandshakesPerIP, defaultMaxHandshakesPerIP)
+	setDefault(&c.RetryAbove, c.MaxHandshakes/4)
+	if c.DialReserve < 0 {
+		c.DialReserve = 0
+	}
+	if c.MaxConnsPerIP < 0 {
+		c.MaxConnsPerIP = c.MaxConns
+	}
+	if c.RetryAbove < 0 {
+		c.RetryAbove = 0
+	}
 	setDefault(&c.IdleTimeout, defaultIdleTimeout)
 	setDefault(&c.HandshakeTimeout, defaultHandshake)
 	setDefault(&c.DuplicateGrace, defaultDuplicateGrace)
@@ -147,6 +192,10 @@ func (c Config) withDefaults() (Config, error) {
 	switch {
 	case c.MaxConns < 0:
 		return c, fmt.Errorf("%w: MaxConns %d is negative", ErrBadConfig, c.MaxConns)
+	case c.DialReserve >= c.MaxConns:
+		return c, fmt.Errorf("%w: DialReserve %d leaves no room under MaxConns %d", ErrBadConfig, c.DialReserve, c.MaxConns)
+	case c.MaxConnsPerPeer < 1 || c.MaxHandshakes < 1 || c.MaxHandshakesPerIP < 1:
+		return c, fmt.Errorf("%w: negative connection or handshake cap", ErrBadConfig)
 	case c.IdleTimeout < 0 || c.KeepAlive < 0 || c.DuplicateGrace < 0 || c.HandshakeTimeout < 0 || c.DialTimeout < 0 || c.TagTimeout < 0:
 		return c, fmt.Errorf("%w: negative duration", ErrBadConfig)
 	case c.MaxIncomingStreams < 0 || c.MaxIncomingStreams > maxIncomingStreamLimit:

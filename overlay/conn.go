@@ -178,9 +178,14 @@ func (n *Node) register(qc *quic.Conn, outbound bool) (*Conn, error) {
 		n.mu.Unlock()
 		qc.CloseWithError(CodeNormal, "connected to self")
 		return nil, ErrSelf
+	case !outbound && len(n.conns[c.id]) >= n.cfg.MaxConnsPerPeer:
+		n.mu.Unlock()
+		n.stats.refuse(refusedPeerConns)
+		qc.CloseWithError(CodeConnLimit, "connection limit per peer")
+		return nil, ErrConnLimit
 	case n.usedLocked() >= n.cfg.MaxConns:
 		n.mu.Unlock()
-		n.stats.refused.Add(1)
+		n.stats.refuse(refusedConns)
 		qc.CloseWithError(CodeConnLimit, "connection limit")
 		return nil, ErrConnLimit
 	}
@@ -195,7 +200,7 @@ func (n *Node) register(qc *quic.Conn, outbound bool) (*Conn, error) {
 	n.wg.Add(1) // under mu, so Close cannot be waiting yet
 	n.mu.Unlock()
 
-	n.log.Debug("overlay connection up", "peer", c.id.Short(), "remote", c.remote.String(), "outbound", outbound)
+	n.log.Debug("overlay connection up", "peer", c.id.Short(), "addr", c.remote.String(), "outbound", outbound)
 	n.deliverEvents()
 	go n.serve(c)
 	return c, nil
@@ -228,6 +233,6 @@ func (n *Node) unregister(c *Conn, err error) {
 		n.conns[c.id] = cs
 	}
 	n.mu.Unlock()
-	n.log.Debug("overlay connection down", "peer", c.id.Short(), "remote", c.remote.String(), "cause", cause)
+	n.log.Debug("overlay connection down", "peer", c.id.Short(), "addr", c.remote.String(), "err", cause)
 	n.deliverEvents()
 }

@@ -23,6 +23,9 @@ func (n *Node) SetDatagramHandler(f func(from netip.AddrPort, b []byte)) {
 // datagramWriter lets the IPv8 Endpoint send through WriteDatagram.
 type datagramWriter struct{ n *Node }
 
+// LocalAddr is the socket's address, for the IPv8 walk's LAN address.
+func (w datagramWriter) LocalAddr() net.Addr { return net.UDPAddrFromAddrPort(w.n.local) }
+
 func (w datagramWriter) WriteTo(b []byte, addr net.Addr) (int, error) {
 	ap, ok := addrPort(addr)
 	if !ok {
@@ -67,8 +70,12 @@ func (n *Node) datagramLoop() {
 		b := buf[:k]
 		f := n.onDatagram.Load()
 		ap, ok := addrPort(from)
-		if k == 0 || b[0] != 0x00 || !ok {
-			n.stats.datagramsDrop.Add(1)
+		switch {
+		case k == 0 || b[0] != 0x00:
+			n.stats.datagramsDropByte.Add(1)
+			continue
+		case !ok:
+			n.stats.datagramsDropAddr.Add(1)
 			continue
 		}
 		n.stats.datagrams.Add(1)

@@ -34,6 +34,18 @@ func (d *datagramSink) hook(from netip.AddrPort, b []byte) {
 	}
 }
 
+// has reports whether the hook got a packet equal to b.
+func (d *datagramSink) has(b []byte) bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, g := range d.got {
+		if bytes.Equal(g, b) {
+			return true
+		}
+	}
+	return false
+}
+
 func (d *datagramSink) count() int {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -160,12 +172,25 @@ func TestGarbage(t *testing.T) {
 			}
 		}
 	}
+	// drained waits until the node has read everything sent before it: a
+	// marker datagram sent after the garbage (again while quic-go's queue
+	// drops it) reaches the hook.
+	drained := func(mark byte) {
+		t.Helper()
+		marker := []byte{0x00, 'd', 'r', 'a', 'i', 'n', 'e', 'd', mark}
+		waitFor(t, "the node to read every packet sent", func() bool {
+			if _, err := raw.WriteTo(marker, to); err != nil {
+				t.Fatalf("sending marker: %v", err)
+			}
+			return sink.has(marker)
+		})
+	}
 	send(2000) // warm up pools and buffers before measuring
-	time.Sleep(100 * time.Millisecond)
+	drained(1)
 	before := heapInUse()
 	const rounds = 20000
 	send(rounds)
-	time.Sleep(200 * time.Millisecond)
+	drained(2)
 	after := heapInUse()
 	const bound = 16 << 20
 	if after > before+bound {

@@ -108,6 +108,7 @@ func (n *Node) dialOnce(peer identity.PeerID, addr netip.AddrPort) (*Conn, error
 		}
 		return nil
 	}
+	n.stats.dials.Add(1)
 	qc, err := n.tr.Dial(ctx, net.UDPAddrFromAddrPort(addr), tlsConf, n.qconf)
 	if err != nil {
 		n.mu.Lock()

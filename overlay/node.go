@@ -51,8 +51,10 @@ type Node struct {
 	conns      map[identity.PeerID][]*Conn // live connections per peer
 	nconns     int                         // sum of len(conns[*])
 	dials      map[dialKey]*dialCall
-	ndials     int // dials in progress, including those to unknown peers
-	nadmit     int // incoming handshakes admitted but not yet registered
+	ndials     int                // dials in progress, including those to unknown peers
+	nadmit     int                // incoming handshakes admitted but not yet registered
+	halfOpen   map[netip.Addr]int // nadmit per remote IP
+	inbound    map[netip.Addr]int // incoming handshakes and connections per remote IP
 	events     []PeerEvent
 	delivering bool // some goroutine is delivering events
 	running    bool // Run has been called
@@ -101,6 +103,8 @@ func New(cfg Config) (*Node, error) {
 		handlers: make(map[byte]Handler),
 		conns:    make(map[identity.PeerID][]*Conn),
 		dials:    make(map[dialKey]*dialCall),
+		halfOpen: make(map[netip.Addr]int),
+		inbound:  make(map[netip.Addr]int),
 	}
 	if ap, ok := addrPort(pc.LocalAddr()); ok {
 		n.local = ap
@@ -116,9 +120,10 @@ func New(cfg Config) (*Node, error) {
 	n.clientTLS = clientTLS
 	resetKey := quic.StatelessResetKey(blake3.Sum256(append([]byte("shoal stateless reset key v1"), n.kp.SecretKey()...)))
 	n.tr = &quic.Transport{
-		Conn:              pc,
-		StatelessResetKey: &resetKey,
-		ConnContext:       n.admit,
+		Conn:                pc,
+		StatelessResetKey:   &resetKey,
+		ConnContext:         n.admit,
+		VerifySourceAddress: n.verifySource,
 	}
 	n.ln, err = n.tr.Listen(serverTLS, n.qconf)
 	if err != nil {
@@ -220,46 +225,105 @@ func (n *Node) Endpoint() *ipv8.Endpoint { return n.ep }
 func (n *Node) LocalAddr() netip.AddrPort { return n.local }
 
 // Stats returns a snapshot of the node's counters.
-func (n *Node) Stats() Stats { return n.stats.snapshot() }
+func (n *Node) Stats() Stats {
+	s := n.stats.snapshot()
+	n.mu.Lock()
+	s.Handshakes = n.nadmit
+	n.mu.Unlock()
+	return s
+}
 
-// admission is an incoming handshake's reserved connection slot. It is
-// settled (the slot released) when the connection registers or when its
-// handshake fails, whichever comes first.
-type admission struct{ settled bool } // guarded by Node.mu
+// admission is an incoming handshake's reserved slot. The handshake part
+// (Node.nadmit, halfOpen) is settled when the connection registers or its
+// handshake fails, whichever comes first; the per-IP part (inbound) is
+// released when quic-go cancels the connection's context (handshake failed
+// or connection closed).
+type admission struct {
+	ip      netip.Addr
+	settled bool // guarded by Node.mu
+}
 
 type admissionKey struct{}
 
-// admit is quic-go's ConnContext hook: it refuses handshakes beyond
-// MaxConns before any state is spent on them (the peer gets QUIC's
-// CONNECTION_REFUSED) and reserves a slot for the others.
-func (n *Node) admit(ctx context.Context, _ *quic.ClientInfo) (context.Context, error) {
+// refusal is why an incoming handshake was refused; it names a counter.
+type refusal uint8
+
+const (
+	refusedConns      refusal = iota // the incoming share of MaxConns is taken
+	refusedHandshakes                // MaxHandshakes in progress
+	refusedIPHandshakes
+	refusedIPConns
+	refusedPeerConns
+)
+
+// admit is quic-go's ConnContext hook: it refuses handshakes beyond the
+// caps before any state is spent on them (the peer gets QUIC's
+// CONNECTION_REFUSED) and reserves a slot for the others. Incoming
+// connections may use MaxConns-DialReserve slots; the rest are for our
+// own dials.
+func (n *Node) admit(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
+	ip := netip.Addr{}
+	if ap, ok := addrPort(ci.RemoteAddr); ok {
+		ip = ap.Addr()
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.closed {
 		return nil, ErrClosed
 	}
-	if n.usedLocked() >= n.cfg.MaxConns {
-		n.stats.refused.Add(1)
-		return nil, ErrConnLimit
+	var why refusal
+	switch {
+	case n.nadmit >= n.cfg.MaxHandshakes:
+		why = refusedHandshakes
+	case n.halfOpen[ip] >= n.cfg.MaxHandshakesPerIP:
+		why = refusedIPHandshakes
+	case n.inbound[ip] >= n.cfg.MaxConnsPerIP:
+		why = refusedIPConns
+	case n.usedLocked() >= n.cfg.MaxConns-n.cfg.DialReserve:
+		why = refusedConns
+	default:
+		n.nadmit++
+		n.halfOpen[ip]++
+		n.inbound[ip]++
+		adm := &admission{ip: ip}
+		ctx = context.WithValue(ctx, admissionKey{}, adm)
+		// quic-go cancels ctx when the handshake fails or the connection
+		// closes; a registered connection has settled its handshake by then.
+		context.AfterFunc(ctx, func() {
+			n.mu.Lock()
+			n.settleLocked(adm)
+			if n.inbound[ip]--; n.inbound[ip] <= 0 {
+				delete(n.inbound, ip)
+			}
+			n.mu.Unlock()
+		})
+		return ctx, nil
 	}
-	n.nadmit++
-	adm := &admission{}
-	ctx = context.WithValue(ctx, admissionKey{}, adm)
-	// quic-go cancels ctx when the handshake fails or the connection
-	// closes; by then a registered connection has settled already.
-	context.AfterFunc(ctx, func() {
-		n.mu.Lock()
-		n.settleLocked(adm)
-		n.mu.Unlock()
-	})
-	return ctx, nil
+	n.stats.refuse(why)
+	return nil, ErrConnLimit
 }
 
-// settleLocked releases adm's slot once.
+// verifySource is quic-go's VerifySourceAddress hook: above RetryAbove
+// handshakes in progress, a new one must first answer a QUIC Retry from
+// its source address, so spoofed floods hold no handshake state.
+func (n *Node) verifySource(net.Addr) bool {
+	n.mu.Lock()
+	load := n.nadmit >= n.cfg.RetryAbove
+	n.mu.Unlock()
+	if load {
+		n.stats.retries.Add(1)
+	}
+	return load
+}
+
+// settleLocked releases adm's handshake slot once.
 func (n *Node) settleLocked(adm *admission) {
 	if adm != nil && !adm.settled {
 		adm.settled = true
 		n.nadmit--
+		if n.halfOpen[adm.ip]--; n.halfOpen[adm.ip] <= 0 {
+			delete(n.halfOpen, adm.ip)
+		}
 	}
 }
 
@@ -279,7 +343,7 @@ func (n *Node) acceptLoop() {
 			return
 		}
 		if _, err := n.register(qc, false); err != nil {
-			n.log.Debug("overlay incoming connection dropped", "remote", qc.RemoteAddr().String(), "err", err)
+			n.log.Debug("overlay incoming connection dropped", "addr", qc.RemoteAddr().String(), "err", err)
 		}
 	}
 }
@@ -309,32 +373,60 @@ func addrPort(a net.Addr) (netip.AddrPort, bool) {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()), true
 }
 
-// Stats counts notable events since the node started.
+// Stats counts notable events since the node started. The metrics owner
+// exports it; every refusal and drop has one reason counter.
 type Stats struct {
-	Conns          int    // open connections now
-	Refused        uint64 // incoming handshakes refused at the connection limit
-	Datagrams      uint64 // non-QUIC datagrams delivered to the handler
-	DatagramsDrop  uint64 // non-QUIC packets dropped: first byte not 0x00
-	StreamsHandled uint64 // incoming streams given to a handler
-	StreamsBadTag  uint64 // incoming streams reset for an unknown or missing tag
+	Conns      int    // open connections now
+	Handshakes int    // incoming handshakes in progress now
+	Dials      uint64 // QUIC handshakes this node started
+	// Incoming handshakes refused, by reason (Refused is their sum).
+	Refused             uint64
+	RefusedConns        uint64 // the incoming share of MaxConns (MaxConns-DialReserve) was taken
+	RefusedHandshakes   uint64 // MaxHandshakes in progress
+	RefusedIPHandshakes uint64 // MaxHandshakesPerIP in progress from the address
+	RefusedIPConns      uint64 // MaxConnsPerIP from the address
+	RefusedPeerConns    uint64 // MaxConnsPerPeer of the identity, after the handshake
+	Retries             uint64 // handshakes asked to prove their address (QUIC Retry) under load
+	Datagrams           uint64 // non-QUIC datagrams delivered to the handler
+	// Non-QUIC packets dropped, by reason (DatagramsDrop is their sum).
+	DatagramsDrop     uint64
+	DatagramsDropByte uint64 // first byte not 0x00 (not IPv8), or empty
+	DatagramsDropAddr uint64 // source not a UDP address
+	StreamsHandled    uint64 // incoming streams given to a handler
+	StreamsBadTag     uint64 // incoming streams reset for an unknown or missing tag
 }
 
 type counters struct {
-	conns          atomic.Int64
-	refused        atomic.Uint64
-	datagrams      atomic.Uint64
-	datagramsDrop  atomic.Uint64
-	streamsHandled atomic.Uint64
-	streamsBadTag  atomic.Uint64
+	conns             atomic.Int64
+	dials             atomic.Uint64
+	refused           [refusedPeerConns + 1]atomic.Uint64
+	retries           atomic.Uint64
+	datagrams         atomic.Uint64
+	datagramsDropByte atomic.Uint64
+	datagramsDropAddr atomic.Uint64
+	streamsHandled    atomic.Uint64
+	streamsBadTag     atomic.Uint64
 }
 
+func (c *counters) refuse(why refusal) { c.refused[why].Add(1) }
+
 func (c *counters) snapshot() Stats {
-	return Stats{
-		Conns:          int(c.conns.Load()),
-		Refused:        c.refused.Load(),
-		Datagrams:      c.datagrams.Load(),
-		DatagramsDrop:  c.datagramsDrop.Load(),
-		StreamsHandled: c.streamsHandled.Load(),
-		StreamsBadTag:  c.streamsBadTag.Load(),
+	s := Stats{
+		Conns:               int(c.conns.Load()),
+		Dials:               c.dials.Load(),
+		RefusedConns:        c.refused[refusedConns].Load(),
+		RefusedHandshakes:   c.refused[refusedHandshakes].Load(),
+		RefusedIPHandshakes: c.refused[refusedIPHandshakes].Load(),
+		RefusedIPConns:      c.refused[refusedIPConns].Load(),
+		RefusedPeerConns:    c.refused[refusedPeerConns].Load(),
+		Retries:             c.retries.Load(),
+		Datagrams:           c.datagrams.Load(),
+		DatagramsDropByte:   c.datagramsDropByte.Load(),
+		DatagramsDropAddr:   c.datagramsDropAddr.Load(),
+		StreamsHandled:      c.streamsHandled.Load(),
+		StreamsBadTag:       c.streamsBadTag.Load(),
 	}
+	s.Refused = s.RefusedConns + s.RefusedHandshakes + s.RefusedIPHandshakes + s.RefusedIPConns + s.RefusedPeerConns
+	s.DatagramsDrop = s.DatagramsDropByte + s.DatagramsDropAddr
+	return s
 }

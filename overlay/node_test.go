@@ -200,8 +200,11 @@ func TestConcurrentDialsShare(t *testing.T) {
 			t.Errorf("concurrent dials returned different connections")
 		}
 	}
+	// A started one handshake for all of them, so B cannot get another.
+	if st := a.Stats(); st.Dials != 1 {
+		t.Errorf("A started %d dials for %d concurrent callers, want 1", st.Dials, n)
+	}
 	waitFor(t, "B to register A's connection", func() bool { return b.Stats().Conns >= 1 })
-	time.Sleep(50 * time.Millisecond)
 	if st := b.Stats(); st.Conns != 1 {
 		t.Errorf("B has %d connections after %d concurrent dials, want 1", st.Conns, n)
 	}
@@ -319,7 +322,7 @@ func TestCloseIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Write([]byte("hold"))
-	time.Sleep(50 * time.Millisecond)
+	waitFor(t, "B's handler to hold the stream", func() bool { return b.Stats().StreamsHandled == 1 })
 	if err := a.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
@@ -503,9 +506,14 @@ func TestDuplicateRetirement(t *testing.T) {
 	if got := a.Conn(b.PeerID()); got != c2 {
 		t.Fatalf("best connection is not the newest of two equals")
 	}
-	// The newest dies before the grace ends: the older one must be kept.
+	// The newest dies before the grace ends: the older one must be kept
+	// when its retire timer fires (the timer then disarms itself).
 	c2.Close()
-	time.Sleep(3 * grace)
+	waitFor(t, "the older connection's retire timer to fire", func() bool {
+		a.mu.Lock()
+		defer a.mu.Unlock()
+		return c1.retire == nil
+	})
 	if got := a.Conn(b.PeerID()); got != c1 || c1.Context().Err() != nil {
 		t.Fatalf("the surviving connection was retired (got %v, err %v)", got, c1.Context().Err())
 	}

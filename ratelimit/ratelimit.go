@@ -11,14 +11,19 @@
 // The table holds at most Max keys, so a flood from spoofed addresses cannot
 // grow it. When a new key arrives at a full table, the table first forgets
 // every key whose bucket has refilled (it holds nothing a fresh bucket would
-// not). If that frees less than an eighth of the table, it evicts arbitrary
-// keys (Go's map order) until an eighth is free. Evicted keys start again
-// with a full bucket: under a spoofed flood the limiter fails open for the
-// evicted senders rather than locking real senders out, and each sweep costs
-// O(Max) once per Max/8 new keys. Evictions are counted.
+// not). If that frees less than an eighth of the table, it evicts the keys
+// used least recently until an eighth is free (deterministically: the same
+// calls give the same table, which the simulators rely on). Evicted keys
+// start again with a full bucket: under a spoofed flood the limiter fails
+// open for the evicted senders rather than locking real senders out, and
+// each sweep costs O(Max log Max) once per Max/8 new keys. Evictions are
+// counted.
 package ratelimit
 
-import "time"
+import (
+	"slices"
+	"time"
+)
 
 // Table is a bounded set of token buckets keyed by K.
 type Table[K comparable] struct {
@@ -67,12 +72,20 @@ func (t *Table[K]) Allow(key K, now time.Time) bool {
 func (t *Table[K]) makeRoom(now time.Time) {
 	t.Prune(now)
 	target := t.max - max(t.max/8, 1)
-	for k := range t.buckets {
-		if len(t.buckets) <= target {
-			break
+	if len(t.buckets) <= target {
+		return
+	}
+	lasts := make([]time.Time, 0, len(t.buckets))
+	for _, b := range t.buckets {
+		lasts = append(lasts, b.last)
+	}
+	slices.SortFunc(lasts, time.Time.Compare)
+	cutoff := lasts[len(lasts)-target-1] // evict keys used at or before it
+	for k, b := range t.buckets {
+		if !b.last.After(cutoff) {
+			delete(t.buckets, k)
+			t.evicted++
 		}
-		delete(t.buckets, k)
-		t.evicted++
 	}
 }
 

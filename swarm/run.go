@@ -509,19 +509,27 @@ func (r *run) sessionOnce(ctx context.Context, peer identity.PeerID, addr netip.
 	defer stop()
 	defer reset(st, CodeClosing)
 	n := r.m.NumChunks()
+	// The exchange of hellos has a short deadline; after it, a session
+	// may stay silent for as long as the connection lives.
+	if err := st.SetDeadline(time.Now().Add(DefaultHelloTimeout)); err != nil {
+		return false, err
+	}
 	if _, err := st.Write(AppendMessage(nil, helloFor(n, r.dl.HasChunk))); err != nil {
 		return false, fmt.Errorf("sending hello: %w", err)
 	}
 	if _, err := readResponse(st, 0, 0); err != nil {
 		return false, err
 	}
-	mr := msgReader{r: st}
+	mr := msgReader{r: st, chunks: n}
 	m, err := mr.next()
 	if err == nil {
 		err = checkHello(m, n)
 	}
 	if err != nil {
 		return false, fmt.Errorf("reading hello: %w", err)
+	}
+	if err := st.SetDeadline(time.Time{}); err != nil {
+		return false, err
 	}
 	ev := event{kind: evJoined, peer: peer}
 	if !m.All {

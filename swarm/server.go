@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -35,45 +36,109 @@ type Source interface {
 }
 
 // ServerConfig configures the upload side. The zero value means defaults.
+//
+// Budgets (docs/security.md): a remote peer can make the server hold
+// accepted chunk requests (MaxPerPeer per peer, MaxQueued in all; a
+// goroutine and a stream each, no buffer), upload slots (SendPerPeer per
+// peer, MaxTotal in all; one chunk buffer each, held only while its bytes
+// move: a write that makes no progress for StallTimeout loses the slot) and
+// sessions (MaxSessionsPerPeer per peer, MaxSessions in all; a hello buffer
+// of at most the content's bitmap, growing with the bytes received, and
+// HelloTimeout to send it). Beyond a cap the request is refused as busy and
+// counted in ServerCounters.
 type ServerConfig struct {
 	// Logger receives the server's logs; nil discards them.
 	Logger *slog.Logger
-	// MaxPerPeer bounds concurrent chunk requests per peer; more are
-	// refused as busy. Default 32.
+	// MaxPerPeer bounds one peer's accepted chunk requests (being sent or
+	// waiting their turn); more are refused as busy. Default 32.
 	MaxPerPeer int
-	// MaxTotal bounds concurrent chunk requests over all peers (each holds
-	// one chunk buffer while it is sent). Default 48.
+	// MaxQueued bounds accepted chunk requests over all peers; more are
+	// refused as busy. Default 1024.
+	MaxQueued int
+	// MaxTotal bounds the chunks being sent at once over all peers (each
+	// holds one chunk buffer while it is sent). Requests wait for a slot
+	// in arrival order. Default 48.
 	MaxTotal int
 	// SendPerPeer bounds the chunks written to one peer at once; its other
-	// accepted requests wait their turn. QUIC interleaves the streams
-	// being written, so with every accepted request written at once each
-	// chunk would finish only at the end of the whole batch; a few at a
-	// time finish one after another, and both ends touch each chunk while
-	// it is still in the CPU caches. Default 2.
+	// accepted requests wait their turn without holding an upload slot.
+	// QUIC interleaves the streams being written, so with every accepted
+	// request written at once each chunk would finish only at the end of
+	// the whole batch; a few at a time finish one after another, and both
+	// ends touch each chunk while it is still in the CPU caches. It is
+	// also each peer's fair share: no peer holds more upload slots.
+	// Default 2.
 	SendPerPeer int
 	// UploadRate caps upload bytes per second over all peers; 0: no cap.
 	UploadRate int64
-	// WriteTimeout bounds the time to send one response. Default 60 s.
+	// StallTimeout: a chunk whose next piece (64 KiB) cannot be written
+	// for this long (the peer does not read) is abandoned, its stream
+	// reset and its upload slot freed. Default 5 s.
+	StallTimeout time.Duration
+	// WriteTimeout bounds the time to send one whole response. Default
+	// 60 s.
 	WriteTimeout time.Duration
+	// HelloTimeout bounds the time from a stream's start to the end of its
+	// request and, for a session, of the peer's hello. Default 10 s.
+	HelloTimeout time.Duration
+	// MaxSessionsPerPeer bounds one peer's open sessions (one per content
+	// it downloads from us); more are refused as busy. Default 32.
+	MaxSessionsPerPeer int
+	// MaxSessions bounds open sessions over all peers. Default 4096.
+	MaxSessions int
 }
+
+// Server defaults; see ServerConfig.
+const (
+	DefaultMaxPerPeer         = 32
+	DefaultMaxQueued          = 1024
+	DefaultMaxTotal           = 48
+	DefaultSendPerPeer        = 2
+	DefaultStallTimeout       = 5 * time.Second
+	DefaultWriteTimeout       = 60 * time.Second
+	DefaultHelloTimeout       = 10 * time.Second
+	DefaultMaxSessionsPerPeer = 32
+	DefaultMaxSessions        = 4096
+)
 
 func (c ServerConfig) populate() ServerConfig {
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
 	}
-	if c.MaxPerPeer <= 0 {
-		c.MaxPerPeer = 32
+	def := func(p *int, v int) {
+		if *p <= 0 {
+			*p = v
+		}
 	}
-	if c.MaxTotal <= 0 {
-		c.MaxTotal = 48
+	defd := func(p *time.Duration, v time.Duration) {
+		if *p <= 0 {
+			*p = v
+		}
 	}
-	if c.SendPerPeer <= 0 {
-		c.SendPerPeer = 2
-	}
-	if c.WriteTimeout <= 0 {
-		c.WriteTimeout = 60 * time.Second
-	}
+	def(&c.MaxPerPeer, DefaultMaxPerPeer)
+	def(&c.MaxQueued, DefaultMaxQueued)
+	def(&c.MaxTotal, DefaultMaxTotal)
+	def(&c.SendPerPeer, DefaultSendPerPeer)
+	def(&c.MaxSessionsPerPeer, DefaultMaxSessionsPerPeer)
+	def(&c.MaxSessions, DefaultMaxSessions)
+	defd(&c.StallTimeout, DefaultStallTimeout)
+	defd(&c.WriteTimeout, DefaultWriteTimeout)
+	defd(&c.HelloTimeout, DefaultHelloTimeout)
 	return c
+}
+
+// ServerCounters counts what the server refused or cut off, and how much
+// of its budgets is in use.
+type ServerCounters struct {
+	Accepted        int64 // chunk requests accepted
+	BusyPeer        int64 // chunk requests refused: the peer's MaxPerPeer reached
+	BusyTotal       int64 // chunk requests refused: MaxQueued reached
+	Stalled         int64 // chunk uploads abandoned: no progress for StallTimeout
+	SessionsRefused int64 // sessions refused: MaxSessionsPerPeer or MaxSessions reached
+	BadRequests     int64 // streams reset for a malformed or late request or hello
+
+	Queued   int // chunk requests accepted now (sending or waiting)
+	Sending  int // upload slots in use now
+	Sessions int // sessions open now
 }
 
 // Server is the upload side: it answers swarm streams for the content
@@ -85,20 +150,29 @@ type Server struct {
 	cancel context.CancelCauseFunc
 	wg     sync.WaitGroup // ServeStream calls and session writers
 
+	slots chan struct{} // a token per chunk being written (MaxTotal)
+	clog  *chunkLog
+
 	uploaded atomic.Int64 // chunk payload bytes sent
 	served   atomic.Int64 // chunks sent
+	counters struct {
+		accepted, busyPeer, busyTotal, stalled, sessionsRefused, badRequests atomic.Int64
+	}
 
-	mu      sync.Mutex // guards the fields below
-	closed  bool
-	items   map[chunker.ContentID]*served
-	perPeer map[identity.PeerID]*peerUploads
-	total   int
+	mu       sync.Mutex // guards the fields below
+	closed   bool
+	items    map[chunker.ContentID]*served
+	perPeer  map[identity.PeerID]*peerUploads
+	total    int // accepted chunk requests
+	sessions int // open sessions
 }
 
-// peerUploads is one peer's accepted chunk requests.
+// peerUploads is one peer's accepted chunk requests and open sessions; it
+// is dropped when both are zero.
 type peerUploads struct {
-	n     int           // accepted, not yet answered
-	turns chan struct{} // a token per chunk being written (SendPerPeer)
+	n        int           // accepted chunk requests, not yet answered
+	sessions int           // open sessions
+	turns    chan struct{} // a token per chunk being written (SendPerPeer)
 }
 
 // served is one registered source and its open sessions.
@@ -115,6 +189,8 @@ func NewServer(cfg ServerConfig) *Server {
 	return &Server{
 		cfg:     cfg,
 		up:      newBucket(cfg.UploadRate, 0),
+		slots:   make(chan struct{}, cfg.MaxTotal),
+		clog:    newChunkLog(cfg.Logger),
 		ctx:     ctx,
 		cancel:  cancel,
 		items:   make(map[chunker.ContentID]*served),
@@ -167,6 +243,23 @@ func (s *Server) Stats() (uploadedBytes, chunks int64) {
 	return s.uploaded.Load(), s.served.Load()
 }
 
+// Counters returns what the server refused or cut off so far.
+func (s *Server) Counters() ServerCounters {
+	c := ServerCounters{
+		Accepted:        s.counters.accepted.Load(),
+		BusyPeer:        s.counters.busyPeer.Load(),
+		BusyTotal:       s.counters.busyTotal.Load(),
+		Stalled:         s.counters.stalled.Load(),
+		SessionsRefused: s.counters.sessionsRefused.Load(),
+		BadRequests:     s.counters.badRequests.Load(),
+	}
+	s.mu.Lock()
+	c.Queued, c.Sessions = s.total, s.sessions
+	s.mu.Unlock()
+	c.Sending = len(s.slots)
+	return c
+}
+
 // Close stops serving: open streams are reset and Close waits for every
 // handler to return. It is idempotent.
 func (s *Server) Close() error {
@@ -213,15 +306,24 @@ func (s *Server) ServeStream(ctx context.Context, peer identity.PeerID, st Strea
 	unwatch := watch(ctx, st, CodeClosing)
 	defer unwatch()
 
-	if err := st.SetDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
+	// The request must arrive quickly; each kind then sets its own
+	// deadline.
+	if err := st.SetDeadline(time.Now().Add(s.cfg.HelloTimeout)); err != nil {
 		reset(st, CodeClosing)
 		return
 	}
 	req, err := ReadRequest(st)
 	if err != nil {
-		s.cfg.Logger.Debug("bad swarm request", "peer", peer.Short(), "err", err)
+		s.counters.badRequests.Add(1)
+		s.clog.debug("bad swarm request", "peer", peer.Short(), "err", err)
 		reset(st, CodeProtocol)
 		return
+	}
+	if req.Kind != KindSession {
+		if err := st.SetDeadline(time.Now().Add(s.cfg.WriteTimeout)); err != nil {
+			reset(st, CodeClosing)
+			return
+		}
 	}
 	s.mu.Lock()
 	it := s.items[chunker.ContentID(req.ID)]
@@ -236,7 +338,7 @@ func (s *Server) ServeStream(ctx context.Context, peer identity.PeerID, st Strea
 	case KindLeaves:
 		s.sendBlob(st, it.src.LeafBytes())
 	case KindChunk:
-		s.serveChunk(ctx, peer, st, it.src, int(req.Index))
+		s.serveChunk(ctx, peer, st, chunker.ContentID(req.ID), it.src, int(req.Index))
 	case KindSession:
 		s.serveSession(ctx, peer, st, it)
 	}
@@ -271,23 +373,22 @@ func finishRead(st Stream) {
 	}
 }
 
-// acquire takes an upload slot for peer, or reports why not.
+// acquire accepts a chunk request of peer, or reports why not.
 func (s *Server) acquire(peer identity.PeerID) (*peerUploads, string, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.total >= s.cfg.MaxTotal {
+	if s.total >= s.cfg.MaxQueued {
+		s.counters.busyTotal.Add(1)
 		return nil, fmt.Sprintf("%d uploads in flight", s.total), false
 	}
-	pu := s.perPeer[peer]
-	if pu == nil {
-		pu = &peerUploads{turns: make(chan struct{}, s.cfg.SendPerPeer)}
-		s.perPeer[peer] = pu
-	}
+	pu := s.peerLocked(peer)
 	if pu.n >= s.cfg.MaxPerPeer {
+		s.counters.busyPeer.Add(1)
 		return nil, fmt.Sprintf("%d requests from you in flight", pu.n), false
 	}
 	s.total++
 	pu.n++
+	s.counters.accepted.Add(1)
 	return pu, "", true
 }
 
@@ -296,13 +397,58 @@ func (s *Server) release(peer identity.PeerID) {
 	defer s.mu.Unlock()
 	s.total--
 	if pu := s.perPeer[peer]; pu != nil {
-		if pu.n--; pu.n <= 0 {
-			delete(s.perPeer, peer)
-		}
+		pu.n--
+		s.dropIdleLocked(peer, pu)
 	}
 }
 
-func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream, src Source, i int) {
+// peerLocked returns peer's record, creating it.
+func (s *Server) peerLocked(peer identity.PeerID) *peerUploads {
+	pu := s.perPeer[peer]
+	if pu == nil {
+		pu = &peerUploads{turns: make(chan struct{}, s.cfg.SendPerPeer)}
+		s.perPeer[peer] = pu
+	}
+	return pu
+}
+
+func (s *Server) dropIdleLocked(peer identity.PeerID, pu *peerUploads) {
+	if pu.n <= 0 && pu.sessions <= 0 {
+		delete(s.perPeer, peer)
+	}
+}
+
+// acquireSession admits a session of peer, or reports false.
+func (s *Server) acquireSession(peer identity.PeerID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	pu := s.peerLocked(peer)
+	if s.sessions >= s.cfg.MaxSessions || pu.sessions >= s.cfg.MaxSessionsPerPeer {
+		s.counters.sessionsRefused.Add(1)
+		s.dropIdleLocked(peer, pu)
+		return false
+	}
+	s.sessions++
+	pu.sessions++
+	return true
+}
+
+func (s *Server) releaseSession(peer identity.PeerID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.sessions--
+	if pu := s.perPeer[peer]; pu != nil {
+		pu.sessions--
+		s.dropIdleLocked(peer, pu)
+	}
+}
+
+// serveChunk answers a chunk request. The request is accepted (or refused
+// as busy) at once; it then waits for the peer's turn (SendPerPeer) and an
+// upload slot (MaxTotal) without holding anything else, reads the chunk and
+// writes it in pieces. A piece that cannot be written within StallTimeout
+// ends the upload: a peer that does not read loses its slot quickly.
+func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream, id chunker.ContentID, src Source, i int) {
 	if i < 0 || i >= src.NumChunks() {
 		s.refuse(st, StatusBadRequest, fmt.Sprintf("chunk %d of %d", i, src.NumChunks()))
 		return
@@ -323,28 +469,33 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 		return
 	}
 	defer func() { <-pu.turns }()
+	select { // and for an upload slot
+	case s.slots <- struct{}{}:
+	case <-ctx.Done():
+		return
+	}
+	defer func() { <-s.slots }()
 	bp := getBuf(src.ChunkLen(i))
 	defer putBuf(bp)
 	data, err := src.ReadChunk(i, *bp)
 	if err != nil {
-		s.cfg.Logger.Warn("cannot serve chunk", "chunk", i, "err", err)
+		s.clog.warn("cannot serve chunk", "content", id.String(), "chunk", i, "err", err)
 		s.refuse(st, StatusInternal, "cannot read chunk")
 		return
 	}
+	end := time.Now().Add(s.cfg.WriteTimeout)
 	hdr := AppendResponseHeader(make([]byte, 0, responseHeaderLen), StatusOK, uint32(len(data)))
-	if _, err := st.Write(hdr); err != nil {
+	if err := s.writeStalling(st, hdr, end); err != nil {
+		s.stalled(st, peer, id, i, err)
 		return
 	}
-	piece := len(data) // unlimited: one write per chunk
-	if s.up != nil {
-		piece = sendPiece
-	}
-	for off := 0; off < len(data); off += piece {
-		p := data[off:min(off+piece, len(data))]
+	for off := 0; off < len(data); off += sendPiece {
+		p := data[off:min(off+sendPiece, len(data))]
 		if err := s.up.wait(ctx, len(p)); err != nil {
 			return
 		}
-		if _, err := st.Write(p); err != nil {
+		if err := s.writeStalling(st, p, end); err != nil {
+			s.stalled(st, peer, id, i, err)
 			return
 		}
 	}
@@ -352,4 +503,28 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 	finishRead(st)
 	s.uploaded.Add(int64(len(data)))
 	s.served.Add(1)
+}
+
+// writeStalling writes p with a deadline of StallTimeout from now (but not
+// past end).
+func (s *Server) writeStalling(st Stream, p []byte, end time.Time) error {
+	dl := time.Now().Add(s.cfg.StallTimeout)
+	if dl.After(end) {
+		dl = end
+	}
+	if err := st.SetDeadline(dl); err != nil {
+		return err
+	}
+	_, err := st.Write(p)
+	return err
+}
+
+// stalled ends an upload whose write failed (the peer stopped reading, or
+// went away).
+func (s *Server) stalled(st Stream, peer identity.PeerID, id chunker.ContentID, i int, err error) {
+	reset(st, CodeCancelled)
+	if os.IsTimeout(err) {
+		s.counters.stalled.Add(1)
+		s.clog.debug("upload stalled", "peer", peer.Short(), "content", id.String(), "chunk", i, "err", err)
+	}
 }

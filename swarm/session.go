@@ -119,7 +119,16 @@ type serverSession struct {
 }
 
 // serveSession runs the serving end of a session until either side ends it.
+//
+// The peer's hello must arrive within HelloTimeout of the stream's start
+// (ServeStream set the deadline), and its announced length must fit the
+// content's bitmap before anything is allocated.
 func (s *Server) serveSession(ctx context.Context, peer identity.PeerID, st Stream, it *served) {
+	if !s.acquireSession(peer) {
+		s.refuse(st, StatusBusy, "too many sessions")
+		return
+	}
+	defer s.releaseSession(peer)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	ss := &serverSession{haveQueue: newHaveQueue(), cancel: cancel}
@@ -133,13 +142,14 @@ func (s *Server) serveSession(ctx context.Context, peer identity.PeerID, st Stre
 	}()
 
 	n := it.src.NumChunks()
-	mr := msgReader{r: st}
+	mr := msgReader{r: st, chunks: n}
 	m, err := mr.next()
 	if err == nil {
 		err = checkHello(m, n)
 	}
 	if err != nil {
-		s.cfg.Logger.Debug("bad session hello", "peer", peer.Short(), "err", err)
+		s.counters.badRequests.Add(1)
+		s.clog.debug("bad session hello", "peer", peer.Short(), "err", err)
 		reset(st, CodeProtocol)
 		return
 	}

@@ -377,12 +377,16 @@ func DecodeMessage(b []byte) (Message, error) {
 
 // msgReader reads control messages, reusing one buffer.
 type msgReader struct {
-	r   io.Reader
-	buf []byte
+	r io.Reader
+	// chunks, if positive, is the content's chunk count: a hello longer
+	// than its bitmap needs is refused from the header alone.
+	chunks int
+	buf    []byte
 }
 
 // next reads one message. The message aliases the reader's buffer until the
-// next call.
+// next call. A body is checked against the limits before anything is
+// allocated, and a hello's buffer grows only with the bytes received.
 func (mr *msgReader) next() (Message, error) {
 	var h [msgHeaderLen]byte
 	if _, err := io.ReadFull(mr.r, h[:]); err != nil {
@@ -392,12 +396,20 @@ func (mr *msgReader) next() (Message, error) {
 	if err != nil {
 		return Message{}, err
 	}
-	if cap(mr.buf) < n {
-		mr.buf = make([]byte, n)
+	if t == MsgHello && mr.chunks > 0 && n > 5+bitmapLen(mr.chunks) {
+		return Message{}, fmt.Errorf("%w: %d-byte hello for %d chunks", ErrProtocol, n, mr.chunks)
 	}
-	body := mr.buf[:n]
-	if _, err := io.ReadFull(mr.r, body); err != nil {
-		return Message{}, fmt.Errorf("reading %d-byte message: %w", n, noEOF(err))
+	var body []byte
+	if cap(mr.buf) >= n {
+		body = mr.buf[:n]
+		_, err = io.ReadFull(mr.r, body)
+		err = noEOF(err)
+	} else {
+		body, err = readGrowing(mr.r, n)
+		mr.buf = body
+	}
+	if err != nil {
+		return Message{}, fmt.Errorf("reading %d-byte message: %w", n, err)
 	}
 	return decodeBody(t, body)
 }

@@ -381,7 +381,11 @@ func runPeers(ctx context.Context, g *globals, args []string) error {
 		return nil
 	}
 	for _, p := range peers {
-		fmt.Printf("%s  %s\n", p.PeerID, p.Addr)
+		path := p.Path // direct, lan or relayed
+		if path == "" {
+			path = "-" // known, not connected
+		}
+		fmt.Printf("%s  %-21s  %s\n", p.PeerID, p.Addr, path)
 	}
 	return nil
 }

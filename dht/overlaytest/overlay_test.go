@@ -64,11 +64,17 @@ type peer struct {
 
 func startPeer(t *testing.T) *peer {
 	t.Helper()
+	return startPeerAt(t, "127.0.0.1:0")
+}
+
+// startPeerAt runs a DHT node over an overlay node bound to listen.
+func startPeerAt(t *testing.T, listen string) *peer {
+	t.Helper()
 	kp, err := identity.Generate(nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ov, err := overlay.New(overlay.Config{KeyPair: kp, SocketBuffer: 1 << 20})
+	ov, err := overlay.New(overlay.Config{ListenAddr: listen, KeyPair: kp, SocketBuffer: 1 << 20})
 	if err != nil {
 		t.Fatalf("overlay.New: %v", err)
 	}

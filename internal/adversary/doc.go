@@ -9,5 +9,8 @@
 // "not found", announcing a manifest and going silent, serving a manifest
 // or leaf layer that fails verification) and attacks on a server (session
 // hellos that announce a large body and never send it, chunk requests
-// whose answers are never read).
+// whose answers are never read). Connection attacks live in net*.go
+// (never-finished handshakes, throwaway identities, reconnects of one
+// identity) and DHT attacks in dht*.go (floods of silent identities,
+// captured and replayed datagrams).
 package adversary

@@ -5,7 +5,6 @@ import (
 	"encoding/binary"
 	"fmt"
 	"net/netip"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -45,7 +44,6 @@ type SwarmPeer struct {
 	Manifest []byte // BadLeaves: the real manifest to serve
 
 	requests [5]atomic.Int64 // incoming requests by swarm.Kind
-	wg       sync.WaitGroup  // attack goroutines
 }
 
 // NewSwarmPeer starts a malicious peer on 127.0.0.1 answering in mode; it
@@ -58,10 +56,7 @@ func NewSwarmPeer(tb testing.TB, mode SwarmMode) *SwarmPeer {
 	}
 	p := &SwarmPeer{Node: n, Mode: mode}
 	n.Handle(swarm.Tag, p.serve)
-	tb.Cleanup(func() {
-		n.Close()
-		p.wg.Wait()
-	})
+	tb.Cleanup(func() { n.Close() })
 	return p
 }
 
@@ -137,25 +132,30 @@ func (p *SwarmPeer) openSwarm(ctx context.Context, peer identity.PeerID, addr ne
 	return st, nil
 }
 
-// maxHelloBody is the largest hello body the wire format admits: flags,
+// MaxHelloBody is the largest hello body the wire format admits: flags,
 // count and a bitmap of 2^22 chunks.
-const maxHelloBody = 1 + 4 + swarm.MaxChunks/8
+const MaxHelloBody = 1 + 4 + swarm.MaxChunks/8
 
-// HoldHellos opens n session streams to the server at peer for content id,
-// each announcing a hello of the largest admitted body and sending none of
-// it, and holds them open until ctx ends. It returns how many streams it
-// opened (a server may refuse some); it blocks until ctx ends.
-func (p *SwarmPeer) HoldHellos(ctx context.Context, peer identity.PeerID, addr netip.AddrPort, id chunker.ContentID, n int) (int, error) {
-	var hdr [5]byte
-	hdr[0] = byte(swarm.MsgHello)
-	binary.BigEndian.PutUint32(hdr[1:], maxHelloBody)
-	var open []*quic.Stream
-	defer func() {
-		for _, st := range open {
+// holdUntil resets streams when ctx ends.
+func holdUntil(ctx context.Context, streams []*quic.Stream) {
+	context.AfterFunc(ctx, func() {
+		for _, st := range streams {
 			st.CancelRead(swarm.CodeCancelled)
 			st.CancelWrite(swarm.CodeCancelled)
 		}
-	}()
+	})
+}
+
+// HoldHellos opens n session streams to the server at peer for content id,
+// each announcing a hello body of bodyLen bytes (at most the wire format's
+// limit) and sending none of it. The streams stay open until ctx ends. It
+// returns how many streams it opened and does not block.
+func (p *SwarmPeer) HoldHellos(ctx context.Context, peer identity.PeerID, addr netip.AddrPort, id chunker.ContentID, n int, bodyLen uint32) (int, error) {
+	var hdr [5]byte
+	hdr[0] = byte(swarm.MsgHello)
+	binary.BigEndian.PutUint32(hdr[1:], min(bodyLen, MaxHelloBody))
+	var open []*quic.Stream
+	defer func() { holdUntil(ctx, open) }()
 	for range n {
 		st, err := p.openSwarm(ctx, peer, addr, swarm.Request{Kind: swarm.KindSession, ID: id}, true)
 		if err != nil {
@@ -163,25 +163,19 @@ func (p *SwarmPeer) HoldHellos(ctx context.Context, peer identity.PeerID, addr n
 		}
 		open = append(open, st)
 		if _, err := st.Write(hdr[:]); err != nil {
-			break
+			return len(open), fmt.Errorf("adversary: hello header %d: %w", len(open), err)
 		}
 	}
-	<-ctx.Done()
 	return len(open), nil
 }
 
 // HoardUploads asks the server at peer for the given chunks of id, each on
-// its own stream, and never reads an answer: the chunks stay in QUIC's
-// flow-control windows and the server's writes block. It holds the streams
-// until ctx ends and returns how many it opened; it blocks until ctx ends.
+// its own stream, and never reads an answer: the chunks fill QUIC's
+// flow-control windows and the server's writes block. The streams stay open
+// until ctx ends. It returns how many it opened and does not block.
 func (p *SwarmPeer) HoardUploads(ctx context.Context, peer identity.PeerID, addr netip.AddrPort, id chunker.ContentID, chunks []int) (int, error) {
 	var open []*quic.Stream
-	defer func() {
-		for _, st := range open {
-			st.CancelRead(swarm.CodeCancelled)
-			st.CancelWrite(swarm.CodeCancelled)
-		}
-	}()
+	defer func() { holdUntil(ctx, open) }()
 	for _, i := range chunks {
 		st, err := p.openSwarm(ctx, peer, addr, swarm.Request{Kind: swarm.KindChunk, ID: id, Index: uint32(i)}, false)
 		if err != nil {
@@ -189,6 +183,5 @@ func (p *SwarmPeer) HoardUploads(ctx context.Context, peer identity.PeerID, addr
 		}
 		open = append(open, st)
 	}
-	<-ctx.Done()
 	return len(open), nil
 }

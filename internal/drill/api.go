@@ -22,46 +22,49 @@ import (
 	"github.com/shoal-p2p/shoal/seed"
 )
 
-// dialIn opens a TCP connection to addr from inside the namespace ns: the
-// socket is made on a thread switched into ns, then the thread switches
-// back. The control API listens on the host's own loopback, which only
-// that namespace can reach.
-func dialIn(ctx context.Context, ns, addr string) (net.Conn, error) {
-	type result struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan result, 1)
+// inNS runs f on a thread switched into the namespace ns, then switches
+// the thread back. Sockets f opens stay in ns. The control API listens on
+// the host's own loopback, which only that namespace can reach.
+func inNS(ns string, f func() error) error {
+	ch := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()
 		self, err := os.Open("/proc/thread-self/ns/net")
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{nil, err}
+			ch <- err
 			return
 		}
 		defer self.Close()
 		target, err := os.Open(filepath.Join("/run/netns", ns))
 		if err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{nil, err}
+			ch <- err
 			return
 		}
 		defer target.Close()
 		if err := unix.Setns(int(target.Fd()), unix.CLONE_NEWNET); err != nil {
 			runtime.UnlockOSThread()
-			ch <- result{nil, fmt.Errorf("setns %s: %w", ns, err)}
+			ch <- fmt.Errorf("setns %s: %w", ns, err)
 			return
 		}
-		var d net.Dialer
-		c, err := d.DialContext(ctx, "tcp", addr)
+		err = f()
 		if unix.Setns(int(self.Fd()), unix.CLONE_NEWNET) == nil {
 			runtime.UnlockOSThread()
 		} // else: leave the thread locked; it dies with this goroutine
-		ch <- result{c, err}
+		ch <- err
 	}()
-	r := <-ch
-	return r.c, r.err
+	return <-ch
+}
+
+// dialIn opens a TCP connection to addr from inside the namespace ns.
+func dialIn(ctx context.Context, ns, addr string) (c net.Conn, err error) {
+	err = inNS(ns, func() error {
+		var d net.Dialer
+		c, err = d.DialContext(ctx, "tcp", addr)
+		return err
+	})
+	return c, err
 }
 
 // api calls the node's control API from inside its host.

@@ -25,13 +25,15 @@ var netSeq atomic.Int64
 // Net is a set of hosts on one bridge.
 type Net struct {
 	t      testing.TB
-	prefix string // Prefix + "<pid>-<n>-"
-	bridge string // the bridge's namespace
+	prefix string  // Prefix + "<pid>-<n>-"
+	bridge string  // the bridge's namespace
+	base   [3]byte // the bridge's /24: 10.77.0, or 198.18.0 for NewPublic
 
-	mu     sync.Mutex
-	hosts  []*Host
-	procs  []*exec.Cmd // started in the hosts, killed by Close (their starters wait)
-	closed bool
+	mu      sync.Mutex
+	hosts   []*Host
+	routers []*Router
+	procs   []*exec.Cmd // started in the hosts, killed by Close (their starters wait)
+	closed  bool
 }
 
 // Host is one namespace with one address.
@@ -39,8 +41,9 @@ type Host struct {
 	net   *Net
 	Index int
 	NS    string     // namespace name
-	Addr  netip.Addr // 10.77.0.<Index+1>
-	veth  string     // bridge-side end, in the bridge's namespace
+	Addr  netip.Addr // 10.77.0.<Index+1> (198.18.0.<Index+1>), or its private address behind a Router
+	veth  string     // bridge-side end, in brNS
+	brNS  string     // the namespace of the bridge it hangs on
 }
 
 // Available reports why the harness cannot run here, or "" when it can.
@@ -57,13 +60,21 @@ func Available() string {
 }
 
 // New makes a Net with n hosts. Close runs in t.Cleanup.
-func New(t testing.TB, n int) *Net {
+func New(t testing.TB, n int) *Net { t.Helper(); return newNet(t, n, [3]byte{10, 77, 0}) }
+
+// NewPublic makes a Net whose bridge is a public segment, 198.18.0.0/24
+// (a range for benchmarking networks: global unicast, not private, never
+// routed outside the namespaces), with n hosts on it. Routers (AddRouter)
+// join private segments to it.
+func NewPublic(t testing.TB, n int) *Net { t.Helper(); return newNet(t, n, [3]byte{198, 18, 0}) }
+
+func newNet(t testing.TB, n int, base [3]byte) *Net {
 	t.Helper()
 	if why := Available(); why != "" {
 		t.Skip(why)
 	}
 	CleanLeftovers()
-	nt := &Net{t: t, prefix: fmt.Sprintf("%s%d-%d-", Prefix, os.Getpid(), netSeq.Add(1))}
+	nt := &Net{t: t, prefix: fmt.Sprintf("%s%d-%d-", Prefix, os.Getpid(), netSeq.Add(1)), base: base}
 	nt.bridge = nt.prefix + "br"
 	t.Cleanup(nt.Close)
 	if err := nt.ip("netns", "add", nt.bridge); err != nil {
@@ -97,7 +108,7 @@ func (nt *Net) AddHost() *Host {
 		nt.t.Fatal("drill: at most 250 hosts per Net")
 	}
 	h := &Host{net: nt, Index: i, NS: fmt.Sprintf("%sh%d", nt.prefix, i),
-		Addr: netip.AddrFrom4([4]byte{10, 77, 0, byte(i + 1)}), veth: fmt.Sprintf("v%d", i)}
+		Addr: netip.AddrFrom4([4]byte{nt.base[0], nt.base[1], nt.base[2], byte(i + 1)}), veth: fmt.Sprintf("v%d", i), brNS: nt.bridge}
 	if err := nt.ip("netns", "add", h.NS); err != nil {
 		nt.t.Fatal(err)
 	}
@@ -138,6 +149,7 @@ func (nt *Net) Close() {
 	nt.closed = true
 	procs := nt.procs
 	hosts := nt.hosts
+	routers := nt.routers
 	nt.mu.Unlock()
 	for _, c := range procs {
 		if c.Process != nil {
@@ -146,6 +158,9 @@ func (nt *Net) Close() {
 	}
 	for _, h := range hosts {
 		deleteNS(h.NS)
+	}
+	for _, r := range routers {
+		deleteNS(r.NS)
 	}
 	deleteNS(nt.bridge)
 }
@@ -166,7 +181,7 @@ func (h *Host) Command(name string, args ...string) *exec.Cmd {
 // sends) in bits per second with tc tbf; 0 leaves a direction unshaped.
 func (h *Host) Shape(down, up int64) error {
 	if down > 0 {
-		if err := h.net.tc(h.net.bridge, h.veth, down); err != nil {
+		if err := h.net.tc(h.brNS, h.veth, down); err != nil {
 			return err
 		}
 	}
@@ -191,10 +206,10 @@ func (nt *Net) tc(ns, dev string, bits int64) error {
 
 // Cut takes the host off the network: its bridge-side veth goes down, as if
 // its cable were pulled. Restore undoes it.
-func (h *Host) Cut() error { return h.net.ip("-n", h.net.bridge, "link", "set", h.veth, "down") }
+func (h *Host) Cut() error { return h.net.ip("-n", h.brNS, "link", "set", h.veth, "down") }
 
 // Restore puts a cut host back on the network.
-func (h *Host) Restore() error { return h.net.ip("-n", h.net.bridge, "link", "set", h.veth, "up") }
+func (h *Host) Restore() error { return h.net.ip("-n", h.brNS, "link", "set", h.veth, "up") }
 
 func (nt *Net) ip(args ...string) error {
 	out, err := exec.Command("ip", args...).CombinedOutput()

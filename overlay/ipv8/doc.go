@@ -9,7 +9,8 @@
 //
 // The package owns no socket and starts no goroutine of its own. Caller's
 // duties, in order: build an Endpoint with NewEndpoint and a Writer (the
-// QUIC transport, or a *net.UDPConn); Register communities; feed every
+// QUIC transport, or a *net.UDPConn); Register communities (or use
+// overlay/ipv8/community, which registers typed messages and runs a walk); feed every
 // received datagram whose first byte is 0x00 to HandlePacket (or let
 // ServeConn read a net.PacketConn); optionally run Run for housekeeping.
 // Community handlers run on the goroutine that called HandlePacket and
@@ -27,7 +28,15 @@
 //
 // The first byte 0x00 tells IPv8 from QUIC (QUIC always sets bit 0x40).
 //
-// Signed message (overhead 171 bytes with a 74-byte key):
+// Each message ID of a community has one of four framings (Framing):
+// signed or unsigned, with or without a global time. py-ipv8's default
+// (ez_send(peer, Payload), @lazy_wrapper(Payload)) has no global time;
+// its discovery messages, and application messages sent with
+// GlobalTimeDistributionPayload first, have one. The Lamport clock is
+// raised only from a real global-time field.
+//
+// Signed message with global time (FramingSigned; overhead 171 bytes with
+// a 74-byte key; FramingSignedNoTime omits the global time, 163 bytes):
 //
 //	+--------+-----------+-----------+--------------+---------+-----------+
 //	| header | key len   | key       | global time  | payload | signature |
@@ -39,7 +48,8 @@
 // header included. Global time is the sender's Lamport clock: +1 per
 // message sent, raised to the highest value seen.
 //
-// Unsigned message (overhead 31 bytes):
+// Unsigned message with global time (FramingUnsigned; overhead 31 bytes;
+// FramingUnsignedNoTime is the header and the payload only):
 //
 //	+--------+--------------+---------+
 //	| header | global time  | payload |
@@ -117,4 +127,13 @@
 //
 // Trailing bytes after the last field are malformed unless the last field
 // is raw (extra).
+//
+// Application payloads use py-ipv8's field formats; FieldWriter and
+// FieldReader (fields.go) write and read them: varlenH, varlenHutf8,
+// ipv4, ip_address, bits, uint8/16/32/64, fixed-size bytes and raw.
+//
+// Several Community values may register under one community ID when
+// their message IDs do not overlap (an application adds its messages to
+// a community whose walk the discovery package runs). Every registered
+// ID has its own counters (CommunityStats).
 package ipv8

@@ -20,7 +20,11 @@ type Writer interface {
 	WriteTo(b []byte, addr net.Addr) (int, error)
 }
 
-// Framing says how a community frames one of its message IDs.
+// Framing says how a community frames one of its message IDs. py-ipv8
+// has two framings per kind: its default (ez_send with a payload, or
+// @lazy_wrapper(Payload)) carries no global time; the global-time one
+// (GlobalTimeDistributionPayload first, as the discovery messages do)
+// puts a uint64 Lamport time before the payload.
 type Framing uint8
 
 // Framings.
@@ -28,13 +32,59 @@ const (
 	// FramingUnknown: the community does not speak this message ID; such
 	// datagrams are dropped and counted.
 	FramingUnknown Framing = iota
-	// FramingSigned: key, global time, payload, signature.
+	// FramingSigned: key, global time, payload, signature (py-ipv8's
+	// discovery messages, GlobalTimeDistributionPayload).
 	FramingSigned
-	// FramingUnsigned: global time, payload.
+	// FramingUnsigned: global time, payload (puncture request, ping,
+	// pong).
 	FramingUnsigned
+	// FramingSignedNoTime: key, payload, signature. py-ipv8's default
+	// for ez_send(peer, Payload) and @lazy_wrapper(Payload).
+	FramingSignedNoTime
+	// FramingUnsignedNoTime: payload only. py-ipv8's default for
+	// ez_send(peer, Payload, sig=False) and @lazy_wrapper_unsigned.
+	FramingUnsignedNoTime
 )
 
-// Community receives the messages of one community ID.
+// Signed reports whether messages of this framing carry a key and a
+// signature.
+func (f Framing) Signed() bool { return f == FramingSigned || f == FramingSignedNoTime }
+
+// GlobalTime reports whether messages of this framing carry a global
+// time.
+func (f Framing) GlobalTime() bool { return f == FramingSigned || f == FramingUnsigned }
+
+// Overhead is the size of a message of this framing with an empty
+// payload (a 74-byte key when signed).
+func (f Framing) Overhead() int {
+	n := HeaderSize
+	if f.Signed() {
+		n += 2 + identity.PublicKeySize + SignatureSize
+	}
+	if f.GlobalTime() {
+		n += 8
+	}
+	return n
+}
+
+func (f Framing) String() string {
+	switch f {
+	case FramingSigned:
+		return "signed with global time"
+	case FramingUnsigned:
+		return "unsigned with global time"
+	case FramingSignedNoTime:
+		return "signed"
+	case FramingUnsignedNoTime:
+		return "unsigned"
+	}
+	return "unknown"
+}
+
+// Community receives the messages of one community ID. Several
+// Communities may share an ID as long as no message ID is spoken by two
+// of them: an application adds its messages to a community whose walk
+// another part runs.
 type Community interface {
 	// Framing reports how message msgID is framed.
 	Framing(msgID byte) Framing
@@ -47,7 +97,7 @@ type Community interface {
 
 // Errors of the Endpoint.
 var (
-	ErrCommunityTaken   = errors.New("ipv8: community already registered")
+	ErrCommunityTaken   = errors.New("ipv8: community message already registered")
 	ErrTooManyRequests  = errors.New("ipv8: too many pending requests")
 	ErrRequestCancelled = errors.New("ipv8: request ended without an answer")
 )
@@ -67,7 +117,8 @@ type Endpoint struct {
 	stats counters
 
 	mu          sync.Mutex // guards the fields below
-	communities map[CommunityID]Community
+	communities map[CommunityID][]Community
+	perCom      map[CommunityID]*comCounters // kept after Unregister; one per ID ever registered
 	rate        *rateTable
 	waiters     map[*waiter]struct{}
 }
@@ -84,7 +135,8 @@ func NewEndpoint(w Writer, cfg Config) (*Endpoint, error) {
 	return &Endpoint{
 		cfg:         cfg,
 		w:           w,
-		communities: make(map[CommunityID]Community),
+		communities: make(map[CommunityID][]Community),
+		perCom:      make(map[CommunityID]*comCounters),
 		rate:        newRateTable(cfg.RatePerSecond, cfg.RateBurst, cfg.RateTableSize),
 		waiters:     make(map[*waiter]struct{}),
 	}, nil
@@ -93,22 +145,73 @@ func NewEndpoint(w Writer, cfg Config) (*Endpoint, error) {
 // Public returns the key that signs this endpoint's messages.
 func (e *Endpoint) Public() identity.PublicKey { return e.cfg.Key.Public() }
 
-// Register routes community id's messages to c.
+// Register routes the messages of community id that c speaks (those for
+// which c.Framing is not FramingUnknown) to c. It fails with
+// ErrCommunityTaken when a Community registered under id already speaks
+// one of them.
 func (e *Endpoint) Register(id CommunityID, c Community) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	if _, ok := e.communities[id]; ok {
-		return fmt.Errorf("%w: %s", ErrCommunityTaken, id)
+	for _, other := range e.communities[id] {
+		for m := range 256 {
+			if c.Framing(byte(m)) != FramingUnknown && other.Framing(byte(m)) != FramingUnknown {
+				return fmt.Errorf("%w: message %d of community %s", ErrCommunityTaken, m, id)
+			}
+		}
 	}
-	e.communities[id] = c
+	e.communities[id] = append(e.communities[id], c)
+	if e.perCom[id] == nil {
+		e.perCom[id] = new(comCounters)
+	}
 	return nil
 }
 
-// Unregister stops routing community id's messages.
-func (e *Endpoint) Unregister(id CommunityID) {
+// Unregister stops routing community id's messages to c.
+func (e *Endpoint) Unregister(id CommunityID, c Community) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	delete(e.communities, id)
+	cs := e.communities[id]
+	for i, o := range cs {
+		if o == c {
+			cs = append(cs[:i:i], cs[i+1:]...)
+			break
+		}
+	}
+	if len(cs) == 0 {
+		delete(e.communities, id)
+	} else {
+		e.communities[id] = cs
+	}
+}
+
+// route returns the Community of id that speaks msgID and its framing,
+// and id's counters (nil for an unknown community). Called with e.mu held.
+func (e *Endpoint) route(id CommunityID, msgID byte) (Community, Framing, *comCounters) {
+	if len(e.communities[id]) == 0 {
+		return nil, FramingUnknown, nil
+	}
+	for _, c := range e.communities[id] {
+		if f := c.Framing(msgID); f != FramingUnknown {
+			return c, f, e.perCom[id]
+		}
+	}
+	return nil, FramingUnknown, e.perCom[id]
+}
+
+// LocalAddr returns the address of the socket the endpoint's Writer
+// sends from, when the Writer has a LocalAddr method (a *net.UDPConn,
+// the overlay Node's writer), else the zero AddrPort.
+func (e *Endpoint) LocalAddr() netip.AddrPort {
+	la, ok := e.w.(interface{ LocalAddr() net.Addr })
+	if !ok {
+		return netip.AddrPort{}
+	}
+	ua, ok := la.LocalAddr().(*net.UDPAddr)
+	if !ok {
+		return netip.AddrPort{}
+	}
+	a := ua.AddrPort()
+	return netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 }
 
 // GlobalTime returns the Lamport clock's current value.
@@ -131,21 +234,35 @@ func (e *Endpoint) observeTime(t uint64) {
 	}
 }
 
-// Send signs and sends one message of community c to addr.
+// Send signs and sends one message of community c to addr, with a
+// global time (FramingSigned).
 func (e *Endpoint) Send(to netip.AddrPort, c CommunityID, msgID byte, payload []byte) error {
-	b := make([]byte, 0, SignedOverhead+len(payload))
-	b = AppendSigned(b, e.cfg.Key, c, msgID, e.claimTime(), payload)
-	return e.write(to, b)
+	return e.SendFramed(to, c, msgID, FramingSigned, payload)
 }
 
-// SendUnsigned sends one unsigned message of community c to addr.
+// SendUnsigned sends one unsigned message of community c to addr, with a
+// global time (FramingUnsigned).
 func (e *Endpoint) SendUnsigned(to netip.AddrPort, c CommunityID, msgID byte, payload []byte) error {
-	b := make([]byte, 0, UnsignedOverhead+len(payload))
-	b = AppendUnsigned(b, c, msgID, e.claimTime(), payload)
-	return e.write(to, b)
+	return e.SendFramed(to, c, msgID, FramingUnsigned, payload)
 }
 
-func (e *Endpoint) write(to netip.AddrPort, b []byte) error {
+// SendFramed sends one message of community c to addr in framing f,
+// signing it if f is signed and claiming a global time if f carries one.
+func (e *Endpoint) SendFramed(to netip.AddrPort, c CommunityID, msgID byte, f Framing, payload []byte) error {
+	if f == FramingUnknown {
+		return fmt.Errorf("ipv8: sending message %d of %s: unknown framing", msgID, c)
+	}
+	var gt uint64
+	if f.GlobalTime() {
+		gt = e.claimTime()
+	}
+	b := make([]byte, 0, f.Overhead()+len(payload))
+	b = AppendFramed(b, e.cfg.Key, c, msgID, f, gt, payload)
+	return e.write(to, c, b)
+}
+
+func (e *Endpoint) write(to netip.AddrPort, c CommunityID, b []byte) error {
+	cc := e.counters(c)
 	if len(b) > MaxDatagramSize {
 		e.stats.sendOversized.Add(1)
 		return fmt.Errorf("%w: %d bytes, limit %d", ErrTooLarge, len(b), MaxDatagramSize)
@@ -155,7 +272,16 @@ func (e *Endpoint) write(to netip.AddrPort, b []byte) error {
 		return fmt.Errorf("ipv8: sending to %s: %w", to, err)
 	}
 	e.stats.sent.Add(1)
+	if cc != nil {
+		cc.sent.Add(1)
+	}
 	return nil
+}
+
+func (e *Endpoint) counters(c CommunityID) *comCounters {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	return e.perCom[c]
 }
 
 // HandlePacket processes one received datagram. It does not retain b.
@@ -175,42 +301,48 @@ func (e *Endpoint) HandlePacket(from netip.AddrPort, b []byte) {
 	}
 	e.mu.Lock()
 	allowed := e.rate.Allow(from, time.Now())
-	c := e.communities[cid]
+	c, f, cc := e.route(cid, msgID)
 	e.mu.Unlock()
 	if !allowed {
 		e.stats.rateLimited.Add(1)
+		if cc != nil {
+			cc.rateLimited.Add(1)
+		}
 		return
 	}
-	if c == nil {
+	if cc == nil {
 		e.stats.unknownCommunity.Add(1)
 		return
 	}
-	var m Message
-	switch c.Framing(msgID) {
-	case FramingSigned:
-		m, err = DecodeSigned(b)
-	case FramingUnsigned:
-		m, err = DecodeUnsigned(b)
-	default:
+	cc.received.Add(1)
+	if c == nil {
 		e.stats.unknownMessage.Add(1)
+		cc.unknownMessage.Add(1)
 		return
 	}
+	m, err := Decode(b, f)
 	if err != nil {
 		if errors.Is(err, ErrBadSignature) {
 			e.stats.badSignature.Add(1)
+			cc.badSignature.Add(1)
 		} else {
 			e.stats.malformed.Add(1)
+			cc.malformed.Add(1)
 		}
-		e.cfg.Logger.Debug("ipv8: dropped datagram", "from", from, "err", err)
+		e.cfg.Logger.Debug("ipv8: dropped datagram", "peer", from, "err", err)
 		return
 	}
 	m.From = from
-	e.observeTime(m.GlobalTime)
+	if m.HasGlobalTime {
+		e.observeTime(m.GlobalTime)
+	}
 	if e.answer(&m) {
 		e.stats.answered.Add(1)
+		cc.answered.Add(1)
 		return
 	}
 	e.stats.delivered.Add(1)
+	cc.delivered.Add(1)
 	c.HandleMessage(&m)
 }
 

@@ -26,12 +26,17 @@ type waiter struct {
 // Payload is a copy the caller owns. Unmatched messages are handled as
 // usual. Requests are bounded by Config.MaxPendingRequests.
 func (e *Endpoint) Request(ctx context.Context, to netip.AddrPort, c CommunityID, msgID byte, payload []byte, match func(*Message) bool) (Message, error) {
-	return e.request(ctx, to, c, match, func() error { return e.Send(to, c, msgID, payload) })
+	return e.RequestFramed(ctx, to, c, msgID, FramingSigned, payload, match)
 }
 
 // RequestUnsigned is Request with an unsigned request message.
 func (e *Endpoint) RequestUnsigned(ctx context.Context, to netip.AddrPort, c CommunityID, msgID byte, payload []byte, match func(*Message) bool) (Message, error) {
-	return e.request(ctx, to, c, match, func() error { return e.SendUnsigned(to, c, msgID, payload) })
+	return e.RequestFramed(ctx, to, c, msgID, FramingUnsigned, payload, match)
+}
+
+// RequestFramed is Request with a request message in framing f.
+func (e *Endpoint) RequestFramed(ctx context.Context, to netip.AddrPort, c CommunityID, msgID byte, f Framing, payload []byte, match func(*Message) bool) (Message, error) {
+	return e.request(ctx, to, c, match, func() error { return e.SendFramed(to, c, msgID, f, payload) })
 }
 
 func (e *Endpoint) request(ctx context.Context, to netip.AddrPort, c CommunityID, match func(*Message) bool, send func() error) (Message, error) {

@@ -45,3 +45,51 @@ func (e *Endpoint) Stats() Stats {
 		Sent: c.sent.Load(), SendErrors: c.sendErrors.Load(), SendOversized: c.sendOversized.Load(),
 	}
 }
+
+// CommunityStats counts the datagrams of one community ID. Every
+// received datagram of a registered community lands in exactly one of
+// Delivered, Answered or a Dropped counter.
+type CommunityStats struct {
+	Received  uint64 // datagrams with this community ID, past the rate limit
+	Delivered uint64 // messages passed to a handler
+	Answered  uint64 // messages consumed by a waiting Request
+
+	DroppedMalformed      uint64 // bad lengths or key
+	DroppedBadSignature   uint64 // signature did not verify
+	DroppedUnknownMessage uint64 // no registered Community speaks the message ID
+	DroppedRateLimited    uint64 // source over its rate (not in Received)
+
+	Sent uint64 // datagrams written
+}
+
+type comCounters struct {
+	received, delivered, answered                        atomic.Uint64
+	malformed, badSignature, unknownMessage, rateLimited atomic.Uint64
+	sent                                                 atomic.Uint64
+}
+
+// CommunityStats returns the counters of community id, and false if id
+// was never registered.
+func (e *Endpoint) CommunityStats(id CommunityID) (CommunityStats, bool) {
+	c := e.counters(id)
+	if c == nil {
+		return CommunityStats{}, false
+	}
+	return CommunityStats{
+		Received: c.received.Load(), Delivered: c.delivered.Load(), Answered: c.answered.Load(),
+		DroppedMalformed: c.malformed.Load(), DroppedBadSignature: c.badSignature.Load(),
+		DroppedUnknownMessage: c.unknownMessage.Load(), DroppedRateLimited: c.rateLimited.Load(),
+		Sent: c.sent.Load(),
+	}, true
+}
+
+// Communities returns the IDs ever registered, in no particular order.
+func (e *Endpoint) Communities() []CommunityID {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	ids := make([]CommunityID, 0, len(e.perCom))
+	for id := range e.perCom {
+		ids = append(ids, id)
+	}
+	return ids
+}

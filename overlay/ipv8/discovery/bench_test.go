@@ -17,7 +17,7 @@ func BenchmarkHandleIntroRequest(b *testing.B) {
 	resp := newTNode(t, "10.0.0.2:7000", Config{})
 	for i := range 30 {
 		p := newTNode(t, fmt.Sprintf("10.0.1.%d:7000", i+1), Config{})
-		req := only(t, sends(p.core.WalkTo(t0, resp.addr)), "request")
+		req := only(t, sends(walkTo(p.core, t0, resp.addr)), "request")
 		deliver(t, t0, p, req, resp)
 	}
 	a := newTNode(t, "10.0.0.1:7000", Config{})
@@ -27,7 +27,7 @@ func BenchmarkHandleIntroRequest(b *testing.B) {
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
 	for b.Loop() {
-		out := resp.core.Handle(t0, m)
+		out := handle(resp.core, t0, m)
 		if len(out.Sends) != 2 {
 			b.Fatalf("%d sends, want a response and a puncture request", len(out.Sends))
 		}

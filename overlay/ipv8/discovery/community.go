@@ -2,160 +2,159 @@ package discovery
 
 import (
 	"context"
-	"fmt"
+	"errors"
 	"math/rand/v2"
+	"net"
 	"net/netip"
-	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 	"golang.org/x/sync/errgroup"
 )
 
-// eventQueueSize bounds events waiting for Run to deliver them; past it
-// the newest are dropped and counted.
-const eventQueueSize = 1024
+var errRunTwice = errors.New("discovery: Run called twice")
 
-// Community drives a Core: it registers with an Endpoint, feeds the core
-// received messages and timer ticks, and sends what the core asks for.
+// Queue bounds between the endpoint's goroutine (and API callers) and
+// Run's owner goroutine. Past them, the newest items are dropped and
+// counted: the walk recovers from a lost datagram as from a lost packet.
+const (
+	inboxSize  = 1024 // received messages waiting for the owner goroutine
+	walkToSize = 64   // WalkTo addresses waiting for it
+	// routeCacheSize bounds the interface lookups cached for a wildcard
+	// LAN address; past it the cache is cleared.
+	routeCacheSize = 1024
+)
+
+// Community drives a Core: Run's one goroutine owns the core, feeds it
+// received messages, WalkTo requests and timer ticks, and carries out
+// the actions Ready returns (sends through the endpoint, events to
+// Config.OnEvent). Other goroutines reach it only through bounded
+// channels and read a snapshot it publishes after every step.
 type Community struct {
-	// Set at construction, read-only after.
+	// Set by New, read-only after.
 	ep  *ipv8.Endpoint
 	cfg Config
 
-	mu            sync.Mutex // guards the fields below
-	core          *Core
-	events        []Event // waiting for Run to deliver, bounded by eventQueueSize
-	droppedEvents uint64
-	sendErrors    uint64
+	// Owned by Run's goroutine.
+	core *Core
 
-	wake chan struct{} // capacity 1: events are waiting
+	inbox  chan ipv8.Message        // from HandleMessage; payloads are copies
+	walkTo chan netip.AddrPort      // from WalkTo
+	snap   atomic.Pointer[snapshot] // published by Run's goroutine
+	ran    atomic.Bool
+
+	droppedInbox, droppedWalkTo, sendErrors atomic.Uint64
 }
 
-// New creates the walk for ep and registers it in cfg.Community.
+// snapshot is what Run's goroutine publishes for other goroutines.
+type snapshot struct {
+	peers    []Peer
+	stats    Stats
+	lan, wan netip.AddrPort
+}
+
+// New creates the walk for ep. It starts nothing: Run registers the
+// community with ep and walks. cfg.LANAddress defaults to ep's socket
+// address, and cfg.LocalAddrFor to a routing lookup.
 func New(ep *ipv8.Endpoint, cfg Config) (*Community, error) {
 	seed := cfg.Seed
 	if seed == 0 {
 		seed = rand.Uint64()
 	}
+	if !cfg.LANAddress.IsValid() {
+		cfg.LANAddress = ep.LocalAddr()
+	}
+	if cfg.LocalAddrFor == nil {
+		cfg.LocalAddrFor = newRouteCache().lookup
+	}
 	core, err := NewCore(ep.Public(), cfg, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)))
 	if err != nil {
 		return nil, err
 	}
-	c := &Community{ep: ep, cfg: core.Config(), core: core, wake: make(chan struct{}, 1)}
-	if err := ep.Register(c.cfg.Community, c); err != nil {
-		return nil, fmt.Errorf("discovery: %w", err)
+	c := &Community{
+		ep:     ep,
+		cfg:    core.Config(),
+		core:   core,
+		inbox:  make(chan ipv8.Message, inboxSize),
+		walkTo: make(chan netip.AddrPort, walkToSize),
 	}
+	c.publish()
 	return c, nil
 }
 
 // Framing implements ipv8.Community.
 func (c *Community) Framing(msgID byte) ipv8.Framing { return Framing(msgID) }
 
-// HandleMessage implements ipv8.Community.
+// HandleMessage implements ipv8.Community: it queues a copy of m for
+// Run's goroutine, or drops and counts it when the queue is full.
 func (c *Community) HandleMessage(m *ipv8.Message) {
-	c.mu.Lock()
-	out := c.core.Handle(time.Now(), m)
-	sends := c.takeLocked(out)
-	c.mu.Unlock()
-	c.send(sends)
-}
-
-// takeLocked copies out's sends (the core reuses its buffers) and queues
-// its events for Run.
-func (c *Community) takeLocked(out *Output) []Send {
-	for _, e := range out.Events {
-		if len(c.events) >= eventQueueSize {
-			c.droppedEvents++
-			continue
-		}
-		c.events = append(c.events, e)
-	}
-	if len(out.Events) > 0 {
-		select {
-		case c.wake <- struct{}{}:
-		default:
-		}
-	}
-	return append([]Send(nil), out.Sends...)
-}
-
-func (c *Community) send(sends []Send) {
-	for _, s := range sends {
-		var err error
-		if s.Unsigned {
-			err = c.ep.SendUnsigned(s.To, c.cfg.Community, s.MsgID, s.Payload)
-		} else {
-			err = c.ep.Send(s.To, c.cfg.Community, s.MsgID, s.Payload)
-		}
-		if err != nil {
-			c.mu.Lock()
-			c.sendErrors++
-			c.mu.Unlock()
-			c.cfg.Logger.Debug("discovery: send failed", "to", s.To, "msg", s.MsgID, "err", err)
-		}
+	cp := *m
+	cp.Payload = append([]byte(nil), m.Payload...)
+	select {
+	case c.inbox <- cp:
+	default:
+		c.droppedInbox.Add(1)
 	}
 }
 
-// SetLAN sets this node's LAN address (the overlay Node calls it with
-// its socket's address).
-func (c *Community) SetLAN(a netip.AddrPort) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.core.SetLAN(a)
-}
-
-// WalkTo sends an introduction request to addr now: for addresses from
-// links, LAN announcements or the command line.
+// WalkTo asks Run's goroutine to send an introduction request to addr:
+// for addresses from links, LAN announcements or the command line. It
+// never blocks; past 64 waiting addresses, addr is dropped and counted.
 func (c *Community) WalkTo(addr netip.AddrPort) {
-	c.mu.Lock()
-	sends := c.takeLocked(c.core.WalkTo(time.Now(), addr))
-	c.mu.Unlock()
-	c.send(sends)
+	select {
+	case c.walkTo <- addr:
+	default:
+		c.droppedWalkTo.Add(1)
+	}
 }
 
-// Peers returns a snapshot of the peer table.
-func (c *Community) Peers() []Peer {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.core.Peers()
-}
+// Peers returns the peer table as of the walk's last step.
+func (c *Community) Peers() []Peer { return append([]Peer(nil), c.snap.Load().peers...) }
 
-// NumPeers returns the table's size.
-func (c *Community) NumPeers() int {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.core.NumPeers()
-}
+// NumPeers returns the table's size as of the walk's last step.
+func (c *Community) NumPeers() int { return len(c.snap.Load().peers) }
 
 // DriverStats adds the driver's own counters to the core's.
 type DriverStats struct {
 	Stats
-	DroppedEvents uint64 // events lost to a full queue
-	SendErrors    uint64
+	DroppedMessages uint64 // received messages lost to a full queue
+	DroppedWalkTo   uint64 // WalkTo addresses lost to a full queue
+	SendErrors      uint64
 }
 
 // Stats returns the counters.
 func (c *Community) Stats() DriverStats {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return DriverStats{Stats: c.core.Stats(), DroppedEvents: c.droppedEvents, SendErrors: c.sendErrors}
+	return DriverStats{
+		Stats:           c.snap.Load().stats,
+		DroppedMessages: c.droppedInbox.Load(),
+		DroppedWalkTo:   c.droppedWalkTo.Load(),
+		SendErrors:      c.sendErrors.Load(),
+	}
 }
 
-// Addresses returns this node's LAN address and its WAN address as
-// learned from responses.
+// Addresses returns this node's LAN address (a wildcard when the socket
+// is bound to one) and its WAN address as learned from responses.
 func (c *Community) Addresses() (lan, wan netip.AddrPort) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.core.Addresses()
+	s := c.snap.Load()
+	return s.lan, s.wan
 }
 
-// Run walks until ctx ends, then unregisters from the endpoint and
-// returns context.Cause(ctx) (or the LAN announcer's error). Every
-// goroutine it starts has ended when it returns. Run must be called at
-// most once.
+// ID returns the community walked in.
+func (c *Community) ID() ipv8.CommunityID { return c.cfg.Community }
+
+// Run registers the community with the endpoint and walks until ctx
+// ends, then unregisters it and returns context.Cause(ctx) (or the
+// registration's or LAN announcer's error). Every goroutine it starts
+// has ended when it returns. Run must be called at most once.
 func (c *Community) Run(ctx context.Context) error {
-	defer c.ep.Unregister(c.cfg.Community)
+	if c.ran.Swap(true) {
+		return errRunTwice
+	}
+	if err := c.ep.Register(c.cfg.Community, c); err != nil {
+		return err
+	}
+	defer c.ep.Unregister(c.cfg.Community, c)
 	g, ctx := errgroup.WithContext(ctx)
 	if c.cfg.LAN.Enabled {
 		g.Go(func() error { return c.runLAN(ctx) })
@@ -164,38 +163,85 @@ func (c *Community) Run(ctx context.Context) error {
 	return g.Wait()
 }
 
+// loop is the owner goroutine: one event in, then every action out.
 func (c *Community) loop(ctx context.Context) error {
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var actions []Action
 	for {
 		select {
 		case <-ctx.Done():
-			c.deliver()
 			return context.Cause(ctx)
-		case <-c.wake:
+		case m := <-c.inbox:
+			c.core.Handle(time.Now(), &m)
+		case a := <-c.walkTo:
+			c.core.WalkTo(time.Now(), a)
 		case <-timer.C:
-			c.mu.Lock()
-			now := time.Now()
-			sends := c.takeLocked(c.core.Tick(now))
-			next := c.core.NextDeadline()
-			c.mu.Unlock()
-			c.send(sends)
-			timer.Reset(max(next.Sub(time.Now()), time.Millisecond))
+			c.core.Tick(time.Now())
 		}
-		c.deliver()
+		var next time.Time
+		actions, next = c.core.Ready(actions[:0])
+		c.carryOut(actions)
+		clear(actions)
+		c.publish()
+		if !next.IsZero() {
+			// Stop-and-reset is safe since Go 1.23: no stale tick.
+			timer.Reset(max(time.Until(next), time.Millisecond))
+		}
 	}
 }
 
-// deliver hands queued events to cfg.OnEvent.
-func (c *Community) deliver() {
-	c.mu.Lock()
-	evs := c.events
-	c.events = nil
-	c.mu.Unlock()
-	if c.cfg.OnEvent == nil {
-		return
+func (c *Community) carryOut(actions []Action) {
+	for i := range actions {
+		a := &actions[i]
+		switch a.Kind {
+		case ActionSend:
+			s := &a.Send
+			f := ipv8.FramingSigned
+			if s.Unsigned {
+				f = ipv8.FramingUnsigned
+			}
+			if err := c.ep.SendFramed(s.To, c.cfg.Community, s.MsgID, f, s.Payload); err != nil {
+				c.sendErrors.Add(1)
+				c.cfg.Logger.Debug("discovery: send failed", "peer", s.To, "err", err)
+			}
+		case ActionEvent:
+			if c.cfg.OnEvent != nil {
+				c.cfg.OnEvent(a.Event)
+			}
+		}
 	}
-	for _, e := range evs {
-		c.cfg.OnEvent(e)
+}
+
+// publish stores a snapshot for other goroutines. Only Run's goroutine
+// (and New, before Run) calls it.
+func (c *Community) publish() {
+	lan, wan := c.core.Addresses()
+	c.snap.Store(&snapshot{peers: c.core.Peers(), stats: c.core.Stats(), lan: lan, wan: wan})
+}
+
+// routeCache finds the local interface address that reaches a
+// destination, for a socket bound to a wildcard address.
+type routeCache struct {
+	m map[netip.Addr]netip.Addr // used by Run's goroutine only
+}
+
+func newRouteCache() *routeCache { return &routeCache{m: make(map[netip.Addr]netip.Addr)} }
+
+// lookup asks the kernel's routing table which source address it would
+// use towards dst: connecting a UDP socket sends nothing.
+func (r *routeCache) lookup(dst netip.Addr) netip.Addr {
+	if ip, ok := r.m[dst]; ok {
+		return ip
 	}
+	var ip netip.Addr
+	if conn, err := net.DialUDP("udp", nil, net.UDPAddrFromAddrPort(netip.AddrPortFrom(dst, 9))); err == nil {
+		ip = conn.LocalAddr().(*net.UDPAddr).AddrPort().Addr().Unmap()
+		conn.Close()
+	}
+	if len(r.m) >= routeCacheSize {
+		clear(r.m)
+	}
+	r.m[dst] = ip
+	return ip
 }

@@ -39,19 +39,29 @@ type Config struct {
 	// to the bootstrap addresses. Default 30 s.
 	BootstrapInterval time.Duration
 	// Bootstrap lists addresses to ask for introductions when the table
-	// is empty. Bootstrap nodes are never counted as peers.
+	// is empty (and now and then after). A bootstrap address that answers
+	// as a full peer is listed, introduced and churned like any other,
+	// but does not count toward TargetPeers.
 	Bootstrap []netip.AddrPort
 	// LANAddress is this node's own address on its local network, sent
-	// in every request. The driver defaults it to the socket's local
-	// address when that is not unspecified.
+	// in every request, response and puncture. New defaults it to the
+	// endpoint's socket address (ipv8.Endpoint.LocalAddr). For a
+	// wildcard address (a socket bound to 0.0.0.0 or ::), the address
+	// sent to a peer is that of the interface that reaches it.
 	LANAddress netip.AddrPort
+	// LocalAddrFor returns the local interface address that reaches dst,
+	// used when LANAddress is a wildcard. New defaults it to a routing
+	// lookup (a connected UDP socket that sends nothing), cached per
+	// destination; a Core built directly without it sends the wildcard.
+	LocalAddrFor func(dst netip.Addr) netip.Addr
 	// MaxWalkable bounds the addresses learned from introductions and
 	// not yet contacted. Default 256.
 	MaxWalkable int
 	// LAN configures local-network announcements. Off by default.
 	LAN LANConfig
 	// OnEvent, when set, receives peer added/removed events, in order, on
-	// the goroutine running Community.Run. It must not block for long.
+	// the goroutine running Community.Run, which also drives the walk: it
+	// must not block for long.
 	OnEvent func(Event)
 	// Logger receives debug logs. Nil discards.
 	Logger *slog.Logger

@@ -21,6 +21,11 @@ type Peer struct {
 	LAN, WAN netip.AddrPort
 	// NewStyle: the peer speaks the new (ip_address) message forms.
 	NewStyle bool
+	// Bootstrap: the peer answers at a bootstrap address. It is listed,
+	// introduced and churned like any peer but never depended on: it
+	// does not count toward TargetPeers, and its address stays a
+	// bootstrap address after it is dropped.
+	Bootstrap bool
 	// Added is when the peer entered the table; LastSeen when it was last
 	// heard from.
 	Added, LastSeen time.Time
@@ -64,11 +69,23 @@ type Send struct {
 	Payload  []byte
 }
 
-// Output is what a Core call asks the driver to do. Its slices are
-// reused by the next call.
-type Output struct {
-	Sends  []Send
-	Events []Event
+// ActionKind tells actions apart.
+type ActionKind uint8
+
+// Action kinds.
+const (
+	// ActionSend: send Action.Send.
+	ActionSend ActionKind = iota + 1
+	// ActionEvent: deliver Action.Event.
+	ActionEvent
+)
+
+// Action is one thing the core asks its driver to do, in order: send a
+// datagram or deliver a peer-table event.
+type Action struct {
+	Kind  ActionKind
+	Send  Send
+	Event Event
 }
 
 // Stats counts what the walk did.
@@ -136,7 +153,8 @@ type Core struct {
 	lastBootstrap time.Time
 	nextWalk      time.Time
 	stats         Stats
-	out           Output
+	actions       []Action // pending, taken by Ready
+	localFor      func(dst netip.Addr) netip.Addr
 }
 
 // NewCore returns a Core for the node with key self. cfg is populated
@@ -152,6 +170,7 @@ func NewCore(self identity.PublicKey, cfg Config, rng *rand.Rand) (*Core, error)
 		self:      self,
 		lan:       unmap(cfg.LANAddress),
 		wan:       unmap(cfg.LANAddress),
+		localFor:  cfg.LocalAddrFor,
 		peers:     make(map[netip.AddrPort]*Peer),
 		byKey:     make(map[identity.PublicKey]netip.AddrPort),
 		walkable:  make(map[netip.AddrPort]walkable),
@@ -177,16 +196,6 @@ func (c *Core) Stats() Stats { return c.stats }
 // learned from introduction responses.
 func (c *Core) Addresses() (lan, wan netip.AddrPort) { return c.lan, c.wan }
 
-// SetLAN sets this node's LAN address (and its WAN address too while no
-// response has told it otherwise).
-func (c *Core) SetLAN(a netip.AddrPort) {
-	a = unmap(a)
-	if c.wan == c.lan {
-		c.wan = a
-	}
-	c.lan = a
-}
-
 // Peers returns a copy of the table, in no particular order.
 func (c *Core) Peers() []Peer {
 	out := make([]Peer, 0, len(c.peers))
@@ -199,27 +208,29 @@ func (c *Core) Peers() []Peer {
 // NumPeers returns the table's size.
 func (c *Core) NumPeers() int { return len(c.peers) }
 
-// NextDeadline returns when Tick next has work to do.
-func (c *Core) NextDeadline() time.Time { return c.nextWalk }
-
-func (c *Core) reset() *Output {
-	c.out.Sends = c.out.Sends[:0]
-	c.out.Events = c.out.Events[:0]
-	return &c.out
+// Ready appends the pending actions to dst, in the order they arose,
+// forgets them, and returns the time at which Tick must next be called.
+func (c *Core) Ready(dst []Action) ([]Action, time.Time) {
+	dst = append(dst, c.actions...)
+	clear(c.actions) // drop references to payloads and peers
+	c.actions = c.actions[:0]
+	return dst, c.nextWalk
 }
+
+func (c *Core) emit(s Send) { c.actions = append(c.actions, Action{Kind: ActionSend, Send: s}) }
+
+func (c *Core) emitEvent(e Event) { c.actions = append(c.actions, Action{Kind: ActionEvent, Event: e}) }
 
 // Tick runs the timers due at now: introduction timeouts, pings of idle
 // peers, dropping silent ones, and one walk step.
-func (c *Core) Tick(now time.Time) *Output {
-	out := c.reset()
+func (c *Core) Tick(now time.Time) {
 	if now.Before(c.nextWalk) {
-		return out
+		return
 	}
 	c.nextWalk = now.Add(c.cfg.WalkInterval)
 	c.expire(now)
 	c.churn(now)
 	c.walk(now)
-	return out
 }
 
 // expire forgets introduction requests and pings that went unanswered.
@@ -276,7 +287,7 @@ func (c *Core) churn(now time.Time) {
 			id := c.newID(func(id uint16) bool { _, ok := c.pings[id]; return ok })
 			c.pings[id] = pendingPing{to: addr, sent: now}
 			ping := ipv8.Ping{Identifier: id}
-			c.out.Sends = append(c.out.Sends, Send{To: addr, MsgID: ipv8.MsgPing, Unsigned: true, Payload: ping.Append(nil)})
+			c.emit(Send{To: addr, MsgID: ipv8.MsgPing, Unsigned: true, Payload: ping.Append(nil)})
 			c.stats.PingsSent++
 		}
 	}
@@ -286,12 +297,13 @@ func (c *Core) churn(now time.Time) {
 // target: to an introduced (walkable) address or a random peer, or, with
 // neither, to the bootstrap addresses at most every BootstrapInterval.
 func (c *Core) walk(now time.Time) {
-	if len(c.peers) >= c.cfg.TargetPeers {
+	peers := c.peersDependedOn()
+	if len(peers) >= c.cfg.TargetPeers {
 		return
 	}
-	useWalkable := len(c.walkable) > 0 && (len(c.peers) == 0 || c.rng.IntN(2) == 0)
+	useWalkable := len(c.walkable) > 0 && (len(peers) == 0 || c.rng.IntN(2) == 0)
 	switch {
-	case len(c.peers) > 0 && c.rng.IntN(20) == 0 && c.bootstrapDue(now):
+	case len(peers) > 0 && c.rng.IntN(20) == 0 && c.bootstrapDue(now):
 		// Once in a while, as py-ipv8 does, ask the bootstrap nodes
 		// again even though the table is not empty: a group of nodes
 		// that only know each other would never grow otherwise.
@@ -301,10 +313,12 @@ func (c *Core) walk(now time.Time) {
 		w := c.walkable[addr]
 		delete(c.walkable, addr)
 		c.sendIntroRequest(now, addr, w.newStyle, false, w.tries+1)
-	case len(c.peers) > 0:
-		p := c.peers[pickKey(c.rng, c.peers)]
+	case len(peers) > 0:
+		p := c.peers[pickKey(c.rng, peers)]
 		c.sendIntroRequest(now, p.Addr, p.NewStyle, false, 0)
 	default:
+		// Bootstrap peers are asked only here, at most every
+		// BootstrapInterval: never depended on.
 		c.bootstrapRound(now)
 	}
 }
@@ -327,26 +341,55 @@ func (c *Core) bootstrapRound(now time.Time) {
 	}
 }
 
+// peersDependedOn returns the addresses of the peers that are not
+// bootstrap peers: those the walk counts and walks to.
+func (c *Core) peersDependedOn() map[netip.AddrPort]struct{} {
+	m := make(map[netip.AddrPort]struct{}, len(c.peers))
+	for a, p := range c.peers {
+		if !p.Bootstrap {
+			m[a] = struct{}{}
+		}
+	}
+	return m
+}
+
 // WalkTo sends an introduction request to addr now (an address from a
 // link, a LAN announcement or the command line).
-func (c *Core) WalkTo(now time.Time, addr netip.AddrPort) *Output {
-	out := c.reset()
+func (c *Core) WalkTo(now time.Time, addr netip.AddrPort) {
 	addr = unmap(addr)
 	if addr.IsValid() && !c.isSelf(addr) {
 		c.sendIntroRequest(now, addr, false, c.bootstrap[addr], 0)
 	}
-	return out
+}
+
+// addrsFor returns the LAN and WAN addresses to announce to dst. A
+// wildcard LAN address (a socket bound to 0.0.0.0 or ::) becomes the
+// address of the interface that reaches dst, as Config.LocalAddrFor
+// reports it; a WAN address not yet learned from a response is the LAN
+// address.
+func (c *Core) addrsFor(dst netip.AddrPort) (lan, wan netip.AddrPort) {
+	lan, wan = c.lan, c.wan
+	if lan.Addr().IsUnspecified() && c.localFor != nil {
+		if ip := c.localFor(dst.Addr()); ip.IsValid() {
+			lan = netip.AddrPortFrom(ip.Unmap(), lan.Port())
+		}
+	}
+	if !wan.IsValid() || wan.Addr().IsUnspecified() {
+		wan = lan
+	}
+	return lan, wan
 }
 
 // sendIntroRequest sends a request to to. tries counts the requests in a
 // row to an introduced address (0 for peers and bootstrap nodes).
 func (c *Core) sendIntroRequest(now time.Time, to netip.AddrPort, newStyle, bootstrap bool, tries int) {
 	id := c.newID(func(id uint16) bool { _, ok := c.pending[id]; return ok })
+	lan, wan := c.addrsFor(to)
 	req := ipv8.IntroRequest{
-		NewStyle:         newStyle || to.Addr().Is6() || c.lan.Addr().Is6() || c.wan.Addr().Is6(),
+		NewStyle:         newStyle || to.Addr().Is6() || lan.Addr().Is6() || wan.Addr().Is6(),
 		Destination:      to,
-		SourceLAN:        c.lan,
-		SourceWAN:        c.wan,
+		SourceLAN:        lan,
+		SourceWAN:        wan,
 		SupportsNewStyle: true,
 		Advice:           true,
 		Identifier:       id,
@@ -356,7 +399,7 @@ func (c *Core) sendIntroRequest(now time.Time, to netip.AddrPort, newStyle, boot
 		return
 	}
 	c.pending[id] = pendingIntro{to: to, sent: now, bootstrap: bootstrap, newStyle: newStyle, tries: tries}
-	c.out.Sends = append(c.out.Sends, Send{To: to, MsgID: req.MsgID(), Payload: p})
+	c.emit(Send{To: to, MsgID: req.MsgID(), Payload: p})
 	c.stats.IntroRequestsSent++
 }
 

@@ -37,8 +37,38 @@ func newTNode(t *testing.T, addr string, cfg Config) *tnode {
 	return &tnode{addr: a, key: kp.Public(), core: c}
 }
 
-// sends copies the sends of out (the core reuses its buffers).
-func sends(out *Output) []Send { return append([]Send(nil), out.Sends...) }
+// output is what one core call asked for, split by kind.
+type output struct {
+	Sends    []Send
+	Events   []Event
+	Deadline time.Time
+}
+
+// take drains c's pending actions.
+func take(c *Core) output {
+	actions, next := c.Ready(nil)
+	out := output{Deadline: next}
+	for _, a := range actions {
+		switch a.Kind {
+		case ActionSend:
+			out.Sends = append(out.Sends, a.Send)
+		case ActionEvent:
+			out.Events = append(out.Events, a.Event)
+		}
+	}
+	return out
+}
+
+func tick(c *Core, now time.Time) output { c.Tick(now); return take(c) }
+
+func walkTo(c *Core, now time.Time, addr netip.AddrPort) output {
+	c.WalkTo(now, addr)
+	return take(c)
+}
+
+func handle(c *Core, now time.Time, m *ipv8.Message) output { c.Handle(now, m); return take(c) }
+
+func sends(out output) []Send { return out.Sends }
 
 // deliver hands s, sent by from, to to and returns to's sends.
 func deliver(t *testing.T, now time.Time, from *tnode, s Send, to *tnode) []Send {
@@ -50,7 +80,7 @@ func deliver(t *testing.T, now time.Time, from *tnode, s Send, to *tnode) []Send
 	if m.Signed {
 		m.Key = from.key
 	}
-	return sends(to.core.Handle(now, m))
+	return sends(handle(to.core, now, m))
 }
 
 func only(t *testing.T, ss []Send, what string) Send {
@@ -64,7 +94,7 @@ func only(t *testing.T, ss []Send, what string) Send {
 func TestStyleNegotiation(t *testing.T) {
 	a := newTNode(t, "10.0.0.1:7000", Config{})
 	b := newTNode(t, "10.0.0.2:7000", Config{})
-	req := only(t, sends(a.core.WalkTo(t0, b.addr)), "first request")
+	req := only(t, sends(walkTo(a.core, t0, b.addr)), "first request")
 	if req.MsgID != ipv8.MsgIntroRequestOld {
 		t.Fatalf("first request to an unknown IPv4 peer is message %d, want old form 246", req.MsgID)
 	}
@@ -83,7 +113,7 @@ func TestStyleNegotiation(t *testing.T) {
 	if len(peers) != 1 || peers[0].Addr != b.addr || !peers[0].NewStyle {
 		t.Fatalf("a's table = %+v, want b marked new-style", peers)
 	}
-	out := sends(a.core.Tick(t0.Add(time.Second)))
+	out := sends(tick(a.core, t0.Add(time.Second)))
 	next := only(t, out, "walk to b")
 	if next.MsgID != ipv8.MsgIntroRequest {
 		t.Errorf("request to a new-style peer is message %d, want 234", next.MsgID)
@@ -114,7 +144,7 @@ func TestPeerLimit(t *testing.T) {
 	for _, addr := range []string{"10.0.0.3:7000", "10.0.0.4:7000", "10.0.0.5:7000"} {
 		n := newTNode(t, addr, Config{})
 		others = append(others, n)
-		req := only(t, sends(n.core.WalkTo(t0, b.addr)), "request")
+		req := only(t, sends(walkTo(n.core, t0, b.addr)), "request")
 		out := deliver(t, t0, n, req, b)
 		var resp Send
 		for _, s := range out {
@@ -149,11 +179,11 @@ func TestIntroductionAndPuncture(t *testing.T) {
 	b := newTNode(t, "10.0.0.2:7000", Config{})
 	c := newTNode(t, "10.0.0.3:7000", Config{})
 	// c becomes b's peer.
-	req := only(t, sends(c.core.WalkTo(t0, b.addr)), "c to b")
+	req := only(t, sends(walkTo(c.core, t0, b.addr)), "c to b")
 	deliver(t, t0, b, only(t, deliver(t, t0, c, req, b), "b to c"), c)
 
 	// a asks b; b introduces c and asks c to puncture towards a.
-	req = only(t, sends(a.core.WalkTo(t0, b.addr)), "a to b")
+	req = only(t, sends(walkTo(a.core, t0, b.addr)), "a to b")
 	out := deliver(t, t0, a, req, b)
 	if len(out) != 2 {
 		t.Fatalf("b sent %d datagrams, want a response and a puncture request: %+v", len(out), out)
@@ -198,12 +228,12 @@ func TestIntroductionAndPuncture(t *testing.T) {
 func TestResponsesMustMatch(t *testing.T) {
 	a := newTNode(t, "10.0.0.1:7000", Config{})
 	b := newTNode(t, "10.0.0.2:7000", Config{})
-	req := only(t, sends(a.core.WalkTo(t0, b.addr)), "request")
+	req := only(t, sends(walkTo(a.core, t0, b.addr)), "request")
 	resp := only(t, deliver(t, t0, a, req, b), "response")
 	// The same response from another address is unsolicited.
 	other := newTNode(t, "10.0.0.3:7000", Config{})
 	m := &ipv8.Message{From: other.addr, Community: CommunityID, ID: resp.MsgID, Signed: true, Key: other.key, Payload: resp.Payload}
-	a.core.Handle(t0, m)
+	handle(a.core, t0, m)
 	if a.core.NumPeers() != 0 || a.core.Stats().Unsolicited != 1 {
 		t.Fatalf("response from the wrong address: %d peers, %d unsolicited; want 0 and 1", a.core.NumPeers(), a.core.Stats().Unsolicited)
 	}
@@ -217,9 +247,9 @@ func TestResponsesMustMatch(t *testing.T) {
 		t.Errorf("replayed response: Unsolicited = %d, want 2", got)
 	}
 	// After IntroTimeout a pending request is forgotten.
-	req = only(t, sends(a.core.WalkTo(t0, b.addr)), "second request")
+	req = only(t, sends(walkTo(a.core, t0, b.addr)), "second request")
 	resp = only(t, deliver(t, t0, a, req, b), "second response")
-	a.core.Tick(t0.Add(DefaultIntroTimeout))
+	tick(a.core, t0.Add(DefaultIntroTimeout))
 	deliver(t, t0.Add(DefaultIntroTimeout), b, resp, a)
 	if s := a.core.Stats(); s.IntroTimeouts != 1 || s.Unsolicited != 3 {
 		t.Errorf("late response: %d timeouts, %d unsolicited; want 1 and 3", s.IntroTimeouts, s.Unsolicited)
@@ -240,7 +270,7 @@ func TestWANLearning(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a := newTNode(t, "10.0.0.1:7000", Config{})
 			b := newTNode(t, "198.51.100.2:7000", Config{})
-			req := only(t, sends(a.core.WalkTo(t0, b.addr)), "request")
+			req := only(t, sends(walkTo(a.core, t0, b.addr)), "request")
 			r, _ := ipv8.DecodeIntroRequest(req.MsgID, req.Payload)
 			resp := ipv8.IntroResponse{NewStyle: true, Destination: netip.MustParseAddrPort(tc.dest), Identifier: r.Identifier}
 			p, _ := resp.Append(nil)
@@ -257,37 +287,79 @@ func TestBootstrap(t *testing.T) {
 	b := newTNode(t, "10.0.0.2:7000", Config{})
 	cfg := Config{Bootstrap: []netip.AddrPort{b.addr}}
 	a := newTNode(t, "10.0.0.1:7000", cfg)
-	req := only(t, sends(a.core.Tick(t0)), "first tick")
+	req := only(t, sends(tick(a.core, t0)), "first tick")
 	if req.To != b.addr {
 		t.Fatalf("first tick sent to %s, want the bootstrap node %s", req.To, b.addr)
 	}
 	deliver(t, t0, b, only(t, deliver(t, t0, a, req, b), "response"), a)
-	if n := a.core.NumPeers(); n != 0 {
-		t.Errorf("the bootstrap node was counted as a peer (%d peers)", n)
+	// A bootstrap node that answers as a full peer is listed (and so
+	// introduced and churned) but flagged: the walk does not depend on it.
+	peers := a.core.Peers()
+	if len(peers) != 1 || peers[0].Addr != b.addr || !peers[0].Bootstrap {
+		t.Fatalf("after the bootstrap node answered: peers %+v, want it listed as a bootstrap peer", peers)
 	}
-	// Still no peers: no new round before BootstrapInterval.
+	if bp := b.core.Peers(); len(bp) != 1 || bp[0].Addr != a.addr || bp[0].Bootstrap {
+		t.Fatalf("the bootstrap node's peers: %+v, want a as an ordinary peer", bp)
+	}
+	// No other peer: no new request before BootstrapInterval (pings of
+	// the idle bootstrap peer aside); the bootstrap peer is not walked to.
 	for d := time.Second; d < DefaultBootstrapInterval; d += time.Second {
-		if out := a.core.Tick(t0.Add(d)); len(out.Sends) != 0 {
-			t.Fatalf("tick at +%v sent %+v before the bootstrap interval", d, out.Sends)
+		for _, s := range tick(a.core, t0.Add(d)).Sends {
+			if s.MsgID != ipv8.MsgPing {
+				t.Fatalf("tick at +%v sent %+v before the bootstrap interval", d, s)
+			}
 		}
 	}
-	if out := a.core.Tick(t0.Add(DefaultBootstrapInterval)); len(out.Sends) != 1 || out.Sends[0].To != b.addr {
+	if out := tick(a.core, t0.Add(DefaultBootstrapInterval)); len(out.Sends) != 1 || out.Sends[0].To != b.addr {
 		t.Errorf("tick at +30s sent %+v, want one request to the bootstrap node", out.Sends)
+	}
+}
+
+// TestLANAddressInRequests: the LAN address in an introduction request
+// is the socket's; for a wildcard bind, the interface address reaching
+// the peer; the WAN address defaults to the LAN address.
+func TestLANAddressInRequests(t *testing.T) {
+	dst := netip.MustParseAddrPort("10.1.2.3:7000")
+	tests := []struct {
+		name     string
+		lan      string
+		localFor func(netip.Addr) netip.Addr
+		want     string
+	}{
+		{"bound address", "192.168.5.5:6000", nil, "192.168.5.5:6000"},
+		{"wildcard", "0.0.0.0:6000", func(netip.Addr) netip.Addr { return netip.MustParseAddr("10.1.2.9") }, "10.1.2.9:6000"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			kp, _ := identity.ParseSecretKey(append([]byte("LibNaCLSK:"), make([]byte, 64)...))
+			c, err := NewCore(kp.Public(), Config{LANAddress: netip.MustParseAddrPort(tc.lan), LocalAddrFor: tc.localFor}, rand.New(rand.NewPCG(1, 2)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			req := only(t, sends(walkTo(c, t0, dst)), "request")
+			r, err := ipv8.DecodeIntroRequest(req.MsgID, req.Payload)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.SourceLAN.String() != tc.want || r.SourceWAN.String() != tc.want {
+				t.Errorf("request announces LAN %s WAN %s, want %s for both", r.SourceLAN, r.SourceWAN, tc.want)
+			}
+		})
 	}
 }
 
 func TestChurn(t *testing.T) {
 	a := newTNode(t, "10.0.0.1:7000", Config{TargetPeers: 1})
 	b := newTNode(t, "10.0.0.2:7000", Config{})
-	req := only(t, sends(a.core.WalkTo(t0, b.addr)), "request")
+	req := only(t, sends(walkTo(a.core, t0, b.addr)), "request")
 	deliver(t, t0, b, only(t, deliver(t, t0, a, req, b), "response"), a)
 	if a.core.NumPeers() != 1 {
 		t.Fatal("b not added")
 	}
-	if out := a.core.Tick(t0.Add(DefaultPingAfter - DefaultWalkInterval)); len(out.Sends) != 0 {
+	if out := tick(a.core, t0.Add(DefaultPingAfter-DefaultWalkInterval)); len(out.Sends) != 0 {
 		t.Fatalf("sent %+v before b was idle", out.Sends)
 	}
-	ping := only(t, sends(a.core.Tick(t0.Add(DefaultPingAfter))), "ping")
+	ping := only(t, sends(tick(a.core, t0.Add(DefaultPingAfter))), "ping")
 	if ping.MsgID != ipv8.MsgPing || !ping.Unsigned {
 		t.Fatalf("idle peer got %+v, want an unsigned ping", ping)
 	}
@@ -300,7 +372,7 @@ func TestChurn(t *testing.T) {
 	last := t0.Add(DefaultPingAfter + time.Second)
 	var pings int
 	for d := time.Duration(0); d < DefaultDropAfter; d += 500 * time.Millisecond {
-		out := a.core.Tick(last.Add(d))
+		out := tick(a.core, last.Add(d))
 		pings += len(out.Sends)
 		if len(out.Events) != 0 {
 			t.Fatalf("b dropped after %v, before DropAfter", d)
@@ -309,7 +381,7 @@ func TestChurn(t *testing.T) {
 	if pings < 2 || pings > 4 {
 		t.Errorf("b was pinged %d times while silent, want 2 to 4", pings)
 	}
-	out := a.core.Tick(last.Add(DefaultDropAfter))
+	out := tick(a.core, last.Add(DefaultDropAfter))
 	if len(out.Events) != 1 || out.Events[0].Kind != PeerRemoved || out.Events[0].Peer.Addr != b.addr {
 		t.Fatalf("at DropAfter: events %+v, want b removed", out.Events)
 	}

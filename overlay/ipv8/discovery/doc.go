@@ -7,23 +7,35 @@
 //
 // Two layers:
 //
-//   - Core is the walk as a state machine. Handle takes one verified
-//     message and the time; Tick takes the time. Both return the
-//     datagrams to send and the peer-table events (an *Output whose slices
-//     the next call reuses). Core holds no goroutine, socket, clock or
-//     global randomness: a seeded *rand.Rand drives its choices, which is
-//     what lets sim_test.go run hundreds of nodes deterministically.
-//   - Community is the driver: it registers with an ipv8.Endpoint, feeds
-//     the core under one mutex, sends its datagrams and delivers its
-//     events to Config.OnEvent from Run's goroutine, in order, through a
-//     bounded queue (1,024 events; newer events are dropped and counted
-//     past it).
+//   - Core is the walk as a state machine (the core contract of
+//     docs/architecture.md): events and the time go in (Handle(now, m),
+//     Tick(now), WalkTo(now, addr)); Ready(dst) appends the pending
+//     actions (datagrams to send, peer-table events, in order) and
+//     returns the time Tick is next due. Core holds no goroutine, socket,
+//     clock or global randomness: a seeded *rand.Rand drives its choices,
+//     which is what lets sim_test.go run hundreds of nodes
+//     deterministically.
+//   - Community is the driver. Run registers it with an ipv8.Endpoint
+//     and owns the core on one goroutine: received messages (1,024
+//     queued) and WalkTo addresses (64 queued) reach it through bounded
+//     channels, the newest dropped and counted past them; it sends the
+//     core's datagrams, hands its events to Config.OnEvent in order, and
+//     publishes a snapshot (peers, counters, addresses) that Peers, Stats
+//     and Addresses read from any goroutine.
+//
+// Addresses: the LAN address announced is the socket's (New asks the
+// endpoint), or for a wildcard bind the interface address that reaches
+// the peer; the WAN address is the one public peers report seeing, and
+// the LAN address until one does. A bootstrap address that answers as a
+// full peer is listed, introduced and churned (Peer.Bootstrap set), but
+// does not count toward TargetPeers and is not walked to between
+// bootstrap rounds.
 //
 // Caller's duties, in order: build an ipv8.Endpoint; New(endpoint, cfg)
-// (which registers the community); SetLAN with the socket's address if
-// cfg.LANAddress was not set; run Run(ctx) until shutdown (it returns only
-// after its goroutines end, and unregisters the community); read Peers,
-// Stats and events at will; WalkTo addresses learned from links.
+// (which starts nothing); run Run(ctx) until shutdown (it registers the
+// community, returns only after its goroutines end, and unregisters it);
+// read Peers, Stats and events at will; WalkTo addresses learned from
+// links.
 //
 // The package never sends to an address it was not given: bootstrap
 // addresses, addresses of peers and of introduced peers, and (only with

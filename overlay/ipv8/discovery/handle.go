@@ -23,12 +23,11 @@ func Framing(msgID byte) ipv8.Framing {
 
 // Handle processes one message of the walk's community, received at now.
 // The endpoint has checked its framing and signature.
-func (c *Core) Handle(now time.Time, m *ipv8.Message) *Output {
-	out := c.reset()
+func (c *Core) Handle(now time.Time, m *ipv8.Message) {
 	m.From = unmap(m.From)
 	if m.Signed {
 		if m.Key == c.self {
-			return out // our own datagram, reflected
+			return // our own datagram, reflected
 		}
 		if p, ok := c.peers[m.From]; ok && p.Key == m.Key {
 			p.LastSeen = now
@@ -59,7 +58,7 @@ func (c *Core) Handle(now time.Time, m *ipv8.Message) *Output {
 	case ipv8.MsgPing:
 		var r ipv8.Ping
 		if r, err = ipv8.DecodePing(m.Payload); err == nil {
-			c.out.Sends = append(c.out.Sends, Send{To: m.From, MsgID: ipv8.MsgPong, Unsigned: true, Payload: r.Append(nil)})
+			c.emit(Send{To: m.From, MsgID: ipv8.MsgPong, Unsigned: true, Payload: r.Append(nil)})
 			c.stats.PongsSent++
 			if _, ok := c.peers[m.From]; !ok && len(c.peers) < c.cfg.TargetPeers {
 				// It counts us as a peer but we lost it (a lost
@@ -75,9 +74,7 @@ func (c *Core) Handle(now time.Time, m *ipv8.Message) *Output {
 	}
 	if err != nil {
 		c.stats.Malformed++
-		c.cfg.Logger.Debug("discovery: bad payload", "from", m.From, "msg", m.ID, "err", err)
 	}
-	return out
 }
 
 // onIntroRequest adds the requester to the table when there is room,
@@ -92,15 +89,16 @@ func (c *Core) onIntroRequest(now time.Time, m *ipv8.Message, r *ipv8.IntroReque
 		p.LAN, p.WAN, p.NewStyle = r.SourceLAN, r.SourceWAN, newStyle
 	}
 	full := !known && len(c.peers) >= c.cfg.MaxPeers
-	if !known && !full && !c.bootstrap[from] {
-		c.addPeer(now, Peer{Key: m.Key, Addr: from, LAN: r.SourceLAN, WAN: r.SourceWAN, NewStyle: newStyle})
+	if !known && !full {
+		c.addPeer(now, Peer{Key: m.Key, Addr: from, LAN: r.SourceLAN, WAN: r.SourceWAN, NewStyle: newStyle, Bootstrap: c.bootstrap[from]})
 	}
 	intro := c.pickIntroduction(from, newStyle)
+	lan, wan := c.addrsFor(from)
 	resp := ipv8.IntroResponse{
 		NewStyle:         newStyle,
 		Destination:      from,
-		SourceLAN:        c.lan,
-		SourceWAN:        c.wan,
+		SourceLAN:        lan,
+		SourceWAN:        wan,
 		SupportsNewStyle: true,
 		PeerLimitReached: full,
 		Identifier:       r.Identifier,
@@ -116,7 +114,7 @@ func (c *Core) onIntroRequest(now time.Time, m *ipv8.Message, r *ipv8.IntroReque
 	if err != nil {
 		return
 	}
-	c.out.Sends = append(c.out.Sends, Send{To: from, MsgID: resp.MsgID(), Payload: p})
+	c.emit(Send{To: from, MsgID: resp.MsgID(), Payload: p})
 	c.stats.IntroRequestsAnswered++
 	if full {
 		c.stats.IntroRequestsRefused++
@@ -134,7 +132,7 @@ func (c *Core) onIntroRequest(now time.Time, m *ipv8.Message, r *ipv8.IntroReque
 		pr.LANWalker = netip.AddrPort{}
 	}
 	if p, err := pr.Append(nil); err == nil {
-		c.out.Sends = append(c.out.Sends, Send{To: intro.Addr, MsgID: pr.MsgID(), Unsigned: true, Payload: p})
+		c.emit(Send{To: intro.Addr, MsgID: pr.MsgID(), Unsigned: true, Payload: p})
 		c.stats.PunctureRequestsSent++
 	}
 }
@@ -169,13 +167,15 @@ func (c *Core) onIntroResponse(now time.Time, m *ipv8.Message, r *ipv8.IntroResp
 		c.wan = d
 	}
 	newStyle := r.NewStyle || r.SupportsNewStyle
-	if c.bootstrap[m.From] {
+	boot := c.bootstrap[m.From]
+	if boot {
 		c.newStyle[m.From] = newStyle
-	} else if !r.PeerLimitReached {
+	}
+	if !r.PeerLimitReached {
 		if p, ok := c.peers[m.From]; ok && p.Key == m.Key {
 			p.LAN, p.WAN, p.NewStyle = r.SourceLAN, r.SourceWAN, newStyle
 		} else if len(c.peers) < c.cfg.MaxPeers {
-			c.addPeer(now, Peer{Key: m.Key, Addr: m.From, LAN: r.SourceLAN, WAN: r.SourceWAN, NewStyle: newStyle})
+			c.addPeer(now, Peer{Key: m.Key, Addr: m.From, LAN: r.SourceLAN, WAN: r.SourceWAN, NewStyle: newStyle, Bootstrap: boot})
 		}
 	}
 	c.learn(now, c.introTarget(unmap(r.IntroLAN), unmap(r.IntroWAN)), r.IntroSupportsNewStyle)
@@ -227,17 +227,18 @@ func (c *Core) onPunctureRequest(m *ipv8.Message, r *ipv8.PunctureRequest) {
 	if ipv8.ZeroAddr(target) || target.Port() == 0 || c.isSelf(target) {
 		return
 	}
+	lan, wan := c.addrsFor(target)
 	pu := ipv8.Puncture{
 		NewStyle:   r.NewStyle || target.Addr().Is6(),
-		SourceLAN:  c.lan,
-		SourceWAN:  c.wan,
+		SourceLAN:  lan,
+		SourceWAN:  wan,
 		Identifier: r.Identifier,
 	}
 	p, err := pu.Append(nil)
 	if err != nil {
 		return
 	}
-	c.out.Sends = append(c.out.Sends, Send{To: target, MsgID: pu.MsgID(), Payload: p})
+	c.emit(Send{To: target, MsgID: pu.MsgID(), Payload: p})
 	c.stats.PuncturesSent++
 }
 

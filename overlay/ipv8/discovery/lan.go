@@ -57,13 +57,16 @@ func (c *Community) onLANAnnouncement(from netip.AddrPort, b []byte) {
 		return
 	}
 	addr := netip.AddrPortFrom(from.Addr().Unmap(), port)
-	c.mu.Lock()
-	_, known := c.core.peers[addr]
-	self := c.core.isSelf(addr)
-	c.mu.Unlock()
-	if !known && !self {
-		c.WalkTo(addr)
+	snap := c.snap.Load()
+	if addr == snap.lan || addr == snap.wan {
+		return
 	}
+	for _, p := range snap.peers {
+		if p.Addr == addr {
+			return
+		}
+	}
+	c.WalkTo(addr) // the core checks again that addr is not ourselves
 }
 
 // runLAN announces this node on the LAN group every LAN.Interval and

@@ -31,7 +31,8 @@ func TestLANAnnouncement(t *testing.T) {
 }
 
 // TestLANAnnouncementWalks feeds an announcement to a community without
-// sockets: it walks to the announced port, and ignores its own.
+// sockets or Run: it asks the walk to go to the announced port, and
+// ignores its own.
 func TestLANAnnouncementWalks(t *testing.T) {
 	w := &captureWriter{}
 	ep, err := ipv8.NewEndpoint(w, ipv8.Config{Key: testKey(t)})
@@ -43,15 +44,21 @@ func TestLANAnnouncementWalks(t *testing.T) {
 		t.Fatal(err)
 	}
 	c.onLANAnnouncement(netip.MustParseAddrPort("127.0.0.1:39999"), appendLANAnnouncement(nil, CommunityID, 5000))
-	if n := w.count(); n != 0 {
-		t.Fatalf("walked to its own announcement (%d datagrams)", n)
+	if n := len(c.walkTo); n != 0 {
+		t.Fatalf("walked to its own announcement (%d queued)", n)
 	}
 	c.onLANAnnouncement(netip.MustParseAddrPort("127.0.0.1:39999"), appendLANAnnouncement(nil, ipv8.CommunityID{1}, 6000))
-	if n := w.count(); n != 0 {
+	if n := len(c.walkTo); n != 0 {
 		t.Fatalf("walked to another community's announcement")
 	}
 	c.onLANAnnouncement(netip.MustParseAddrPort("127.0.0.1:39999"), appendLANAnnouncement(nil, CommunityID, 6000))
-	if n := w.count(); n != 1 || w.last() != netip.MustParseAddrPort("127.0.0.1:6000") {
-		t.Fatalf("after an announcement of port 6000: %d datagrams, last to %s", n, w.last())
+	if n := len(c.walkTo); n != 1 {
+		t.Fatalf("after an announcement of port 6000: %d queued, want 1", n)
+	}
+	if a := <-c.walkTo; a != netip.MustParseAddrPort("127.0.0.1:6000") {
+		t.Fatalf("walk queued to %s, want 127.0.0.1:6000", a)
+	}
+	if n := w.count(); n != 0 {
+		t.Fatalf("%d datagrams sent without Run", n)
 	}
 }

@@ -3,27 +3,25 @@ package discovery
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"sync"
 	"testing"
+	"testing/synctest"
 	"time"
 
-	"github.com/shoal-p2p/shoal/internal/leakcheck"
-	"github.com/shoal-p2p/shoal/internal/netem"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 )
 
-// node is one discovery node on a loopback socket.
+// node is one discovery node on an in-memory socket, with a real
+// endpoint (signing and verifying every datagram) and a real driver.
 type node struct {
 	addr   netip.AddrPort
 	ep     *ipv8.Endpoint
 	c      *Community
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
-	conn   net.PacketConn
-
+	conn   *memConn
 	mu     sync.Mutex
 	events []Event
 }
@@ -35,35 +33,25 @@ func (n *node) stop() {
 }
 
 // fastConfig shrinks every duration so that a test world converges in
-// seconds.
+// few walk steps; under synctest the durations are fake time, so they
+// need no stretching under the race detector.
 func fastConfig() Config {
 	return Config{
 		TargetPeers:       20,
 		MaxPeers:          30,
-		WalkInterval:      timeScale * 40 * time.Millisecond,
-		IntroTimeout:      timeScale * 400 * time.Millisecond,
-		PingAfter:         timeScale * 800 * time.Millisecond,
-		DropAfter:         timeScale * 2 * time.Second,
-		BootstrapInterval: timeScale * 400 * time.Millisecond,
+		WalkInterval:      40 * time.Millisecond,
+		IntroTimeout:      400 * time.Millisecond,
+		PingAfter:         800 * time.Millisecond,
+		DropAfter:         2 * time.Second,
+		BootstrapInterval: 400 * time.Millisecond,
 	}
 }
 
-// startNode opens a loopback socket, optionally impaired, and runs an
-// endpoint and a discovery community on it.
-func startNode(t *testing.T, cfg Config, em *netem.Config, seed uint64) *node {
+// startNode runs an endpoint and a discovery community on a new socket
+// of mn. cfg.LANAddress is left unset: New takes the socket's address.
+func startNode(t *testing.T, mn *memNet, cfg Config, seed uint64) *node {
 	t.Helper()
-	udp, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var conn net.PacketConn = udp
-	if em != nil {
-		c := *em
-		c.Seed = seed
-		if conn, err = netem.Wrap(udp, c); err != nil {
-			t.Fatal(err)
-		}
-	}
+	conn := mn.listen()
 	kp, err := identity.Generate(nil)
 	if err != nil {
 		t.Fatal(err)
@@ -72,8 +60,7 @@ func startNode(t *testing.T, cfg Config, em *netem.Config, seed uint64) *node {
 	if err != nil {
 		t.Fatal(err)
 	}
-	n := &node{addr: udp.LocalAddr().(*net.UDPAddr).AddrPort(), ep: ep, conn: conn}
-	cfg.LANAddress = n.addr
+	n := &node{addr: conn.addr, ep: ep, conn: conn}
 	cfg.Seed = seed
 	cfg.OnEvent = func(e Event) {
 		n.mu.Lock()
@@ -93,34 +80,35 @@ func startNode(t *testing.T, cfg Config, em *netem.Config, seed uint64) *node {
 
 func TestWorld50(t *testing.T) {
 	tests := []struct {
-		name string
-		em   *netem.Config
+		name  string
+		loss  float64
+		delay time.Duration
 	}{
-		{"clean loopback", nil},
-		{"2% loss 20ms delay", &netem.Config{Delay: 20 * time.Millisecond, Loss: 0.02}},
+		{"clean", 0, 0},
+		{"2% loss 20ms delay", 0.02, 20 * time.Millisecond},
 	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) { runWorld(t, 50, tc.em) })
+	for i, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) { runWorld(t, newMemNet(uint64(i+1), tc.loss, tc.delay), 50) })
+		})
 	}
 }
 
-func runWorld(t *testing.T, size int, em *netem.Config) {
-	leakcheck.Check(t)
+func runWorld(t *testing.T, mn *memNet, size int) {
 	cfg := fastConfig()
-	boot := startNode(t, cfg, em, 1)
+	boot := startNode(t, mn, cfg, 1)
 	nodes := []*node{boot}
 	cfg.Bootstrap = []netip.AddrPort{boot.addr}
 	for i := 1; i < size; i++ {
-		nodes = append(nodes, startNode(t, cfg, em, uint64(i+1)))
+		nodes = append(nodes, startNode(t, mn, cfg, uint64(i+1)))
 	}
 	defer func() {
 		for _, n := range nodes {
 			n.stop()
 		}
 	}()
-
 	start := time.Now()
-	waitFor(t, timeScale*30*time.Second, "every node reaches its target", func() error {
+	waitFor(t, 30*time.Second, "every node reaches its target", func() error {
 		for i, n := range nodes {
 			if k := n.c.NumPeers(); k < cfg.TargetPeers {
 				return fmt.Errorf("node %d has %d peers, target %d", i, k, cfg.TargetPeers)
@@ -128,44 +116,50 @@ func runWorld(t *testing.T, size int, em *netem.Config) {
 		}
 		return nil
 	})
-	t.Logf("%d nodes reached %d peers in %v", size, cfg.TargetPeers, time.Since(start).Round(time.Millisecond))
+	t.Logf("%d nodes reached %d peers in %v of fake time", size, cfg.TargetPeers, time.Since(start))
+	bootListed := 0
 	for i, n := range nodes {
 		peers := n.c.Peers()
 		if len(peers) > cfg.MaxPeers {
 			t.Errorf("node %d has %d peers, more than the maximum %d", i, len(peers), cfg.MaxPeers)
 		}
 		for _, p := range peers {
-			if p.Addr == boot.addr && i != 0 {
-				t.Errorf("node %d counts the bootstrap node as a peer", i)
+			if (p.Addr == boot.addr) != p.Bootstrap && i != 0 {
+				t.Errorf("node %d: peer %s flagged bootstrap %v", i, p.Addr, p.Bootstrap)
+			}
+			if p.Addr == boot.addr {
+				bootListed++
 			}
 			if p.Addr == n.addr || p.Key == n.ep.Public() {
 				t.Errorf("node %d lists itself as a peer", i)
 			}
+			if p.LAN != p.Addr {
+				t.Errorf("node %d: peer %s announced LAN address %s, want its socket's", i, p.Addr, p.LAN)
+			}
 		}
 	}
-
+	if bootListed == 0 {
+		t.Errorf("no node lists the bootstrap node, which answers as a full peer")
+	}
 	// Stop one node that is not the bootstrap node; every other node that
 	// knew it drops it within the churn timeout.
 	victim := nodes[size/2]
 	victim.stop()
-	stopped := time.Now()
-	waitFor(t, cfg.DropAfter+timeScale*2*time.Second, "the stopped node is dropped", func() error {
+	waitFor(t, cfg.DropAfter+2*time.Second, "the stopped node is dropped", func() error {
 		for i, n := range nodes {
 			if n == victim {
 				continue
 			}
 			for _, p := range n.c.Peers() {
 				if p.Addr == victim.addr {
-					return fmt.Errorf("node %d still lists the stopped node (last seen %v ago)", i, time.Since(p.LastSeen).Round(time.Millisecond))
+					return fmt.Errorf("node %d still lists the stopped node (last seen %v ago)", i, time.Since(p.LastSeen))
 				}
 			}
 		}
 		return nil
 	})
-	t.Logf("stopped node dropped by all after %v (DropAfter %v)", time.Since(stopped).Round(time.Millisecond), cfg.DropAfter)
-
 	// The survivors walk again and refill their tables.
-	waitFor(t, timeScale*20*time.Second, "survivors refill", func() error {
+	waitFor(t, 20*time.Second, "survivors refill", func() error {
 		for i, n := range nodes {
 			if k := n.c.NumPeers(); n != victim && k < cfg.TargetPeers {
 				return fmt.Errorf("node %d has %d peers, target %d", i, k, cfg.TargetPeers)
@@ -173,10 +167,11 @@ func runWorld(t *testing.T, size int, em *netem.Config) {
 		}
 		return nil
 	})
-
-	// The events seen by a node replay into its table.
+	// The events seen by a node replay into its table. Wait until every
+	// goroutine is idle: the driver has delivered its events and
+	// published the table they lead to.
+	synctest.Wait()
 	n := nodes[1]
-	time.Sleep(2 * cfg.WalkInterval) // let Run deliver the last events
 	n.mu.Lock()
 	replay := map[netip.AddrPort]bool{}
 	for _, e := range n.events {
@@ -210,6 +205,8 @@ func runWorld(t *testing.T, size int, em *netem.Config) {
 	}
 }
 
+// waitFor checks cond every 20 ms of (fake, under synctest) time until
+// it holds, failing after limit.
 func waitFor(t *testing.T, limit time.Duration, what string, cond func() error) {
 	t.Helper()
 	deadline := time.Now().Add(limit)
@@ -221,6 +218,6 @@ func waitFor(t *testing.T, limit time.Duration, what string, cond func() error) 
 		if time.Now().After(deadline) {
 			t.Fatalf("%s: not within %v: %v", what, limit, err)
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // fake time under synctest: lets the world run
 	}
 }

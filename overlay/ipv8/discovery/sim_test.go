@@ -99,7 +99,7 @@ func (s *sim) push(e simEvent) {
 }
 
 // apply sends out's datagrams from n and checks n's invariants.
-func (s *sim) apply(n *simNode, out *Output) {
+func (s *sim) apply(n *simNode, out output) {
 	for _, snd := range out.Sends {
 		if Framing(snd.MsgID) == ipv8.FramingUnknown {
 			s.t.Fatalf("node %s sent message %d, which the walk does not speak", n.addr, snd.MsgID)
@@ -135,8 +135,8 @@ func (s *sim) check(n *simNode) {
 		if a == n.addr || p.Key == n.key {
 			s.t.Fatalf("%s lists itself", n.addr)
 		}
-		if c.bootstrap[a] {
-			s.t.Fatalf("%s lists bootstrap node %s as a peer", n.addr, a)
+		if c.bootstrap[a] != p.Bootstrap {
+			s.t.Fatalf("%s: peer %s flagged bootstrap %v, is a bootstrap address %v", n.addr, a, p.Bootstrap, c.bootstrap[a])
 		}
 		if c.byKey[p.Key] != a {
 			s.t.Fatalf("%s: key index disagrees for %s", n.addr, a)
@@ -153,11 +153,12 @@ func (s *sim) run(until time.Time) {
 			continue
 		}
 		if e.tick {
-			s.apply(e.to, e.to.core.Tick(s.now))
-			s.push(simEvent{at: e.to.core.NextDeadline(), to: e.to, tick: true})
+			out := tick(e.to.core, s.now)
+			s.apply(e.to, out)
+			s.push(simEvent{at: out.Deadline, to: e.to, tick: true})
 			continue
 		}
-		s.apply(e.to, e.to.core.Handle(s.now, e.msg))
+		s.apply(e.to, handle(e.to.core, s.now, e.msg))
 	}
 	s.now = until
 }

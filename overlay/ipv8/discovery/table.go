@@ -22,7 +22,7 @@ func (c *Core) addPeer(now time.Time, p Peer) {
 	c.byKey[p.Key] = p.Addr
 	delete(c.walkable, p.Addr)
 	c.stats.PeersAdded++
-	c.out.Events = append(c.out.Events, Event{Kind: PeerAdded, Peer: p})
+	c.emitEvent(Event{Kind: PeerAdded, Peer: p})
 }
 
 func (c *Core) removePeer(addr netip.AddrPort, reason string) {
@@ -33,11 +33,18 @@ func (c *Core) removePeer(addr netip.AddrPort, reason string) {
 	delete(c.peers, addr)
 	delete(c.byKey, p.Key)
 	delete(c.lastPing, addr)
-	c.out.Events = append(c.out.Events, Event{Kind: PeerRemoved, Peer: *p, Reason: reason})
+	c.emitEvent(Event{Kind: PeerRemoved, Peer: *p, Reason: reason})
 }
 
 func (c *Core) isSelf(a netip.AddrPort) bool {
-	return a == c.lan || a == c.wan
+	if a == c.lan || a == c.wan {
+		return true
+	}
+	if c.lan.Addr().IsUnspecified() && a.Port() == c.lan.Port() {
+		lan, _ := c.addrsFor(a)
+		return lan == a
+	}
+	return false
 }
 
 // isPublic reports whether a is a routable unicast address, one a

@@ -1,0 +1,63 @@
+package dht
+
+import (
+	"net/netip"
+	"testing"
+	"time"
+)
+
+// store asks a to keep p's record for key, as p at p.addr would.
+func storeAt(t *testing.T, a, p *testPeer, key Key, now time.Time) uint8 {
+	t.Helper()
+	tok := a.tokenFrom(now, p, key)
+	return ackOf(t, a.deliver(now, p, Message{Type: MsgAddProvider, TxID: 2, Token: tok, Records: []Record{signedRecord(p, key, now)}}))
+}
+
+// TestSybilProvidersDoNotCrowdOut (issue 12 item 6): six throwaway
+// identities from one network store records before the publisher; every
+// providers reply still carries the publisher, and one network cannot fill
+// a content ID's quota.
+func TestSybilProvidersDoNotCrowdOut(t *testing.T) {
+	now := t0.Add(time.Hour)
+	key := Key{0x51, 0xb1}
+	a := newTestPeer(t, 1, Config{})
+	for i := range 40 { // 6 fit in a reply; 8 are kept from one network
+		s := newTestPeer(t, uint64(100+i), Config{})
+		s.addr = netip.AddrPortFrom(netip.MustParseAddr("203.0.113.66"), uint16(2000+i))
+		st := storeAt(t, a, s, key, now)
+		if i < 8 && st != AckStored {
+			t.Fatalf("sybil %d: ack %d, want stored", i, st)
+		}
+		if i >= 8 && st != AckFull {
+			t.Fatalf("sybil %d from the same /24: ack %d, want full (8 per network)", i, st)
+		}
+	}
+	pub := newTestPeer(t, 7, Config{})
+	pub.addr = netip.MustParseAddrPort("198.51.100.7:4000")
+	if st := storeAt(t, a, pub, key, now); st != AckStored {
+		t.Fatalf("publisher: ack %d, want stored", st)
+	}
+	asker := newTestPeer(t, 999, Config{})
+	for try := range 50 {
+		rs := asker.deliverTo(a, now, Message{Type: MsgGetProviders, TxID: uint32(10 + try), Target: key})
+		found := false
+		for _, r := range rs.Records {
+			if r.Key == pub.kp.Public() {
+				found = true
+			}
+		}
+		if !found {
+			t.Fatalf("reply %d carries %d records, none the publisher's", try, len(rs.Records))
+		}
+	}
+}
+
+// deliverTo sends m from p to a and returns a's one reply.
+func (p *testPeer) deliverTo(a *testPeer, now time.Time, m Message) Message {
+	p.t.Helper()
+	rs := a.deliver(now, p, m)
+	if len(rs) != 1 {
+		p.t.Fatalf("got %d replies, want 1", len(rs))
+	}
+	return rs[0]
+}

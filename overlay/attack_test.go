@@ -1,0 +1,168 @@
+package overlay_test
+
+import (
+	"context"
+	"io"
+	"testing"
+	"time"
+
+	"github.com/quic-go/quic-go"
+	"github.com/shoal-p2p/shoal/internal/adversary"
+	"github.com/shoal-p2p/shoal/overlay"
+)
+
+// The attacks of issue 12 item 3, through real sockets: an attacker on
+// 127.0.0.1 against a victim, while an honest peer on 127.0.0.2 (another
+// source address) must still get a working connection. The caps are scaled
+// down from the defaults so the tests stay small; each attack is bigger
+// than the old global cap, which it used to exhaust.
+
+const tagEcho byte = 0x01
+
+// victim runs a node on 127.0.0.1 with an echo handler.
+func victim(t *testing.T, cfg overlay.Config) *overlay.Node {
+	t.Helper()
+	cfg.ListenAddr = "127.0.0.1:0"
+	return run(t, cfg, true)
+}
+
+// run makes a node, runs it until cleanup, and serves echo if asked.
+func run(t *testing.T, cfg overlay.Config, echo bool) *overlay.Node {
+	t.Helper()
+	n, err := overlay.New(cfg)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	if echo {
+		n.Handle(tagEcho, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
+			io.Copy(s, s)
+			s.Close()
+		})
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.Run(context.Background()) }()
+	t.Cleanup(func() {
+		n.Close()
+		<-done
+	})
+	return n
+}
+
+// honest makes a peer on 127.0.0.2 and checks that it connects to v and
+// gets an echo back.
+func honest(t *testing.T, ctx context.Context, v *overlay.Node) {
+	t.Helper()
+	h := run(t, overlay.Config{ListenAddr: "127.0.0.2:0"}, false)
+	s, err := h.OpenStream(ctx, v.PeerID(), v.LocalAddr(), tagEcho)
+	if err != nil {
+		t.Fatalf("honest peer locked out: %v (victim stats %+v)", err, v.Stats())
+	}
+	if _, err := s.Write([]byte("hello")); err != nil {
+		t.Fatalf("honest write: %v", err)
+	}
+	s.Close()
+	got, err := io.ReadAll(s)
+	if err != nil || string(got) != "hello" {
+		t.Fatalf("honest echo: %q, %v", got, err)
+	}
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting: %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // polling a condition
+	}
+}
+
+// TestAttackHalfOpenHandshakes: 40 never-finished handshakes (the review
+// used 300 against a cap of 256; here the global cap is 32) do not lock an
+// honest peer out: the attacker's address holds at most
+// MaxHandshakesPerIP half-open slots, and under load new handshakes must
+// answer a QUIC Retry first.
+func TestAttackHalfOpenHandshakes(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v := victim(t, overlay.Config{MaxConns: 32, MaxHandshakes: 8, MaxHandshakesPerIP: 4, HandshakeTimeout: time.Minute})
+	stop, err := adversary.HalfOpen(v.LocalAddr(), "127.0.0.1:0", 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	waitUntil(t, "the attacker to fill its half-open quota and be refused", func() bool {
+		s := v.Stats()
+		return s.Handshakes == 4 && s.RefusedIPHandshakes > 0
+	})
+	honest(t, ctx, v)
+	s := v.Stats()
+	if s.Handshakes > 4 {
+		t.Errorf("%d handshakes in progress, want at most the attacker's 4", s.Handshakes)
+	}
+	if s.Retries == 0 {
+		t.Errorf("no QUIC Retry asked under a handshake flood (RetryAbove %d)", 8/4)
+	}
+	t.Logf("victim: %+v", s)
+}
+
+// TestAttackThrowawayIdentities: 40 throwaway identities from one address
+// (the review used 256, the old global cap) hold at most MaxConnsPerIP
+// connections; an honest peer from another address still connects.
+func TestAttackThrowawayIdentities(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	v := victim(t, overlay.Config{MaxConns: 32, MaxConnsPerIP: 8})
+	_, stop, err := adversary.Identities(ctx, v.LocalAddr(), "127.0.0.1:0", 40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if s := v.Stats(); s.Conns > 8 || s.RefusedIPConns == 0 {
+		t.Fatalf("after 40 identities from one address: %d connections, %d refused per IP; want at most 8 and some refused", s.Conns, s.RefusedIPConns)
+	}
+	honest(t, ctx, v)
+}
+
+// TestAttackOneIdentityManyConns: one identity opening 10 connections holds
+// at most MaxConnsPerPeer of them.
+func TestAttackOneIdentityManyConns(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v := victim(t, overlay.Config{MaxConns: 32, MaxConnsPerPeer: 2})
+	_, stop, err := adversary.Reconnects(ctx, v.LocalAddr(), "127.0.0.1:0", 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	waitUntil(t, "per-peer refusals", func() bool { return v.Stats().RefusedPeerConns >= 8 })
+	if s := v.Stats(); s.Conns > 2 {
+		t.Fatalf("one identity holds %d connections, want at most 2", s.Conns)
+	}
+	honest(t, ctx, v)
+}
+
+// TestAttackDialReserve: attackers filling every incoming slot (from
+// several addresses, so no per-address cap helps) leave the victim's own
+// dials their reserve.
+func TestAttackDialReserve(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	v := victim(t, overlay.Config{MaxConns: 16, DialReserve: 4, MaxConnsPerIP: -1})
+	_, stop, err := adversary.Identities(ctx, v.LocalAddr(), "127.0.0.1:0", 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if s := v.Stats(); s.Conns != 12 || s.RefusedConns == 0 {
+		t.Fatalf("after 20 attackers: %d connections, %d refused at the limit; want 12 (16 minus the reserve of 4) and some refused", s.Conns, s.RefusedConns)
+	}
+	target := run(t, overlay.Config{ListenAddr: "127.0.0.2:0"}, true)
+	s, err := v.OpenStream(ctx, target.PeerID(), target.LocalAddr(), tagEcho)
+	if err != nil {
+		t.Fatalf("victim's own dial failed while attackers hold every incoming slot: %v", err)
+	}
+	s.CancelRead(0)
+	s.Close()
+}

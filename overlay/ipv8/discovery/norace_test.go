@@ -1,5 +1,0 @@
-//go:build !race
-
-package discovery
-
-const timeScale = 1

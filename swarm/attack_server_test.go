@@ -1,0 +1,113 @@
+package swarm_test
+
+import (
+	"context"
+	"runtime"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/internal/adversary"
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
+	"github.com/shoal-p2p/shoal/swarm"
+)
+
+// Attacks of issue 12 on the upload side, through real QUIC sockets, while
+// an honest peer downloads from the attacked server.
+
+// heapInUse returns the live heap after a collection.
+func heapInUse() uint64 {
+	runtime.GC()
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.HeapAlloc
+}
+
+// TestAttackHelloHoard (issue 12 item 2): one attacker opens 150 session
+// streams announcing the largest hello the wire format admits (512 KiB)
+// and sends none of it; another announces a hello of the exact size the
+// content's bitmap needs and sends none of it either. The server must not
+// allocate announced lengths (the first are refused from the header: the
+// content has a few hundred chunks), caps each peer's sessions, and an
+// honest download from it completes meanwhile with the heap bounded.
+func TestAttackHelloHoard(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	seeder := newPeer(t, swarm.ServerConfig{})
+	c := publish(t, seeder, 4<<20+17, 31)
+	big := adversary.NewSwarmPeer(t, adversary.NotFound)
+	exact := adversary.NewSwarmPeer(t, adversary.NotFound)
+	leecher := newPeer(t, swarm.ServerConfig{})
+	before := heapInUse()
+
+	actx, stopAttack := context.WithCancel(ctx)
+	defer stopAttack()
+	if n, err := big.HoldHellos(actx, seeder.id(), seeder.addr(), c.id, 150, adversary.MaxHelloBody); err != nil {
+		t.Fatalf("attack opened %d streams: %v", n, err)
+	}
+	bodyLen := uint32(5 + (c.man.NumChunks()+7)/8)
+	if n, err := exact.HoldHellos(actx, seeder.id(), seeder.addr(), c.id, 150, bodyLen); err != nil {
+		t.Fatalf("attack opened %d streams: %v", n, err)
+	}
+
+	_, done := startDownload(ctx, t, leecher, c, swarm.Config{}, seeder)
+	waitRun(t, "honest leecher", done, 25*time.Second)
+	checkOutput(t, leecher, c)
+	after := heapInUse()
+	grew := int64(after) - int64(before)
+	cn := seeder.srv.Counters()
+	t.Logf("heap grew %d KiB under 300 held hellos; server counters %+v", grew>>10, cn)
+	// 150 announced hellos of 512 KiB would be 75 MiB if allocated.
+	if grew > 24<<20 {
+		t.Errorf("heap grew by %d MiB while hellos were held, want under 24 MiB", grew>>20)
+	}
+	if cn.BadRequests < 150 {
+		t.Errorf("server refused %d hellos as bad, want all 150 oversized ones", cn.BadRequests)
+	}
+	if want := int64(150 - swarm.DefaultMaxSessionsPerPeer); cn.SessionsRefused < want {
+		t.Errorf("server refused %d sessions, want at least %d (per-peer cap %d)", cn.SessionsRefused, want, swarm.DefaultMaxSessionsPerPeer)
+	}
+}
+
+// TestAttackUploadHoard (issue 12 item 4): two identities each ask for 32
+// chunks of 4 MiB and never read them (before the fix they held every
+// upload slot for the 60 s write timeout). Upload slots go only to chunks
+// being written, each peer has at most SendPerPeer of them, and a write
+// that stalls for StallTimeout loses its slot: an honest peer downloading
+// from the same server meanwhile completes.
+func TestAttackUploadHoard(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	seeder := newPeer(t, swarm.ServerConfig{StallTimeout: time.Second})
+	// 4 MiB chunks: one fills a stream's 2 MiB flow-control window, so a
+	// write to a peer that does not read blocks at once.
+	opts := chunker.PublishOptions{ChunkSize: 4 << 20, DataShards: 2, ParityShards: 1}
+	c := publishWith(t, seeder, 10<<20+5, 32, opts)
+	actx, stopAttack := context.WithCancel(ctx)
+	defer stopAttack()
+	chunks := make([]int, 32)
+	for i := range chunks {
+		chunks[i] = i % c.man.NumChunks()
+	}
+	for range 2 {
+		a := adversary.NewSwarmPeer(t, adversary.NotFound)
+		if n, err := a.HoardUploads(actx, seeder.id(), seeder.addr(), c.id, chunks); err != nil {
+			t.Fatalf("attack opened %d streams: %v", n, err)
+		}
+	}
+	waitFor(t, 10*time.Second, "attack requests accepted or refused", func() bool {
+		cn := seeder.srv.Counters()
+		return cn.Accepted+cn.BusyPeer+cn.BusyTotal >= 2*32
+	})
+	t.Logf("under attack: %+v", seeder.srv.Counters())
+	leecher := newPeer(t, swarm.ServerConfig{})
+	_, done := startDownload(ctx, t, leecher, c, swarm.Config{}, seeder)
+	waitRun(t, "honest leecher", done, 20*time.Second)
+	checkOutput(t, leecher, c)
+	up, nchunks := seeder.srv.Stats()
+	t.Logf("after the honest download: %+v; served %d chunks, %d bytes", seeder.srv.Counters(), nchunks, up)
+	waitFor(t, 10*time.Second, "stalled uploads cut off", func() bool { return seeder.srv.Counters().Stalled >= 3 })
+	t.Logf("server counters %+v", seeder.srv.Counters())
+}
