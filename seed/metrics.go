@@ -112,8 +112,12 @@ var (
 		"Incoming QUIC connections refused, by reason.", []string{"reason"}, nil)
 	descConns = prometheus.NewDesc("shoal_conns",
 		"Open QUIC connections.", nil, nil)
+	descHandshakes = prometheus.NewDesc("shoal_handshakes",
+		"Incoming QUIC handshakes in progress.", nil, nil)
+	descRetries = prometheus.NewDesc("shoal_quic_retries_total",
+		"Incoming handshakes asked to prove their address (QUIC Retry) under load.", nil, nil)
 	descDatagramDrops = prometheus.NewDesc("shoal_datagram_drops_total",
-		"Datagrams and streams dropped by the overlay, by reason.", []string{"reason"}, nil)
+		"Datagrams (and streams) dropped by the overlay and its IPv8 endpoint, by reason.", []string{"reason"}, nil)
 	descDHTDrops = prometheus.NewDesc("shoal_dht_drops_total",
 		"DHT messages and records refused or dropped, by reason.", []string{"reason"}, nil)
 	descDHTTable = prometheus.NewDesc("shoal_dht_table_nodes",
@@ -123,7 +127,7 @@ var (
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRefused, descConns, descDatagramDrops, descDHTDrops, descDHTTable, descBans} {
+	for _, d := range []*prometheus.Desc{descRefused, descConns, descHandshakes, descRetries, descDatagramDrops, descDHTDrops, descDHTTable, descBans} {
 		ch <- d
 	}
 }
@@ -131,14 +135,39 @@ func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
 func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	n := c.n
 	counter := func(d *prometheus.Desc, v uint64, label string) {
+		if label == "" {
+			ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v))
+			return
+		}
 		ch <- prometheus.MustNewConstMetric(d, prometheus.CounterValue, float64(v), label)
 	}
 	if n.ov != nil {
 		s := n.ov.Stats()
 		ch <- prometheus.MustNewConstMetric(descConns, prometheus.GaugeValue, float64(s.Conns))
-		counter(descRefused, s.Refused, "conn_limit")
-		counter(descDatagramDrops, s.DatagramsDrop, "not_ipv8")
-		counter(descDatagramDrops, s.StreamsBadTag, "stream_bad_tag")
+		ch <- prometheus.MustNewConstMetric(descHandshakes, prometheus.GaugeValue, float64(s.Handshakes))
+		counter(descRetries, s.Retries, "")
+		for _, x := range []struct {
+			reason string
+			v      uint64
+		}{
+			{"conn_limit", s.RefusedConns}, {"handshake_limit", s.RefusedHandshakes},
+			{"ip_handshake_limit", s.RefusedIPHandshakes}, {"ip_conn_limit", s.RefusedIPConns},
+			{"peer_conn_limit", s.RefusedPeerConns},
+		} {
+			counter(descRefused, x.v, x.reason)
+		}
+		e := n.ov.Endpoint().Stats()
+		for _, x := range []struct {
+			reason string
+			v      uint64
+		}{
+			{"not_ipv8", s.DatagramsDropByte}, {"bad_source", s.DatagramsDropAddr}, {"stream_bad_tag", s.StreamsBadTag},
+			{"oversized", e.DroppedOversized}, {"malformed", e.DroppedMalformed}, {"bad_signature", e.DroppedBadSignature},
+			{"unknown_community", e.DroppedUnknownCommunity}, {"unknown_message", e.DroppedUnknownMessage},
+			{"rate_limited", e.DroppedRateLimited},
+		} {
+			counter(descDatagramDrops, x.v, x.reason)
+		}
 	}
 	if n.dht != nil {
 		k := n.dht.Counters()
@@ -149,7 +178,8 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			{"malformed", k.Malformed}, {"oversized", k.Oversized}, {"rate_limited", k.RateLimited},
 			{"unexpected_reply", k.UnexpectedReplies}, {"bad_signature", k.BadSignatures},
 			{"bad_token", k.BadTokens}, {"foreign_record", k.ForeignRecords}, {"bad_expiry", k.BadExpiry},
-			{"store_full", k.StoreFull}, {"inbox_full", n.dht.InboxDrops()}, {"send_error", n.dht.SendErrors()},
+			{"store_full", k.StoreFull}, {"replay", k.Replays}, {"verify_skipped", k.VerifySkipped},
+			{"inbox_full", n.dht.InboxDrops()}, {"send_error", n.dht.SendErrors()},
 		} {
 			counter(descDHTDrops, x.v, x.reason)
 		}
