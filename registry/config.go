@@ -118,7 +118,8 @@ const (
 	maxTransports     = 256
 	maxUpstreams      = 64
 	maxProviders      = 16
-	maxFlights        = 64 // blob fetches at once; more requests get 429
+	maxFlights        = 64  // blob fetches at once; more requests get 429
+	maxClientConns    = 256 // HTTP connections at once
 	mapStreamsGlobal  = 64
 	mapStreamsPerPeer = 4
 	mapStreamTimeout  = 10 * time.Second

@@ -14,6 +14,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/netutil"
+
 	"github.com/shoal-p2p/shoal/overlay/identity"
 )
 
@@ -87,7 +89,9 @@ func New(cfg Config) (*Mirror, error) {
 	if err != nil {
 		return nil, fmt.Errorf("registry: listening on %s: %w (set -registry to another address)", cfg.Addr, err)
 	}
-	m.ln = ln
+	// Clients are the node's own container tools, but the address may be
+	// reachable by others: cap connections (more wait in the accept queue).
+	m.ln = netutil.LimitListener(ln, maxClientConns)
 	m.srv = &http.Server{
 		Handler:           m.handler(),
 		ReadHeaderTimeout: 10 * time.Second,
