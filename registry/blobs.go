@@ -14,6 +14,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -36,6 +37,29 @@ type flight struct {
 	upstream atomic.Bool  // the bytes come from the upstream: answer "pending"
 	size     atomic.Int64 // expected size, 0 unknown
 	have     atomic.Int64 // bytes fetched so far
+	verified atomic.Bool  // the upstream's bytes hash to the digest
+
+	// The upstream path: started closes once tmp (the file being written)
+	// and size are set, so that clients can stream the bytes as they come.
+	started chan struct{}
+	tmp     string
+
+	moveMu sync.Mutex
+	moved  chan struct{} // closed and replaced when have grows or verified is set
+}
+
+// wake tells streaming clients that the fetch moved.
+func (f *flight) wake() {
+	f.moveMu.Lock()
+	close(f.moved)
+	f.moved = make(chan struct{})
+	f.moveMu.Unlock()
+}
+
+func (f *flight) movedCh() <-chan struct{} {
+	f.moveMu.Lock()
+	defer f.moveMu.Unlock()
+	return f.moved
 }
 
 var (
@@ -66,6 +90,17 @@ func (m *Mirror) serveBlob(w http.ResponseWriter, r *http.Request, up *upstream,
 		}
 		select {
 		case <-f.done:
+		case <-f.started:
+			if !head && r.Header.Get("Range") == "" && f.size.Load() > 0 {
+				m.streamBlob(w, r, f, d)
+				return
+			}
+			select {
+			case <-f.done:
+			case <-r.Context().Done():
+				m.m.blobRequests.WithLabelValues(resultError).Inc()
+				return
+			}
 		case <-r.Context().Done():
 			m.m.blobRequests.WithLabelValues(resultError).Inc()
 			return
@@ -109,6 +144,80 @@ func (m *Mirror) serveBlob(w http.ResponseWriter, r *http.Request, up *upstream,
 	m.m.blobRequests.WithLabelValues(result).Inc()
 }
 
+// streamBlob sends d to the client while the upstream fetch writes it,
+// holding back the last byte until the whole blob's SHA-256 matched d. If
+// it does not, the connection is cut: the client has a short body and
+// never the blob's last byte.
+func (m *Mirror) streamBlob(w http.ResponseWriter, r *http.Request, f *flight, d Digest) {
+	file, err := os.Open(f.tmp)
+	if err != nil {
+		// Renamed already: the fetch is about to end.
+		select {
+		case <-f.done:
+		case <-r.Context().Done():
+			return
+		}
+		if f.err != nil {
+			m.blobError(w, f.err, d)
+			return
+		}
+		m.serveBlob(w, r, nil, "", d, false)
+		return
+	}
+	defer file.Close()
+	size := f.size.Load()
+	h := w.Header()
+	h.Set("Content-Type", "application/octet-stream")
+	h.Set("Docker-Content-Digest", d.String())
+	h.Set("Etag", `"`+d.String()+`"`)
+	h.Set("Content-Length", fmt.Sprint(size))
+	w.WriteHeader(http.StatusOK)
+	rc := http.NewResponseController(w)
+	buf := make([]byte, 256<<10)
+	var off int64
+	for {
+		moved := f.movedCh()
+		limit := min(f.have.Load(), size-1)
+		if f.verified.Load() {
+			limit = size
+		}
+		for off < limit {
+			k, err := file.ReadAt(buf[:min(int64(len(buf)), limit-off)], off)
+			if k > 0 {
+				if _, werr := w.Write(buf[:k]); werr != nil {
+					m.m.servedBytes.Add(float64(off))
+					m.m.blobRequests.WithLabelValues(resultError).Inc()
+					return
+				}
+				off += int64(k)
+			}
+			if err != nil && k == 0 {
+				panic(http.ErrAbortHandler)
+			}
+		}
+		rc.Flush()
+		if off == size {
+			m.m.servedBytes.Add(float64(off))
+			m.m.blobRequests.WithLabelValues(resultUpstream).Inc()
+			return
+		}
+		select {
+		case <-moved:
+		case <-f.done:
+			if f.err != nil {
+				// Never verified: cut the connection before the last byte.
+				m.m.servedBytes.Add(float64(off))
+				m.m.blobRequests.WithLabelValues(resultError).Inc()
+				panic(http.ErrAbortHandler)
+			}
+		case <-r.Context().Done():
+			m.m.servedBytes.Add(float64(off))
+			m.m.blobRequests.WithLabelValues(resultError).Inc()
+			return
+		}
+	}
+}
+
 func (m *Mirror) blobError(w http.ResponseWriter, err error, d Digest) {
 	var ue *upstreamError
 	switch {
@@ -138,7 +247,7 @@ func (m *Mirror) join(up *upstream, repo string, d Digest) *flight {
 		m.mu.Unlock()
 		return nil
 	}
-	f := &flight{done: make(chan struct{})}
+	f := &flight{done: make(chan struct{}), started: make(chan struct{}), moved: make(chan struct{})}
 	m.flights[d] = f
 	m.mu.Unlock()
 	if !m.goRun(func(ctx context.Context) { m.fetch(ctx, f, up, repo, d) }) {
@@ -495,9 +604,12 @@ func (m *Mirror) fromUpstream(ctx context.Context, f *flight, up *upstream, repo
 		}
 	}()
 	h := sha256.New()
+	f.tmp = tmp.Name()
+	close(f.started)
 	n, err := copyCounting(tmp, h, io.LimitReader(resp.Body, m.cfg.MaxBlobSize+1), func(k int) {
 		f.have.Add(int64(k))
 		m.m.upstreamBytes.Add(float64(k))
+		f.wake()
 	})
 	if err != nil {
 		if ctx.Err() != nil {
@@ -510,6 +622,8 @@ func (m *Mirror) fromUpstream(ctx context.Context, f *flight, up *upstream, repo
 	if got != d || (resp.ContentLength >= 0 && n != resp.ContentLength) || n > m.cfg.MaxBlobSize {
 		return &upstreamError{http.StatusBadGateway, codeDigestInvalid, fmt.Sprintf("upstream %s sent %d bytes hashing to %s for %s; not served", up.base, n, got, d)}
 	}
+	f.verified.Store(true)
+	f.wake()
 	if err := tmp.Sync(); err != nil {
 		return err
 	}

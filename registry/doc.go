@@ -40,8 +40,11 @@
 //     client. A verified blob is published as shoal content (seeded in
 //     place) and stays announced.
 //
-// Nothing unverified reaches a client: blobs are served only from files
-// whose SHA-256 was checked; manifests only after their digest was checked.
+// Nothing unverified reaches a client: blobs are served from files whose
+// SHA-256 was checked, or, while the upstream sends one, streamed all but
+// the last byte, which goes out only after the whole blob's SHA-256
+// matched (else the connection is cut); manifests only after their digest
+// was checked.
 //
 // # The mapping protocol (overlay stream tag 'r')
 //
