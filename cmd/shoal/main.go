@@ -48,7 +48,7 @@ var commands []command
 func init() {
 	commands = []command{
 		{"demo", "[-peers N] [-size BYTES]", "run a local swarm on loopback and watch it work", []string{"shoal demo", "shoal demo -peers 8 -size 256MiB"}, runDemo},
-		{"node", "[-listen ADDR] [-api ADDR] [-bootstrap ADDR]...", "run the node in the foreground: seed the library, serve the control API", []string{"shoal node", "shoal node -listen 0.0.0.0:7745 -bootstrap 192.0.2.7:7745"}, runNode},
+		{"node", "[-listen ADDR] [-api ADDR] [-bootstrap ADDR]... [-registry ADDR [-registry-upstream URL]]", "run the node in the foreground: seed the library, serve the control API (and a registry mirror)", []string{"shoal node", "shoal node -listen 0.0.0.0:7745 -bootstrap 192.0.2.7:7745", "shoal node -registry 127.0.0.1:5000 -registry-upstream https://registry-1.docker.io"}, runNode},
 		{"publish", "PATH...", "hash and encode files or folders, seed them, print their links", []string{"shoal publish ./release-1.2.iso", "shoal publish --json photos/"}, runPublish},
 		{"get", "LINK [-o DIR] [-wait DURATION]", "download a link (resumes when run again)", []string{"shoal get 'shoal:sh1...?name=x&peer=...' -o ~/Downloads"}, runGet},
 		{"status", "", "show the node's summary", []string{"shoal status"}, runStatus},
