@@ -330,7 +330,8 @@ func (m *Mirror) fromPeers(ctx context.Context, d Digest, claimed bool) error {
 		return errNoPeers
 	}
 	tried := map[[32]byte]bool{}
-	lastHave, lastMove := int64(-1), time.Now()
+	start := time.Now()
+	mark, markTime := int64(-1), start // progress at the start of the window
 	for {
 		answers := m.askAll(ctx, peers, d)
 		type candidate struct {
@@ -340,7 +341,7 @@ func (m *Mirror) fromPeers(ctx context.Context, d Digest, claimed bool) error {
 		cands := map[[32]byte]*candidate{}
 		var order [][32]byte
 		var pending []Peer
-		have := int64(0)
+		have, size := int64(0), int64(0)
 		for i, a := range answers {
 			switch {
 			case a == nil:
@@ -354,9 +355,10 @@ func (m *Mirror) fromPeers(ctx context.Context, d Digest, claimed bool) error {
 				if c.size == a.size {
 					c.peers = append(c.peers, peers[i])
 				}
-			case a.status == statusPending && (!claimed || bytes.Compare(peers[i].ID[:], self[:]) < 0):
+			case a.status == statusPending && (!claimed || bytes.Compare(peers[i].ID[:], self[:]) < 0) &&
+				a.size <= m.cfg.MaxBlobSize && (a.size == 0 || a.have <= a.size):
 				pending = append(pending, peers[i])
-				have = max(have, a.have)
+				have, size = max(have, a.have), max(size, a.size)
 			}
 		}
 		// Most-named content first.
@@ -384,13 +386,20 @@ func (m *Mirror) fromPeers(ctx context.Context, d Digest, claimed bool) error {
 			return errNoPeers
 		}
 		// A peer is fetching d from the upstream, or has claimed it: wait
-		// while the fetch moves. The peer we heard from may itself be
-		// waiting for another, so look again now and then for the one
-		// that fetches, and for new holders.
+		// while the fetch moves, by at least waitMinRate over each
+		// StallTimeout, and maxWait in all (progress reports cannot be
+		// checked: a lying peer delays a blob by maxWait at most). The
+		// peer we heard from may itself be waiting for another, so look
+		// again now and then for the one that fetches, and for new
+		// holders.
 		now := time.Now()
-		if have > lastHave {
-			lastHave, lastMove = have, now
-		} else if now.Sub(lastMove) > m.cfg.StallTimeout {
+		need := int64(m.cfg.StallTimeout.Seconds() * waitMinRate)
+		if size > 0 {
+			need = min(need, max(size-mark, 1))
+		}
+		if mark < 0 || have-mark >= need {
+			mark, markTime = have, now
+		} else if now.Sub(markTime) > m.cfg.StallTimeout || now.Sub(start) > maxWait {
 			return errStalled
 		}
 		if now.Sub(lastLookup) > time.Second {

@@ -99,8 +99,10 @@ type Config struct {
 	// LookupTimeout bounds the DHT search and the mapping questions for
 	// one blob. Default 5 s.
 	LookupTimeout time.Duration
-	// StallTimeout gives up a fetch from peers (or the wait on a peer's
-	// upstream fetch) that makes no progress for this long. Default 20 s.
+	// StallTimeout gives up a fetch from peers that makes no progress for
+	// this long, or the wait for another node's upstream fetch that moved
+	// less than 1 MiB/s over this long (and any such wait after 10 min).
+	// Default 20 s.
 	StallTimeout time.Duration
 	// UpstreamTimeout bounds an upstream request up to its response
 	// headers. Default 30 s.
@@ -118,8 +120,10 @@ const (
 	maxTransports     = 256
 	maxUpstreams      = 64
 	maxProviders      = 16
-	maxFlights        = 64  // blob fetches at once; more requests get 429
-	maxClientConns    = 256 // HTTP connections at once
+	maxFlights        = 64               // blob fetches at once; more requests get 429
+	maxClientConns    = 256              // HTTP connections at once
+	waitMinRate       = 1 << 20          // bytes per second a fetch waited for must move
+	maxWait           = 10 * time.Minute // longest wait for another node's fetch
 	mapStreamsGlobal  = 64
 	mapStreamsPerPeer = 4
 	mapStreamTimeout  = 10 * time.Second
