@@ -52,7 +52,9 @@ func newContent(m *Manifest, root string, write bool) *content {
 func (c *content) open(j int) (*os.File, bool, error) {
 	flag := os.O_RDONLY
 	if c.write {
-		flag = os.O_RDWR
+		// Never follow a symlink planted at an output path (say, between
+		// a crash and the resume): write only into the files we made.
+		flag = os.O_RDWR | oNoFollow
 	}
 	if len(c.paths) > maxCachedFiles {
 		f, err := os.OpenFile(c.paths[j], flag, 0)
@@ -198,4 +200,23 @@ func (c *content) Close() error {
 	}
 	c.fds = nil
 	return first
+}
+
+// MoveOutput records that the output of download id now lives at newRoot
+// (the file, or the folder, that the caller renamed there). Close every
+// Download of id first; the next OpenDownload or Open uses newRoot.
+func (s *Store) MoveOutput(id ContentID, newRoot string) error {
+	dir := s.itemDir(id)
+	meta, err := readMeta(dir)
+	if err != nil {
+		return fmt.Errorf("moving output of %s: %w", id, err)
+	}
+	if meta.kind != kindDownload {
+		return fmt.Errorf("moving output of %s: not a download: %w", id, ErrBadState)
+	}
+	meta.root = newRoot
+	if err := writeFileAtomic(filepath.Join(dir, fileMeta), meta.encode()); err != nil {
+		return fmt.Errorf("moving output of %s: %w", id, err)
+	}
+	return nil
 }

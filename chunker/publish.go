@@ -38,6 +38,12 @@ type PublishOptions struct {
 	// Progress, if set, is called with the content bytes done so far and the
 	// total, after each stripe. Calls are serialised; it must not block long.
 	Progress func(done, total int64)
+	// FollowSymlinks publishes the regular files that symlinks in a folder
+	// point to. By default symlinks are left out and reported to Skipped.
+	FollowSymlinks bool
+	// Skipped, if set, gets the folder-relative path of each symlink or
+	// other non-regular file left out of a folder.
+	Skipped func(rel string)
 }
 
 func (o PublishOptions) withDefaults(size int64) (PublishOptions, error) {
@@ -83,7 +89,7 @@ func Publish(ctx context.Context, st *Store, path string, opts PublishOptions) (
 	if err != nil {
 		return nil, fmt.Errorf("publish: %w", err)
 	}
-	m, err := scanInput(abs)
+	m, err := scanInput(abs, opts)
 	if err != nil {
 		return nil, fmt.Errorf("publish %s: %w", path, err)
 	}
@@ -145,7 +151,7 @@ func Publish(ctx context.Context, st *Store, path string, opts PublishOptions) (
 }
 
 // scanInput builds the manifest skeleton (name, size, files) of path.
-func scanInput(abs string) (*Manifest, error) {
+func scanInput(abs string, opts PublishOptions) (*Manifest, error) {
 	fi, err := os.Stat(abs)
 	if err != nil {
 		return nil, err
@@ -167,16 +173,25 @@ func scanInput(abs string) (*Manifest, error) {
 		if d.IsDir() {
 			return nil
 		}
-		if !d.Type().IsRegular() {
-			return fmt.Errorf("%s: not a regular file", p)
+		rel, err := filepath.Rel(abs, p)
+		if err != nil {
+			return err
 		}
 		info, err := d.Info()
 		if err != nil {
 			return err
 		}
-		rel, err := filepath.Rel(abs, p)
-		if err != nil {
-			return err
+		if d.Type()&fs.ModeSymlink != 0 && opts.FollowSymlinks {
+			if info, err = os.Stat(p); err != nil {
+				return err
+			}
+		}
+		if !info.Mode().IsRegular() {
+			if opts.Skipped == nil {
+				return fmt.Errorf("%s: not a regular file", p)
+			}
+			opts.Skipped(filepath.ToSlash(rel))
+			return nil
 		}
 		if len(m.Files) == MaxFiles {
 			return fmt.Errorf("more than %d files", MaxFiles)

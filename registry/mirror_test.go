@@ -272,7 +272,7 @@ func TestWrongMappingPenalised(t *testing.T) {
 	os.WriteFile(fake, b, 0o644)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	pub, err := liar.Publish(ctx, fake, nil)
+	pub, err := liar.Publish(ctx, seed.PublishRequest{Path: fake}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

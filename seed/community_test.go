@@ -1,6 +1,7 @@
 package seed
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"sync"
@@ -34,9 +35,10 @@ func TestBootstrapPeerListed(t *testing.T) {
 	a := startNode(t)
 	b := startNode(t, a.Addr().String())
 	waitCond(t, "b lists its bootstrap node a", func() error {
-		i := slices.IndexFunc(b.Peers(), func(p PeerInfo) bool { return p.PeerID == a.PeerID().String() })
+		peers, _ := b.Peers(context.Background())
+		i := slices.IndexFunc(peers, func(p PeerInfo) bool { return p.PeerID == a.PeerID().String() })
 		if i < 0 {
-			return fmt.Errorf("b's peers: %+v", b.Peers())
+			return fmt.Errorf("b's peers: %+v", peers)
 		}
 		return nil
 	})

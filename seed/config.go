@@ -27,6 +27,10 @@ type Config struct {
 	// API is the loopback TCP address of the control API.
 	// Default: "127.0.0.1:7746"; "off" disables it; port 0 picks any.
 	API string
+	// Transient marks a node started by one command for as long as it
+	// runs (Status.Transient says so to clients, which then do not hand
+	// it work that would outlive it).
+	Transient bool
 	// Bootstrap lists overlay peers to contact first (host:port).
 	Bootstrap []string
 	// LANDiscovery announces the node on the local network. Default off.
@@ -72,28 +76,31 @@ type FileConfig struct {
 	Bootstrap        []string `json:"bootstrap,omitempty"`
 	LANDiscovery     bool     `json:"lan_discovery,omitempty"`
 	NoUDPBatching    bool     `json:"no_udp_batching,omitempty"`
-	UploadLimit      int64    `json:"upload_limit,omitempty"`      // bytes per second
-	DownloadLimit    int64    `json:"download_limit,omitempty"`    // bytes per second
+	UploadLimit      Rate     `json:"upload_limit,omitempty"`      // bytes per second, or "10MiB/s"
+	DownloadLimit    Rate     `json:"download_limit,omitempty"`    // bytes per second, or "10MiB/s"
 	Registry         string   `json:"registry,omitempty"`          // ip:port of the registry mirror
 	RegistryUpstream string   `json:"registry_upstream,omitempty"` // upstream registry URL
 	RegistryAuth     string   `json:"registry_auth,omitempty"`     // upstream credentials file
 }
 
 // LoadConfigFile reads the JSON config file at path. A missing file gives
-// the zero FileConfig and no error.
-func LoadConfigFile(path string) (FileConfig, error) {
+// the zero FileConfig and no error unless required (a path the user named).
+func LoadConfigFile(path string, required bool) (FileConfig, error) {
 	var fc FileConfig
 	b, err := os.ReadFile(path)
-	if errors.Is(err, fs.ErrNotExist) {
+	if errors.Is(err, fs.ErrNotExist) && !required {
 		return fc, nil
 	}
+	if errors.Is(err, fs.ErrNotExist) {
+		return fc, Errorf(ErrNotFound, "config file %s does not exist", path)
+	}
 	if err != nil {
-		return fc, fmt.Errorf("seed: reading config: %w", err)
+		return fc, fmt.Errorf("reading config: %w", err)
 	}
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&fc); err != nil {
-		return fc, fmt.Errorf("seed: config file %s: %v", path, err)
+		return fc, Errorf(ErrBadRequest, "config file %s: %v", path, err)
 	}
 	return fc, nil
 }
@@ -112,10 +119,10 @@ func (fc FileConfig) Apply(c *Config) {
 	c.LANDiscovery = c.LANDiscovery || fc.LANDiscovery
 	c.NoUDPBatching = c.NoUDPBatching || fc.NoUDPBatching
 	if c.UploadLimit == 0 {
-		c.UploadLimit = fc.UploadLimit
+		c.UploadLimit = int64(fc.UploadLimit)
 	}
 	if c.DownloadLimit == 0 {
-		c.DownloadLimit = fc.DownloadLimit
+		c.DownloadLimit = int64(fc.DownloadLimit)
 	}
 	if c.Registry == "" {
 		c.Registry = fc.Registry
@@ -141,7 +148,7 @@ func (c *Config) FillDefaults() error {
 		c.Listen = fmt.Sprintf("0.0.0.0:%d", DefaultPort)
 	}
 	if _, err := netip.ParseAddrPort(c.Listen); err != nil {
-		return fmt.Errorf("seed: listen address %q: want ip:port, e.g. 0.0.0.0:%d", c.Listen, DefaultPort)
+		return Errorf(ErrBadRequest, "listen address %q: want ip:port, e.g. 0.0.0.0:%d", c.Listen, DefaultPort)
 	}
 	if c.API == "" {
 		c.API = fmt.Sprintf("127.0.0.1:%d", DefaultAPIPort)
@@ -149,16 +156,16 @@ func (c *Config) FillDefaults() error {
 	if c.API != "off" {
 		ap, err := netip.ParseAddrPort(c.API)
 		if err != nil || !ap.Addr().IsLoopback() {
-			return fmt.Errorf("seed: API address %q: want a loopback ip:port, e.g. 127.0.0.1:%d", c.API, DefaultAPIPort)
+			return Errorf(ErrBadRequest, "API address %q: want a loopback ip:port, e.g. 127.0.0.1:%d", c.API, DefaultAPIPort)
 		}
 	}
 	for _, b := range c.Bootstrap {
 		if _, err := netip.ParseAddrPort(b); err != nil {
-			return fmt.Errorf("seed: bootstrap address %q: want ip:port", b)
+			return Errorf(ErrBadRequest, "bootstrap address %q: want ip:port", b)
 		}
 	}
 	if c.UploadLimit < 0 || c.DownloadLimit < 0 {
-		return errors.New("seed: rate limits must be 0 (none) or positive")
+		return Errorf(ErrBadRequest, "rate limits must be 0 (none) or positive")
 	}
 	if c.RecordTTL == 0 {
 		c.RecordTTL = 24 * time.Hour

@@ -18,7 +18,7 @@ func TestConfigFile(t *testing.T) {
 	os.WriteFile(path, []byte(`{"listen": "0.0.0.0:9", "api": "127.0.0.1:8", "bootstrap": ["192.0.2.7:7745"],
 		"lan_discovery": true, "no_udp_batching": true, "upload_limit": 5, "download_limit": 6,
 		"registry": "127.0.0.1:5000", "registry_upstream": "https://r.example", "registry_auth": "/a.json"}`), 0o644)
-	fc, err := seed.LoadConfigFile(path)
+	fc, err := seed.LoadConfigFile(path, true)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -37,10 +37,10 @@ func TestConfigFile(t *testing.T) {
 	}
 
 	os.WriteFile(path, []byte(`{"no_udp_batchin": true}`), 0o644)
-	if _, err := seed.LoadConfigFile(path); err == nil || !strings.Contains(err.Error(), "no_udp_batchin") {
+	if _, err := seed.LoadConfigFile(path, true); err == nil || !strings.Contains(err.Error(), "no_udp_batchin") {
 		t.Fatalf("unknown key: %v, want an error naming it", err)
 	}
-	if fc, err := seed.LoadConfigFile(filepath.Join(dir, "missing.json")); err != nil || !reflect.DeepEqual(fc, seed.FileConfig{}) {
+	if fc, err := seed.LoadConfigFile(filepath.Join(dir, "missing.json"), false); err != nil || !reflect.DeepEqual(fc, seed.FileConfig{}) {
 		t.Fatalf("missing file: %+v, %v; want the zero config and no error", fc, err)
 	}
 }

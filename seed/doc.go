@@ -13,30 +13,45 @@
 //	library.json   the library: every published or downloaded item
 //	store/         per item: manifest, leaf layer, parity chunks, bitmap
 //	api-token      the control API's bearer token (mode 0600)
-//	api.json       the running node's API address and PID (removed on Close)
+//	api.sock       the control API's Unix socket (the local CLI's way in)
+//	api.json       the running node's API addresses and PID (removed on Close)
 //	lock           the lock file, holding the PID
 //
 // Published files stay where they are and are served in place; a file
 // edited after publishing is never served as valid (the chunk store checks
 // every chunk it reads against its leaf).
 //
+// A download is written into a hidden folder .shoal-part.<ID> beside its
+// output (mode 0700; its device and inode are recorded in the library) and
+// renamed to its final name, without replacing anything, only once every
+// chunk is verified and synced. A download that verified nothing leaves
+// nothing behind; one that verified something keeps it for a resume, which
+// the node starts by itself only for downloads handed to it with
+// GetRequest.Background.
+//
 // # Lifecycle
 //
 // Start opens the folder, binds the socket, seeds the library again
 // (without re-hashing: the store keeps manifests, leaves and parity),
-// announces it in the DHT, resumes unfinished downloads and starts the
+// announces it in the DHT, resumes background downloads and starts the
 // control API. Close stops everything and waits for every goroutine; a
 // download in flight keeps the chunks it verified and resumes on the next
-// Start or Get.
+// Get (or Start, for a background one).
 //
 // # Caller's duties
 //
 //   - Call Close exactly once you are done (it is idempotent).
 //   - Progress callbacks passed to Publish and Get run on the node's
 //     goroutines: they must not block.
-//   - Get blocks until the content is complete or ctx ends. With no peer
-//     reachable it waits (peers may come); bound it with ctx.
+//   - Get blocks until the content is complete, ctx ends, or no byte came
+//     for GetRequest.Wait (ErrNoPeers). With no Wait and no peer reachable
+//     it waits (peers may come); bound it with ctx.
 //
-// The control API (HTTP on loopback, bearer token) is described in
-// docs/api.md; Client is its Go client.
+// # One API
+//
+// API is the node's contract. *Node implements it, NewHandler serves it
+// over HTTP (a Unix socket in the data folder, and loopback TCP) and
+// *Client calls it, so a caller cannot tell them apart: errors wrap the
+// sentinels of errors.go on both sides and carry a stable Code.
+// docs/api.md describes the wire form.
 package seed

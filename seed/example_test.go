@@ -28,7 +28,7 @@ func Example() {
 
 	src := filepath.Join(dir, "hello.txt")
 	os.WriteFile(src, bytes.Repeat([]byte("hello, swarm\n"), 100000), 0o644)
-	pub, err := publisher.Publish(ctx, src, nil)
+	pub, err := publisher.Publish(ctx, seed.PublishRequest{Path: src}, nil)
 	if err != nil {
 		log.Fatal(err)
 	}
@@ -39,7 +39,7 @@ func Example() {
 	}
 	defer getter.Close()
 	var last seed.Progress
-	item, err := getter.Get(ctx, pub.Link, filepath.Join(dir, "downloads"), func(p seed.Progress) { last = p })
+	item, err := getter.Get(ctx, seed.GetRequest{Link: pub.Link, Out: filepath.Join(dir, "downloads")}, func(p seed.Progress) { last = p })
 	if err != nil {
 		log.Fatal(err)
 	}

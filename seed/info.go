@@ -1,52 +1,69 @@
 package seed
 
 import (
+	"context"
 	"encoding/hex"
 	"net"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/shoal-p2p/shoal/chunker"
 )
 
-// Status returns the node's summary.
-func (n *Node) Status() Status {
+// Status returns the node's summary; BytesDown counts the downloads in
+// progress too.
+func (n *Node) Status(ctx context.Context) (Status, error) {
 	up, _ := n.srv.Stats()
 	var downloads []DownloadStatus
+	down := n.metrics.BytesDown.Load()
 	n.mu.Lock()
 	for id, a := range n.active {
-		p := a.dl.Progress()
-		ds := DownloadStatus{ID: id.String(), Name: a.name, Done: p.Verified, Total: p.Size, Peers: p.Peers,
-			Rate: int64(p.Rate), Rejected: p.BadChunks, Banned: p.Banned}
-		if c := a.dl.Chunker(); c != nil {
-			ds.Name = c.Manifest().Name
-		}
-		if p.ETA > 0 {
-			ds.ETA = p.ETA.Round(time.Second).String()
+		ds := DownloadStatus{ID: id.String(), Name: a.name, Stage: a.stage.Load().(string), Background: a.background}
+		if dl := a.download(); dl != nil {
+			p := dl.Progress()
+			ds.Done, ds.Received, ds.Total, ds.Peers = p.Verified, p.Received, p.Size, p.Peers
+			ds.Rate, ds.Rejected, ds.Banned = int64(p.Rate), p.BadChunks, p.Banned
+			ds.ETASeconds = p.ETA.Round(time.Second).Seconds()
+			if m := dlManifest(dl); m != nil {
+				ds.Name = m.Name
+			}
+			down += p.Received
 		}
 		downloads = append(downloads, ds)
 	}
 	n.mu.Unlock()
 	slices.SortFunc(downloads, func(a, b DownloadStatus) int { return strings.Compare(a.ID, b.ID) })
+	peers, _ := n.Peers(ctx)
 	return Status{
-		Downloads: downloads,
-		PeerID:    n.PeerID().String(),
-		Listen:    n.Addr().String(),
-		API:       n.apiAddr,
-		Peers:     len(n.Peers()),
-		Items:     len(n.lib.list()),
-		Uptime:    time.Since(n.started).Truncate(time.Second).String(),
-		BytesUp:   up,
-		BytesDown: n.metrics.BytesDown.Load(),
-		Active:    len(downloads),
-	}
+		Downloads:     downloads,
+		PeerID:        n.PeerID().String(),
+		Listen:        n.Addr().String(),
+		API:           n.apiAddr,
+		Peers:         len(peers),
+		Items:         len(n.lib.list()),
+		UptimeSeconds: int64(time.Since(n.started).Seconds()),
+		BytesUp:       up,
+		BytesDown:     down,
+		Active:        len(downloads),
+		Transient:     n.cfg.Transient,
+	}, nil
 }
 
-// Items lists the library, oldest first.
-func (n *Node) Items() []Item { return n.lib.list() }
+// Items lists the library, oldest first, with each item's link.
+func (n *Node) Items(ctx context.Context) ([]Item, error) {
+	items := n.lib.list()
+	for i := range items {
+		if id, err := chunker.ParseID(items[i].ID); err == nil {
+			items[i].Link = n.linkOf(id, items[i].Name)
+		}
+	}
+	return items, nil
+}
 
 // Identity describes the node's keys.
-func (n *Node) Identity() IDInfo {
+func (n *Node) Identity(ctx context.Context) (IDInfo, error) {
 	pk := n.kp.Public()
 	mid := pk.Mid()
 	return IDInfo{
@@ -54,14 +71,14 @@ func (n *Node) Identity() IDInfo {
 		PublicKey: hex.EncodeToString(pk[:]),
 		Mid:       hex.EncodeToString(mid[:]),
 		Listen:    n.Addr().String(),
-	}
+	}, nil
 }
 
 // Peers lists the peers discovery knows and those with an open connection,
 // with the path of that connection.
-func (n *Node) Peers() []PeerInfo {
+func (n *Node) Peers(ctx context.Context) ([]PeerInfo, error) {
 	idx := map[string]int{}
-	var out []PeerInfo
+	out := []PeerInfo{}
 	for _, p := range n.disc.Peers() {
 		id := p.ID.String()
 		if _, ok := idx[id]; !ok {
@@ -84,7 +101,7 @@ func (n *Node) Peers() []PeerInfo {
 		}
 	}
 	slices.SortFunc(out, func(a, b PeerInfo) int { return strings.Compare(a.PeerID, b.PeerID) })
-	return out
+	return out, nil
 }
 
 // pathTo names the path of a connection to remote: relayed through a relay

@@ -24,16 +24,24 @@ const (
 
 // Item is one entry of the library: something the node seeds.
 type Item struct {
-	ID    string    `json:"id"`    // content ID, text form
-	Name  string    `json:"name"`  // the manifest's name
-	Kind  ItemKind  `json:"kind"`  // how it came here
-	Path  string    `json:"path"`  // published: the source; downloads: the output
-	Size  int64     `json:"size"`  // content bytes
-	Added time.Time `json:"added"` // when it entered the library
-}
+	ID    string    `json:"id"`             // content ID, text form
+	Name  string    `json:"name"`           // the manifest's name
+	Kind  ItemKind  `json:"kind"`           // how it came here
+	Path  string    `json:"path"`           // published: the source; downloads: the output
+	Size  int64     `json:"size"`           // content bytes
+	Added time.Time `json:"added"`          // when it entered the library
+	Link  string    `json:"link,omitempty"` // filled in by Items and Publish, not stored
 
-// ErrNotInLibrary is returned for an ID the library does not hold.
-var ErrNotInLibrary = errors.New("seed: not in the library")
+	// An unfinished download (kind partial) lives in Partial, a hidden
+	// folder beside Path, until it is complete and renamed to Path.
+	Partial    string `json:"partial,omitempty"`
+	PartialDev uint64 `json:"partial_dev,omitempty"` // device and inode of Partial when made
+	PartialIno uint64 `json:"partial_ino,omitempty"`
+	// Background: the node keeps downloading it, across restarts.
+	Background bool `json:"background,omitempty"`
+
+	madeOut bool // this download made the output folder (not stored)
+}
 
 // library is the persisted list of items, kept in library.json in the data
 // folder and rewritten atomically on every change. Safe for concurrent use.
@@ -58,16 +66,17 @@ func openLibrary(dataDir string) (*library, error) {
 		return l, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("seed: reading library: %w", err)
+		return nil, fmt.Errorf("reading library: %w", err)
 	}
 	var f libraryFile
 	if err := json.Unmarshal(b, &f); err != nil {
-		return nil, fmt.Errorf("seed: library %s is damaged (%v); move it away to start with an empty library", l.path, err)
+		return nil, fmt.Errorf("library %s is damaged (%v); move it away to start with an empty library", l.path, err)
 	}
 	if f.Version != libraryVersion {
-		return nil, fmt.Errorf("seed: library %s has version %d, this shoal reads %d", l.path, f.Version, libraryVersion)
+		return nil, fmt.Errorf("library %s has version %d, this shoal reads %d", l.path, f.Version, libraryVersion)
 	}
 	for _, it := range f.Items {
+		it.Link = ""
 		l.items[it.ID] = it
 	}
 	return l, nil
@@ -149,7 +158,7 @@ func (l *library) saveLocked() error {
 		return err
 	}
 	if err := writeFileAtomic(l.path, b, 0o600); err != nil {
-		return fmt.Errorf("seed: saving library: %w", err)
+		return fmt.Errorf("saving library: %w", err)
 	}
 	return nil
 }

@@ -1,6 +1,7 @@
 package seed
 
 import (
+	"context"
 	"io"
 	"net/http"
 	"sync/atomic"
@@ -83,7 +84,7 @@ func writeGathered(w io.Writer, g prometheus.Gatherer) error {
 func (n *Node) newPrometheus() *prometheus.Registry {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(n.metrics.collectors(
-		func() int { return len(n.Peers()) },
+		func() int { ps, _ := n.Peers(context.Background()); return len(ps) },
 		func() int { return len(n.lib.list()) },
 	)...)
 	reg.MustRegister(

@@ -2,8 +2,6 @@ package seed
 
 import (
 	"context"
-	"encoding/json"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -13,6 +11,7 @@ import (
 	"path/filepath"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -29,36 +28,29 @@ import (
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
-// Errors a caller may want to tell apart.
-var (
-	ErrDataDirBusy = errors.New("seed: data folder in use")
-	ErrClosed      = errors.New("seed: node closed")
-	ErrBadLink     = errors.New("seed: bad link")
-	ErrBusy        = errors.New("seed: already downloading")
-)
-
 // Node is a running shoal node: one identity, one UDP socket (QUIC and IPv8
 // datagrams), discovery, the DHT, the swarm's upload side, a chunk store
 // and a library of what it seeds. Start makes one; Close stops it. Its
 // methods are safe for concurrent use.
 type Node struct {
 	// Set by Start, then read-only.
-	cfg     Config
-	log     *slog.Logger
-	kp      *identity.KeyPair
-	lock    *os.File
-	store   *chunker.Store
-	lib     *library
-	ov      *overlay.Node
-	disc    *discovery.Community
-	dht     *dht.Node
-	srv     *swarm.Server
-	api     *http.Server
-	apiAddr string
-	started time.Time
-	ctx     context.Context // the node's lifetime; cancelled by Close
-	cancel  context.CancelCauseFunc
-	wg      sync.WaitGroup // every goroutine the node starts
+	cfg      Config
+	log      *slog.Logger
+	kp       *identity.KeyPair
+	lock     *os.File
+	store    *chunker.Store
+	lib      *library
+	ov       *overlay.Node
+	disc     *discovery.Community
+	dht      *dht.Node
+	srv      *swarm.Server
+	api      *http.Server
+	apiConns *connCap
+	apiAddr  string
+	started  time.Time
+	ctx      context.Context // the node's lifetime; cancelled by Close
+	cancel   context.CancelCauseFunc
+	wg       sync.WaitGroup // every goroutine the node starts
 
 	metrics Metrics
 	prom    *prometheus.Registry // the node's /metrics
@@ -75,11 +67,38 @@ type Node struct {
 	closed      bool
 }
 
+// activeDownload is a download in progress, as Status and Remove see it.
 type activeDownload struct {
-	name   string // from the link until the manifest is known
-	dl     *swarm.Download
+	name       string // from the link until the manifest is known
+	background bool
+	stage      atomic.Value  // string: StageSearching...
+	done       chan struct{} // closed when the download has ended
+
+	mu     sync.Mutex
+	dl     *swarm.Download // nil until set
 	cancel context.CancelCauseFunc
-	done   chan struct{}
+}
+
+func (a *activeDownload) setDownload(dl *swarm.Download) {
+	a.mu.Lock()
+	a.dl = dl
+	a.mu.Unlock()
+}
+
+func (a *activeDownload) download() *swarm.Download {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.dl
+}
+
+// stop cancels the download with cause (it may not have started yet).
+func (a *activeDownload) stop(cause error) {
+	a.mu.Lock()
+	c := a.cancel
+	a.mu.Unlock()
+	if c != nil {
+		c(cause)
+	}
 }
 
 // Start opens the data folder, binds the socket and starts the node: it
@@ -90,7 +109,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if err := os.MkdirAll(cfg.DataDir, 0o700); err != nil {
-		return nil, fmt.Errorf("seed: creating data folder: %w", err)
+		return nil, fmt.Errorf("creating data folder: %w", err)
 	}
 	n := &Node{
 		cfg:     cfg,
@@ -118,13 +137,13 @@ func Start(cfg Config) (_ *Node, err error) {
 	if n.lib, err = openLibrary(cfg.DataDir); err != nil {
 		return nil, err
 	}
-	n.srv = swarm.NewServer(swarm.ServerConfig{Logger: n.log, UploadRate: cfg.UploadLimit})
+	n.srv = swarm.NewServer(swarm.ServerConfig{Logger: partsLogger(n.log), UploadRate: cfg.UploadLimit})
 	pc, err := wrappedPacketConn(cfg)
 	if err != nil {
 		return nil, err
 	}
-	if n.ov, err = overlay.New(overlay.Config{ListenAddr: cfg.Listen, PacketConn: pc, NoBatching: cfg.NoUDPBatching, KeyPair: n.kp, Logger: n.log}); err != nil {
-		return nil, fmt.Errorf("seed: opening UDP %s: %w", cfg.Listen, err)
+	if n.ov, err = overlay.New(overlay.Config{ListenAddr: cfg.Listen, PacketConn: pc, NoBatching: cfg.NoUDPBatching, KeyPair: n.kp, Logger: partsLogger(n.log)}); err != nil {
+		return nil, fmt.Errorf("opening UDP %s: %w", cfg.Listen, err)
 	}
 	n.ov.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
 		n.srv.ServeStream(ctx, c.PeerID(), s)
@@ -137,10 +156,8 @@ func Start(cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	if cfg.API != "off" {
-		if err := n.startAPI(); err != nil {
-			return nil, err
-		}
+	if err := n.startAPI(); err != nil {
+		return nil, err
 	}
 	n.restoreLibrary()
 	return n, nil
@@ -155,12 +172,12 @@ func wrappedPacketConn(cfg Config) (net.PacketConn, error) {
 	}
 	pc, err := net.ListenPacket("udp", cfg.Listen)
 	if err != nil {
-		return nil, fmt.Errorf("seed: opening UDP %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("opening UDP %s: %w", cfg.Listen, err)
 	}
 	c, err := cfg.WrapPacketConn(pc)
 	if err != nil {
 		pc.Close()
-		return nil, fmt.Errorf("seed: wrapping UDP %s: %w", cfg.Listen, err)
+		return nil, fmt.Errorf("wrapping UDP %s: %w", cfg.Listen, err)
 	}
 	return c, nil
 }
@@ -194,10 +211,10 @@ func (n *Node) startDiscoveryAndDHT() error {
 	disc, err := discovery.New(ep, discovery.Config{
 		Bootstrap: boot,
 		LAN:       discovery.LANConfig{Enabled: n.cfg.LANDiscovery},
-		Logger:    n.log,
+		Logger:    partsLogger(n.log),
 	})
 	if err != nil {
-		return fmt.Errorf("seed: discovery: %w", err)
+		return fmt.Errorf("discovery: %w", err)
 	}
 	n.disc = disc
 	com := &dhtCommunity{ep: ep}
@@ -205,13 +222,13 @@ func (n *Node) startDiscoveryAndDHT() error {
 	if la := n.ov.LocalAddr(); !la.Addr().IsUnspecified() {
 		addrs = []netip.AddrPort{la}
 	}
-	n.dht, err = dht.New(dht.Config{Addrs: addrs, RecordTTL: n.cfg.RecordTTL, Logger: n.log}, n.kp, com)
+	n.dht, err = dht.New(dht.Config{Addrs: addrs, RecordTTL: n.cfg.RecordTTL, Logger: partsLogger(n.log)}, n.kp, com)
 	if err != nil {
-		return fmt.Errorf("seed: dht: %w", err)
+		return fmt.Errorf("dht: %w", err)
 	}
 	com.node = n.dht
 	if err := ep.Register(ipv8.CommunityID(dht.CommunityID), com); err != nil {
-		return fmt.Errorf("seed: dht community: %w", err)
+		return fmt.Errorf("dht community: %w", err)
 	}
 	n.goRun(func(ctx context.Context) { n.ov.Run(ctx) })
 	n.goRun(func(ctx context.Context) { n.dht.Run(ctx) })
@@ -290,36 +307,6 @@ func (n *Node) BootstrapDHT(ctx context.Context, addrs []netip.AddrPort) error {
 	return n.dht.Bootstrap(ctx, addrs)
 }
 
-func (n *Node) startAPI() error {
-	tok, err := loadOrCreateToken(filepath.Join(n.cfg.DataDir, tokenFileName))
-	if err != nil {
-		return err
-	}
-	ln, err := net.Listen("tcp", n.cfg.API)
-	if err != nil {
-		return fmt.Errorf("seed: control API on %s: %w (is another node running? set --api to another port)", n.cfg.API, err)
-	}
-	n.apiAddr = ln.Addr().String()
-	n.api = &http.Server{
-		Handler:           newAPIHandler(n, tok),
-		ReadHeaderTimeout: 10 * time.Second,
-		BaseContext:       func(net.Listener) context.Context { return n.ctx },
-	}
-	b, _ := json.Marshal(apiFile{Addr: n.apiAddr, PID: os.Getpid()})
-	if err := writeFileAtomic(filepath.Join(n.cfg.DataDir, apiFileName), b, 0o600); err != nil {
-		ln.Close()
-		return fmt.Errorf("seed: %w", err)
-	}
-	n.wg.Add(1)
-	go func() {
-		defer n.wg.Done()
-		if err := n.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			n.log.Warn("control API stopped", "err", err)
-		}
-	}()
-	return nil
-}
-
 // Close stops the node: downloads in progress keep what they verified (the
 // next Start resumes them), the socket and the control API close. Close is
 // idempotent and returns after every goroutine of the node has exited.
@@ -336,14 +323,9 @@ func (n *Node) Close() error {
 	}
 	n.mu.Unlock()
 
-	if n.api != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
-		n.api.Shutdown(ctx)
-		cancel()
-		os.Remove(filepath.Join(n.cfg.DataDir, apiFileName))
-	}
+	n.stopAPI()
 	for _, a := range active {
-		a.cancel(ErrClosed)
+		a.stop(ErrClosed)
 		<-a.done
 	}
 	if n.cancel != nil {

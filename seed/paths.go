@@ -31,7 +31,7 @@ func DefaultDataDir() (string, error) {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", errors.New("seed: no home folder; set " + EnvDataDir)
+		return "", errors.New("no home folder; set " + EnvDataDir)
 	}
 	return filepath.Join(home, ".local", "share", "shoal"), nil
 }
@@ -47,7 +47,7 @@ func DefaultConfigFile() (string, error) {
 	}
 	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", errors.New("seed: no home folder; set " + EnvConfig)
+		return "", errors.New("no home folder; set " + EnvConfig)
 	}
 	return filepath.Join(home, ".config", "shoal", "config.json"), nil
 }

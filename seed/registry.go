@@ -2,7 +2,6 @@ package seed
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -89,7 +88,7 @@ func (r registryNode) OpenStream(ctx context.Context, peer identity.PeerID, addr
 }
 
 func (r registryNode) Publish(ctx context.Context, path string) ([32]byte, error) {
-	p, err := r.n.Publish(ctx, path, nil)
+	p, err := r.n.Publish(ctx, PublishRequest{Path: path}, nil)
 	if err != nil {
 		return [32]byte{}, err
 	}
@@ -112,7 +111,7 @@ func (r registryNode) Fetch(ctx context.Context, id [32]byte, peers []registry.P
 			hints = append(hints, hint{id: p.ID, addr: a})
 		}
 	}
-	it, err := r.n.download(ctx, cid, "blob", dir, hints, func(p Progress) { progress(p.Done, p.Total) })
+	it, err := r.n.download(ctx, job{id: cid, name: "blob", out: dir, hints: hints}, func(p Progress) { progress(p.Done, p.Total) })
 	if err != nil {
 		return registry.Fetched{}, err
 	}
@@ -127,7 +126,7 @@ func (r registryNode) Fetch(ctx context.Context, id [32]byte, peers []registry.P
 }
 
 func (r registryNode) Forget(id [32]byte) {
-	if err := r.n.Remove(chunker.ContentID(id).String()); err != nil && !errors.Is(err, ErrNotInLibrary) {
+	if _, err := r.n.Remove(context.Background(), chunker.ContentID(id).String()); err != nil {
 		r.n.log.Debug("forgetting content", "content", chunker.ContentID(id), "err", err)
 	}
 }

@@ -18,12 +18,12 @@ func loadOrCreateToken(path string) (string, error) {
 	if err == nil {
 		tok := strings.TrimSpace(string(b))
 		if len(tok) < 32 {
-			return "", fmt.Errorf("seed: API token in %s is too short; delete the file to make a new one", path)
+			return "", fmt.Errorf("API token in %s is too short; delete the file to make a new one", path)
 		}
 		return tok, nil
 	}
 	if !errors.Is(err, fs.ErrNotExist) {
-		return "", fmt.Errorf("seed: reading API token: %w", err)
+		return "", fmt.Errorf("reading API token: %w", err)
 	}
 	var raw [32]byte
 	if _, err := rand.Read(raw[:]); err != nil {
@@ -31,7 +31,7 @@ func loadOrCreateToken(path string) (string, error) {
 	}
 	tok := hex.EncodeToString(raw[:])
 	if err := writeFileAtomic(path, []byte(tok+"\n"), 0o600); err != nil {
-		return "", fmt.Errorf("seed: writing API token: %w", err)
+		return "", fmt.Errorf("writing API token: %w", err)
 	}
 	return tok, nil
 }

@@ -41,7 +41,7 @@ func TestConfigWrappers(t *testing.T) {
 	files := writeTree(t, src, 3)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	p, err := pub.Publish(ctx, src, nil)
+	p, err := pub.Publish(ctx, PublishRequest{Path: src}, nil)
 	if err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
@@ -49,7 +49,7 @@ func TestConfigWrappers(t *testing.T) {
 		t.Fatalf("WrapSource called %d times for one published item, want 1", wrapped.Load())
 	}
 	out := t.TempDir()
-	if _, err := startNode(t).Get(ctx, p.Link, out, nil); err != nil {
+	if _, err := startNode(t).Get(ctx, GetRequest{Link: p.Link, Out: out}, nil); err != nil {
 		t.Fatalf("Get: %v", err)
 	}
 	checkTree(t, filepath.Join(out, "tree"), files)

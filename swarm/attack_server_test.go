@@ -103,11 +103,21 @@ func TestAttackUploadHoard(t *testing.T) {
 	})
 	t.Logf("under attack: %+v", seeder.srv.Counters())
 	leecher := newPeer(t, swarm.ServerConfig{})
-	_, done := startDownload(ctx, t, leecher, c, swarm.Config{}, seeder)
-	waitRun(t, "honest leecher", done, 20*time.Second)
+	d, done := startDownload(ctx, t, leecher, c, swarm.Config{}, seeder)
+	defer func() { t.Logf("honest progress %+v", d.Progress()) }()
+	waitRun(t, "honest leecher", done, 25*time.Second)
 	checkOutput(t, leecher, c)
 	up, nchunks := seeder.srv.Stats()
 	t.Logf("after the honest download: %+v; served %d chunks, %d bytes", seeder.srv.Counters(), nchunks, up)
-	waitFor(t, 10*time.Second, "stalled uploads cut off", func() bool { return seeder.srv.Counters().Stalled >= 3 })
-	t.Logf("server counters %+v", seeder.srv.Counters())
+	// Each attacker stalls once (its first slot), then serves a penalty:
+	// its other requests are refused without a chunk being read for them.
+	waitFor(t, 10*time.Second, "stalled uploads cut off and the rest refused", func() bool {
+		cn := seeder.srv.Counters()
+		return cn.Stalled >= 2 && cn.BusyStalled >= 2*(32-swarm.DefaultSendPerPeer)
+	})
+	cn := seeder.srv.Counters()
+	t.Logf("server counters %+v", cn)
+	if cn.Stalled > 4 {
+		t.Errorf("%d uploads stalled; after a stall a peer's other requests should be refused unread", cn.Stalled)
+	}
 }

@@ -74,6 +74,12 @@ type ServerConfig struct {
 	// for this long (the peer does not read) is abandoned, its stream
 	// reset and its upload slot freed. Default 5 s.
 	StallTimeout time.Duration
+	// StallPenalty: after a stalled upload the peer's chunk requests are
+	// refused as busy for this long (those already waiting too, before
+	// their chunk is read), so a peer that does not read cannot make the
+	// server read chunks for nothing. At most MaxStalledPeers are
+	// remembered (the oldest is forgotten first). Default 30 s.
+	StallPenalty time.Duration
 	// WriteTimeout bounds the time to send one whole response. Default
 	// 60 s.
 	WriteTimeout time.Duration
@@ -94,6 +100,8 @@ const (
 	DefaultMaxTotal           = 48
 	DefaultSendPerPeer        = 2
 	DefaultStallTimeout       = 5 * time.Second
+	DefaultStallPenalty       = 30 * time.Second
+	MaxStalledPeers           = 1024
 	DefaultWriteTimeout       = 60 * time.Second
 	DefaultHelloTimeout       = 10 * time.Second
 	DefaultMaxSessionsPerPeer = 32
@@ -121,6 +129,7 @@ func (c ServerConfig) populate() ServerConfig {
 	def(&c.MaxSessionsPerPeer, DefaultMaxSessionsPerPeer)
 	def(&c.MaxSessions, DefaultMaxSessions)
 	defd(&c.StallTimeout, DefaultStallTimeout)
+	defd(&c.StallPenalty, DefaultStallPenalty)
 	defd(&c.WriteTimeout, DefaultWriteTimeout)
 	defd(&c.HelloTimeout, DefaultHelloTimeout)
 	return c
@@ -132,6 +141,7 @@ type ServerCounters struct {
 	Accepted        int64 // chunk requests accepted
 	BusyPeer        int64 // chunk requests refused: the peer's MaxPerPeer reached
 	BusyTotal       int64 // chunk requests refused: MaxQueued reached
+	BusyStalled     int64 // chunk requests refused: the peer stalled an upload lately
 	Stalled         int64 // chunk uploads abandoned: no progress for StallTimeout
 	SessionsRefused int64 // sessions refused: MaxSessionsPerPeer or MaxSessions reached
 	BadRequests     int64 // streams reset for a malformed or late request or hello
@@ -156,15 +166,16 @@ type Server struct {
 	uploaded atomic.Int64 // chunk payload bytes sent
 	served   atomic.Int64 // chunks sent
 	counters struct {
-		accepted, busyPeer, busyTotal, stalled, sessionsRefused, badRequests atomic.Int64
+		accepted, busyPeer, busyTotal, busyStalled, stalled, sessionsRefused, badRequests atomic.Int64
 	}
 
 	mu       sync.Mutex // guards the fields below
 	closed   bool
 	items    map[chunker.ContentID]*served
 	perPeer  map[identity.PeerID]*peerUploads
-	total    int // accepted chunk requests
-	sessions int // open sessions
+	total    int                           // accepted chunk requests
+	sessions int                           // open sessions
+	stallers map[identity.PeerID]time.Time // peer -> end of its stall penalty; at most MaxStalledPeers
 }
 
 // peerUploads is one peer's accepted chunk requests and open sessions; it
@@ -187,14 +198,15 @@ func NewServer(cfg ServerConfig) *Server {
 	cfg = cfg.populate()
 	ctx, cancel := context.WithCancelCause(context.Background())
 	return &Server{
-		cfg:     cfg,
-		up:      newBucket(cfg.UploadRate, 0),
-		slots:   make(chan struct{}, cfg.MaxTotal),
-		clog:    newChunkLog(cfg.Logger),
-		ctx:     ctx,
-		cancel:  cancel,
-		items:   make(map[chunker.ContentID]*served),
-		perPeer: make(map[identity.PeerID]*peerUploads),
+		cfg:      cfg,
+		up:       newBucket(cfg.UploadRate, 0),
+		slots:    make(chan struct{}, cfg.MaxTotal),
+		clog:     newChunkLog(cfg.Logger),
+		ctx:      ctx,
+		cancel:   cancel,
+		items:    make(map[chunker.ContentID]*served),
+		perPeer:  make(map[identity.PeerID]*peerUploads),
+		stallers: make(map[identity.PeerID]time.Time),
 	}
 }
 
@@ -249,6 +261,7 @@ func (s *Server) Counters() ServerCounters {
 		Accepted:        s.counters.accepted.Load(),
 		BusyPeer:        s.counters.busyPeer.Load(),
 		BusyTotal:       s.counters.busyTotal.Load(),
+		BusyStalled:     s.counters.busyStalled.Load(),
 		Stalled:         s.counters.stalled.Load(),
 		SessionsRefused: s.counters.sessionsRefused.Load(),
 		BadRequests:     s.counters.badRequests.Load(),
@@ -381,6 +394,10 @@ func (s *Server) acquire(peer identity.PeerID) (*peerUploads, string, bool) {
 		s.counters.busyTotal.Add(1)
 		return nil, fmt.Sprintf("%d uploads in flight", s.total), false
 	}
+	if s.stallingLocked(peer) {
+		s.counters.busyStalled.Add(1)
+		return nil, "you stopped reading", false
+	}
 	pu := s.peerLocked(peer)
 	if pu.n >= s.cfg.MaxPerPeer {
 		s.counters.busyPeer.Add(1)
@@ -416,6 +433,46 @@ func (s *Server) dropIdleLocked(peer identity.PeerID, pu *peerUploads) {
 	if pu.n <= 0 && pu.sessions <= 0 {
 		delete(s.perPeer, peer)
 	}
+}
+
+// stallingLocked reports whether peer is serving a stall penalty.
+func (s *Server) stallingLocked(peer identity.PeerID) bool {
+	until, ok := s.stallers[peer]
+	if ok && time.Now().After(until) {
+		delete(s.stallers, peer)
+		return false
+	}
+	return ok
+}
+
+// stalling reports whether peer is serving a stall penalty.
+func (s *Server) stalling(peer identity.PeerID) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.stallingLocked(peer)
+}
+
+// penalise starts a stall penalty for peer. When MaxStalledPeers are
+// remembered, expired entries are dropped, then the one ending first.
+func (s *Server) penalise(peer identity.PeerID) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	now := time.Now()
+	if _, ok := s.stallers[peer]; !ok && len(s.stallers) >= MaxStalledPeers {
+		var first identity.PeerID
+		var firstEnd time.Time
+		for p, end := range s.stallers {
+			if now.After(end) {
+				delete(s.stallers, p)
+			} else if firstEnd.IsZero() || end.Before(firstEnd) {
+				first, firstEnd = p, end
+			}
+		}
+		if len(s.stallers) >= MaxStalledPeers {
+			delete(s.stallers, first)
+		}
+	}
+	s.stallers[peer] = now.Add(s.cfg.StallPenalty)
 }
 
 // acquireSession admits a session of peer, or reports false.
@@ -475,6 +532,11 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 		return
 	}
 	defer func() { <-s.slots }()
+	if s.stalling(peer) { // stalled while this request waited: do not read for it
+		s.counters.busyStalled.Add(1)
+		s.refuse(st, StatusBusy, "you stopped reading")
+		return
+	}
 	bp := getBuf(src.ChunkLen(i))
 	defer putBuf(bp)
 	data, err := src.ReadChunk(i, *bp)
@@ -524,6 +586,7 @@ func (s *Server) writeStalling(st Stream, p []byte, end time.Time) error {
 func (s *Server) stalled(st Stream, peer identity.PeerID, id chunker.ContentID, i int, err error) {
 	reset(st, CodeCancelled)
 	if os.IsTimeout(err) {
+		s.penalise(peer)
 		s.counters.stalled.Add(1)
 		s.clog.debug("upload stalled", "peer", peer.Short(), "content", id.String(), "chunk", i, "err", err)
 	}

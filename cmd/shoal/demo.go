@@ -3,17 +3,16 @@ package main
 import (
 	"bytes"
 	"context"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/spf13/cobra"
 	"github.com/zeebo/blake3"
 	"golang.org/x/term"
 
@@ -21,41 +20,54 @@ import (
 	"github.com/shoal-p2p/shoal/seed"
 )
 
+func init() { addCommand(newDemoCmd) }
+
+func newDemoCmd(a *app) *cobra.Command {
+	var (
+		peers    int
+		sizeText string
+		keep     bool
+	)
+	c := &cobra.Command{
+		Use:     "demo",
+		Short:   "run a local swarm on loopback and watch it work",
+		Example: "  shoal demo\n  shoal demo --peers 8 --size 256MiB",
+		Args:    noArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			size, err := seed.ParseSize(sizeText)
+			if err != nil {
+				return usagef("demo: --size: %v", err)
+			}
+			if peers < 1 || peers > 32 {
+				return usagef("demo: --peers must be between 1 and 32")
+			}
+			return runDemo(cmd.Context(), a, peers, size, keep)
+		},
+	}
+	f := c.Flags()
+	f.IntVar(&peers, "peers", 4, "downloaders, 1 to 32")
+	f.StringVar(&sizeText, "size", "64MiB", "size of the generated file (e.g. 512KiB, 64MiB, 1GiB)")
+	f.BoolVar(&keep, "keep", false, "keep the demo's folder afterwards")
+	return c
+}
+
 // runDemo starts a publisher and several downloaders in this process, on
 // loopback, publishes a generated file and shows the downloads.
-func runDemo(ctx context.Context, g *globals, args []string) error {
-	fs := flag.NewFlagSet("demo", flag.ContinueOnError)
-	peers := fs.Int("peers", 4, "downloaders")
-	sizeText := fs.String("size", "64MiB", "size of the generated file (e.g. 512KiB, 64MiB, 1GiB)")
-	keep := fs.Bool("keep", false, "keep the demo's folder afterwards")
-	if pos, err := parseFlags(fs, args); err != nil {
-		return err
-	} else if len(pos) > 0 {
-		return fail(exitUsage, "demo takes no arguments; run 'shoal demo --help'")
-	}
-	size, err := parseSize(*sizeText)
-	if err != nil {
-		return fail(exitUsage, "demo: -size %q: %v", *sizeText, err)
-	}
-	if *peers < 1 || *peers > 32 {
-		return fail(exitUsage, "demo: -peers must be between 1 and 32")
-	}
+func runDemo(ctx context.Context, a *app, npeers int, size int64, keep bool) error {
 	dir, err := os.MkdirTemp("", "shoal-demo-")
 	if err != nil {
 		return err
 	}
-	if *keep {
+	if keep {
 		fmt.Fprintf(os.Stderr, "demo folder: %s\n", dir)
 	} else {
 		defer os.RemoveAll(dir)
 	}
 
 	say := func(format string, args ...any) {
-		if !g.json {
-			fmt.Fprintf(os.Stderr, format+"\n", args...)
-		}
+		a.say(format, args...)
 	}
-	say("shoal demo: 1 publisher and %d downloaders on 127.0.0.1, one process, nothing else needed", *peers)
+	say("shoal demo: 1 publisher and %d downloaders on 127.0.0.1, one process, nothing else needed", npeers)
 
 	pubNode, err := seed.Start(seed.Config{DataDir: filepath.Join(dir, "publisher"), Listen: "127.0.0.1:0", API: "off"})
 	if err != nil {
@@ -68,9 +80,9 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 		return fmt.Errorf("demo: writing the file: %w", err)
 	}
 	start := time.Now()
-	bar := newBar(!g.json, "hashing and encoding")
-	pub, err := pubNode.Publish(ctx, src, bar.update)
-	bar.finish()
+	bar := newBar(a, "hashing and encoding")
+	pub, err := pubNode.Publish(ctx, seed.PublishRequest{Path: src}, bar.update)
+	bar.end(err)
 	if err != nil {
 		return err
 	}
@@ -79,7 +91,7 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 
 	// Downloaders: all but the last use the link's hint; the last has only
 	// the content ID and a bootstrap address, and finds peers in the DHT.
-	nodes := make([]*seed.Node, *peers)
+	nodes := make([]*seed.Node, npeers)
 	for i := range nodes {
 		n, err := seed.Start(seed.Config{
 			DataDir:   filepath.Join(dir, fmt.Sprintf("peer%d", i+1)),
@@ -119,7 +131,8 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			it, err := n.Get(ctx, link, filepath.Join(dir, fmt.Sprintf("peer%d", i+1), "out"), func(p seed.Progress) {
+			req := seed.GetRequest{Link: link, Out: filepath.Join(dir, fmt.Sprintf("peer%d", i+1), "out")}
+			it, err := n.Get(ctx, req, func(p seed.Progress) {
 				mu.Lock()
 				results[i].progress = p
 				mu.Unlock()
@@ -131,7 +144,7 @@ func runDemo(ctx context.Context, g *globals, args []string) error {
 	}
 	done := make(chan struct{})
 	go func() { wg.Wait(); close(done) }()
-	tty := !g.json && term.IsTerminal(int(os.Stderr.Fd()))
+	tty := !a.json && term.IsTerminal(int(os.Stderr.Fd()))
 	drawn := 0
 	draw := func() {
 		mu.Lock()
@@ -187,9 +200,10 @@ wait:
 			failed++
 		}
 	}
-	up := pubNode.Status().BytesUp
+	st, _ := pubNode.Status(ctx)
+	up := st.BytesUp
 	delivered := size * int64(len(nodes))
-	if g.json {
+	if a.json {
 		type row struct {
 			Peer    int     `json:"peer"`
 			How     string  `json:"how"`
@@ -200,7 +214,7 @@ wait:
 		for i, r := range results {
 			rows = append(rows, row{i + 1, r.how, r.took.Seconds(), float64(size) / 1e6 / r.took.Seconds()})
 		}
-		printJSON(map[string]any{"size": size, "downloaders": rows, "publisher_uploaded": up, "verified": failed == 0})
+		a.printJSON(map[string]any{"size": size, "downloaders": rows, "publisher_uploaded": up, "verified": failed == 0})
 	} else {
 		say("")
 		for i, r := range results {
@@ -218,26 +232,6 @@ wait:
 	}
 	say("all %d downloads verified byte for byte (BLAKE3 %x…)", len(nodes), sum[:8])
 	return nil
-}
-
-// parseSize reads sizes like 512, 64KiB, 64MiB, 1GiB, 10MB.
-func parseSize(s string) (int64, error) {
-	units := []struct {
-		suffix string
-		mult   int64
-	}{{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"K", 1 << 10}, {"M", 1 << 20}, {"G", 1 << 30}, {"B", 1}}
-	mult := int64(1)
-	for _, u := range units {
-		if rest, ok := strings.CutSuffix(s, u.suffix); ok {
-			s, mult = rest, u.mult
-			break
-		}
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("not a size")
-	}
-	return n * mult, nil
 }
 
 // writeRandomFile writes size pseudo-random bytes and returns their BLAKE3.

@@ -73,10 +73,17 @@ type proc struct {
 
 func startNodeProc(t *testing.T, bin, data string, boot ...string) *proc {
 	t.Helper()
-	args := []string{"node", "--json", "--data", data, "-listen", "127.0.0.1:0", "-api", "127.0.0.1:0"}
+	var args []string
 	for _, b := range boot {
 		args = append(args, "-bootstrap", b)
 	}
+	return startNodeProcArgs(t, bin, data, args...)
+}
+
+// startNodeProcArgs starts "shoal node" with extra flags.
+func startNodeProcArgs(t *testing.T, bin, data string, extra ...string) *proc {
+	t.Helper()
+	args := append([]string{"node", "--json", "--data", data, "-listen", "127.0.0.1:0", "-api", "127.0.0.1:0"}, extra...)
 	cmd := exec.Command(bin, args...)
 	cmd.Env = env(t, filepath.Dir(data))
 	stdout, err := cmd.StdoutPipe()
@@ -292,7 +299,8 @@ func TestErrors(t *testing.T) {
 		{"bad link", []string{"get", "--data", data, "shoal:not-an-id"}, exitUsage, "bad link"},
 		{"not a link", []string{"get", "--data", data, "http://example.com/x"}, exitUsage, "bad link"},
 		{"missing path", []string{"publish", "--data", data, filepath.Join(home, "nope")}, exitNotFound, "does not exist"},
-		{"rm unknown", []string{"rm", "--data", data, "sh1aaaa"}, exitNotFound, "not in the library"},
+		{"rm unknown", []string{"rm", "--data", data, "sh17hpp7wqitbm65dzez656c2dlrpuz6rm7tgcd54e2imydjooi3z7q"}, exitNotFound, "not in the library"},
+		{"rm bad id", []string{"rm", "--data", data, "sh1aaaa"}, exitUsage, "bad link"},
 		{"unreachable swarm", []string{"get", "--data", data, "-wait", "2s", "shoal:sh17hpp7wqitbm65dzez656c2dlrpuz6rm7tgcd54e2imydjooi3z7q?peer=127.0.0.1:9", "-o", filepath.Join(home, "out")}, exitNoPeers, "no peer served"},
 	}
 	for _, tc := range cases {
@@ -336,8 +344,8 @@ func TestDiskFull(t *testing.T) {
 	var pubs []seed.Published
 	json.Unmarshal([]byte(out), &pubs)
 	_, stderr, code := shoal(t, bin, filepath.Join(root, "b"), "get", "--data", filepath.Join(root, "b", "data"), "-wait", "20s", pubs[0].Link, "-o", full)
-	if code != exitDiskFull || !strings.Contains(stderr, "disk is full") {
-		t.Fatalf("exit %d, stderr %q; want exit %d saying the disk is full", code, stderr, exitDiskFull)
+	if code != exitDiskFull || !strings.Contains(stderr, "disk is full") || strings.Count(stderr, "disk is full") != 1 || strings.Contains(stderr, pubs[0].Item.ID) {
+		t.Fatalf("exit %d, stderr %q; want exit %d saying once that the disk is full, without the content ID", code, stderr, exitDiskFull)
 	}
 	if left, _ := os.ReadDir(full); len(left) != 0 {
 		t.Fatalf("the failed download left %d entries in the full folder (%s...)", len(left), left[0].Name())

@@ -1,21 +1,29 @@
 // Command shoal publishes, downloads and seeds content over a peer-to-peer
-// swarm. Run "shoal help" for the commands.
+// swarm. Run "shoal help" for the commands; docs/cli.md describes them all.
+//
+// Every command is one file (cmd_*.go) that registers a cobra command with
+// addCommand; main.go turns errors into exit codes and messages, the same
+// way whether a node runs or not (both go through seed.API).
 package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
-	"io/fs"
+	"io"
 	"os"
 	"os/signal"
 	"strings"
 	"syscall"
 
+	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
+
 	"github.com/shoal-p2p/shoal/seed"
 )
 
-// Exit codes, documented in "shoal help".
+// Exit codes, documented in "shoal help" and docs/cli.md.
 const (
 	exitOK       = 0
 	exitError    = 1 // anything else
@@ -25,150 +33,122 @@ const (
 	exitDiskFull = 5 // the disk is full
 )
 
-// cliError carries an exit code with a one-line message.
-type cliError struct {
-	code int
-	msg  string
+// codeUsage is the JSON error code of a bad command line.
+const codeUsage = "usage"
+
+// usageError is a bad command line.
+type usageError struct{ msg string }
+
+func (e *usageError) Error() string { return e.msg }
+
+func usagef(format string, args ...any) error {
+	return &usageError{msg: fmt.Sprintf(format, args...)}
 }
 
-func (e *cliError) Error() string { return e.msg }
-
-func fail(code int, format string, args ...any) error {
-	return &cliError{code: code, msg: fmt.Sprintf(format, args...)}
-}
-
-type command struct {
-	name, args, summary string
-	examples            []string
-	run                 func(ctx context.Context, g *globals, args []string) error
-}
-
-var commands []command
-
-func init() {
-	commands = []command{
-		{"demo", "[-peers N] [-size BYTES]", "run a local swarm on loopback and watch it work", []string{"shoal demo", "shoal demo -peers 8 -size 256MiB"}, runDemo},
-		{"node", "[-listen ADDR] [-api ADDR] [-bootstrap ADDR]... [-registry ADDR [-registry-upstream URL]]", "run the node in the foreground: seed the library, serve the control API (and a registry mirror)", []string{"shoal node", "shoal node -listen 0.0.0.0:7745 -bootstrap 192.0.2.7:7745", "shoal node -registry 127.0.0.1:5000 -registry-upstream https://registry-1.docker.io"}, runNode},
-		{"publish", "PATH...", "hash and encode files or folders, seed them, print their links", []string{"shoal publish ./release-1.2.iso", "shoal publish --json photos/"}, runPublish},
-		{"get", "LINK [-o DIR] [-wait DURATION]", "download a link (resumes when run again)", []string{"shoal get 'shoal:sh1...?name=x&peer=...' -o ~/Downloads"}, runGet},
-		{"status", "", "show the node's summary", []string{"shoal status"}, runStatus},
-		{"ls", "", "list the library", []string{"shoal ls", "shoal ls --json"}, runLs},
-		{"rm", "ID...", "remove items from the library (your files stay)", []string{"shoal rm sh1..."}, runRm},
-		{"id", "", "show this node's identity", []string{"shoal id"}, runID},
-		{"peers", "", "list known peers", []string{"shoal peers"}, runPeers},
-	}
-}
+// version is set at build time with -ldflags "-X main.version=...".
+var version = "dev"
 
 func main() {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	code := run(ctx, os.Args[1:])
-	stop()
+	// The first Ctrl-C or SIGTERM cancels with ErrInterrupted (the command
+	// ends cleanly, keeping what it verified); a second one kills.
+	ctx, cancel := context.WithCancelCause(context.Background())
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, os.Interrupt, syscall.SIGTERM)
+	go func() {
+		<-sig
+		signal.Stop(sig)
+		cancel(seed.ErrInterrupted)
+	}()
+	code := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	cancel(nil)
 	os.Exit(code)
 }
 
-func run(ctx context.Context, args []string) int {
-	g, rest, err := parseGlobals(args)
-	if err == nil && len(rest) == 0 {
-		usage()
+// run runs one command line and returns its exit code.
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+	a := &app{stdout: stdout, stderr: stderr}
+	root := newRoot(a)
+	if len(args) == 0 {
+		root.SetOut(stderr)
+		root.Help()
 		return exitUsage
 	}
-	if err == nil {
-		name := rest[0]
-		switch name {
-		case "help", "-h", "--help", "-help":
-			usage()
-			return exitOK
-		}
-		cmd := lookup(name)
-		if cmd == nil {
-			err = fail(exitUsage, "unknown command %q; run 'shoal help'", name)
-		} else if wantsHelp(rest[1:]) {
-			commandUsage(cmd)
-			return exitOK
-		} else {
-			err = cmd.run(ctx, g, rest[1:])
-		}
-	}
+	root.SetArgs(normalizeArgs(root, args))
+	err := root.ExecuteContext(ctx)
 	if err == nil {
 		return exitOK
 	}
-	code, msg := classify(err)
-	fmt.Fprintln(os.Stderr, "shoal: "+msg)
+	code, errCode, msg := classify(err)
+	if a.json {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		enc.Encode(map[string]any{"error": map[string]any{"code": errCode, "message": msg, "exit_code": code}})
+	} else {
+		fmt.Fprintln(stderr, "shoal: "+msg)
+	}
 	return code
 }
 
-// classify maps an error to an exit code and a one-line message.
-func classify(err error) (int, string) {
-	msg := strings.ReplaceAll(err.Error(), "\n", " ")
-	var ce *cliError
-	switch {
-	case errors.As(err, &ce):
-		return ce.code, msg
-	case errors.Is(err, syscall.ENOSPC):
-		return exitDiskFull, msg + " (the disk is full: free some space and run the same command again to resume)"
-	case errors.Is(err, seed.ErrBadLink):
-		return exitUsage, msg
-	case errors.Is(err, seed.ErrNotInLibrary), errors.Is(err, fs.ErrNotExist):
-		return exitNotFound, msg
-	case errors.Is(err, context.Canceled):
-		return exitError, "interrupted; run the same command again to resume"
+// classify maps an error to an exit code, a stable error code and a
+// one-line message that says what to do next.
+func classify(err error) (exit int, code, msg string) {
+	msg = strings.ReplaceAll(err.Error(), "\n", " ")
+	var ue *usageError
+	if errors.As(err, &ue) {
+		return exitUsage, codeUsage, msg
 	}
-	if strings.Contains(msg, "no space left on device") {
-		return exitDiskFull, msg + " (the disk is full: free some space and run the same command again to resume)"
+	code = seed.Code(err)
+	switch code {
+	case seed.CodeBadLink, seed.CodeBadRequest:
+		return exitUsage, code, msg
+	case seed.CodeNotFound:
+		return exitNotFound, code, msg
+	case seed.CodeNoPeers:
+		return exitNoPeers, code, msg
+	case seed.CodeDiskFull:
+		if !strings.Contains(msg, "disk is full") {
+			msg = "the disk is full: " + msg
+		}
+		if !strings.Contains(msg, "resume") {
+			msg += "; free some space and run the same command again to resume"
+		}
+		return exitDiskFull, code, msg
+	case seed.CodeInterrupted:
+		if !strings.Contains(msg, "resume") {
+			msg = "interrupted; run the same command again to resume"
+		}
+		return exitError, code, msg
 	}
-	return exitError, msg
+	return exitError, code, msg
 }
 
-func lookup(name string) *command {
-	for i := range commands {
-		if commands[i].name == name {
-			return &commands[i]
+// normalizeArgs turns single-dash long flags (-listen, -wait 5s, -o DIR is
+// already a shorthand) into the double-dash form pflag reads, so the
+// Go-flag spelling of earlier versions keeps working.
+func normalizeArgs(root *cobra.Command, args []string) []string {
+	long := map[string]bool{"help": true, "version": true}
+	var walk func(c *cobra.Command)
+	walk = func(c *cobra.Command) {
+		for _, fs := range []*pflag.FlagSet{c.Flags(), c.PersistentFlags()} {
+			fs.VisitAll(func(f *pflag.Flag) { long[f.Name] = true })
+		}
+		for _, sub := range c.Commands() {
+			walk(sub)
 		}
 	}
-	return nil
-}
-
-func wantsHelp(args []string) bool {
-	for _, a := range args {
-		if a == "-h" || a == "--help" || a == "-help" {
-			return true
+	walk(root)
+	out := make([]string, 0, len(args))
+	for i, a := range args {
+		if a == "--" {
+			return append(out, args[i:]...)
 		}
+		if len(a) > 2 && a[0] == '-' && a[1] != '-' {
+			name, _, _ := strings.Cut(a[1:], "=")
+			if long[name] {
+				a = "-" + a
+			}
+		}
+		out = append(out, a)
 	}
-	return false
-}
-
-func usage() {
-	var b strings.Builder
-	b.WriteString(`shoal moves big files to many machines: publish a file or folder, share the
-link, and everyone with it downloads from every peer at once.
-
-usage: shoal [global flags] <command> [arguments]
-
-commands:
-`)
-	for _, c := range commands {
-		fmt.Fprintf(&b, "  %-8s %s\n", c.name, c.summary)
-	}
-	b.WriteString(`
-global flags (before or after the command):
-  --data DIR     data folder (default $SHOAL_DATA_DIR, $XDG_DATA_HOME/shoal or ~/.local/share/shoal)
-  --config FILE  config file (default $SHOAL_CONFIG, $XDG_CONFIG_HOME/shoal/config.json)
-  --json         print JSON for scripts
-
-Commands talk to the node running on the data folder (shoal node); when none
-runs they start one inside the command for as long as it takes.
-
-exit codes: 0 ok, 1 error, 2 bad usage or bad link, 3 not found,
-4 no peer served the content in time, 5 disk full.
-
-Run 'shoal <command> --help' for a command's flags and examples.
-`)
-	fmt.Fprint(os.Stderr, b.String())
-}
-
-func commandUsage(c *command) {
-	fmt.Fprintf(os.Stderr, "usage: shoal %s %s\n\n%s\n\nexamples:\n", c.name, c.args, c.summary)
-	for _, e := range c.examples {
-		fmt.Fprintf(os.Stderr, "  %s\n", e)
-	}
+	return out
 }

@@ -4,8 +4,8 @@
 // through real QUIC sockets. It is test support only: no production
 // package may import it (deps_test.go).
 //
-// Swarm attacks live in swarm*.go: CorruptSource (a source that lies
-// about chunk bytes), SwarmPeer serving modes (answering every request
+// CorruptSource (source.go) lies about chunk bytes. Swarm attacks live in
+// swarm*.go: SwarmPeer serving modes (answering every request
 // "not found", announcing a manifest and going silent, serving a manifest
 // or leaf layer that fails verification) and attacks on a server (session
 // hellos that announce a large body and never send it, chunk requests

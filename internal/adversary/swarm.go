@@ -56,7 +56,12 @@ func NewSwarmPeer(tb testing.TB, mode SwarmMode) *SwarmPeer {
 	}
 	p := &SwarmPeer{Node: n, Mode: mode}
 	n.Handle(swarm.Tag, p.serve)
-	tb.Cleanup(func() { n.Close() })
+	ran := make(chan struct{})
+	go func() { defer close(ran); n.Run(context.Background()) }() // until Close
+	tb.Cleanup(func() {
+		n.Close()
+		<-ran
+	})
 	return p
 }
 

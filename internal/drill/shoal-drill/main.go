@@ -80,7 +80,7 @@ func run(args []string) error {
 	if err != nil {
 		return err
 	}
-	st := n.Status()
+	st, _ := n.Status(ctx)
 	if *jsonOut {
 		b, _ := json.Marshal(st)
 		fmt.Println(string(b))

@@ -1,0 +1,42 @@
+package main
+
+import (
+	"github.com/spf13/cobra"
+
+	"github.com/shoal-p2p/shoal/seed"
+)
+
+func init() { addCommand(newRmCmd) }
+
+func newRmCmd(a *app) *cobra.Command {
+	return &cobra.Command{
+		Use:   "rm ID...",
+		Short: "remove items from the library (your files stay)",
+		Long: `Remove items (by ID or link) from the library: stop seeding, announcing
+and downloading them. Published sources and finished downloads stay on
+disk; an unfinished download's hidden .shoal-part folder is deleted.`,
+		Example: "  shoal rm sh1...\n  shoal rm 'shoal:sh1...?name=x'",
+		Args:    minArgs(1, "an ID (see 'shoal ls')"),
+		RunE: func(cmd *cobra.Command, ids []string) error {
+			ctx := cmd.Context()
+			node, _, closeNode, err := a.openNode(ctx, false)
+			if err != nil {
+				return err
+			}
+			defer closeNode()
+			removed := []seed.Item{}
+			for _, id := range ids {
+				it, err := node.Remove(ctx, id)
+				if err != nil {
+					return err
+				}
+				removed = append(removed, it)
+				a.say("removed %s %s (files on disk are kept)", it.ID, it.Name)
+			}
+			if a.json {
+				return a.printJSON(removed)
+			}
+			return nil
+		},
+	}
+}

@@ -1,0 +1,16 @@
+//go:build unix
+
+package seed
+
+import (
+	"os"
+	"syscall"
+)
+
+func fileIdentity(fi os.FileInfo) (dev, ino uint64, ok bool) {
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return 0, 0, false
+	}
+	return uint64(st.Dev), uint64(st.Ino), true
+}
