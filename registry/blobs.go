@@ -17,6 +17,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/shoal-p2p/shoal/overlay/identity"
 )
 
 // blobEntry is a verified blob the node holds.
@@ -267,7 +269,8 @@ func (m *Mirror) fetch(ctx context.Context, f *flight, up *upstream, repo string
 		m.mu.Unlock()
 		close(f.done)
 	}()
-	err := m.fromPeers(ctx, d, false)
+	stalled := map[identity.PeerID]bool{} // pending peers whose fetch did not move
+	err := m.fromPeers(ctx, d, false, stalled)
 	if err == nil {
 		f.result = resultPeer
 		return
@@ -286,7 +289,7 @@ func (m *Mirror) fetch(ctx context.Context, f *flight, up *upstream, repo string
 		m.log.Debug("announcing a claimed blob", "content", d.String(), "err", err)
 	}
 	cancel()
-	if err = m.fromPeers(ctx, d, true); err == nil {
+	if err = m.fromPeers(ctx, d, true, stalled); err == nil {
 		f.result = resultPeer
 		return
 	}
@@ -305,8 +308,9 @@ func (m *Mirror) fetch(ctx context.Context, f *flight, up *upstream, repo string
 // it to shoal content, checking every candidate. It waits for a peer that
 // is itself fetching d from the upstream (or has claimed it) while that
 // fetch progresses. With claimed set (this node has claimed d too), it
-// waits only for peers whose PeerID is lower than this node's.
-func (m *Mirror) fromPeers(ctx context.Context, d Digest, claimed bool) error {
+// waits only for peers whose PeerID is lower than this node's. Peers whose
+// fetch stalled are added to stalled, and not waited for again.
+func (m *Mirror) fromPeers(ctx context.Context, d Digest, claimed bool, stalled map[identity.PeerID]bool) error {
 	self := m.node.Self()
 	var peers []Peer
 	lookup := func() {
@@ -355,7 +359,7 @@ func (m *Mirror) fromPeers(ctx context.Context, d Digest, claimed bool) error {
 				if c.size == a.size {
 					c.peers = append(c.peers, peers[i])
 				}
-			case a.status == statusPending && (!claimed || bytes.Compare(peers[i].ID[:], self[:]) < 0) &&
+			case a.status == statusPending && !stalled[peers[i].ID] && (!claimed || bytes.Compare(peers[i].ID[:], self[:]) < 0) &&
 				a.size <= m.cfg.MaxBlobSize && (a.size == 0 || a.have <= a.size):
 				pending = append(pending, peers[i])
 				have, size = max(have, a.have), max(size, a.size)
@@ -400,6 +404,9 @@ func (m *Mirror) fromPeers(ctx context.Context, d Digest, claimed bool) error {
 		if mark < 0 || have-mark >= need {
 			mark, markTime = have, now
 		} else if now.Sub(markTime) > m.cfg.StallTimeout || now.Sub(start) > maxWait {
+			for _, p := range pending {
+				stalled[p.ID] = true
+			}
 			return errStalled
 		}
 		if now.Sub(lastLookup) > time.Second {

@@ -1,6 +1,7 @@
 package registry_test
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"errors"
@@ -9,9 +10,13 @@ import (
 	mrand "math/rand"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
 
 	ggcr "github.com/google/go-containerregistry/pkg/registry"
 )
@@ -115,4 +120,61 @@ func TestStreamWithholdsUnverified(t *testing.T) {
 			t.Fatal("the unverified blob was served whole on a second request")
 		}
 	}
+}
+
+// TestStuckFetcher: a peer announces a blob and answers "pending" while its
+// own upstream fetch is stuck (as a lying peer would). Another node waits
+// for it only while it moves, then fetches from its own upstream, and its
+// client gets the blob.
+func TestStuckFetcher(t *testing.T) {
+	if testing.Short() {
+		t.Skip("waits out the stall timeout (20 s)")
+	}
+	body, digest := randomBlob(2<<20, 13)
+	stuck := make(chan struct{})
+	a := startMirror(t, blobUpstream(t, digest, body, stuck), "")
+	defer close(stuck) // runs before the cleanups that close the nodes
+	open := make(chan struct{})
+	close(open)
+	var gets atomic.Int32
+	good := blobUpstream(t, digest, body, open)
+	b := startMirror(t, countingProxy(t, good, digest, &gets), "", a)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	go func() { // a's client: its fetch hangs halfway
+		req, _ := http.NewRequestWithContext(ctx, "GET", "http://"+a.RegistryAddr()+"/v2/shoal/app/blobs/"+digest, nil)
+		if resp, err := http.DefaultClient.Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+	}()
+	waitProvider(t, ctx, b, digest)
+	t0 := time.Now()
+	got, err := getBlob(ctx, b, "shoal/app", digest)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(got) != string(body) {
+		t.Fatalf("got %d bytes that differ from the blob", len(got))
+	}
+	if n := gets.Load(); n != 1 {
+		t.Fatalf("b's upstream served the blob %d times, want 1", n)
+	}
+	t.Logf("blob served after waiting %v for the stuck peer", time.Since(t0).Round(time.Second))
+}
+
+// countingProxy forwards to host, counting GETs of digest.
+func countingProxy(t *testing.T, host, digest string, n *atomic.Int32) string {
+	t.Helper()
+	target, _ := url.Parse("http://" + host)
+	rp := httputil.NewSingleHostReverseProxy(target)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, "/blobs/"+digest) {
+			n.Add(1)
+		}
+		rp.ServeHTTP(w, r)
+	}))
+	t.Cleanup(srv.Close)
+	return strings.TrimPrefix(srv.URL, "http://")
 }
