@@ -17,6 +17,7 @@ var allowed = map[string][]string{
 	"ratelimit":              {},
 	"overlay":                {"overlay/identity", "ratelimit"},
 	"overlay/ipv8":           {"overlay/identity", "ratelimit"},
+	"overlay/relay":          {"overlay/identity", "ratelimit"},
 	"overlay/ipv8/discovery": {"overlay/identity", "overlay/ipv8", "ratelimit"},
 	"overlay/ipv8/community": {"overlay/identity", "overlay/ipv8", "overlay/ipv8/discovery", "ratelimit"},
 	"dht":                    {"overlay/identity", "ratelimit"},

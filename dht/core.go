@@ -411,16 +411,24 @@ func (c *Core) HandleMessage(now time.Time, from netip.AddrPort, sender identity
 }
 
 // heardRequest takes note of a signed request from ct. A node already in
-// the table at that address is refreshed. Any other (a new node, or a known
-// one at a new address, which is what a replayed datagram looks like) is
-// admitted, or its entry moved, only once it answers a ping sent to that
-// address: a round trip proves the address, a signature alone does not.
+// the table (or its replacement cache) at that address is refreshed. Any
+// other (a new node, or a known one at a new address, which is what a
+// replayed datagram looks like) is admitted, or its entry moved, only once
+// it answers a ping sent to that address: a round trip proves the address,
+// a signature alone does not. A new node whose bucket is full of recently
+// seen entries is not pinged at all.
 func (c *Core) heardRequest(now time.Time, ct Contact) {
 	if !validAddr(ct.Addr) {
 		return
 	}
-	if addr, ok := c.table.addrOf(ct.ID); ok && addr == ct.Addr {
+	if c.table.knows(ct) { // in the table or its replacement cache at that address
 		c.seenNode(now, ct)
+		return
+	}
+	if _, listed := c.table.addrOf(ct.ID); !listed && !c.table.wantsNewcomer(ct.ID, now) {
+		// Its bucket is full and lively: it could only be a replacement
+		// candidate, and candidates come from our own round trips too.
+		// Not worth a ping.
 		return
 	}
 	if _, busy := c.verifying[ct]; busy {
@@ -439,10 +447,12 @@ func (c *Core) heardRequest(now time.Time, ct Contact) {
 // admitted to the table.
 const maxVerifying = 64
 
-// silence is an address whose requests went unanswered: requests to it are
-// held back until `until`, and the wait doubles with every unanswered one
-// (RequestTimeout*2^fails, at most maxBackoff). Any message from the
-// address ends it.
+// silence is an address whose requests went unanswered. From the second
+// unanswered request in a row (a table entry is dropped at MaxFailures, 2),
+// requests to it are held back until `until`, and the wait doubles with
+// every further one (RequestTimeout*2^(fails-1), at most maxBackoff). Any
+// message from the address ends it. One lost reply, as under load, holds
+// nothing back.
 type silence struct {
 	fails int
 	until time.Time
@@ -474,9 +484,12 @@ func (c *Core) unanswered(now time.Time, addr netip.AddrPort) {
 		c.silent[addr] = s
 	}
 	s.fails++
+	if s.fails < 2 {
+		return
+	}
 	wait := maxBackoff
 	if s.fails < 16 {
-		wait = min(maxBackoff, c.cfg.RequestTimeout<<s.fails)
+		wait = min(maxBackoff, c.cfg.RequestTimeout<<(s.fails-1))
 	}
 	s.until = now.Add(wait)
 }

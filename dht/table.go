@@ -152,6 +152,34 @@ func (t *table) addrOf(id identity.PeerID) (netip.AddrPort, bool) {
 	return b.entries[i].Addr, true
 }
 
+// knows reports whether c is a live entry or a replacement candidate at
+// the same address: a node that proved that address already.
+func (t *table) knows(c Contact) bool {
+	b, i := t.find(c.ID)
+	switch {
+	case b == nil:
+		return false
+	case i >= 0:
+		return b.entries[i].Addr == c.Addr
+	}
+	return slices.Contains(b.cache, c)
+}
+
+// wantsNewcomer reports whether a new node id, once heard from, would
+// change the table: its bucket has room, or the bucket's least recently
+// seen entry is due a liveness check (see seen).
+func (t *table) wantsNewcomer(id identity.PeerID, now time.Time) bool {
+	b, _ := t.find(id)
+	if b == nil {
+		return false
+	}
+	if len(b.entries) < t.k {
+		return true
+	}
+	head := b.entries[0]
+	return !head.pinging && now.Sub(head.lastSeen) >= t.pingAfter
+}
+
 // contains reports whether id is a live entry.
 func (t *table) contains(id identity.PeerID) bool {
 	b, i := t.find(id)

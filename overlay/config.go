@@ -27,9 +27,11 @@ type Config struct {
 	// I/O (see NoBatching).
 	PacketConn net.PacketConn
 	// NoBatching turns off shoal's batched UDP I/O (overlay/internal/udpbatch:
-	// segmentation offload on send, receive offload on read) and leaves
-	// the socket to quic-go's own I/O. For comparisons, and for kernels
-	// that misbehave with the offloads.
+	// segmentation offload on send, receive offload on read): quic-go then
+	// reads and writes one packet per system call, without offloads (the
+	// node reads through a wrapper that takes non-QUIC packets out, so
+	// quic-go's own offloading socket path is not used either). For
+	// comparisons, and for kernels that misbehave with the offloads.
 	NoBatching bool
 	// KeyPair is the node's identity. Default: a fresh ephemeral key.
 	KeyPair *identity.KeyPair
@@ -103,9 +105,9 @@ type Config struct {
 	// defaults to KeyPair and its Logger to Logger.
 	IPv8 ipv8.Config
 	// OnDatagram receives every non-QUIC packet (first byte 0x00) from one
-	// goroutine, in arrival order. It must not retain b after returning and
-	// should not block: while it runs, further datagrams queue in
-	// quic-go's 32-packet buffer and then drop. Default: the IPv8
+	// goroutine, in arrival order. It may keep b (each packet is a copy)
+	// and should not block: while it runs, further datagrams wait in a
+	// queue of 1,024 and then drop (counted). Default: the IPv8
 	// Endpoint's HandlePacket. SetDatagramHandler replaces it at run time.
 	OnDatagram func(from netip.AddrPort, b []byte)
 	// OnPeer receives PeerConnected and PeerDisconnected events, in order,

@@ -53,32 +53,78 @@ func (n *Node) WriteDatagram(b []byte, to netip.AddrPort) error {
 	return nil
 }
 
-// datagramLoop reads non-QUIC packets and hands those starting with 0x00
-// to the datagram handler, until the node closes. quic-go queues at most 32
-// such packets and drops the rest while this loop is busy.
-func (n *Node) datagramLoop() {
-	defer n.wg.Done()
-	buf := make([]byte, MaxDatagramSize)
+// datagramQueue is the capacity, in packets, of the queue between the
+// socket reader and the goroutine that runs the datagram handler. The
+// reader (quic-go's, through demuxConn) only copies and queues; the
+// handler (signature checks) runs behind the queue. When the queue is
+// full, new packets are dropped and counted (about 1.5 MB of copies at
+// most).
+const datagramQueue = 1024
+
+type datagram struct {
+	from netip.AddrPort
+	b    []byte
+}
+
+// demuxConn is the socket as quic-go sees it: its reads take the non-QUIC
+// packets out before quic-go sees them. quic-go's own queue for those
+// holds 32 packets and drops the rest without counting, which a burst of
+// DHT and discovery datagrams overflows whenever the handler is slow.
+// Packets with QUIC's fixed bit (0x40) or a long header (0x80) go to
+// quic-go, as quic-go itself tells them apart; of the rest, those starting
+// with 0x00 go to the node's datagram queue, and others (and empty ones)
+// are dropped and counted. Only quic-go's read loop calls ReadFrom.
+type demuxConn struct {
+	net.PacketConn
+	n *Node
+}
+
+func (c demuxConn) ReadFrom(p []byte) (int, net.Addr, error) {
 	for {
-		k, from, err := n.tr.ReadNonQUICPacket(n.ctx, buf)
-		if err != nil {
-			if n.ctx.Err() == nil {
-				n.log.Warn("overlay datagram reader stopped", "err", err)
-			}
-			return
+		k, from, err := c.PacketConn.ReadFrom(p)
+		if err != nil || (k > 0 && p[0]&0xc0 != 0) { // fixed bit or long header: QUIC, as quic-go tells them
+			return k, from, err
 		}
-		b := buf[:k]
-		f := n.onDatagram.Load()
-		ap, ok := addrPort(from)
-		switch {
-		case k == 0 || b[0] != 0x00:
-			n.stats.datagramsDropByte.Add(1)
-			continue
-		case !ok:
-			n.stats.datagramsDropAddr.Add(1)
-			continue
-		}
-		n.stats.datagrams.Add(1)
-		(*f)(ap, b)
+		c.n.queueDatagram(p[:k], from)
 	}
 }
+
+// queueDatagram queues a copy of a non-QUIC packet for deliverLoop, or
+// drops it with its reason counted.
+func (n *Node) queueDatagram(b []byte, from net.Addr) {
+	ap, ok := addrPort(from)
+	switch {
+	case len(b) == 0 || b[0] != 0x00:
+		n.stats.datagramsDropByte.Add(1)
+		return
+	case !ok:
+		n.stats.datagramsDropAddr.Add(1)
+		return
+	}
+	select {
+	case n.dgrams <- datagram{from: ap, b: append([]byte(nil), b...)}:
+	default:
+		n.stats.datagramsDropQueue.Add(1)
+	}
+}
+
+// deliverLoop hands queued datagrams to the datagram handler, one at a
+// time in arrival order, until the node shuts down.
+func (n *Node) deliverLoop() {
+	defer n.wg.Done()
+	for {
+		select {
+		case <-n.ctx.Done():
+			return
+		case d := <-n.dgrams:
+			n.stats.datagrams.Add(1)
+			(*n.onDatagram.Load())(d.from, d.b)
+		}
+	}
+}
+
+// SetReadBuffer and SetWriteBuffer accept quic-go's buffer requests and do
+// nothing: the node has sized the socket already (see tuneBuffers), past
+// the sysctl limit where it may, and quic-go would lower it to that limit.
+func (demuxConn) SetReadBuffer(int) error  { return nil }
+func (demuxConn) SetWriteBuffer(int) error { return nil }

@@ -31,6 +31,19 @@ type dialCall struct {
 // Concurrent dials to one peer at one address share one attempt, bounded
 // by Config.DialTimeout; ctx bounds only this caller's wait.
 func (n *Node) Dial(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) (*Conn, error) {
+	return n.dial(ctx, peer, addr, true)
+}
+
+// DialNew dials peer at addr even when a connection to it is open, as a
+// node upgrading a relayed connection to a direct one does (package
+// overlay/relay). The connection that then carries new streams is chosen
+// as for any two connections to one peer; close the old one to retire it
+// at once.
+func (n *Node) DialNew(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) (*Conn, error) {
+	return n.dial(ctx, peer, addr, false)
+}
+
+func (n *Node) dial(ctx context.Context, peer identity.PeerID, addr netip.AddrPort, reuse bool) (*Conn, error) {
 	if peer == n.id {
 		return nil, ErrSelf
 	}
@@ -39,7 +52,7 @@ func (n *Node) Dial(ctx context.Context, peer identity.PeerID, addr netip.AddrPo
 		n.mu.Unlock()
 		return nil, ErrClosed
 	}
-	if !peer.IsZero() {
+	if !peer.IsZero() && reuse {
 		if c := n.bestLocked(peer); c != nil {
 			n.mu.Unlock()
 			return c, nil

@@ -76,11 +76,15 @@
 //
 // # Goroutines
 //
-// New starts no goroutine. Run starts the first three below and returns
+// New starts no goroutine. Run starts the first four below and returns
 // only after every one of them has exited; Close waits for them too:
 //   - the accept loop (one), registering incoming connections;
-//   - the datagram reader (one), calling the datagram handler (by default
-//     the IPv8 Endpoint's HandlePacket, so community handlers run here);
+//   - the datagram reader (one), copying each 0x00 packet into a queue of
+//     1,024 (full: dropped, counted in Stats.DatagramsDropQueue), so that
+//     quic-go's 32-packet buffer drains fast;
+//   - the datagram deliverer (one), calling the datagram handler (by
+//     default the IPv8 Endpoint's HandlePacket, so community handlers run
+//     here) in arrival order;
 //   - the IPv8 Endpoint's housekeeping (one, Endpoint.Run);
 //   - per connection, one stream acceptor;
 //   - per incoming stream, one handler goroutine, bounded by

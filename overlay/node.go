@@ -33,6 +33,7 @@ type Node struct {
 	clientTLS    *tls.Config // cloned per dial
 	ep           *ipv8.Endpoint
 	local        netip.AddrPort
+	dgrams       chan datagram   // non-QUIC packets, from demuxConn to deliverLoop
 	ctx          context.Context // lifetime; cancelled with ErrClosed by Close
 	cancel       context.CancelCauseFunc
 	wg           sync.WaitGroup // every goroutine of the node: Run's, dials', connections'
@@ -119,8 +120,9 @@ func New(cfg Config) (*Node, error) {
 	serverTLS, clientTLS := tlsConfigs(cert)
 	n.clientTLS = clientTLS
 	resetKey := quic.StatelessResetKey(blake3.Sum256(append([]byte("shoal stateless reset key v1"), n.kp.SecretKey()...)))
+	n.dgrams = make(chan datagram, datagramQueue)
 	n.tr = &quic.Transport{
-		Conn:                pc,
+		Conn:                demuxConn{PacketConn: pc, n: n},
 		StatelessResetKey:   &resetKey,
 		ConnContext:         n.admit,
 		VerifySourceAddress: n.verifySource,
@@ -132,11 +134,6 @@ func New(cfg Config) (*Node, error) {
 		pc.Close()
 		return nil, fmt.Errorf("overlay: starting QUIC listener: %w", err)
 	}
-	// quic-go drops non-QUIC packets until the first ReadNonQUICPacket
-	// call; make that call now, so none is lost before datagramLoop runs.
-	done, stop := context.WithCancel(context.Background())
-	stop()
-	n.tr.ReadNonQUICPacket(done, nil)
 	return n, nil
 }
 
@@ -160,7 +157,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.wg.Add(3) // under mu with closed false: shutdown has not begun waiting
 	n.mu.Unlock()
 	go n.acceptLoop()
-	go n.datagramLoop()
+	go n.deliverLoop()
 	go func() {
 		defer n.wg.Done()
 		n.ep.Run(n.ctx) // housekeeping until shutdown; returns ErrClosed
@@ -392,20 +389,25 @@ type Stats struct {
 	DatagramsDrop     uint64
 	DatagramsDropByte uint64 // first byte not 0x00 (not IPv8), or empty
 	DatagramsDropAddr uint64 // source not a UDP address
-	StreamsHandled    uint64 // incoming streams given to a handler
-	StreamsBadTag     uint64 // incoming streams reset for an unknown or missing tag
+	// DatagramsDropQueue: the handler fell behind and its queue (1,024
+	// packets) was full. quic-go's own 32-packet buffer in front of the
+	// reader drops uncounted only if the reader itself stalls.
+	DatagramsDropQueue uint64
+	StreamsHandled     uint64 // incoming streams given to a handler
+	StreamsBadTag      uint64 // incoming streams reset for an unknown or missing tag
 }
 
 type counters struct {
-	conns             atomic.Int64
-	dials             atomic.Uint64
-	refused           [refusedPeerConns + 1]atomic.Uint64
-	retries           atomic.Uint64
-	datagrams         atomic.Uint64
-	datagramsDropByte atomic.Uint64
-	datagramsDropAddr atomic.Uint64
-	streamsHandled    atomic.Uint64
-	streamsBadTag     atomic.Uint64
+	conns              atomic.Int64
+	dials              atomic.Uint64
+	refused            [refusedPeerConns + 1]atomic.Uint64
+	retries            atomic.Uint64
+	datagrams          atomic.Uint64
+	datagramsDropByte  atomic.Uint64
+	datagramsDropAddr  atomic.Uint64
+	datagramsDropQueue atomic.Uint64
+	streamsHandled     atomic.Uint64
+	streamsBadTag      atomic.Uint64
 }
 
 func (c *counters) refuse(why refusal) { c.refused[why].Add(1) }
@@ -423,10 +425,11 @@ func (c *counters) snapshot() Stats {
 		Datagrams:           c.datagrams.Load(),
 		DatagramsDropByte:   c.datagramsDropByte.Load(),
 		DatagramsDropAddr:   c.datagramsDropAddr.Load(),
+		DatagramsDropQueue:  c.datagramsDropQueue.Load(),
 		StreamsHandled:      c.streamsHandled.Load(),
 		StreamsBadTag:       c.streamsBadTag.Load(),
 	}
 	s.Refused = s.RefusedConns + s.RefusedHandshakes + s.RefusedIPHandshakes + s.RefusedIPConns + s.RefusedPeerConns
-	s.DatagramsDrop = s.DatagramsDropByte + s.DatagramsDropAddr
+	s.DatagramsDrop = s.DatagramsDropByte + s.DatagramsDropAddr + s.DatagramsDropQueue
 	return s
 }

@@ -48,7 +48,11 @@ func New[K comparable](rate, burst float64, size int) *Table[K] {
 
 // Allow takes one token from key's bucket and reports whether there was
 // one. A key not seen before starts with a full bucket.
-func (t *Table[K]) Allow(key K, now time.Time) bool {
+func (t *Table[K]) Allow(key K, now time.Time) bool { return t.AllowN(key, 1, now) }
+
+// AllowN takes n tokens from key's bucket (bytes, for a byte rate) and
+// reports whether there were n; when not, it takes none.
+func (t *Table[K]) AllowN(key K, n float64, now time.Time) bool {
 	b := t.buckets[key]
 	if b == nil {
 		if len(t.buckets) >= t.max {
@@ -61,10 +65,10 @@ func (t *Table[K]) Allow(key K, now time.Time) bool {
 		b.tokens = min(t.burst, b.tokens+dt*t.rate)
 		b.last = now
 	}
-	if b.tokens < 1 {
+	if b.tokens < n {
 		return false
 	}
-	b.tokens--
+	b.tokens -= n
 	return true
 }
 

@@ -77,3 +77,17 @@ func BenchmarkAllow(b *testing.B) {
 		tb.Allow(i&511, now)
 	}
 }
+
+func TestAllowN(t *testing.T) {
+	now := time.Unix(1000, 0)
+	tb := New[string](100, 1000, 4) // 100 bytes/s, 1000 deep
+	if !tb.AllowN("a", 600, now) || tb.AllowN("a", 600, now) {
+		t.Fatal("a full 1000-token bucket should give 600 once, then refuse 600")
+	}
+	if !tb.AllowN("a", 400, now) {
+		t.Fatal("the refused take must not have taken tokens: 400 remain")
+	}
+	if tb.AllowN("a", 100, now.Add(500*time.Millisecond)) || !tb.AllowN("a", 100, now.Add(time.Second)) {
+		t.Fatal("refill: 50 tokens after 0.5 s are too few for 100; 100 after 1 s suffice")
+	}
+}

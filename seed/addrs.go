@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/shoal-p2p/shoal/dht"
 	"github.com/shoal-p2p/shoal/overlay"
@@ -125,9 +126,13 @@ func (b *addrBook) get(id identity.PeerID) []netip.AddrPort {
 	return slices.Clone(b.m[id])
 }
 
-// addrsOf returns every address known for peer, first the one given.
+// addrsOf returns every address known for peer, first the one given
+// (when valid).
 func (n *Node) addrsOf(peer identity.PeerID, first netip.AddrPort) []netip.AddrPort {
-	out := []netip.AddrPort{first}
+	var out []netip.AddrPort
+	if first.IsValid() {
+		out = append(out, first)
+	}
 	add := func(a netip.AddrPort) {
 		a = netip.AddrPortFrom(a.Addr().Unmap(), a.Port())
 		if a.IsValid() && !a.Addr().IsUnspecified() && a.Port() != 0 && !slices.Contains(out, a) {
@@ -155,7 +160,8 @@ func (n *Node) dialAny(ctx context.Context, peer identity.PeerID, addr netip.Add
 		return c, nil
 	}
 	addrs := n.addrsOf(peer, addr)
-	if len(addrs) == 1 {
+	useRelays := n.rc != nil && n.cfg.UseRelays
+	if len(addrs) == 1 && !useRelays {
 		return n.ov.Dial(ctx, peer, addr)
 	}
 	dctx, cancel := context.WithCancel(ctx)
@@ -163,9 +169,27 @@ func (n *Node) dialAny(ctx context.Context, peer identity.PeerID, addr netip.Add
 		c   *overlay.Conn
 		err error
 	}
-	results := make(chan result, len(addrs))
+	tries := len(addrs)
+	if useRelays {
+		tries++
+	}
+	results := make(chan result, tries)
 	sem := make(chan struct{}, maxParallelDials)
 	var wg sync.WaitGroup
+	if useRelays {
+		wg.Go(func() {
+			t := time.NewTimer(relayDelay) // direct paths first
+			defer t.Stop()
+			select {
+			case <-t.C:
+			case <-dctx.Done():
+				results <- result{nil, context.Cause(dctx)}
+				return
+			}
+			c, err := n.dialRelayed(dctx, peer)
+			results <- result{c, err}
+		})
+	}
 	for _, a := range addrs {
 		wg.Go(func() {
 			select {
@@ -184,7 +208,7 @@ func (n *Node) dialAny(ctx context.Context, peer identity.PeerID, addr netip.Add
 		wg.Wait()
 	}()
 	var errs []error
-	for range addrs {
+	for range tries {
 		r := <-results
 		if r.err == nil {
 			return r.c, nil

@@ -103,6 +103,9 @@ type Status struct {
 	BytesDown     int64  `json:"bytes_down"` // including downloads in progress
 	Active        int    `json:"active_downloads"`
 	Transient     bool   `json:"transient,omitempty"` // started by a command, ends with it
+	// Connected lists the peers with an open connection and its path
+	// (direct, lan or relayed).
+	Connected []PeerInfo `json:"connected,omitempty"`
 	// Downloads lists the downloads in progress.
 	Downloads []DownloadStatus `json:"downloads,omitempty"`
 }

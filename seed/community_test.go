@@ -3,10 +3,14 @@ package seed
 import (
 	"context"
 	"fmt"
+	"net/http/httptest"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 	"github.com/shoal-p2p/shoal/overlay/ipv8/community"
@@ -111,5 +115,54 @@ func TestNodeCommunity(t *testing.T) {
 	}
 	if _, ok := a.CommunityStats()[a.disc.ID()]; !ok {
 		t.Errorf("no counters for the discovery community")
+	}
+}
+
+// TestCommunityMetrics: the collector reports every registered community
+// (discovery, DHT) with its counters.
+func TestCommunityMetrics(t *testing.T) {
+	a := startNode(t)
+	b := startNode(t, a.Addr().String())
+	waitCond(t, "b's walk lists a", func() error {
+		if b.disc.NumPeers() == 0 {
+			return fmt.Errorf("no peers")
+		}
+		return nil
+	})
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(communityCollector{b})
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var delivered float64
+	var peers float64
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			labels := map[string]string{}
+			for _, l := range m.GetLabel() {
+				labels[l.GetName()] = l.GetValue()
+			}
+			if labels["community"] != b.disc.ID().String() {
+				continue
+			}
+			switch {
+			case mf.GetName() == "shoal_ipv8_community_datagrams_total" && labels["outcome"] == "delivered":
+				delivered = m.GetCounter().GetValue()
+			case mf.GetName() == "shoal_ipv8_community_peers":
+				peers = m.GetGauge().GetValue()
+			}
+		}
+	}
+	if delivered == 0 || peers == 0 {
+		t.Errorf("discovery community: %v delivered, %v peers; want both above 0", delivered, peers)
+	}
+	rec := httptest.NewRecorder()
+	if err := b.writeMetrics(rec); err != nil {
+		t.Fatal(err)
+	}
+	want := `shoal_ipv8_community_datagrams_total{community="` + b.disc.ID().String() + `",outcome="delivered"}`
+	if !strings.Contains(rec.Body.String(), want) {
+		t.Errorf("/metrics lacks %s:\n%s", want, rec.Body.String())
 	}
 }

@@ -39,6 +39,15 @@ type Config struct {
 	// and receive offload, see docs/overlay.md), for kernels or network
 	// drivers that misbehave with it. Default off (batching on).
 	NoUDPBatching bool
+	// Relay makes this node a relay for peers that cannot reach each
+	// other directly (it forwards their end-to-end encrypted QUIC packets
+	// within a budget per pair, see overlay/relay) and announces it in the
+	// DHT. Default off: opt in on a reachable machine.
+	Relay bool
+	// UseRelays registers with relays found in the DHT and dials peers
+	// through them when no direct address answers. Default off. Either
+	// relay setting turns off UDP batching (docs/nat.md).
+	UseRelays bool
 	// UploadLimit and DownloadLimit cap chunk bytes per second; 0 means no
 	// limit.
 	UploadLimit, DownloadLimit int64
@@ -76,6 +85,8 @@ type FileConfig struct {
 	Bootstrap        []string `json:"bootstrap,omitempty"`
 	LANDiscovery     bool     `json:"lan_discovery,omitempty"`
 	NoUDPBatching    bool     `json:"no_udp_batching,omitempty"`
+	Relay            bool     `json:"relay,omitempty"`
+	UseRelays        bool     `json:"use_relays,omitempty"`
 	UploadLimit      Rate     `json:"upload_limit,omitempty"`      // bytes per second, or "10MiB/s"
 	DownloadLimit    Rate     `json:"download_limit,omitempty"`    // bytes per second, or "10MiB/s"
 	Registry         string   `json:"registry,omitempty"`          // ip:port of the registry mirror
@@ -118,6 +129,8 @@ func (fc FileConfig) Apply(c *Config) {
 	}
 	c.LANDiscovery = c.LANDiscovery || fc.LANDiscovery
 	c.NoUDPBatching = c.NoUDPBatching || fc.NoUDPBatching
+	c.Relay = c.Relay || fc.Relay
+	c.UseRelays = c.UseRelays || fc.UseRelays
 	if c.UploadLimit == 0 {
 		c.UploadLimit = int64(fc.UploadLimit)
 	}

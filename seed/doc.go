@@ -42,7 +42,7 @@
 //
 //   - Call Close exactly once you are done (it is idempotent).
 //   - Progress callbacks passed to Publish and Get run on the node's
-//     goroutines: they must not block.
+//     goroutines, one call at a time: they must not block.
 //   - Get blocks until the content is complete, ctx ends, or no byte came
 //     for GetRequest.Wait (ErrNoPeers). With no Wait and no peer reachable
 //     it waits (peers may come); bound it with ctx.

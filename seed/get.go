@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"path/filepath"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -263,10 +264,13 @@ func (n *Node) runSwarm(ctx context.Context, j job, a *activeDownload, progress 
 	dog := newWatchdog(j.wait, func() { cancel(ErrNoPeers) })
 	defer dog.stop()
 	var search searchState
+	var progressMu sync.Mutex // the swarm's driver and the peer search both report
 	report := func(p Progress) {
 		dog.progress(p.Done)
 		if progress != nil {
+			progressMu.Lock()
 			progress(p)
+			progressMu.Unlock()
 		}
 	}
 	cfg := swarm.Config{Logger: partsLogger(n.log), Server: n.srv, DownloadRate: n.cfg.DownloadLimit}
@@ -298,7 +302,9 @@ func (n *Node) runSwarm(ctx context.Context, j job, a *activeDownload, progress 
 		defer close(lookupDone)
 		n.findPeers(lctx, j, dl, &search, func() {
 			if a.stage.Load() == StageSearching && progress != nil {
+				progressMu.Lock()
 				progress(search.progress())
+				progressMu.Unlock()
 			}
 		})
 	}()

@@ -36,12 +36,19 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	n.mu.Unlock()
 	slices.SortFunc(downloads, func(a, b DownloadStatus) int { return strings.Compare(a.ID, b.ID) })
 	peers, _ := n.Peers(ctx)
+	var connected []PeerInfo
+	for _, p := range peers {
+		if p.Path != "" {
+			connected = append(connected, p)
+		}
+	}
 	return Status{
 		Downloads:     downloads,
 		PeerID:        n.PeerID().String(),
 		Listen:        n.Addr().String(),
 		API:           n.apiAddr,
 		Peers:         len(peers),
+		Connected:     connected,
 		Items:         len(n.lib.list()),
 		UptimeSeconds: int64(time.Since(n.started).Seconds()),
 		BytesUp:       up,
@@ -138,5 +145,3 @@ func localPrefixes() []netip.Prefix {
 	return out
 }
 
-// relayed reports whether remote is a relayed path's address.
-func (n *Node) relayed(remote netip.AddrPort) bool { return false }

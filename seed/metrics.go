@@ -29,6 +29,16 @@ type Metrics struct {
 	DHTProvides    atomic.Int64 // provider records announced
 	Downloads      atomic.Int64 // downloads started
 	Publishes      atomic.Int64 // items published
+
+	// Relaying (overlay/relay), copied from its counters at each scrape.
+	RelayClients        atomic.Int64 // peers registered with this relay
+	RelayPairs          atomic.Int64 // sessions this relay forwards
+	RelayBytesForwarded atomic.Int64 // bytes this relay forwarded
+	RelayRefused        atomic.Int64 // connects this relay refused
+	RelayDropped        atomic.Int64 // data frames this relay dropped (rate, budget, strangers)
+	RelayedIn           atomic.Int64 // QUIC bytes this node received through relays
+	RelayedOut          atomic.Int64 // QUIC bytes this node sent through relays
+	RelayUpgrades       atomic.Int64 // relayed connections replaced by direct ones
 }
 
 // collectors returns the node counters of m and the gauges peers and items.
@@ -38,6 +48,9 @@ func (m *Metrics) collectors(peers, items func() int) []prometheus.Collector {
 	}
 	gauge := func(name, help string, f func() int) prometheus.Collector {
 		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(f()) })
+	}
+	gauge64 := func(name, help string, v *atomic.Int64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
 	}
 	return []prometheus.Collector{
 		counter("shoal_bytes_up_total", "Chunk bytes served to peers.", &m.BytesUp),
@@ -49,6 +62,14 @@ func (m *Metrics) collectors(peers, items func() int) []prometheus.Collector {
 		counter("shoal_dht_provides_total", "DHT provider records announced.", &m.DHTProvides),
 		counter("shoal_downloads_total", "Downloads started.", &m.Downloads),
 		counter("shoal_publishes_total", "Items published.", &m.Publishes),
+		gauge64("shoal_relay_clients", "Peers registered with this relay.", &m.RelayClients),
+		gauge64("shoal_relay_pairs", "Peer pairs this relay forwards between.", &m.RelayPairs),
+		counter("shoal_relay_forwarded_bytes_total", "Bytes this relay forwarded (ciphertext).", &m.RelayBytesForwarded),
+		counter("shoal_relay_refused_total", "Relay connects refused (unknown target, caps).", &m.RelayRefused),
+		counter("shoal_relay_dropped_total", "Relayed frames dropped (rate, budget, strangers).", &m.RelayDropped),
+		counter("shoal_relayed_in_bytes_total", "QUIC bytes received through relays.", &m.RelayedIn),
+		counter("shoal_relayed_out_bytes_total", "QUIC bytes sent through relays.", &m.RelayedOut),
+		counter("shoal_relay_upgrades_total", "Relayed connections replaced by direct ones.", &m.RelayUpgrades),
 		gauge("shoal_peers", "Peers known to discovery.", peers),
 		gauge("shoal_library_items", "Items in the library.", items),
 	}
@@ -91,6 +112,7 @@ func (n *Node) newPrometheus() *prometheus.Registry {
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 		nodeCollector{n},
+		communityCollector{n},
 	)
 	return reg
 }
@@ -102,6 +124,16 @@ func (n *Node) writeMetrics(w http.ResponseWriter) error { return n.WriteMetrics
 func (n *Node) WriteMetrics(w io.Writer) error {
 	up, _ := n.srv.Stats()
 	n.metrics.BytesUp.Store(up)
+	if n.rc != nil {
+		rs := n.rc.Stats()
+		n.metrics.RelayClients.Store(int64(rs.Clients))
+		n.metrics.RelayPairs.Store(int64(rs.Pairs))
+		n.metrics.RelayBytesForwarded.Store(int64(rs.BytesForwarded))
+		n.metrics.RelayRefused.Store(int64(rs.Refused))
+		n.metrics.RelayDropped.Store(int64(rs.Dropped))
+		n.metrics.RelayedIn.Store(int64(rs.RelayedIn))
+		n.metrics.RelayedOut.Store(int64(rs.RelayedOut))
+	}
 	return writeGathered(w, n.prom)
 }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 	"github.com/shoal-p2p/shoal/overlay/ipv8/community"
 	"github.com/shoal-p2p/shoal/overlay/ipv8/discovery"
+	"github.com/shoal-p2p/shoal/overlay/relay"
 	"github.com/shoal-p2p/shoal/registry"
 	"github.com/shoal-p2p/shoal/swarm"
 )
@@ -44,6 +45,7 @@ type Node struct {
 	disc     *discovery.Community
 	dht      *dht.Node
 	srv      *swarm.Server
+	rc       *relay.Conn // nil unless Config.Relay or UseRelays
 	api      *http.Server
 	apiConns *connCap
 	apiAddr  string
@@ -142,6 +144,16 @@ func Start(cfg Config) (_ *Node, err error) {
 	if err != nil {
 		return nil, err
 	}
+	if pc == nil && (cfg.Relay || cfg.UseRelays) {
+		if pc, err = net.ListenPacket("udp", cfg.Listen); err != nil {
+			return nil, fmt.Errorf("opening UDP %s: %w", cfg.Listen, err)
+		}
+	}
+	if pc != nil {
+		if pc, err = n.wrapRelay(pc); err != nil {
+			return nil, err
+		}
+	}
 	if n.ov, err = overlay.New(overlay.Config{ListenAddr: cfg.Listen, PacketConn: pc, NoBatching: cfg.NoUDPBatching, KeyPair: n.kp, Logger: partsLogger(n.log)}); err != nil {
 		return nil, fmt.Errorf("opening UDP %s: %w", cfg.Listen, err)
 	}
@@ -234,6 +246,7 @@ func (n *Node) startDiscoveryAndDHT() error {
 	n.goRun(func(ctx context.Context) { n.dht.Run(ctx) })
 	n.goRun(func(ctx context.Context) { disc.Run(ctx) })
 	n.goRun(func(ctx context.Context) { n.keepDHTJoined(ctx, boot) })
+	n.goRun(n.keepRelays)
 	return nil
 }
 

@@ -80,7 +80,9 @@ func TestAttackUploadHoard(t *testing.T) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	seeder := newPeer(t, swarm.ServerConfig{StallTimeout: time.Second})
+	// Short stall limits keep the test short; 3 s for 256 KiB leaves an
+	// honest reader room on a loaded machine.
+	seeder := newPeer(t, swarm.ServerConfig{StallTimeout: 3 * time.Second, StallPenalty: 5 * time.Second})
 	// 4 MiB chunks: one fills a stream's 2 MiB flow-control window, so a
 	// write to a peer that does not read blocks at once.
 	opts := chunker.PublishOptions{ChunkSize: 4 << 20, DataShards: 2, ParityShards: 1}
@@ -109,14 +111,20 @@ func TestAttackUploadHoard(t *testing.T) {
 	checkOutput(t, leecher, c)
 	up, nchunks := seeder.srv.Stats()
 	t.Logf("after the honest download: %+v; served %d chunks, %d bytes", seeder.srv.Counters(), nchunks, up)
-	// Each attacker stalls once (its first slot), then serves a penalty:
-	// its other requests are refused without a chunk being read for them.
-	waitFor(t, 10*time.Second, "stalled uploads cut off and the rest refused", func() bool {
+	// Each attacker stalls once (its two slots at most), then serves a
+	// penalty: its other requests are refused without a chunk being read
+	// for them (a small chunk may still fit its flow-control window and
+	// complete). With slots held for the 60 s write timeout, as before the
+	// fix, the attack's requests would still be queued.
+	waitFor(t, 10*time.Second, "every attack request ended", func() bool {
 		cn := seeder.srv.Counters()
-		return cn.Stalled >= 2 && cn.BusyStalled >= 2*(32-swarm.DefaultSendPerPeer)
+		return cn.Queued == 0 && cn.Sending == 0
 	})
 	cn := seeder.srv.Counters()
 	t.Logf("server counters %+v", cn)
+	if cn.Stalled < 2 || cn.BusyStalled < 2*(32-swarm.DefaultSendPerPeer)-4 {
+		t.Errorf("%d uploads stalled and %d requests refused for stalling; want both attackers cut off and nearly all their other requests refused unread", cn.Stalled, cn.BusyStalled)
+	}
 	if cn.Stalled > 4 {
 		t.Errorf("%d uploads stalled; after a stall a peer's other requests should be refused unread", cn.Stalled)
 	}

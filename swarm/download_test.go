@@ -251,3 +251,35 @@ func TestNoPeersWaitsForAddPeer(t *testing.T) {
 	t.Logf("finished %v after the second peer was added", time.Since(t0))
 	checkOutput(t, leecher, c)
 }
+
+// TestDownloadLifecycle: NewDownload validates and starts nothing; Close
+// stops a running Run (which returns ErrClosed) and is idempotent; Run runs
+// once.
+func TestDownloadLifecycle(t *testing.T) {
+	leakcheck.Check(t)
+	p := newPeer(t, swarm.ServerConfig{})
+	if _, err := swarm.NewDownload(swarm.Config{}, nil, p.store, chunker.ContentID{1}, t.TempDir()); err == nil {
+		t.Errorf("NewDownload without a dialer: no error")
+	}
+	d, err := swarm.NewDownload(swarm.Config{}, p.dialer(), p.store, chunker.ContentID{1}, t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wrong := adversary.NewSwarmPeer(t, adversary.NotFound)
+	d.AddPeer(wrong.ID(), wrong.Addr())
+	done := make(chan error, 1)
+	go func() { done <- d.Run(context.Background()) }()
+	waitFor(t, 10*time.Second, "Run asking for metadata", func() bool { return d.Progress().MetaFetches > 0 })
+	if err := d.Run(context.Background()); err == nil {
+		t.Errorf("a second Run: no error")
+	}
+	if err := d.Close(); err != nil {
+		t.Fatalf("Close: %v", err)
+	}
+	if err := <-done; !errors.Is(err, swarm.ErrClosed) {
+		t.Fatalf("Run after Close = %v, want ErrClosed", err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatalf("second Close: %v", err)
+	}
+}

@@ -70,7 +70,8 @@ type ServerConfig struct {
 	SendPerPeer int
 	// UploadRate caps upload bytes per second over all peers; 0: no cap.
 	UploadRate int64
-	// StallTimeout: a chunk whose next piece (64 KiB) cannot be written
+	// StallTimeout: a chunk whose next piece (256 KiB; 64 KiB under an
+	// UploadRate) cannot be written
 	// for this long (the peer does not read) is abandoned, its stream
 	// reset and its upload slot freed. Default 5 s.
 	StallTimeout time.Duration
@@ -91,6 +92,13 @@ type ServerConfig struct {
 	MaxSessionsPerPeer int
 	// MaxSessions bounds open sessions over all peers. Default 4096.
 	MaxSessions int
+	// NoSuperSeed turns super-seeding off: a source holding every chunk
+	// then serves any chunk to anyone who asks (see superseed.go).
+	NoSuperSeed bool
+	// SuperSeedHold is how long a peer refused a chunk already sent to
+	// another peer waits before the chunk is announced to it again.
+	// Default 15 s.
+	SuperSeedHold time.Duration
 }
 
 // Server defaults; see ServerConfig.
@@ -106,6 +114,7 @@ const (
 	DefaultHelloTimeout       = 10 * time.Second
 	DefaultMaxSessionsPerPeer = 32
 	DefaultMaxSessions        = 4096
+	DefaultSuperSeedHold      = 15 * time.Second
 )
 
 func (c ServerConfig) populate() ServerConfig {
@@ -132,6 +141,7 @@ func (c ServerConfig) populate() ServerConfig {
 	defd(&c.StallPenalty, DefaultStallPenalty)
 	defd(&c.WriteTimeout, DefaultWriteTimeout)
 	defd(&c.HelloTimeout, DefaultHelloTimeout)
+	defd(&c.SuperSeedHold, DefaultSuperSeedHold)
 	return c
 }
 
@@ -165,7 +175,9 @@ type Server struct {
 
 	uploaded atomic.Int64 // chunk payload bytes sent
 	served   atomic.Int64 // chunks sent
-	counters struct {
+
+	ssRefusals, ssOverflows atomic.Int64 // super-seeding counters
+	counters                struct {
 		accepted, busyPeer, busyTotal, busyStalled, stalled, sessionsRefused, badRequests atomic.Int64
 	}
 
@@ -188,9 +200,13 @@ type peerUploads struct {
 
 // served is one registered source and its open sessions.
 type served struct {
-	src      Source
-	mu       sync.Mutex
-	sessions map[*serverSession]struct{}
+	src   Source
+	super *superSeed // nil unless src held every chunk when seeded
+	mu    sync.Mutex
+	// open sessions per peer: super-seeding refuses only a peer it can
+	// announce the chunk to again
+	peerSessions map[identity.PeerID]int
+	sessions     map[*serverSession]struct{}
 }
 
 // NewServer returns a server; Close it when done.
@@ -213,9 +229,13 @@ func NewServer(cfg ServerConfig) *Server {
 // Seed starts serving src under id, replacing an earlier source (open
 // sessions of the earlier source are closed).
 func (s *Server) Seed(id chunker.ContentID, src Source) {
+	it := &served{src: src, sessions: make(map[*serverSession]struct{}), peerSessions: make(map[identity.PeerID]int)}
+	if !s.cfg.NoSuperSeed && holdsAll(src) {
+		it.super = s.newSuperSeed(src.NumChunks())
+	}
 	s.mu.Lock()
 	old := s.items[id]
-	s.items[id] = &served{src: src, sessions: make(map[*serverSession]struct{})}
+	s.items[id] = it
 	s.mu.Unlock()
 	if old != nil {
 		old.closeSessions()
@@ -351,14 +371,17 @@ func (s *Server) ServeStream(ctx context.Context, peer identity.PeerID, st Strea
 	case KindLeaves:
 		s.sendBlob(st, it.src.LeafBytes())
 	case KindChunk:
-		s.serveChunk(ctx, peer, st, chunker.ContentID(req.ID), it.src, int(req.Index))
+		s.serveChunk(ctx, peer, st, chunker.ContentID(req.ID), it, int(req.Index))
 	case KindSession:
 		s.serveSession(ctx, peer, st, it)
 	}
 }
 
 // refuse sends an error response and closes the stream.
+// The write gets StallTimeout: a peer that does not read cannot hold the
+// handler longer.
 func (s *Server) refuse(st Stream, status Status, reason string) {
+	st.SetDeadline(time.Now().Add(s.cfg.StallTimeout))
 	st.Write(AppendError(nil, status, reason))
 	st.Close()
 	st.CancelRead(CodeCancelled)
@@ -505,7 +528,8 @@ func (s *Server) releaseSession(peer identity.PeerID) {
 // upload slot (MaxTotal) without holding anything else, reads the chunk and
 // writes it in pieces. A piece that cannot be written within StallTimeout
 // ends the upload: a peer that does not read loses its slot quickly.
-func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream, id chunker.ContentID, src Source, i int) {
+func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream, id chunker.ContentID, it *served, i int) {
+	src := it.src
 	if i < 0 || i >= src.NumChunks() {
 		s.refuse(st, StatusBadRequest, fmt.Sprintf("chunk %d of %d", i, src.NumChunks()))
 		return
@@ -532,10 +556,27 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 		return
 	}
 	defer func() { <-s.slots }()
-	if s.stalling(peer) { // stalled while this request waited: do not read for it
+	if s.stalling(peer) {
+		// The peer stalled while this request waited: read nothing for
+		// it, and do not wait on its flow control while holding a slot.
 		s.counters.busyStalled.Add(1)
-		s.refuse(st, StatusBusy, "you stopped reading")
+		reset(st, CodeCancelled)
 		return
+	}
+	// Super-seeding decides when the chunk is about to be written, not when
+	// the request arrives: requests waiting for a turn claim nothing.
+	sent := false
+	if it.super != nil {
+		if !it.super.claim(peer, i, it.hasSession(peer)) {
+			s.refuse(st, StatusNotHave, fmt.Sprintf("chunk %d went to another peer: ask the peers", i))
+			s.reannounce(it, peer, i)
+			return
+		}
+		defer func() {
+			if !sent {
+				it.super.unclaim(peer, i)
+			}
+		}()
 	}
 	bp := getBuf(src.ChunkLen(i))
 	defer putBuf(bp)
@@ -551,8 +592,12 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 		s.stalled(st, peer, id, i, err)
 		return
 	}
-	for off := 0; off < len(data); off += sendPiece {
-		p := data[off:min(off+sendPiece, len(data))]
+	piece := stallPiece
+	if s.up != nil {
+		piece = sendPiece
+	}
+	for off := 0; off < len(data); off += piece {
+		p := data[off:min(off+piece, len(data))]
 		if err := s.up.wait(ctx, len(p)); err != nil {
 			return
 		}
@@ -561,10 +606,20 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 			return
 		}
 	}
-	st.Close()
+	sent = st.Close() == nil
 	finishRead(st)
 	s.uploaded.Add(int64(len(data)))
 	s.served.Add(1)
+}
+
+// holdsAll reports whether src can serve every chunk.
+func holdsAll(src Source) bool {
+	for i := range src.NumChunks() {
+		if !src.Has(i) {
+			return false
+		}
+	}
+	return true
 }
 
 // writeStalling writes p with a deadline of StallTimeout from now (but not

@@ -116,6 +116,7 @@ func checkHave(m Message, n int) error {
 type serverSession struct {
 	haveQueue
 	cancel context.CancelFunc
+	peer   identity.PeerID
 }
 
 // serveSession runs the serving end of a session until either side ends it.
@@ -131,13 +132,17 @@ func (s *Server) serveSession(ctx context.Context, peer identity.PeerID, st Stre
 	defer s.releaseSession(peer)
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	ss := &serverSession{haveQueue: newHaveQueue(), cancel: cancel}
+	ss := &serverSession{haveQueue: newHaveQueue(), cancel: cancel, peer: peer}
 	it.mu.Lock()
 	it.sessions[ss] = struct{}{}
+	it.peerSessions[peer]++
 	it.mu.Unlock()
 	defer func() {
 		it.mu.Lock()
 		delete(it.sessions, ss)
+		if it.peerSessions[peer]--; it.peerSessions[peer] <= 0 {
+			delete(it.peerSessions, peer)
+		}
 		it.mu.Unlock()
 	}()
 

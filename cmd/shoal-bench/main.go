@@ -34,6 +34,7 @@ func main() {
 		file     = flag.String("file", "", "internal: published file")
 		id       = flag.String("id", "", "internal: content ID")
 		addr     = flag.String("addr", "", "internal: quic reference server address")
+		listen   = flag.String("listen", "127.0.0.1:0", "internal: quic reference server listen address")
 		seeders  = flag.Int("seeders", 1, "seeder processes")
 		leechers = flag.Int("leechers", 1, "leecher processes")
 		sizeText = flag.String("size", "1GiB", "file size (B, KiB, MiB, GiB suffixes)")
@@ -42,6 +43,8 @@ func main() {
 		quicRef  = flag.Bool("quic-ref", false, "also measure plain quic-go between two processes")
 		keep     = flag.Bool("keep", false, "keep the work folder")
 		tmp      = flag.String("tmp", "", "work folder parent (default: the system temp folder)")
+		noSuper  = flag.Bool("no-superseed", false, "seeders serve any chunk to anyone (super-seeding off), for side-by-side runs")
+		srcFile  = flag.String("src", "", "publish this existing file instead of a fresh random one (its size wins over -size)")
 	)
 	flag.Parse()
 	size, err := parseSize(*sizeText)
@@ -53,13 +56,13 @@ func main() {
 	}
 	switch *role {
 	case "seeder", "leecher":
-		err = runChild(*role, *dir, *file, *id, *chunk, *syncN)
+		err = runChild(*role, *dir, *file, *id, *chunk, *syncN, *noSuper)
 	case "quicref-server":
-		err = runRefServer()
+		err = runRefServer(*listen)
 	case "quicref-client":
 		err = runRefClient(*addr, size)
 	case "":
-		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp)
+		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp, *srcFile, *noSuper)
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
@@ -208,7 +211,7 @@ func quicReference(size int64) (mbps, cpu float64, err error) {
 	return float64(size) / 1e6 / secs, clientCPU + serverCPU, nil
 }
 
-func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp string) error {
+func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp, srcFile string, noSuper bool) error {
 	if nSeed < 1 || nLeech < 1 {
 		return errors.New("need at least one seeder and one leecher")
 	}
@@ -220,7 +223,16 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		defer os.RemoveAll(work)
 	}
 	src := filepath.Join(work, "file.bin")
-	if err := writeRandom(src, size); err != nil {
+	if srcFile != "" {
+		fi, err := os.Stat(srcFile)
+		if err != nil {
+			return err
+		}
+		if src, err = filepath.Abs(srcFile); err != nil {
+			return err
+		}
+		size = fi.Size()
+	} else if err := writeRandom(src, size); err != nil {
 		return err
 	}
 	// A file changed within the last second is not trusted by the seeder's
@@ -264,7 +276,7 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		if i >= nSeed {
 			role, name = "leecher", fmt.Sprintf("l%d", i-nSeed)
 		}
-		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg, "-sync-every", strconv.Itoa(syncN))
+		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg, "-sync-every", strconv.Itoa(syncN), "-no-superseed="+strconv.FormatBool(noSuper))
 		if err != nil {
 			return err
 		}

@@ -33,7 +33,7 @@ func refQUICConfig() *quic.Config {
 	}
 }
 
-func runRefServer() error {
+func runRefServer(listen string) error {
 	_, priv, err := ed25519.GenerateKey(rand.Reader)
 	if err != nil {
 		return err
@@ -44,7 +44,7 @@ func runRefServer() error {
 		return err
 	}
 	tc := &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: priv}}, NextProtos: []string{refALPN}}
-	ln, err := quic.ListenAddr("127.0.0.1:0", tc, refQUICConfig())
+	ln, err := quic.ListenAddr(listen, tc, refQUICConfig())
 	if err != nil {
 		return err
 	}

@@ -277,6 +277,13 @@ func TestPartialOnAnotherFileSystemIsNamed(t *testing.T) {
 	if ents, _ := os.ReadDir(other); len(ents) != 0 {
 		t.Fatalf("the refused get left %s in %s", ents[0].Name(), other)
 	}
+	// rm, as the message suggests, deletes the unfinished download.
+	if _, errOut, code := shoal(t, bin, home, "rm", "--data", data, pub.Item.ID); code != 0 {
+		t.Fatalf("rm: exit %d: %s", code, errOut)
+	}
+	if ents, _ := os.ReadDir(d1); len(ents) != 0 {
+		t.Fatalf("rm left %s in %s", ents[0].Name(), d1)
+	}
 }
 
 // TestResumeRefusesPlantedSymlink (issue 12 item 8): a symlink planted at

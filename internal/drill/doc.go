@@ -23,6 +23,11 @@
 // and Close (registered with t.Cleanup) kills the processes and deletes
 // every namespace, which takes the veths and the bridge with it.
 //
-// The harness needs root and the ip and tc commands; without them New
-// skips the test with one line saying why.
+// NAT drills (nat.go) add router namespaces that join private segments to
+// a public bridge (NewPublic) through nft masquerade, cone or symmetric;
+// a relay host's traffic can be captured (capture.go) to check it never
+// carries plaintext. See docs/drills.md and docs/nat.md.
+//
+// The harness needs root and the ip and tc commands (nft for routers);
+// without them New skips the test with one line saying why.
 package drill

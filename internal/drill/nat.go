@@ -210,3 +210,30 @@ func (r *Router) SetUDPTimeout(seconds int) error {
 	}
 	return nil
 }
+
+// Block drops every packet from src arriving at the router's public side
+// (before conntrack sees it, as if the path were broken); Unblock undoes
+// it.
+func (r *Router) Block(src netip.Addr) error {
+	rules := fmt.Sprintf(`table ip block {
+	chain pre {
+		type filter hook prerouting priority raw; policy accept;
+		iifname "eth0" ip saddr %s drop
+	}
+}
+`, src)
+	c := exec.Command("ip", "netns", "exec", r.NS, "nft", "-f", "-")
+	c.Stdin = strings.NewReader(rules)
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("nft in %s: %v: %s", r.NS, err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// Unblock removes what Block added.
+func (r *Router) Unblock() error {
+	if out, err := exec.Command("ip", "netns", "exec", r.NS, "nft", "delete", "table", "ip", "block").CombinedOutput(); err != nil {
+		return fmt.Errorf("nft in %s: %v: %s", r.NS, err, bytes.TrimSpace(out))
+	}
+	return nil
+}

@@ -121,6 +121,7 @@ type NodeOptions struct {
 	Env       []string // extra environment, e.g. SHOAL_DEBUG=1
 	Listen    string   // UDP address to bind; default <host address>:Port
 	Netem     string   // egress impairments, e.g. "delay=20ms,loss=0.01,seed=1" (netem.ParseConfig)
+	Config    string   // the node's config file (JSON), e.g. {"relay": true}
 	Corrupt   bool     // serve corrupt chunks: a lying peer
 }
 
@@ -140,6 +141,15 @@ func StartNode(t testing.TB, bin string, h *Host, dir string, o NodeOptions) *No
 		"XDG_CONFIG_HOME="+filepath.Join(home, "xdg-config"),
 		"SHOAL_DATA_DIR=", "SHOAL_CONFIG=")
 	n.env = append(n.env, o.Env...)
+	if o.Config != "" {
+		cf := filepath.Join(home, "xdg-config", "shoal", "config.json")
+		if err := os.MkdirAll(filepath.Dir(cf), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(cf, []byte(o.Config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
 	listen := o.Listen
 	if listen == "" {
 		listen = fmt.Sprintf("%s:%d", h.Addr, Port)

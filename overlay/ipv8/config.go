@@ -20,8 +20,9 @@ type Config struct {
 	RatePerSecond float64
 	// RateBurst is the bucket size of that limit. Default 400.
 	RateBurst float64
-	// RateTableSize bounds the number of sources tracked. When full, an
-	// arbitrary entry is forgotten. Default 4096.
+	// RateTableSize bounds the number of sources tracked. When full,
+	// refilled entries are forgotten, then the least recently used (package
+	// ratelimit). Default 4096.
 	RateTableSize int
 	// MaxPendingRequests bounds concurrent Request calls. Default 1024.
 	MaxPendingRequests int

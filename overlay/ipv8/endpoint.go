@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net"
 	"net/netip"
@@ -113,12 +114,12 @@ type Endpoint struct {
 	cfg Config
 	w   Writer
 
-	clock atomic.Uint64 // Lamport clock: the last global time claimed or seen
-	stats counters
+	clock  atomic.Uint64 // Lamport clock: the last global time claimed or seen
+	stats  counters
+	perCom atomic.Pointer[map[CommunityID]*comCounters] // copy on write under mu; one entry per ID ever registered, kept after Unregister
 
 	mu          sync.Mutex // guards the fields below
 	communities map[CommunityID][]Community
-	perCom      map[CommunityID]*comCounters // kept after Unregister; one per ID ever registered
 	rate        *rateTable
 	waiters     map[*waiter]struct{}
 }
@@ -136,7 +137,6 @@ func NewEndpoint(w Writer, cfg Config) (*Endpoint, error) {
 		cfg:         cfg,
 		w:           w,
 		communities: make(map[CommunityID][]Community),
-		perCom:      make(map[CommunityID]*comCounters),
 		rate:        newRateTable(cfg.RatePerSecond, cfg.RateBurst, cfg.RateTableSize),
 		waiters:     make(map[*waiter]struct{}),
 	}, nil
@@ -160,8 +160,12 @@ func (e *Endpoint) Register(id CommunityID, c Community) error {
 		}
 	}
 	e.communities[id] = append(e.communities[id], c)
-	if e.perCom[id] == nil {
-		e.perCom[id] = new(comCounters)
+	if e.counters(id) == nil { // copy on write: senders read it without the lock
+		old := e.loadPerCom()
+		m := make(map[CommunityID]*comCounters, len(old)+1)
+		maps.Copy(m, old)
+		m[id] = new(comCounters)
+		e.perCom.Store(&m)
 	}
 	return nil
 }
@@ -192,10 +196,10 @@ func (e *Endpoint) route(id CommunityID, msgID byte) (Community, Framing, *comCo
 	}
 	for _, c := range e.communities[id] {
 		if f := c.Framing(msgID); f != FramingUnknown {
-			return c, f, e.perCom[id]
+			return c, f, e.counters(id)
 		}
 	}
-	return nil, FramingUnknown, e.perCom[id]
+	return nil, FramingUnknown, e.counters(id)
 }
 
 // LocalAddr returns the address of the socket the endpoint's Writer
@@ -278,10 +282,15 @@ func (e *Endpoint) write(to netip.AddrPort, c CommunityID, b []byte) error {
 	return nil
 }
 
-func (e *Endpoint) counters(c CommunityID) *comCounters {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	return e.perCom[c]
+// counters returns community c's counters, nil if c was never
+// registered. It takes no lock.
+func (e *Endpoint) counters(c CommunityID) *comCounters { return e.loadPerCom()[c] }
+
+func (e *Endpoint) loadPerCom() map[CommunityID]*comCounters {
+	if m := e.perCom.Load(); m != nil {
+		return *m
+	}
+	return nil
 }
 
 // HandlePacket processes one received datagram. It does not retain b.

@@ -85,10 +85,9 @@ func (e *Endpoint) CommunityStats(id CommunityID) (CommunityStats, bool) {
 
 // Communities returns the IDs ever registered, in no particular order.
 func (e *Endpoint) Communities() []CommunityID {
-	e.mu.Lock()
-	defer e.mu.Unlock()
-	ids := make([]CommunityID, 0, len(e.perCom))
-	for id := range e.perCom {
+	m := e.loadPerCom()
+	ids := make([]CommunityID, 0, len(m))
+	for id := range m {
 		ids = append(ids, id)
 	}
 	return ids

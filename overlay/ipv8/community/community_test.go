@@ -78,6 +78,12 @@ func (m *member) texts() []string {
 // chat message and an echo service on it, until the test ends.
 func start(t *testing.T, boot []netip.AddrPort) *member {
 	t.Helper()
+	return startWith(t, boot, ipv8.Config{})
+}
+
+// startWith is start with an endpoint configuration (its Key is set).
+func startWith(t *testing.T, boot []netip.AddrPort, epCfg ipv8.Config) *member {
+	t.Helper()
 	conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 	if err != nil {
 		t.Fatal(err)
@@ -86,7 +92,8 @@ func start(t *testing.T, boot []netip.AddrPort) *member {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep, err := ipv8.NewEndpoint(conn, ipv8.Config{Key: kp})
+	epCfg.Key = kp
+	ep, err := ipv8.NewEndpoint(conn, epCfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,6 +128,12 @@ func start(t *testing.T, boot []netip.AddrPort) *member {
 		cancel()
 		wg.Wait()
 		conn.Close()
+	})
+	waitFor(t, "Run registers the community", func() error {
+		if _, ok := ep.CommunityStats(testID); !ok {
+			return errors.New("not registered")
+		}
+		return nil
 	})
 	return m
 }
@@ -415,5 +428,56 @@ func TestSharedWalk(t *testing.T) {
 	}
 	if s := a.walk.Stats(); s.IntroRequestsAnswered == 0 {
 		t.Errorf("the walk answered no requests beside the app: %+v", s)
+	}
+}
+
+// TestFloodRateLimited: an attacker floods an application community
+// from one address through a real socket with valid signed messages;
+// past the endpoint's per-source burst (40 here, so that the flood beats
+// it even when verification is slow) its datagrams are dropped and
+// counted for that community, and an honest member's message arrives.
+func TestFloodRateLimited(t *testing.T) {
+	leakcheck.Check(t)
+	victim := startWith(t, nil, ipv8.Config{RatePerSecond: 20, RateBurst: 40})
+	honest := start(t, nil)
+	attacker, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer attacker.Close()
+	p, _ := ipv8.NewFieldWriter(nil).VarlenHUTF8("flood").Bytes()
+	kp, _ := identity.Generate(nil)
+	dgram := ipv8.AppendFramed(nil, kp, testID, 42, ipv8.FramingSignedNoTime, 0, p) // valid: a replay is accepted
+	start := time.Now()
+	for range 3000 {
+		if _, err := attacker.WriteToUDPAddrPort(dgram, victim.addr); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor(t, "the flood is rate limited", func() error {
+		if s := victim.c.Stats(); s.DroppedRateLimited == 0 {
+			return fmt.Errorf("nothing rate limited yet: %+v", s.CommunityStats)
+		}
+		return nil
+	})
+	// The honest member resends until it gets through: while the flood
+	// still fills the victim's socket buffer, the kernel drops its datagram
+	// as it drops any.
+	waitFor(t, "the honest message arrives", func() error {
+		for _, s := range victim.texts() {
+			if s == "honest" {
+				return nil
+			}
+		}
+		if err := Send(honest.c, victim.addr, chat(ipv8.FramingSignedNoTime), "honest"); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Errorf("not yet: %+v", victim.c.Stats().CommunityStats)
+	})
+	// One source gets its burst (40) plus 20 a second, whatever it sends;
+	// the honest member has its own bucket.
+	s := victim.c.Stats()
+	if limit := 40 + 20*time.Since(start).Seconds() + 2; float64(s.Delivered) > limit {
+		t.Errorf("%d delivered, above one source's burst and rate (%.0f)", s.Delivered, limit)
 	}
 }

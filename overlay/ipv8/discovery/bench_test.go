@@ -26,10 +26,18 @@ func BenchmarkHandleIntroRequest(b *testing.B) {
 	m := &ipv8.Message{From: netip.MustParseAddrPort("10.0.0.1:7000"), Community: CommunityID, ID: req.MsgID(), Signed: true, Key: a.key, Payload: payload}
 	b.SetBytes(int64(len(payload)))
 	b.ReportAllocs()
+	var actions []Action
 	for b.Loop() {
-		out := handle(resp.core, t0, m)
-		if len(out.Sends) != 2 {
-			b.Fatalf("%d sends, want a response and a puncture request", len(out.Sends))
+		resp.core.Handle(t0, m)
+		actions, _ = resp.core.Ready(actions[:0])
+		sends := 0
+		for i := range actions {
+			if actions[i].Kind == ActionSend {
+				sends++
+			}
+		}
+		if sends != 2 {
+			b.Fatalf("%d sends, want a response and a puncture request", sends)
 		}
 	}
 }

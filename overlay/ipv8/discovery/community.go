@@ -68,6 +68,9 @@ func New(ep *ipv8.Endpoint, cfg Config) (*Community, error) {
 	if cfg.LocalAddrFor == nil {
 		cfg.LocalAddrFor = newRouteCache().lookup
 	}
+	if cfg.InLANSubnet == nil {
+		cfg.InLANSubnet = interfaceSubnets()
+	}
 	core, err := NewCore(ep.Public(), cfg, rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15)))
 	if err != nil {
 		return nil, err
@@ -218,6 +221,36 @@ func (c *Community) carryOut(actions []Action) {
 func (c *Community) publish() {
 	lan, wan := c.core.Addresses()
 	c.snap.Store(&snapshot{peers: c.core.Peers(), stats: c.core.Stats(), lan: lan, wan: wan})
+}
+
+// interfaceSubnets returns a test for "in a subnet of one of this
+// host's interfaces", from the interfaces as they are now (loopback
+// included). If they cannot be listed, every address counts as local:
+// only public addresses are then learned as WAN.
+func interfaceSubnets() func(netip.Addr) bool {
+	addrs, err := net.InterfaceAddrs()
+	if err != nil {
+		return func(a netip.Addr) bool { return !isPublic(a) }
+	}
+	var nets []netip.Prefix
+	for _, a := range addrs {
+		if in, ok := a.(*net.IPNet); ok {
+			ip, ok := netip.AddrFromSlice(in.IP)
+			ones, _ := in.Mask.Size()
+			if ok {
+				nets = append(nets, netip.PrefixFrom(ip.Unmap(), ones).Masked())
+			}
+		}
+	}
+	return func(a netip.Addr) bool {
+		a = a.Unmap()
+		for _, p := range nets {
+			if p.Contains(a) {
+				return true
+			}
+		}
+		return false
+	}
 }
 
 // routeCache finds the local interface address that reaches a

@@ -54,6 +54,12 @@ type Config struct {
 	// lookup (a connected UDP socket that sends nothing), cached per
 	// destination; a Core built directly without it sends the wildcard.
 	LocalAddrFor func(dst netip.Addr) netip.Addr
+	// InLANSubnet reports whether an address lies in a subnet of one of
+	// this node's interfaces. A response's view of our address outside
+	// them becomes our WAN address (py-ipv8's rule). New defaults it to
+	// the interfaces' subnets when New runs; a Core built directly
+	// without it believes only public addresses.
+	InLANSubnet func(netip.Addr) bool
 	// MaxWalkable bounds the addresses learned from introductions and
 	// not yet contacted. Default 256.
 	MaxWalkable int

@@ -257,18 +257,27 @@ func TestResponsesMustMatch(t *testing.T) {
 }
 
 func TestWANLearning(t *testing.T) {
+	// a's interfaces: 10.0.0.0/24 and loopback.
+	ours := func(a netip.Addr) bool {
+		return netip.MustParsePrefix("10.0.0.0/24").Contains(a) || a.IsLoopback()
+	}
 	tests := []struct {
 		name, dest string
+		lanSubnet  func(netip.Addr) bool
 		learn      bool
 	}{
-		{"public", "203.0.113.7:4000", true},
-		{"private", "192.168.1.7:4000", false},
-		{"loopback", "127.0.0.1:4000", false},
-		{"zero", "0.0.0.0:0", false},
+		{"public", "203.0.113.7:4000", nil, true},
+		{"private", "192.168.1.7:4000", nil, false},
+		{"loopback", "127.0.0.1:4000", nil, false},
+		{"zero", "0.0.0.0:0", nil, false},
+		{"private outside our subnets", "192.168.1.7:4000", ours, true},
+		{"inside our subnet", "10.0.0.9:4000", ours, false},
+		{"loopback, our interface", "127.0.0.1:4000", ours, false},
+		{"public with subnets", "203.0.113.7:4000", ours, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			a := newTNode(t, "10.0.0.1:7000", Config{})
+			a := newTNode(t, "10.0.0.1:7000", Config{InLANSubnet: tc.lanSubnet})
 			b := newTNode(t, "198.51.100.2:7000", Config{})
 			req := only(t, sends(walkTo(a.core, t0, b.addr)), "request")
 			r, _ := ipv8.DecodeIntroRequest(req.MsgID, req.Payload)

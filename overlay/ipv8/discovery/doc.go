@@ -14,7 +14,11 @@
 //     returns the time Tick is next due. Core holds no goroutine, socket,
 //     clock or global randomness: a seeded *rand.Rand drives its choices,
 //     which is what lets sim_test.go run hundreds of nodes
-//     deterministically.
+//     deterministically. The only outside knowledge it asks for comes
+//     through two functions of its Config that the driver fills in
+//     (LocalAddrFor, a cached routing lookup for wildcard binds, and
+//     InLANSubnet, the host's interface subnets as New saw them); the
+//     simulator leaves them unset.
 //   - Community is the driver. Run registers it with an ipv8.Endpoint
 //     and owns the core on one goroutine: received messages (1,024
 //     queued) and WalkTo addresses (64 queued) reach it through bounded

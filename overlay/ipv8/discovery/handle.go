@@ -163,7 +163,7 @@ func (c *Core) onIntroResponse(now time.Time, m *ipv8.Message, r *ipv8.IntroResp
 	}
 	delete(c.pending, r.Identifier)
 	c.stats.IntroResponses++
-	if d := unmap(r.Destination); d.IsValid() && !ipv8.ZeroAddr(d) && isPublic(d.Addr()) {
+	if d := unmap(r.Destination); d.IsValid() && !ipv8.ZeroAddr(d) && c.believeWAN(d.Addr()) {
 		c.wan = d
 	}
 	newStyle := r.NewStyle || r.SupportsNewStyle

@@ -47,6 +47,19 @@ func (c *Core) isSelf(a netip.AddrPort) bool {
 	return false
 }
 
+// believeWAN reports whether a, our address as a responder saw it, may
+// become our WAN address. As py-ipv8 does: any unicast address outside
+// the subnets of our own interfaces (Config.InLANSubnet), so that a NAT
+// whose outside is itself private (a carrier NAT, a test network) is
+// still learned. Without InLANSubnet, only public addresses are believed.
+func (c *Core) believeWAN(a netip.Addr) bool {
+	a = a.Unmap()
+	if c.cfg.InLANSubnet == nil {
+		return isPublic(a)
+	}
+	return a.IsGlobalUnicast() && !c.cfg.InLANSubnet(a)
+}
+
 // isPublic reports whether a is a routable unicast address, one a
 // response may teach us as our WAN address.
 func isPublic(a netip.Addr) bool {

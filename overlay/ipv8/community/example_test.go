@@ -1,0 +1,68 @@
+package community_test
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/shoal-p2p/shoal/overlay/identity"
+	"github.com/shoal-p2p/shoal/overlay/ipv8"
+	"github.com/shoal-p2p/shoal/overlay/ipv8/community"
+	"github.com/shoal-p2p/shoal/overlay/ipv8/discovery"
+)
+
+// chatMessage is py-ipv8's ChatPayload: message 42, one varlenHutf8
+// field, signed, in py-ipv8's default framing.
+var chatMessage = community.MessageType[string]{
+	ID:      42,
+	Framing: ipv8.FramingSignedNoTime,
+	Encode: func(b []byte, text *string) ([]byte, error) {
+		return ipv8.NewFieldWriter(b).VarlenHUTF8(*text).Bytes()
+	},
+	Decode: func(p []byte) (string, error) {
+		r := ipv8.NewFieldReader(p)
+		text := r.VarlenHUTF8()
+		return text, r.Done()
+	},
+}
+
+// Two members of a chat community on loopback: the second bootstraps
+// from the first, finds it through the walk and broadcasts a line.
+func Example() {
+	id := ipv8.MustCommunityID("5348f41c0a1d00000000000000000000000000aa")
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel()
+
+	join := func(boot []netip.AddrPort, onText func(string)) (*community.Community, netip.AddrPort) {
+		conn, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
+		kp, _ := identity.Generate(nil)
+		ep, _ := ipv8.NewEndpoint(conn, ipv8.Config{Key: kp})
+		c, _ := community.New(ep, community.Config{ID: id, Walk: discovery.Config{Bootstrap: boot}})
+		_ = community.Handle(c, chatMessage, func(_ community.Sender, text string) { onText(text) })
+		wg.Go(func() { _ = ep.ServeConn(ctx, conn) })
+		wg.Go(func() { _ = c.Run(ctx); conn.Close() })
+		return c, conn.LocalAddr().(*net.UDPAddr).AddrPort()
+	}
+	got := make(chan string, 1)
+	_, addrA := join(nil, func(s string) { got <- s })
+	b, _ := join([]netip.AddrPort{addrA}, func(string) {})
+
+	for i := 0; i < 1000; i++ { // at most 10 s
+		if n, _ := community.Broadcast(b, chatMessage, "hello from Go"); n > 0 {
+			break
+		}
+		time.Sleep(10 * time.Millisecond) // until b's walk has found a
+	}
+	select {
+	case s := <-got:
+		fmt.Println(s)
+	case <-time.After(10 * time.Second):
+		fmt.Println("no message")
+	}
+	// Output: hello from Go
+}

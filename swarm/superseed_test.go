@@ -1,0 +1,78 @@
+package swarm_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
+	"github.com/shoal-p2p/shoal/swarm"
+)
+
+// A seeder sends each chunk about once and the leechers trade the rest:
+// with super-seeding off the same swarm makes it send more.
+func TestSuperSeedSendsAboutOneCopy(t *testing.T) {
+	leakcheck.Check(t)
+	copies := func(cfg swarm.ServerConfig) float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+		defer cancel()
+		seeder := newPeer(t, cfg)
+		c := publish(t, seeder, 3<<20+12345, 7)
+		leechers := make([]*tpeer, 5)
+		for i := range leechers {
+			leechers[i] = newPeer(t, swarm.ServerConfig{})
+		}
+		dones := make([]<-chan error, len(leechers))
+		for i, l := range leechers {
+			from := []*tpeer{seeder}
+			for j, o := range leechers {
+				if j != i {
+					from = append(from, o)
+				}
+			}
+			_, dones[i] = startDownload(ctx, t, l, c, swarm.Config{Seed: uint64(i + 1)}, from...)
+		}
+		for i, l := range leechers {
+			waitRun(t, fmt.Sprintf("leecher %d", i), dones[i], 60*time.Second)
+			checkOutput(t, l, c)
+		}
+		up, _ := seeder.srv.Stats()
+		for _, l := range leechers {
+			l.close()
+		}
+		seeder.close()
+		return float64(up) / float64(len(c.data))
+	}
+	on := copies(swarm.ServerConfig{SuperSeedHold: 5 * time.Second})
+	off := copies(swarm.ServerConfig{NoSuperSeed: true})
+	t.Logf("seeder sent %.2f copies with super-seeding, %.2f without", on, off)
+	if on > 1.6 {
+		t.Errorf("seeder sent %.2f copies with super-seeding, want at most 1.6", on)
+	}
+}
+
+// A leecher refused chunks that went to a peer it cannot reach is served
+// after the hold: every chunk is refused at most once per peer, then
+// announced again.
+func TestSuperSeedRefusedPeerComesBack(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
+	defer cancel()
+	seeder := newPeer(t, swarm.ServerConfig{SuperSeedHold: 20 * time.Millisecond})
+	c := publish(t, seeder, 1<<20+777, 8)
+	first, second := newPeer(t, swarm.ServerConfig{}), newPeer(t, swarm.ServerConfig{})
+	_, done := startDownload(ctx, t, first, c, swarm.Config{Seed: 1}, seeder)
+	waitRun(t, "first leecher", done, 40*time.Second)
+	first.close() // it holds the first copy of every chunk it fetched, and leaves
+	_, done = startDownload(ctx, t, second, c, swarm.Config{Seed: 2}, seeder)
+	waitRun(t, "second leecher", done, 40*time.Second)
+	checkOutput(t, second, c)
+	up, _ := seeder.srv.Stats()
+	if refused, _ := seeder.srv.SuperSeedStats(); refused == 0 {
+		t.Errorf("the seeder refused nothing to the second leecher")
+	}
+	if up < 2*int64(len(c.data)) {
+		t.Errorf("seeder sent %d bytes for two leechers that could not trade, want at least two copies (%d)", up, 2*len(c.data))
+	}
+}
