@@ -187,6 +187,7 @@ func (n *Node) download(ctx context.Context, j job, progress func(Progress)) (It
 		return Item{}, err
 	}
 	defer release()
+	n.dropGatewayDownload(j.id) // its cache entry would take this download's place in the store
 	it, err := n.preparePart(j)
 	if err != nil {
 		return Item{}, err
@@ -364,6 +365,8 @@ func (n *Node) findPeers(ctx context.Context, j job, dl *swarm.Download, s *sear
 	for _, h := range j.hints {
 		addrs = append(addrs, h.addr)
 	}
+	s.dhtNodes.Store(int64(n.dht.TableSize()))
+	changed() // say at once that the search began
 	if len(j.hints) > 0 {
 		n.probeHints(ctx, j.hints, s)
 		changed()

@@ -47,6 +47,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		PeerID:        n.PeerID().String(),
 		Listen:        n.Addr().String(),
 		API:           n.apiAddr,
+		Gateway:       n.gw.addr,
 		Peers:         len(peers),
 		Connected:     connected,
 		Items:         len(n.lib.list()),
@@ -144,4 +145,3 @@ func localPrefixes() []netip.Prefix {
 	}
 	return out
 }
-

@@ -58,6 +58,7 @@ type Node struct {
 	prom    *prometheus.Registry // the node's /metrics
 	mirror  *registry.Mirror     // nil unless Config.Registry
 	book    addrBook             // addresses heard for peers, for dials
+	gw      gwState              // the HTTP gateway (gateway.go)
 
 	advMu sync.Mutex
 	adv   []netip.AddrPort // advertised in DHT records
@@ -169,6 +170,9 @@ func Start(cfg Config) (_ *Node, err error) {
 		}
 	}
 	if err := n.startAPI(); err != nil {
+		return nil, err
+	}
+	if err := n.startGateway(); err != nil {
 		return nil, err
 	}
 	n.restoreLibrary()
@@ -341,6 +345,7 @@ func (n *Node) Close() error {
 		a.stop(ErrClosed)
 		<-a.done
 	}
+	n.stopGatewayDownloads()
 	if n.cancel != nil {
 		n.cancel(ErrClosed)
 	}

@@ -21,10 +21,10 @@ func cmpOr(s, def string) string {
 
 func newNodeCmd(a *app) *cobra.Command {
 	var (
-		listen, api, up, down string
-		registry, upstream    string
-		boot                  []string
-		lan                   bool
+		listen, api, gw, up, down string
+		registry, upstream        string
+		boot                      []string
+		lan                       bool
 	)
 	c := &cobra.Command{
 		Use:   "node",
@@ -47,6 +47,9 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 			}
 			if api != "" {
 				cfg.API = api
+			}
+			if gw != "" {
+				cfg.Gateway = gw
 			}
 			if len(boot) > 0 {
 				cfg.Bootstrap = boot
@@ -80,8 +83,8 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 			if a.json {
 				a.printJSON(st)
 			} else {
-				fmt.Fprintf(a.stderr, "shoal node %s listening on %s (udp), control API %s, %d items in the library\n",
-					n.PeerID().Short(), st.Listen, orNone(st.API), st.Items)
+				fmt.Fprintf(a.stderr, "shoal node %s listening on %s (udp), control API %s, gateway %s, %d items in the library\n",
+					n.PeerID().Short(), st.Listen, orNone(st.API), gatewayURL(st.Gateway), st.Items)
 				if ra := n.RegistryAddr(); ra != "" {
 					fmt.Fprintf(a.stderr, "shoal node: registry mirror on http://%s (upstream %s)\n", ra, cmpOr(cfg.RegistryUpstream, registryDefault))
 				}
@@ -93,6 +96,7 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 	}
 	f := c.Flags()
 	f.StringVar(&listen, "listen", "", "UDP address for QUIC and IPv8 (default 0.0.0.0:7745)")
+	f.StringVar(&gw, "gateway", "", `read-only HTTP gateway address (default 127.0.0.1:7747; "off" disables it; see docs/gateway.md)`)
 	f.StringVar(&api, "api", "", `control API TCP address on loopback (default 127.0.0.1:7746; "off": Unix socket only)`)
 	f.StringArrayVar(&boot, "bootstrap", nil, "peer address to join through, ip:port (repeatable)")
 	f.BoolVar(&lan, "lan", false, "announce this node on the local network")
@@ -101,4 +105,12 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 	f.StringVar(&registry, "registry", "", "serve a pull-through OCI registry mirror on this TCP address, e.g. 127.0.0.1:5000 (docs/registry.md; default off)")
 	f.StringVar(&upstream, "registry-upstream", "", "the registry mirror's upstream URL (default "+registryDefault+")")
 	return c
+}
+
+// gatewayURL is the gateway's base URL, or "off".
+func gatewayURL(addr string) string {
+	if addr == "" {
+		return "off"
+	}
+	return "http://" + addr + "/shoal/"
 }
