@@ -140,14 +140,13 @@ func (n *Node) startAPI() error {
 	if err := writeFileAtomic(filepath.Join(n.cfg.DataDir, apiFileName), b, 0o600); err != nil {
 		return fail(err)
 	}
+	n.apiLns = lns
 	for _, ln := range lns {
-		n.wg.Add(1)
-		go func() {
-			defer n.wg.Done()
+		n.goRun(func(context.Context) {
 			if err := n.api.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
 				n.log.Warn("control API stopped", "err", err)
 			}
-		}()
+		})
 	}
 	return nil
 }

@@ -31,16 +31,29 @@
 //
 // # Lifecycle
 //
-// Start opens the folder, binds the socket, seeds the library again
-// (without re-hashing: the store keeps manifests, leaves and parity),
-// announces it in the DHT, resumes background downloads and starts the
-// control API. Close stops everything and waits for every goroutine; a
-// download in flight keeps the chunks it verified and resumes on the next
-// Get (or Start, for a background one).
+// New builds a node and starts no goroutine: it opens and locks the
+// folder, loads the key, opens the store and the library, binds the UDP
+// socket and the listeners (the control API's Unix socket and TCP
+// address, the gateway, the registry mirror) and seeds the library again
+// (without re-hashing: the store keeps manifests, leaves and parity). Run
+// starts and owns every goroutine: the overlay, discovery, the DHT and its
+// republishing, relays, the servers, announcing the library, resuming
+// background downloads; it returns once ctx ends (or Close is called) and
+// all of them have exited, downloads in flight keeping the chunks they
+// verified (they resume on the next Get, or Run for a background one).
+// Close stops a running Run, waits for it and releases what New opened.
+// Start is New plus Run on a goroutine the node owns, returning once that
+// Run serves; Close stops it.
 //
 // # Caller's duties
 //
-//   - Call Close exactly once you are done (it is idempotent).
+//   - Call Close exactly once you are done, whether Run ran, returned or
+//     never ran (it is idempotent). A node runs once: Run after Run
+//     returned, or after Close, fails.
+//   - Between New and Run the node answers local calls (Items, Status,
+//     Publish; the control API accepts connections, answered once Run
+//     serves), but work that needs the network (Get, the DHT announce of
+//     Publish) waits for Run. After Run returned, calls fail with ErrClosed.
 //   - Progress callbacks passed to Publish and Get run on the node's
 //     goroutines, one call at a time: they must not block.
 //   - Get blocks until the content is complete, ctx ends, or no byte came

@@ -2,6 +2,7 @@ package seed
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net"
@@ -29,12 +30,13 @@ import (
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
-// Node is a running shoal node: one identity, one UDP socket (QUIC and IPv8
+// Node is a shoal node: one identity, one UDP socket (QUIC and IPv8
 // datagrams), discovery, the DHT, the swarm's upload side, a chunk store
-// and a library of what it seeds. Start makes one; Close stops it. Its
-// methods are safe for concurrent use.
+// and a library of what it seeds. New builds one, Run runs it, Close
+// releases it; Start does all but Close. Its methods are safe for
+// concurrent use.
 type Node struct {
-	// Set by Start, then read-only.
+	// Set by New, then read-only.
 	cfg      Config
 	log      *slog.Logger
 	kp       *identity.KeyPair
@@ -48,11 +50,24 @@ type Node struct {
 	rc       *relay.Conn // nil unless Config.Relay or UseRelays
 	api      *http.Server
 	apiConns *connCap
+	apiLns   []net.Listener // bound by New, served by Run
 	apiAddr  string
 	started  time.Time
-	ctx      context.Context // the node's lifetime; cancelled by Close
+	ctx      context.Context // the node's lifetime; cancelled when Run stops
 	cancel   context.CancelCauseFunc
-	wg       sync.WaitGroup // every goroutine the node starts
+
+	// The lifecycle: goRun queues goroutines until Run starts them, starts
+	// them while Run runs, and drops them once Run is stopping.
+	runMu     sync.Mutex
+	runState  int                         // built, running, stopped
+	pending   []func(ctx context.Context) // asked for before Run
+	wg        sync.WaitGroup              // every goroutine the node starts; Run waits for them
+	stop      chan struct{}               // closed by Close: Run stops
+	ready     chan struct{}               // closed once Run started every goroutine
+	runDone   chan struct{}               // closed when Run returns
+	ran       bool                        // Run was entered (under runMu)
+	stopOnce  sync.Once
+	closeOnce sync.Once
 
 	metrics Metrics
 	prom    *prometheus.Registry // the node's /metrics
@@ -104,10 +119,42 @@ func (a *activeDownload) stop(cause error) {
 	}
 }
 
-// Start opens the data folder, binds the socket and starts the node: it
-// seeds its library again, resumes unfinished downloads and, unless
-// Config.API is "off", serves the control API.
-func Start(cfg Config) (_ *Node, err error) {
+// The node's run states.
+const (
+	stateBuilt = iota
+	stateRunning
+	stateStopped
+)
+
+// Start is New, then Run on a goroutine the node owns: it returns once
+// every goroutine of the node has started, so that the node serves, and
+// Close stops and waits for that Run. It is the convenience for callers
+// that do not hold a context for the node's life (the CLI, tests).
+func Start(cfg Config) (*Node, error) {
+	n, err := New(cfg)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		if err := n.Run(context.Background()); err != nil {
+			n.log.Warn("node stopped", "err", err)
+		}
+	}()
+	select {
+	case <-n.ready:
+	case <-n.runDone:
+	}
+	return n, nil
+}
+
+// New builds a node and starts no goroutine: it fills in cfg's defaults,
+// opens and locks the data folder, loads the key, opens the store and the
+// library, binds the UDP socket and, unless they are off, the listeners of
+// the control API (its Unix socket always), the gateway and the registry
+// mirror, and seeds the library again. Run serves; Close releases what New
+// opened, whether Run ran or not. Calls that need the network (Get, the
+// DHT part of Publish) make progress only while Run runs.
+func New(cfg Config) (_ *Node, err error) {
 	if err := cfg.FillDefaults(); err != nil {
 		return nil, err
 	}
@@ -120,6 +167,9 @@ func Start(cfg Config) (_ *Node, err error) {
 		started: time.Now(),
 		seeding: map[chunker.ContentID]*chunker.Item{},
 		active:  map[chunker.ContentID]*activeDownload{},
+		stop:    make(chan struct{}),
+		ready:   make(chan struct{}),
+		runDone: make(chan struct{}),
 	}
 	n.ctx, n.cancel = context.WithCancelCause(context.Background())
 	n.prom = n.newPrometheus()
@@ -152,10 +202,14 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	if pc != nil {
 		if pc, err = n.wrapRelay(pc); err != nil {
+			pc.Close()
 			return nil, err
 		}
 	}
 	if n.ov, err = overlay.New(overlay.Config{ListenAddr: cfg.Listen, PacketConn: pc, NoBatching: cfg.NoUDPBatching, KeyPair: n.kp, Logger: partsLogger(n.log)}); err != nil {
+		if pc != nil {
+			pc.Close()
+		}
 		return nil, fmt.Errorf("opening UDP %s: %w", cfg.Listen, err)
 	}
 	n.ov.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
@@ -177,6 +231,70 @@ func Start(cfg Config) (_ *Node, err error) {
 	}
 	n.restoreLibrary()
 	return n, nil
+}
+
+// Run starts every goroutine of the node (the overlay, discovery, the DHT
+// and the bootstrapping that keeps it joined, relays, the registry mirror,
+// the control API, the gateway, republishing, resumed and background
+// downloads, and any asked for before Run) and serves until ctx ends or
+// Close is called. It then stops downloads (they keep what they verified),
+// the control API and every goroutine, and returns nil once all have
+// exited. Run may be called once; after Close it returns ErrClosed. Close
+// must still be called to release what New opened.
+func (n *Node) Run(ctx context.Context) error {
+	n.runMu.Lock()
+	if n.runState != stateBuilt {
+		n.runMu.Unlock()
+		if n.ran {
+			return errors.New("seed: Run called twice")
+		}
+		return ErrClosed
+	}
+	n.runState = stateRunning
+	n.ran = true
+	pending := n.pending
+	n.pending = nil
+	for _, f := range pending {
+		n.startLocked(f)
+	}
+	n.runMu.Unlock()
+	defer close(n.runDone)
+	close(n.ready)
+	select {
+	case <-ctx.Done():
+	case <-n.stop:
+	}
+	n.shutdown()
+	return nil
+}
+
+// shutdown stops what Run (or a call before it) started, in order:
+// downloads end with ErrClosed and keep what they verified, the control
+// API closes, then the node's lifetime ends and every goroutine is awaited.
+// It runs once.
+func (n *Node) shutdown() {
+	n.stopOnce.Do(func() {
+		n.mu.Lock()
+		n.closed = true
+		active := make([]*activeDownload, 0, len(n.active))
+		for _, a := range n.active {
+			active = append(active, a)
+		}
+		n.mu.Unlock()
+
+		n.stopAPI()
+		for _, a := range active {
+			a.stop(ErrClosed)
+			<-a.done
+		}
+		n.stopGatewayDownloads()
+		n.cancel(ErrClosed)
+		n.runMu.Lock()
+		n.runState = stateStopped // no goroutine starts from now on
+		n.pending = nil
+		n.runMu.Unlock()
+		n.wg.Wait()
+	})
 }
 
 // wrappedPacketConn binds Listen and hands the socket to
@@ -254,8 +372,23 @@ func (n *Node) startDiscoveryAndDHT() error {
 	return nil
 }
 
-// goRun runs f on a goroutine the node owns and waits for on Close.
+// goRun runs f, with the node's lifetime, on a goroutine Run owns and
+// waits for: before Run it is queued for Run to start, once Run stops it is
+// dropped (the node's lifetime has ended anyway).
 func (n *Node) goRun(f func(ctx context.Context)) {
+	n.runMu.Lock()
+	defer n.runMu.Unlock()
+	switch n.runState {
+	case stateBuilt:
+		n.pending = append(n.pending, f)
+	case stateRunning:
+		n.startLocked(f)
+	}
+}
+
+// startLocked starts f; runMu is held and the node is running, so that
+// shutdown's Wait cannot have begun.
+func (n *Node) startLocked(f func(ctx context.Context)) {
 	n.wg.Add(1)
 	go func() {
 		defer n.wg.Done()
@@ -324,47 +457,51 @@ func (n *Node) BootstrapDHT(ctx context.Context, addrs []netip.AddrPort) error {
 	return n.dht.Bootstrap(ctx, addrs)
 }
 
-// Close stops the node: downloads in progress keep what they verified (the
-// next Start resumes them), the socket and the control API close. Close is
-// idempotent and returns after every goroutine of the node has exited.
+// Close stops the node, as Run does when its ctx ends, and waits for Run
+// to return: downloads in progress keep what they verified (the next Get,
+// or New and Run for a background one, resumes them), the control API
+// closes. Then it releases what New opened: the socket, the listeners, the
+// seeded files and the data folder's lock. Close is idempotent; every call
+// returns after every goroutine of the node has exited.
 func (n *Node) Close() error {
-	n.mu.Lock()
-	if n.closed {
+	n.closeOnce.Do(func() {
+		close(n.stop)
+		n.runMu.Lock()
+		ran := n.ran
+		if !ran {
+			n.runState = stateStopped // a later Run returns ErrClosed
+		}
+		n.runMu.Unlock()
+		if ran {
+			<-n.runDone
+		} else {
+			n.shutdown()
+		}
+		for _, ln := range n.apiLns {
+			ln.Close()
+		}
+		if n.gw.g != nil {
+			n.gw.g.Close()
+		}
+		if n.mirror != nil {
+			n.mirror.Close()
+		}
+		if n.ov != nil {
+			n.ov.Close()
+		}
+		if n.srv != nil {
+			n.srv.Close()
+		}
+		n.mu.Lock()
+		for id, it := range n.seeding {
+			it.Close()
+			delete(n.seeding, id)
+		}
 		n.mu.Unlock()
-		return nil
-	}
-	n.closed = true
-	active := make([]*activeDownload, 0, len(n.active))
-	for _, a := range n.active {
-		active = append(active, a)
-	}
-	n.mu.Unlock()
-
-	n.stopAPI()
-	for _, a := range active {
-		a.stop(ErrClosed)
-		<-a.done
-	}
-	n.stopGatewayDownloads()
-	if n.cancel != nil {
-		n.cancel(ErrClosed)
-	}
-	if n.ov != nil {
-		n.ov.Close()
-	}
-	n.wg.Wait()
-	if n.srv != nil {
-		n.srv.Close()
-	}
-	n.mu.Lock()
-	for id, it := range n.seeding {
-		it.Close()
-		delete(n.seeding, id)
-	}
-	n.mu.Unlock()
-	if n.lock != nil {
-		n.lock.Close()
-	}
+		if n.lock != nil {
+			n.lock.Close()
+		}
+	})
 	return nil
 }
 

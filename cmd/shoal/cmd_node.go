@@ -1,6 +1,7 @@
 package main
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/spf13/cobra"
@@ -74,11 +75,13 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 			if cfg.Logger == nil {
 				cfg.Logger = nodeLogger(a)
 			}
-			n, err := seed.Start(cfg)
+			n, err := seed.New(cfg)
 			if err != nil {
 				return err
 			}
 			ctx := cmd.Context()
+			ran := make(chan error, 1)
+			go func() { ran <- n.Run(ctx) }() // serves until ctx ends
 			st, _ := n.Status(ctx)
 			if a.json {
 				a.printJSON(st)
@@ -91,7 +94,8 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 			}
 			<-ctx.Done()
 			a.say("shoal node: stopping (downloads keep their progress)")
-			return n.Close()
+			err = <-ran
+			return errors.Join(err, n.Close())
 		},
 	}
 	f := c.Flags()
