@@ -22,7 +22,9 @@ import (
 
 // The gap between two calls of cond starts at minGap and doubles up to
 // maxGap: a condition that holds at once costs no wait, one that takes
-// seconds costs few calls.
+// seconds costs few calls. A gap is never shorter than the last call of
+// cond took, so a costly condition (one that runs a process) uses at most
+// half of the wait.
 const (
 	minGap = time.Millisecond
 	maxGap = 20 * time.Millisecond
@@ -35,6 +37,7 @@ func Poll(timeout time.Duration, cond func() error) error {
 	deadline := time.Now().Add(timeout)
 	gap := minGap
 	for {
+		start := time.Now()
 		err := cond()
 		if err == nil {
 			return nil
@@ -42,7 +45,8 @@ func Poll(timeout time.Duration, cond func() error) error {
 		if !time.Now().Before(deadline) {
 			return fmt.Errorf("not within %v: %w", timeout, err)
 		}
-		time.Sleep(min(gap, time.Until(deadline)+time.Millisecond)) // the poll's gap: time for the awaited state to come
+		wait := max(gap, time.Since(start))
+		time.Sleep(min(wait, time.Until(deadline)+time.Millisecond)) // the poll's gap: time for the awaited state to come
 		gap = min(2*gap, maxGap)
 	}
 }

@@ -86,3 +86,22 @@ func TestEventuallyFailsNamingTheWait(t *testing.T) {
 		}
 	})
 }
+
+func TestPollGapsNoShorterThanTheCondition(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		var calls []time.Time
+		err := Poll(2*time.Second, func() error {
+			calls = append(calls, time.Now())
+			time.Sleep(100 * time.Millisecond) // a condition that takes 100 ms
+			return errors.New("never")
+		})
+		if err == nil {
+			t.Fatal("Poll of a condition that never holds returned nil")
+		}
+		for i := 1; i < len(calls); i++ {
+			if gap := calls[i].Sub(calls[i-1]); gap < 200*time.Millisecond {
+				t.Fatalf("calls %d and %d %v apart, want the 100 ms call plus a gap at least as long", i-1, i, gap)
+			}
+		}
+	})
+}
