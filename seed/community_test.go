@@ -81,6 +81,15 @@ func TestNodeCommunity(t *testing.T) {
 	if err := a.StartCommunity(ca); err != nil {
 		t.Fatal(err)
 	}
+	// b asks its bootstrap node a at once and then only every
+	// BootstrapInterval (30 s): a request that beat a's registration
+	// would cost the whole wait below.
+	testwait.Eventually(t, 10*time.Second, "a's community is registered", func() error {
+		if _, ok := a.ov.Endpoint().CommunityStats(id); !ok {
+			return fmt.Errorf("a's endpoint serves %v", a.ov.Endpoint().Communities())
+		}
+		return nil
+	})
 	if err := b.StartCommunity(cb); err != nil {
 		t.Fatal(err)
 	}
