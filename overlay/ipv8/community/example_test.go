@@ -55,6 +55,9 @@ func Example() {
 	found := make(chan netip.AddrPort, 1)
 	b, _ := join(discovery.Config{
 		Bootstrap: []netip.AddrPort{addrA},
+		// a's Run may not have registered yet when b first asks it: ask
+		// again after a second, not after the default 30 s.
+		BootstrapInterval: time.Second,
 		OnEvent: func(e discovery.Event) {
 			if e.Kind == discovery.PeerAdded {
 				select {
