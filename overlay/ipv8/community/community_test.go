@@ -384,7 +384,9 @@ func TestSharedWalk(t *testing.T) {
 		t.Cleanup(func() { conn.Close() })
 		kp, _ := identity.Generate(nil)
 		ep, _ := ipv8.NewEndpoint(conn, ipv8.Config{Key: kp})
-		w, err := discovery.New(ep, discovery.Config{Bootstrap: boot, WalkInterval: 50 * time.Millisecond})
+		// BootstrapInterval: b asks a again soon if its first request
+		// beat a's registration (the default, 30 s, outlasts the wait).
+		w, err := discovery.New(ep, discovery.Config{Bootstrap: boot, WalkInterval: 50 * time.Millisecond, BootstrapInterval: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
