@@ -92,7 +92,7 @@ func TestPollGapsNoShorterThanTheCondition(t *testing.T) {
 		var calls []time.Time
 		err := Poll(2*time.Second, func() error {
 			calls = append(calls, time.Now())
-			time.Sleep(100 * time.Millisecond) // a condition that takes 100 ms
+			time.Sleep(100 * time.Millisecond) // fake time (synctest): a condition that takes 100 ms
 			return errors.New("never")
 		})
 		if err == nil {
