@@ -23,6 +23,7 @@ var allowed = map[string][]string{
 	"dht":                    {"overlay/identity", "ratelimit"},
 	"swarm":                  {"chunker", "overlay/identity"},
 	"swarm/sched":            {},
+	"gateway":                {"chunker"},
 	"internal/cputime":       {},
 	"internal/netem":         {},
 }

@@ -6,7 +6,7 @@ Go harness drives both the same way:
 
     peer -> harness:  READY <ip>:<port>
     harness -> leecher: GO <ip>:<port> ...   (the peers to connect to)
-    leecher -> harness: DONE <seconds>
+    leecher -> harness: DONE <seconds>       (every piece checked and written)
     harness -> peer:  EXIT
     peer -> harness:  STATS <payload uploaded bytes> <peak RSS bytes> <CPU seconds since READY>
 
@@ -66,7 +66,7 @@ def session(ip, rc4):
         "enable_incoming_utp": False,
         # Every peer of a loopback run has the same address.
         "allow_multiple_connections_per_ip": True,
-        "alert_mask": lt.alert_category.status | lt.alert_category.error,
+        "alert_mask": lt.alert_category.status | lt.alert_category.error | lt.alert_category.storage,
     }
     if rc4:
         s["out_enc_policy"] = lt.enc_policy.forced
@@ -89,6 +89,22 @@ def wait_state(ses, h, done, timeout):
             return
         ses.wait_for_alert(20)
     raise SystemExit("FAILED timeout")
+
+
+def flush(ses, h, timeout):
+    """Waits until the torrent's pending disk writes have reached the file
+    (cache_flushed_alert): a torrent is "seeding" once every piece passed
+    its hash check, which can be before its last blocks were written."""
+    h.flush_cache()
+    end = time.time() + timeout
+    while time.time() < end:
+        for a in ses.pop_alerts():
+            if isinstance(a, lt.cache_flushed_alert):
+                return
+            if isinstance(a, (lt.torrent_error_alert, lt.file_error_alert)):
+                raise SystemExit("FAILED %s" % a.message())
+        ses.wait_for_alert(20)
+    raise SystemExit("FAILED timeout flushing")
 
 
 def peer(role, torrent, folder, ip, rc4):
@@ -116,6 +132,7 @@ def peer(role, torrent, folder, ip, rc4):
                 host, _, port_text = p.rpartition(":")
                 h.connect_peer((host, int(port_text)))
             wait_state(ses, h, lambda st: st.is_seeding, 3600)
+            flush(ses, h, 600)
             say("DONE %f" % (time.time() - start))
         elif f[0] == "EXIT":
             st = h.status()

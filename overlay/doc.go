@@ -55,8 +55,14 @@
 // Connections close after Config.IdleTimeout without packets (unless
 // Config.KeepAlive is set). Config.MaxConns caps open connections plus
 // dials and incoming handshakes in progress: a dial beyond it fails with
-// ErrConnLimit; an incoming handshake beyond it is refused with QUIC's
-// CONNECTION_REFUSED, which the dialling side reports as ErrRefused.
+// ErrConnLimit. Incoming handshakes are refused with QUIC's
+// CONNECTION_REFUSED (the dialling side reports ErrRefused), before any
+// state is spent, beyond MaxConns-DialReserve (the reserve is for our own
+// dials), MaxConnsPerIP, MaxHandshakes or MaxHandshakesPerIP; above
+// RetryAbove handshakes in progress a new one must first answer a QUIC
+// Retry; a connection beyond MaxConnsPerPeer for one identity is closed
+// after its handshake. Each refusal is counted by reason in Stats
+// (docs/overlay.md, "Connection budgets").
 //
 // # Streams
 //

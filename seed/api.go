@@ -3,6 +3,7 @@ package seed
 import (
 	"context"
 	"encoding/json"
+	"io"
 	"time"
 )
 
@@ -25,6 +26,15 @@ type API interface {
 	Link(ctx context.Context, id string) (string, error)
 	Publish(ctx context.Context, req PublishRequest, progress func(Progress)) (Published, error)
 	Get(ctx context.Context, req GetRequest, progress func(Progress)) (Item, error)
+
+	// Reading and steering content (gateway_ops.go): List fetches only a
+	// link's manifest; Cat writes a file or a byte range to w as chunks
+	// are verified; GetOnly fetches some files of a folder and only their
+	// chunks; Control pauses, resumes, cancels or caps a download.
+	List(ctx context.Context, link string) (Listing, error)
+	Cat(ctx context.Context, req CatRequest, w io.Writer) error
+	GetOnly(ctx context.Context, req GetOnlyRequest, progress func(Progress)) (Selected, error)
+	Control(ctx context.Context, id string, req ControlRequest) error
 }
 
 var (
@@ -95,7 +105,8 @@ type Progress struct {
 type Status struct {
 	PeerID        string `json:"peer_id"`
 	Listen        string `json:"listen"`
-	API           string `json:"api"` // TCP address of the control API ("" when off)
+	API           string `json:"api"`     // TCP address of the control API ("" when off)
+	Gateway       string `json:"gateway"` // TCP address of the HTTP gateway ("" when off)
 	Peers         int    `json:"peers"`
 	Items         int    `json:"items"`
 	UptimeSeconds int64  `json:"uptime_seconds"`

@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/shoal-p2p/shoal/gateway"
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
@@ -27,6 +28,12 @@ type Config struct {
 	// API is the loopback TCP address of the control API.
 	// Default: "127.0.0.1:7746"; "off" disables it; port 0 picks any.
 	API string
+	// Gateway is the TCP address of the read-only HTTP gateway
+	// (docs/gateway.md). Default "127.0.0.1:7747" (if that is in use, the
+	// node starts without a gateway and logs why); "off" disables it; a
+	// non-loopback address serves other machines (no token is asked for
+	// reads). Port 0 picks any.
+	Gateway string
 	// Transient marks a node started by one command for as long as it
 	// runs (Status.Transient says so to clients, which then do not hand
 	// it work that would outlive it).
@@ -66,12 +73,15 @@ type Config struct {
 	// seeds. The drill program sets it to make a lying peer; shoal itself
 	// never does.
 	WrapSource func(swarm.Source) swarm.Source
+
+	gatewayDefault bool // FillDefaults set Gateway
 }
 
 // FileConfig is the JSON config file. Every field is optional.
 type FileConfig struct {
 	Listen        string   `json:"listen,omitempty"`
 	API           string   `json:"api,omitempty"`
+	Gateway       string   `json:"gateway,omitempty"` // address, or "off"
 	Bootstrap     []string `json:"bootstrap,omitempty"`
 	LANDiscovery  bool     `json:"lan_discovery,omitempty"`
 	NoUDPBatching bool     `json:"no_udp_batching,omitempty"`
@@ -111,6 +121,9 @@ func (fc FileConfig) Apply(c *Config) {
 	if c.API == "" {
 		c.API = fc.API
 	}
+	if c.Gateway == "" {
+		c.Gateway = fc.Gateway
+	}
 	if len(c.Bootstrap) == 0 {
 		c.Bootstrap = fc.Bootstrap
 	}
@@ -148,6 +161,14 @@ func (c *Config) FillDefaults() error {
 		ap, err := netip.ParseAddrPort(c.API)
 		if err != nil || !ap.Addr().IsLoopback() {
 			return Errorf(ErrBadRequest, "API address %q: want a loopback ip:port, e.g. 127.0.0.1:%d", c.API, DefaultAPIPort)
+		}
+	}
+	if c.Gateway == "" {
+		c.Gateway, c.gatewayDefault = gateway.DefaultAddr, true
+	}
+	if c.Gateway != "off" {
+		if _, err := netip.ParseAddrPort(c.Gateway); err != nil {
+			return Errorf(ErrBadRequest, "gateway address %q: want ip:port (e.g. %s) or off", c.Gateway, gateway.DefaultAddr)
 		}
 	}
 	for _, b := range c.Bootstrap {

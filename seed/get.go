@@ -187,6 +187,7 @@ func (n *Node) download(ctx context.Context, j job, progress func(Progress)) (It
 		return Item{}, err
 	}
 	defer release()
+	n.dropGatewayDownload(j.id) // its cache entry would take this download's place in the store
 	it, err := n.preparePart(j)
 	if err != nil {
 		return Item{}, err

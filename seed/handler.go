@@ -80,6 +80,7 @@ func NewHandler(api API) http.Handler {
 			stream(w, func(progress func(Progress)) (any, error) { return api.Get(r.Context(), req, progress) })
 		}
 	})
+	readRoutes(mux, api) // ls, cat, select, downloads/{id}: gateway_api.go
 	return mux
 }
 

@@ -48,6 +48,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		PeerID:        n.PeerID().String(),
 		Listen:        n.Addr().String(),
 		API:           n.apiAddr,
+		Gateway:       n.gw.addr,
 		Peers:         len(peers),
 		Connected:     connected,
 		Items:         len(n.lib.list()),

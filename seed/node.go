@@ -54,6 +54,7 @@ type Node struct {
 
 	metrics Metrics
 	book    addrBook // addresses heard for peers, for dials
+	gw      gwState  // the HTTP gateway (gateway.go)
 
 	advMu sync.Mutex
 	adv   []netip.AddrPort // advertised in DHT records
@@ -159,6 +160,9 @@ func Start(cfg Config) (_ *Node, err error) {
 		return nil, err
 	}
 	if err := n.startAPI(); err != nil {
+		return nil, err
+	}
+	if err := n.startGateway(); err != nil {
 		return nil, err
 	}
 	n.restoreLibrary()
@@ -331,6 +335,7 @@ func (n *Node) Close() error {
 		a.stop(ErrClosed)
 		<-a.done
 	}
+	n.stopGatewayDownloads()
 	if n.cancel != nil {
 		n.cancel(ErrClosed)
 	}

@@ -103,6 +103,14 @@
 //  5. Close the Download (idempotent; it stops a Run still going and waits
 //     for it): it stops serving the download and closes its files.
 //
+// # Reading while downloading
+//
+// Download.NewReader (after Download.Manifest) reads a byte range while the
+// download runs: it focuses the scheduler on the chunks it needs (urgent
+// while it waits) and returns only verified bytes; Close releases its focus.
+// SetOnDemand makes the download fetch only what readers focus; Pause,
+// Resume and SetRateLimit steer one download. docs/gateway.md explains it.
+//
 // # Limits
 //
 // Every resource a remote peer can make a node hold has a per-peer cap, a

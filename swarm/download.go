@@ -182,6 +182,8 @@ type Download struct {
 	dropped                  atomic.Int64
 	rate                     atomic.Uint64 // float64 bits
 	done                     atomic.Bool
+
+	steer steering // readers, pause, rate cap (steer.go, reader.go)
 }
 
 // knownPeer is what a download remembers of a peer. Guarded by Download.mu.
@@ -356,6 +358,7 @@ func (d *Download) Run(ctx context.Context) error {
 
 	dl, err := d.open(ctx)
 	if err != nil {
+		d.steer.end(err)
 		return err
 	}
 	if dl.Rebuilt() {
@@ -365,18 +368,23 @@ func (d *Download) Run(ctx context.Context) error {
 	if d.closed {
 		d.mu.Unlock()
 		dl.Close()
+		d.steer.end(ErrClosed)
 		return ErrClosed
 	}
 	d.dl = dl
 	d.mu.Unlock()
+	d.steer.broadcast() // readers waiting for the manifest
 	if d.cfg.Server != nil {
 		d.cfg.Server.Seed(d.id, DownloadSource(dl))
 	}
 	r, err := newRun(d, dl)
 	if err != nil {
+		d.steer.end(err)
 		return err
 	}
-	return r.loop(ctx)
+	err = r.loop(ctx)
+	d.steer.end(err)
+	return err
 }
 
 // open resumes the download from the store, or fetches the metadata from

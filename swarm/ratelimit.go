@@ -53,6 +53,11 @@ func (b *bucket) wait(ctx context.Context, n int) error {
 	case <-t.C:
 		return nil
 	case <-ctx.Done():
+		// The bytes will not pass: give them back, so a cancelled request
+		// (a reader's preemption, a timeout) does not delay the next.
+		b.mu.Lock()
+		b.tokens += float64(n)
+		b.mu.Unlock()
 		return context.Cause(ctx)
 	}
 }

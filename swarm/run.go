@@ -236,6 +236,7 @@ func (r *run) pickUp(ctx context.Context) {
 		r.peers[p.id] = ps
 		r.wg.Go(func() { r.session(sctx, p.id, p.addr) })
 	}
+	r.steer(time.Now())
 }
 
 // send delivers an event to the loop unless the run is over.
@@ -338,6 +339,7 @@ func (r *run) handle(ev event) error {
 			if r.s.ChunkOK(now, sid, ev.chunk, ev.n, ev.latency) {
 				r.d.fetched.Add(1)
 				r.count(ev.chunk)
+				r.d.steer.broadcast()
 				if srv := r.d.cfg.Server; srv != nil {
 					srv.NotifyHave(r.d.id, ev.chunk)
 				}
@@ -359,6 +361,7 @@ func (r *run) handle(ev event) error {
 		if ev.err != nil {
 			return fmt.Errorf("download %s: %w", r.d.id, ev.err)
 		}
+		r.d.steer.broadcast()
 		for _, i := range ev.rebuilt {
 			r.count(i)
 			if srv := r.d.cfg.Server; srv != nil {
@@ -418,12 +421,13 @@ func (r *run) fetchChunk(ctx context.Context, peer identity.PeerID, addr netip.A
 	defer putBuf(bp)
 	buf := *bp
 	piece := n // unlimited: one read per chunk
-	if r.down != nil {
+	if r.limited() {
 		piece = sendPiece
 	}
+	defer r.urgentStart(i)()
 	for off := 0; off < n; {
 		end := min(off+piece, n)
-		if err := r.down.wait(ctx, end-off); err != nil {
+		if err := r.waitRate(ctx, i, end-off); err != nil {
 			reset(st, CodeCancelled)
 			return context.Canceled
 		}

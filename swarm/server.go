@@ -387,13 +387,20 @@ func (s *Server) refuse(st Stream, status Status, reason string) {
 	st.CancelRead(CodeCancelled)
 }
 
+// sendBlob sends a manifest or leaf layer in pieces, each within
+// StallTimeout (a requester that does not read is reset).
 func (s *Server) sendBlob(st Stream, b []byte) {
+	end := time.Now().Add(s.cfg.WriteTimeout)
 	hdr := AppendResponseHeader(make([]byte, 0, responseHeaderLen), StatusOK, uint32(len(b)))
-	if _, err := st.Write(hdr); err != nil {
+	if err := s.writeStalling(st, hdr, end); err != nil {
+		reset(st, CodeCancelled)
 		return
 	}
-	if _, err := st.Write(b); err != nil {
-		return
+	for off := 0; off < len(b); off += stallPiece {
+		if err := s.writeStalling(st, b[off:min(off+stallPiece, len(b))], end); err != nil {
+			reset(st, CodeCancelled)
+			return
+		}
 	}
 	st.Close()
 	finishRead(st)

@@ -12,7 +12,8 @@ import (
 // haveQueue holds chunk indexes verified locally and not yet announced on
 // one session. Overflow policy: none needed: the driver announces a chunk
 // when it is verified or rebuilt (at most twice if both race), so the queue
-// never holds more than twice the chunk count.
+// never holds more than twice the chunk count; and a session whose peer
+// stops reading ends after ServerConfig.StallTimeout, dropping its queue.
 type haveQueue struct {
 	mu      sync.Mutex
 	pending []uint32
@@ -48,8 +49,9 @@ func (q *haveQueue) take(buf []uint32) []uint32 {
 }
 
 // sendHaves writes have messages for queued indexes until ctx ends or a
-// write fails.
-func (q *haveQueue) sendHaves(ctx context.Context, st Stream) error {
+// write fails; each write must complete within stall (a peer that stops
+// reading its session loses it, and the queue stops growing).
+func (q *haveQueue) sendHaves(ctx context.Context, st Stream, stall time.Duration) error {
 	var idx []uint32
 	var out []byte
 	for {
@@ -64,6 +66,9 @@ func (q *haveQueue) sendHaves(ctx context.Context, st Stream) error {
 				break
 			}
 			out = AppendMessage(out[:0], Message{Type: MsgHave, Indexes: idx})
+			if err := st.SetWriteDeadline(time.Now().Add(stall)); err != nil {
+				return err
+			}
 			if _, err := st.Write(out); err != nil {
 				return fmt.Errorf("writing have: %w", err)
 			}
@@ -170,7 +175,9 @@ func (s *Server) serveSession(ctx context.Context, peer identity.PeerID, st Stre
 	}
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		ss.sendHaves(ctx, st)
+		if err := ss.sendHaves(ctx, st, s.cfg.StallTimeout); err != nil && ctx.Err() == nil {
+			reset(st, CodeCancelled)
+		}
 		cancel()
 	})
 	defer wg.Wait()

@@ -24,6 +24,7 @@ type Stream interface {
 	CancelRead(quic.StreamErrorCode)
 	CancelWrite(quic.StreamErrorCode)
 	SetDeadline(time.Time) error
+	SetWriteDeadline(time.Time) error
 }
 
 // Dialer opens swarm streams to peers, dialing (or reusing) the one

@@ -173,7 +173,8 @@ func (a *app) tryNode(ctx context.Context, cfg seed.Config, long bool) (seed.API
 	if !errors.Is(err, seed.ErrNoNode) {
 		return nil, false, nil, err
 	}
-	cfg.API = "off" // no TCP port for a node that lives one command
+	cfg.API = "off"     // no TCP port for a node that lives one command
+	cfg.Gateway = "off" // nor a gateway
 	cfg.Transient = true
 	if portBusy(cfg.Listen) {
 		// The usual port is taken (another node on another folder, say):

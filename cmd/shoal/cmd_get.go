@@ -18,6 +18,7 @@ func newGetCmd(a *app) *cobra.Command {
 		out        string
 		wait       time.Duration
 		background bool
+		only       []string
 	)
 	c := &cobra.Command{
 		Use:   "get LINK...",
@@ -32,12 +33,16 @@ leaves nothing behind. Content already in the library is copied to -o.
 The printed path (stdout) holds the verified content.`,
 		Example: `  shoal get 'shoal:sh1...?name=x&peer=...' -o ~/Downloads
   shoal get sh1... --wait 5m
-  shoal get --background sh1...    # the running node keeps trying; see 'shoal status'`,
+  shoal get --background sh1...    # the running node keeps trying; see 'shoal status'
+  shoal get sh1... --only 'cd1/*' --only '*.cue'   # only matching files of a folder`,
 		Args: minArgs(1, "a link or an ID"),
 		RunE: func(cmd *cobra.Command, links []string) error {
 			dir, err := filepath.Abs(out)
 			if err != nil {
 				return err
+			}
+			if len(only) > 0 {
+				return getOnly(a, cmd, links, dir, only, background)
 			}
 			ctx := cmd.Context()
 			node, remote, closeNode, err := a.openNode(ctx, true)
@@ -86,6 +91,47 @@ The printed path (stdout) holds the verified content.`,
 	f := c.Flags()
 	f.StringVarP(&out, "out", "o", ".", "folder to download into (created if missing)")
 	f.DurationVar(&wait, "wait", time.Minute, "give up when no peer has served anything for this long (0: wait forever)")
+	f.StringArrayVar(&only, "only", nil, "fetch only the files of a folder matching this glob (repeatable; see 'shoal ls LINK'); only their chunks are fetched")
 	f.BoolVar(&background, "background", false, "hand the download to the running node, which keeps trying across restarts (see 'shoal status')")
 	return c
+}
+
+// getOnly fetches only the files of each link's folder that match the
+// globs (get --only).
+func getOnly(a *app, cmd *cobra.Command, links []string, dir string, only []string, background bool) error {
+	if background {
+		return usagef("--only and --background do not go together; run 'shoal get --help'")
+	}
+	ctx := cmd.Context()
+	node, remote, closeNode, err := a.openNode(ctx, true)
+	if err != nil {
+		return err
+	}
+	defer closeNode()
+	var got []seed.Selected
+	for _, link := range links {
+		bar := newBar(a, "fetching")
+		sel, err := node.GetOnly(ctx, seed.GetOnlyRequest{Link: link, Out: dir, Only: only}, bar.update)
+		bar.end(err)
+		if err != nil {
+			return err
+		}
+		got = append(got, sel)
+		if !a.json {
+			a.say("got %d files (%s), verified", len(sel.Files), humanBytes(sel.Bytes))
+			for _, f := range sel.Files {
+				fmt.Fprintln(a.stdout, f)
+			}
+		}
+	}
+	if a.json {
+		if len(got) == 1 {
+			return a.printJSON(got[0])
+		}
+		return a.printJSON(got)
+	}
+	if !remote {
+		a.say("note: no node is running, so this is not seeded; start one with 'shoal node' to give back")
+	}
+	return nil
 }

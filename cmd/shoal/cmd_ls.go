@@ -5,6 +5,8 @@ import (
 	"text/tabwriter"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoal-p2p/shoal/seed"
 )
 
 func init() { addCommand(newLsCmd) }
@@ -12,10 +14,17 @@ func init() { addCommand(newLsCmd) }
 func newLsCmd(a *app) *cobra.Command {
 	var links bool
 	c := &cobra.Command{
-		Use:     "ls",
-		Short:   "list the library",
-		Example: "  shoal ls\n  shoal ls --links\n  shoal ls --json",
-		Args:    noArgs,
+		Use:   "ls [LINK]",
+		Short: "list the library, or the files of a link",
+		Long: `Without an argument, list the library. With a link or ID, list the files it
+holds (path, size, mode), fetching only its manifest: nothing is downloaded.`,
+		Example: "  shoal ls\n  shoal ls --links\n  shoal ls --json\n  shoal ls 'shoal:sh1...?name=album&peer=...'",
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) > 1 {
+				return usagef("ls takes at most one link; run 'shoal ls --help'")
+			}
+			return nil
+		},
 		RunE: func(cmd *cobra.Command, args []string) error {
 			ctx := cmd.Context()
 			node, _, closeNode, err := a.openNode(ctx, false)
@@ -23,6 +32,9 @@ func newLsCmd(a *app) *cobra.Command {
 				return err
 			}
 			defer closeNode()
+			if len(args) == 1 {
+				return listLink(a, cmd, node, args[0])
+			}
 			items, err := node.Items(ctx)
 			if err != nil {
 				return err
@@ -51,4 +63,26 @@ func newLsCmd(a *app) *cobra.Command {
 	}
 	c.Flags().BoolVar(&links, "links", false, "show each item's link instead of its ID, size and path")
 	return c
+}
+
+// listLink prints the files of a link (its manifest only is fetched).
+func listLink(a *app, cmd *cobra.Command, node seed.API, link string) error {
+	l, err := node.List(cmd.Context(), link)
+	if err != nil {
+		return err
+	}
+	if a.json {
+		return a.printJSON(l)
+	}
+	kind := "file"
+	if l.Folder {
+		kind = "folder"
+	}
+	a.say("%s: %s, %d files, %s", l.Name, kind, len(l.Files), humanBytes(l.Size))
+	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "MODE\tSIZE\tPATH")
+	for _, f := range l.Files {
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Mode, humanBytes(f.Size), f.Path)
+	}
+	return tw.Flush()
 }

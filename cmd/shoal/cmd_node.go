@@ -12,9 +12,9 @@ func init() { addCommand(newNodeCmd) }
 
 func newNodeCmd(a *app) *cobra.Command {
 	var (
-		listen, api, up, down string
-		boot                  []string
-		lan                   bool
+		listen, api, gw, up, down string
+		boot                      []string
+		lan                       bool
 	)
 	c := &cobra.Command{
 		Use:   "node",
@@ -36,6 +36,9 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 			}
 			if api != "" {
 				cfg.API = api
+			}
+			if gw != "" {
+				cfg.Gateway = gw
 			}
 			if len(boot) > 0 {
 				cfg.Bootstrap = boot
@@ -63,8 +66,8 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 			if a.json {
 				a.printJSON(st)
 			} else {
-				fmt.Fprintf(a.stderr, "shoal node %s listening on %s (udp), control API %s, %d items in the library\n",
-					n.PeerID().Short(), st.Listen, orNone(st.API), st.Items)
+				fmt.Fprintf(a.stderr, "shoal node %s listening on %s (udp), control API %s, gateway %s, %d items in the library\n",
+					n.PeerID().Short(), st.Listen, orNone(st.API), gatewayURL(st.Gateway), st.Items)
 			}
 			<-ctx.Done()
 			a.say("shoal node: stopping (downloads keep their progress)")
@@ -73,10 +76,19 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 	}
 	f := c.Flags()
 	f.StringVar(&listen, "listen", "", "UDP address for QUIC and IPv8 (default 0.0.0.0:7745)")
+	f.StringVar(&gw, "gateway", "", `read-only HTTP gateway address (default 127.0.0.1:7747; "off" disables it; see docs/gateway.md)`)
 	f.StringVar(&api, "api", "", `control API TCP address on loopback (default 127.0.0.1:7746; "off": Unix socket only)`)
 	f.StringArrayVar(&boot, "bootstrap", nil, "peer address to join through, ip:port (repeatable)")
 	f.BoolVar(&lan, "lan", false, "announce this node on the local network")
 	f.StringVar(&up, "upload-limit", "", "cap upload bytes per second, e.g. 10MiB/s or 50MB (default none)")
 	f.StringVar(&down, "download-limit", "", "cap download bytes per second, e.g. 10MiB/s (default none)")
 	return c
+}
+
+// gatewayURL is the gateway's base URL, or "off".
+func gatewayURL(addr string) string {
+	if addr == "" {
+		return "off"
+	}
+	return "http://" + addr + "/shoal/"
 }

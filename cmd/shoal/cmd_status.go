@@ -35,8 +35,8 @@ func newStatusCmd(a *app) *cobra.Command {
 				state = "not running (started for this command)"
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintf(tw, "node\t%s\npeer id\t%s\nlisten\t%s\napi\t%s\npeers\t%d\nitems\t%d\ndownloads\t%d\nuploaded\t%s\ndownloaded\t%s\nuptime\t%s\n",
-				state, st.PeerID, st.Listen, orNone(st.API), st.Peers, st.Items, st.Active, humanBytes(st.BytesUp), humanBytes(st.BytesDown),
+			fmt.Fprintf(tw, "node\t%s\npeer id\t%s\nlisten\t%s\napi\t%s\ngateway\t%s\npeers\t%d\nitems\t%d\ndownloads\t%d\nuploaded\t%s\ndownloaded\t%s\nuptime\t%s\n",
+				state, st.PeerID, st.Listen, orNone(st.API), orNone(st.Gateway), st.Peers, st.Items, st.Active, humanBytes(st.BytesUp), humanBytes(st.BytesDown),
 				time.Duration(st.UptimeSeconds)*time.Second)
 			for _, p := range st.Connected { // the path of each open connection: direct, lan or relayed
 				fmt.Fprintf(tw, "connected\t%.12s  %s  %s\n", p.PeerID, p.Path, p.Conn)

@@ -125,7 +125,7 @@ func metric(t *testing.T, n *Node, name string) int64 {
 	defer cancel()
 	m, err := n.Metrics(ctx)
 	if err != nil {
-		t.Fatalf("metrics: %v", err)
+		t.Fatalf("metrics: %v; the node's stderr ends: %s", err, tail(n.Stderr(), 2000))
 	}
 	v, ok := m[name]
 	if !ok {
@@ -203,4 +203,12 @@ func TestCleanLeftovers(t *testing.T) {
 	if names, _ := Namespaces(nt.prefix); len(names) != 2 {
 		t.Errorf("CleanLeftovers left %v of this process, want its bridge and host", names)
 	}
+}
+
+// tail returns the last n bytes of s.
+func tail(s string, n int) string {
+	if len(s) > n {
+		return "..." + s[len(s)-n:]
+	}
+	return s
 }

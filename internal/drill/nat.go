@@ -57,8 +57,12 @@ func natAvailable() string {
 		return why
 	}
 	if _, err := exec.LookPath("nft"); err != nil {
-		if out, err := exec.Command("apt-get", "install", "-y", "nftables").CombinedOutput(); err != nil {
-			return fmt.Sprintf("NAT drills need nft (apt-get install nftables failed: %s)", lastLine(string(out)))
+		if exec.Command("apt-get", "install", "-y", "nftables").Run() != nil {
+			// A fresh machine may have no package lists yet.
+			exec.Command("apt-get", "update").Run()
+			if out, err := exec.Command("apt-get", "install", "-y", "nftables").CombinedOutput(); err != nil {
+				return fmt.Sprintf("NAT drills need nft (apt-get install nftables failed: %s)", lastLine(string(out)))
+			}
 		}
 	}
 	return ""

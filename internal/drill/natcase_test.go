@@ -48,6 +48,7 @@ type natResult struct {
 	err       error
 
 	packets, wire, hits int64 // what the relay host's interfaces carried; plaintext pieces in it
+	drops               int64 // packets the capture lost (kernel buffer full)
 	forwarded           int64 // bytes the relay forwarded
 	relayConns          int   // QUIC connections the relay holds with A or B
 	statusPath          string
@@ -137,6 +138,7 @@ func runNATCase(ctx context.Context, t *testing.T, c natCase, bind string, size 
 		}
 	}
 	r.packets, r.wire, r.hits = capt.Stop()
+	r.drops = capt.Drops()
 	r.forwarded = metric(t, intro, "shoal_relay_forwarded_bytes_total")
 	if peers, err := intro.Peers(ctx); err == nil {
 		for _, pi := range peers {
@@ -189,9 +191,9 @@ func TestNAT(t *testing.T) {
 				if r.err == nil && r.took > r.connect {
 					mbit = float64(size*8) / (r.took - r.connect).Seconds() / 1e6
 				}
-				figures(t, "%d MiB at %.0f Mbit/s links: connected %v in %v, path %q via %s, get took %v (%.1f Mbit/s after connecting), err %v; relay forwarded %.1f MiB, its host carried %d packets (%.1f MiB) with %d plaintext pieces",
+				figures(t, "%d MiB at %.0f Mbit/s links: connected %v in %v, path %q via %s, get took %v (%.1f Mbit/s after connecting), err %v; relay forwarded %.1f MiB, its host carried %d packets (%.1f MiB, %d more lost by the capture) with %d plaintext pieces",
 					size/mib, rate/1e6, r.connected, r.connect.Round(time.Millisecond), r.path, r.conn, r.took.Round(time.Millisecond), mbit, r.err,
-					float64(r.forwarded)/mib, r.packets, float64(r.wire)/mib, r.hits)
+					float64(r.forwarded)/mib, r.packets, float64(r.wire)/mib, r.drops, r.hits)
 				// Whatever the path, the relay never sees plaintext and holds
 				// no QUIC session (so no session keys) with either end.
 				if r.hits != 0 {

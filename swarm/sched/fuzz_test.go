@@ -38,7 +38,7 @@ func FuzzEvents(f *testing.F) {
 		}
 		var acts []Action
 		for len(data) > 0 {
-			op, peer := next()%8, pid(byte(next()%4))
+			op, peer := next()%10, pid(byte(next()%4))
 			now = now.Add(time.Millisecond)
 			switch op {
 			case 0:
@@ -62,6 +62,15 @@ func FuzzEvents(f *testing.F) {
 			case 6:
 				now = now.Add(time.Duration(next()) * time.Millisecond)
 				s.Tick(now)
+			case 8: // readers steer: a few wants, some urgent
+				var ws []Want
+				for range next() % 4 {
+					a := next() % (n + 1)
+					ws = append(ws, Want{a, a + next()%3})
+				}
+				s.Focus(now, ws, next()%3)
+			case 9:
+				s.SetMode(now, Mode(next()%4))
 			case 7: // answer the oldest outstanding request well
 				if len(s.heap) > 0 {
 					r := s.reqs[s.heap[0]]

@@ -165,6 +165,9 @@ func checkInternal(s *Scheduler) error {
 			}
 		}
 	}
+	if err := checkFocus(s); err != nil {
+		return err
+	}
 	if s.done != (complete == s.nstripes) {
 		return fmt.Errorf("done %v with %d of %d stripes complete", s.done, complete, s.nstripes)
 	}

@@ -57,6 +57,12 @@ func (s *Scheduler) room(p *peer, now time.Time) bool {
 // peer could serve (every remaining need is covered by outstanding
 // requests, or only chunks nobody has are missing), the endgame picks.
 func (s *Scheduler) pick(p *peer) int {
+	if s.mode == FetchNone {
+		return -1
+	}
+	if c := s.pickFocus(p); c >= 0 || s.mode == FetchFocused {
+		return c
+	}
 	parity := -1
 	for _, st32 := range s.order {
 		st := int(st32)

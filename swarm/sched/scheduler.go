@@ -55,6 +55,12 @@ type Scheduler struct {
 	banned map[PeerID]struct{}
 	rr     int // round-robin start for fill
 
+	// Focus (focus.go): stripes readers need, most urgent first.
+	mode    Mode
+	focus   []focusEntry
+	focused bitset // the stripes in focus
+	nurgent int    // focus[:nurgent] is what blocked readers wait for
+
 	workGen      uint64 // bumped when work may have appeared for idle peers
 	verifiedData int64
 	now          time.Time // latest now seen
@@ -111,6 +117,7 @@ func New(l Layout, verified []byte, cfg Config, rng *rand.Rand) (*Scheduler, err
 		sOldest:   make([]time.Time, ns),
 		sStale:    newBitset(ns),
 		sComplete: newBitset(ns),
+		focused:   newBitset(ns),
 		sKey:      make([]uint64, ns),
 		sTie:      make([]uint16, ns),
 		order:     make([]int32, 0, ns),

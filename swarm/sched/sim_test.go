@@ -50,6 +50,7 @@ const (
 	evLeave
 	evAnswer // a request's outcome reaches the downloader
 	evHave
+	evFocus // readers steer the download (focus_test.go)
 )
 
 type simEvent struct {
@@ -103,7 +104,8 @@ type world struct {
 	steps    int
 	doneSeen bool
 	acts     []Action
-	history  []Action // every action, in order (fixed worlds only)
+	history  []Action   // every action, in order (fixed worlds only)
+	frng     *rand.Rand // focus events (a stream of its own: other draws stay as they were)
 	record   bool
 }
 
@@ -202,6 +204,7 @@ func (w *world) request(a Action) {
 	case w.verified[a.Chunk] > 0 || w.resumed[a.Chunk]:
 		w.fail("request %v for a verified chunk", a)
 	}
+	w.checkFocusRequest(a)
 	st, _ := w.lay.StripeOf(a.Chunk)
 	if w.complete(st) {
 		w.fail("request %v in complete stripe %d", a, st)
@@ -249,7 +252,10 @@ func (w *world) step() bool {
 	}
 	e := heap.Pop(&w.q).(simEvent)
 	w.now = e.at
-	p := w.peers[e.peer]
+	var p *simPeer
+	if e.kind != evFocus {
+		p = w.peers[e.peer]
+	}
 	switch e.kind {
 	case evJoin:
 		p.live = true
@@ -260,6 +266,10 @@ func (w *world) step() bool {
 			}
 		}
 		w.s.PeerJoined(w.now, p.id, bm)
+	case evFocus:
+		w.focusStep()
+		w.drain()
+		return true
 	case evHave:
 		if !p.live {
 			return true
@@ -408,6 +418,7 @@ func newWorld(t testing.TB, seed uint64) *world {
 	}
 	w.s = s
 	w.drain()
+	w.planFocus(seed)
 	return w
 }
 
