@@ -24,6 +24,7 @@ var allowed = map[string][]string{
 	"swarm":                  {"chunker", "overlay/identity"},
 	"swarm/sched":            {},
 	"gateway":                {"chunker"},
+	"registry":               {"overlay/identity"},
 	"internal/cputime":       {},
 	"internal/netem":         {},
 }

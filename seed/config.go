@@ -58,6 +58,16 @@ type Config struct {
 	// UploadLimit and DownloadLimit cap chunk bytes per second; 0 means no
 	// limit.
 	UploadLimit, DownloadLimit int64
+	// Registry, if set, is the TCP address (ip:port) on which the node
+	// serves a pull-through OCI registry mirror (docs/registry.md).
+	// Default off.
+	Registry string
+	// RegistryUpstream is the mirror's upstream registry URL.
+	// Default https://registry-1.docker.io.
+	RegistryUpstream string
+	// RegistryAuth is a JSON file of upstream credentials (docs/registry.md).
+	// Default none: anonymous pulls.
+	RegistryAuth string
 	// RecordTTL is how long the node's DHT provider records live.
 	// Default 24 h; the node republishes at half of it.
 	RecordTTL time.Duration
@@ -79,16 +89,19 @@ type Config struct {
 
 // FileConfig is the JSON config file. Every field is optional.
 type FileConfig struct {
-	Listen        string   `json:"listen,omitempty"`
-	API           string   `json:"api,omitempty"`
-	Gateway       string   `json:"gateway,omitempty"` // address, or "off"
-	Bootstrap     []string `json:"bootstrap,omitempty"`
-	LANDiscovery  bool     `json:"lan_discovery,omitempty"`
-	NoUDPBatching bool     `json:"no_udp_batching,omitempty"`
-	Relay         bool     `json:"relay,omitempty"`
-	UseRelays     bool     `json:"use_relays,omitempty"`
-	UploadLimit   Rate     `json:"upload_limit,omitempty"`   // bytes per second, or "10MiB/s"
-	DownloadLimit Rate     `json:"download_limit,omitempty"` // bytes per second, or "10MiB/s"
+	Listen           string   `json:"listen,omitempty"`
+	API              string   `json:"api,omitempty"`
+	Gateway          string   `json:"gateway,omitempty"` // address, or "off"
+	Bootstrap        []string `json:"bootstrap,omitempty"`
+	LANDiscovery     bool     `json:"lan_discovery,omitempty"`
+	NoUDPBatching    bool     `json:"no_udp_batching,omitempty"`
+	Relay            bool     `json:"relay,omitempty"`
+	UseRelays        bool     `json:"use_relays,omitempty"`
+	UploadLimit      Rate     `json:"upload_limit,omitempty"`      // bytes per second, or "10MiB/s"
+	DownloadLimit    Rate     `json:"download_limit,omitempty"`    // bytes per second, or "10MiB/s"
+	Registry         string   `json:"registry,omitempty"`          // ip:port of the registry mirror
+	RegistryUpstream string   `json:"registry_upstream,omitempty"` // upstream registry URL
+	RegistryAuth     string   `json:"registry_auth,omitempty"`     // upstream credentials file
 }
 
 // LoadConfigFile reads the JSON config file at path. A missing file gives
@@ -136,6 +149,15 @@ func (fc FileConfig) Apply(c *Config) {
 	}
 	if c.DownloadLimit == 0 {
 		c.DownloadLimit = int64(fc.DownloadLimit)
+	}
+	if c.Registry == "" {
+		c.Registry = fc.Registry
+	}
+	if c.RegistryUpstream == "" {
+		c.RegistryUpstream = fc.RegistryUpstream
+	}
+	if c.RegistryAuth == "" {
+		c.RegistryAuth = fc.RegistryAuth
 	}
 }
 

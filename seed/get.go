@@ -347,7 +347,7 @@ func (s *searchState) progress() Progress {
 
 func (s *searchState) summary() string {
 	p := s.progress()
-	msg := fmt.Sprintf("%d DHT lookups through %d nodes found %d providers", p.Lookups, p.DHTNodes, p.Providers)
+	msg := fmt.Sprintf("%d DHT lookups (%d nodes known) found %d providers", p.Lookups, p.DHTNodes, p.Providers)
 	if p.DHTNodes == 0 {
 		msg = "the DHT has no nodes: no bootstrap peer answered"
 	}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/hex"
 	"net"
-	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
@@ -145,24 +144,4 @@ func localPrefixes() []netip.Prefix {
 		}
 	}
 	return out
-}
-
-func (n *Node) writeMetrics(w http.ResponseWriter) error {
-	up, _ := n.srv.Stats()
-	n.metrics.BytesUp.Store(up)
-	if n.rc != nil {
-		rs := n.rc.Stats()
-		n.metrics.RelayClients.Store(int64(rs.Clients))
-		n.metrics.RelayPairs.Store(int64(rs.Pairs))
-		n.metrics.RelayBytesForwarded.Store(int64(rs.BytesForwarded))
-		n.metrics.RelayRefused.Store(int64(rs.Refused))
-		n.metrics.RelayDropped.Store(int64(rs.Dropped))
-		n.metrics.RelayedIn.Store(int64(rs.RelayedIn))
-		n.metrics.RelayedOut.Store(int64(rs.RelayedOut))
-	}
-	peers, _ := n.Peers(context.Background())
-	if err := n.metrics.WritePrometheus(w, len(peers), len(n.lib.list())); err != nil {
-		return err
-	}
-	return writeCollected(w, communityCollector{n})
 }

@@ -14,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/quic-go/quic-go"
 
 	"github.com/shoal-p2p/shoal/chunker"
@@ -24,6 +25,7 @@ import (
 	"github.com/shoal-p2p/shoal/overlay/ipv8/community"
 	"github.com/shoal-p2p/shoal/overlay/ipv8/discovery"
 	"github.com/shoal-p2p/shoal/overlay/relay"
+	"github.com/shoal-p2p/shoal/registry"
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
@@ -53,8 +55,10 @@ type Node struct {
 	wg       sync.WaitGroup // every goroutine the node starts
 
 	metrics Metrics
-	book    addrBook // addresses heard for peers, for dials
-	gw      gwState  // the HTTP gateway (gateway.go)
+	prom    *prometheus.Registry // the node's /metrics
+	mirror  *registry.Mirror     // nil unless Config.Registry
+	book    addrBook             // addresses heard for peers, for dials
+	gw      gwState              // the HTTP gateway (gateway.go)
 
 	advMu sync.Mutex
 	adv   []netip.AddrPort // advertised in DHT records
@@ -118,6 +122,7 @@ func Start(cfg Config) (_ *Node, err error) {
 		active:  map[chunker.ContentID]*activeDownload{},
 	}
 	n.ctx, n.cancel = context.WithCancelCause(context.Background())
+	n.prom = n.newPrometheus()
 	defer func() {
 		if err != nil {
 			n.Close()
@@ -158,6 +163,11 @@ func Start(cfg Config) (_ *Node, err error) {
 	})
 	if err := n.startDiscoveryAndDHT(); err != nil {
 		return nil, err
+	}
+	if cfg.Registry != "" {
+		if err := n.startRegistry(); err != nil {
+			return nil, err
+		}
 	}
 	if err := n.startAPI(); err != nil {
 		return nil, err

@@ -79,7 +79,7 @@ func searchLine(p seed.Progress) string {
 		if p.DHTNodes == 0 {
 			parts = append(parts, "the DHT knows no nodes (no bootstrap peer answered)")
 		} else {
-			parts = append(parts, fmt.Sprintf("DHT asked through %d nodes, %d providers found", p.DHTNodes, p.Providers))
+			parts = append(parts, fmt.Sprintf("%d DHT nodes known, %d providers found", p.DHTNodes, p.Providers))
 		}
 	}
 	return strings.Join(parts, ": ")

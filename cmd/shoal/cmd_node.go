@@ -10,9 +10,19 @@ import (
 
 func init() { addCommand(newNodeCmd) }
 
+const registryDefault = "https://registry-1.docker.io"
+
+func cmpOr(s, def string) string {
+	if s == "" {
+		return def
+	}
+	return s
+}
+
 func newNodeCmd(a *app) *cobra.Command {
 	var (
 		listen, api, gw, up, down string
+		registry, upstream        string
 		boot                      []string
 		lan                       bool
 	)
@@ -24,7 +34,8 @@ resumes background downloads, and serves the control API on a Unix socket
 in the data folder (and on a loopback TCP address unless --api off).`,
 		Example: `  shoal node
   shoal node --listen 0.0.0.0:7745 --bootstrap 192.0.2.7:7745
-  shoal node --upload-limit 10MiB/s`,
+  shoal node --upload-limit 10MiB/s
+  shoal node --registry 127.0.0.1:5000 --registry-upstream https://registry-1.docker.io`,
 		Args: noArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			cfg, err := a.nodeConfig()
@@ -54,6 +65,12 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 					return usagef("--download-limit: %v", err)
 				}
 			}
+			if registry != "" {
+				cfg.Registry = registry
+			}
+			if upstream != "" {
+				cfg.RegistryUpstream = upstream
+			}
 			if cfg.Logger == nil {
 				cfg.Logger = nodeLogger(a)
 			}
@@ -68,6 +85,9 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 			} else {
 				fmt.Fprintf(a.stderr, "shoal node %s listening on %s (udp), control API %s, gateway %s, %d items in the library\n",
 					n.PeerID().Short(), st.Listen, orNone(st.API), gatewayURL(st.Gateway), st.Items)
+				if ra := n.RegistryAddr(); ra != "" {
+					fmt.Fprintf(a.stderr, "shoal node: registry mirror on http://%s (upstream %s)\n", ra, cmpOr(cfg.RegistryUpstream, registryDefault))
+				}
 			}
 			<-ctx.Done()
 			a.say("shoal node: stopping (downloads keep their progress)")
@@ -82,6 +102,8 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 	f.BoolVar(&lan, "lan", false, "announce this node on the local network")
 	f.StringVar(&up, "upload-limit", "", "cap upload bytes per second, e.g. 10MiB/s or 50MB (default none)")
 	f.StringVar(&down, "download-limit", "", "cap download bytes per second, e.g. 10MiB/s (default none)")
+	f.StringVar(&registry, "registry", "", "serve a pull-through OCI registry mirror on this TCP address, e.g. 127.0.0.1:5000 (docs/registry.md; default off)")
+	f.StringVar(&upstream, "registry-upstream", "", "the registry mirror's upstream URL (default "+registryDefault+")")
 	return c
 }
 

@@ -148,11 +148,13 @@ func (n *Node) Metrics(ctx context.Context) (map[string]int64, error) {
 		if !ok {
 			continue
 		}
-		v, err := strconv.ParseInt(strings.TrimSpace(val), 10, 64)
+		// The Prometheus client library writes large values as floats
+		// (5.0331648e+07).
+		v, err := strconv.ParseFloat(strings.TrimSpace(val), 64)
 		if err != nil {
 			continue
 		}
-		m[name] = v
+		m[name] = int64(v)
 	}
 	return m, nil
 }

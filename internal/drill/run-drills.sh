@@ -13,7 +13,7 @@ mode=${1:-short}
 pattern=${2:-.}
 if [ "$mode" = long ]; then
 	export SHOAL_LONG=1
-	for t in TestNetLeavesNothing TestFlashCrowd TestChurn TestPartition TestLiars TestDiscoveryDHT TestNATRouters TestNAT TestNATKeepAlive TestNATRelayUpgrade TestNATRelayThroughput; do
+	for t in TestNetLeavesNothing TestFlashCrowd TestChurn TestPartition TestLiars TestDiscoveryDHT TestNATRouters TestNAT TestNATKeepAlive TestNATRelayUpgrade TestNATRelayThroughput TestRegistryMirror TestRegistryCrowd; do
 		if echo "$t" | grep -Eq -- "$pattern"; then
 			go test -count=1 -v -timeout 30m -run "^$t\$" ./internal/drill/ | grep -E '^(--- |FIGURES|ok|FAIL|PASS)|FIGURES|_test.go' || true
 		fi
