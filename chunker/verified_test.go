@@ -2,11 +2,14 @@ package chunker
 
 import (
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"runtime"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/testwait"
 )
 
 // readAll reads every chunk of item and returns how many were hashed.
@@ -67,7 +70,7 @@ func TestVerifyCache(t *testing.T) {
 			if n := readAll(t, item, ok); n != nParity {
 				t.Fatalf("second pass hashed %d chunks, want only the %d parity chunks", n, nParity)
 			}
-			time.Sleep(20 * time.Millisecond) // let the timestamp clock tick
+			waitClockTick(t, path)
 			tc.edit(t, path, data)
 			edited := m.ChunkOfData(5)
 			refused := func(i int) error {
@@ -175,6 +178,32 @@ func FuzzDecodeStamps(f *testing.F) {
 
 // flipInPlace flips one bit of the file's sixth chunk, writing through an
 // open file (the inode stays).
+// waitClockTick waits until the file system's timestamp clock has moved
+// past path's ctime, so that an edit made now changes the file's stamp (the
+// kernel's clock for timestamps ticks every few milliseconds). A probe file
+// written until its ctime is later than path's shows the tick.
+func waitClockTick(t *testing.T, path string) {
+	t.Helper()
+	s, ok := statStamp(path)
+	if !ok {
+		t.Fatalf("no stamp for %s", path)
+	}
+	probe := filepath.Join(t.TempDir(), "probe")
+	testwait.Eventually(t, 10*time.Second, "the timestamp clock ticks past "+path+"'s ctime", func() error {
+		if err := os.WriteFile(probe, []byte{1}, 0o644); err != nil {
+			return err
+		}
+		p, ok := statStamp(probe)
+		if !ok {
+			return fmt.Errorf("no stamp for %s", probe)
+		}
+		if p.ctime <= s.ctime {
+			return fmt.Errorf("a write now stamps ctime %d, %s has %d", p.ctime, path, s.ctime)
+		}
+		return nil
+	})
+}
+
 func flipInPlace(t *testing.T, path string, data []byte) {
 	t.Helper()
 	f, err := os.OpenFile(path, os.O_WRONLY, 0)

@@ -12,24 +12,10 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 	"github.com/shoal-p2p/shoal/overlay/ipv8/community"
 )
-
-func waitCond(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition
-	}
-}
 
 // TestBootstrapPeerListed: a node that bootstrapped from another full
 // node lists it among its peers (the seed API behind `shoal peers`),
@@ -38,7 +24,7 @@ func waitCond(t *testing.T, what string, cond func() error) {
 func TestBootstrapPeerListed(t *testing.T) {
 	a := startNode(t)
 	b := startNode(t, a.Addr().String())
-	waitCond(t, "b lists its bootstrap node a", func() error {
+	testwait.Eventually(t, 30*time.Second, "b lists its bootstrap node a", func() error {
 		peers, _ := b.Peers(context.Background())
 		i := slices.IndexFunc(peers, func(p PeerInfo) bool { return p.PeerID == a.PeerID().String() })
 		if i < 0 {
@@ -54,7 +40,7 @@ func TestBootstrapPeerListed(t *testing.T) {
 		t.Fatalf("b's discovery peers %+v, want a as a bootstrap peer", ps)
 	}
 	// a learned b's LAN address from b's request: b's socket address.
-	waitCond(t, "a lists b with b's socket address as LAN", func() error {
+	testwait.Eventually(t, 30*time.Second, "a lists b with b's socket address as LAN", func() error {
 		for _, p := range a.disc.Peers() {
 			if p.Addr == b.Addr() && p.LAN == b.Addr() {
 				return nil
@@ -95,10 +81,19 @@ func TestNodeCommunity(t *testing.T) {
 	if err := a.StartCommunity(ca); err != nil {
 		t.Fatal(err)
 	}
+	// b asks its bootstrap node a at once and then only every
+	// BootstrapInterval (30 s): a request that beat a's registration
+	// would cost the whole wait below.
+	testwait.Eventually(t, 10*time.Second, "a's community is registered", func() error {
+		if _, ok := a.ov.Endpoint().CommunityStats(id); !ok {
+			return fmt.Errorf("a's endpoint serves %v", a.ov.Endpoint().Communities())
+		}
+		return nil
+	})
 	if err := b.StartCommunity(cb); err != nil {
 		t.Fatal(err)
 	}
-	waitCond(t, "b's community finds a and a hears b", func() error {
+	testwait.Eventually(t, 30*time.Second, "b's community finds a and a hears b", func() error {
 		if _, err := community.Broadcast(cb, text, "hello"); err != nil {
 			return err
 		}
@@ -123,7 +118,7 @@ func TestNodeCommunity(t *testing.T) {
 func TestCommunityMetrics(t *testing.T) {
 	a := startNode(t)
 	b := startNode(t, a.Addr().String())
-	waitCond(t, "b's walk lists a", func() error {
+	testwait.Eventually(t, 30*time.Second, "b's walk lists a", func() error {
 		if b.disc.NumPeers() == 0 {
 			return fmt.Errorf("no peers")
 		}

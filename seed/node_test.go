@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 )
 
 // startNode starts a node on loopback with its own data folder.
@@ -262,14 +264,13 @@ func TestStatusListsDownloads(t *testing.T) {
 		_, err := n.Get(ctx, GetRequest{Link: link, Out: out}, nil)
 		done <- err
 	}()
-	deadline := time.Now().Add(10 * time.Second)
 	var st Status
-	for time.Now().Before(deadline) {
-		if st, _ = n.Status(ctx); len(st.Downloads) > 0 {
-			break
+	testwait.Eventually(t, 10*time.Second, "Status lists the download", func() error {
+		if st, _ = n.Status(ctx); len(st.Downloads) == 0 {
+			return fmt.Errorf("status %+v", st)
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		return nil
+	})
 	if len(st.Downloads) != 1 || st.Downloads[0].Name != "waiting.bin" || st.Active != 1 || st.Downloads[0].Total != 0 {
 		t.Fatalf("status while waiting = %+v, want one download named waiting.bin of unknown size", st)
 	}

@@ -2,12 +2,15 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/seed"
 )
 
@@ -106,23 +109,29 @@ func TestNodeLogsDownloads(t *testing.T) {
 	home := filepath.Join(root, "b")
 	data := filepath.Join(home, "data")
 	b := startShoal(t, bin, home, "node", "--data", data, "--listen", "127.0.0.1:0", "--api", "off")
-	eventually(t, "the node is up", func() bool {
+	testwait.Eventually(t, time.Minute, "the node is up", func() error {
 		_, err := os.Stat(filepath.Join(data, "api.sock"))
-		return err == nil
+		return err
 	})
 	g := startShoal(t, bin, home, "get", "--data", data, pub.Link, "-o", filepath.Join(root, "out"))
-	eventually(t, "status shows live bytes", func() bool {
+	testwait.Eventually(t, time.Minute, "status shows live bytes", func() error {
 		out, _, _ := shoal(t, bin, home, "status", "--json", "--data", data)
 		var st seed.Status
 		json.Unmarshal([]byte(out), &st)
-		return len(st.Downloads) == 1 && st.Downloads[0].Done > 0 && st.BytesDown > 0
+		if len(st.Downloads) != 1 || st.Downloads[0].Done == 0 || st.BytesDown == 0 {
+			return fmt.Errorf("status %s", out)
+		}
+		return nil
 	})
 	if code := g.wait(t); code != 0 {
 		t.Fatalf("get: exit %d: %s", code, g.stderr.String())
 	}
-	eventually(t, "the node logged the download", func() bool {
+	testwait.Eventually(t, time.Minute, "the node logged the download", func() error {
 		s := b.stderr.String()
-		return strings.Count(s, "download started") == 1 && strings.Count(s, "download finished") == 1
+		if started, finished := strings.Count(s, "download started"), strings.Count(s, "download finished"); started != 1 || finished != 1 {
+			return fmt.Errorf("%d lines \"download started\", %d \"download finished\"", started, finished)
+		}
+		return nil
 	})
 }
 

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"math/rand/v2"
 	"os"
 	"os/exec"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/seed"
 )
 
@@ -96,18 +98,14 @@ func (r *running) wait(t *testing.T) int {
 	}
 }
 
-// eventually polls cond until it holds or a minute passed.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	tick := time.NewTicker(50 * time.Millisecond)
-	defer tick.Stop()
-	deadline := time.After(60 * time.Second)
-	for !cond() {
-		select {
-		case <-tick.C:
-		case <-deadline:
-			t.Fatalf("timed out waiting until %s", what)
+// downloaded is a testwait condition: ok holds for the bytes the node's
+// download of id verified (-1: the node has no such download).
+func downloaded(t *testing.T, bin, home, data, id string, ok func(int64) bool) func() error {
+	return func() error {
+		if n := downloadedBytes(t, bin, home, data, id); !ok(n) {
+			return fmt.Errorf("status reports %d bytes verified", n)
 		}
+		return nil
 	}
 }
 
@@ -182,7 +180,7 @@ func TestInterruptedGetNeverLies(t *testing.T) {
 
 	// Ctrl-C, no node running: the command's own node does the work.
 	g := startShoal(t, bin, home, "get", "--data", data, pub.Link, "-o", d1)
-	eventually(t, "the download verified some bytes", func() bool { return downloadedBytes(t, bin, home, data, pub.Item.ID) > 0 })
+	testwait.Eventually(t, time.Minute, "the download verified some bytes", downloaded(t, bin, home, data, pub.Item.ID, func(n int64) bool { return n > 0 }))
 	onlyPartials(t, d1)
 	g.cmd.Process.Signal(syscall.SIGINT)
 	if code := g.wait(t); code != exitError {
@@ -198,7 +196,7 @@ func TestInterruptedGetNeverLies(t *testing.T) {
 
 	// kill -9 while resuming in the same folder.
 	g = startShoal(t, bin, home, "get", "--data", data, pub.Link, "-o", d1)
-	eventually(t, "the resumed download verified bytes", func() bool { return downloadedBytes(t, bin, home, data, pub.Item.ID) > 0 })
+	testwait.Eventually(t, time.Minute, "the resumed download verified bytes", downloaded(t, bin, home, data, pub.Item.ID, func(n int64) bool { return n > 0 }))
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	g.wait(t)
 	onlyPartials(t, d1)
@@ -267,7 +265,7 @@ func TestPartialOnAnotherFileSystemIsNamed(t *testing.T) {
 	data := filepath.Join(home, "data")
 	d1 := filepath.Join(root, "d1")
 	g := startShoal(t, bin, home, "get", "--data", data, pub.Link, "-o", d1)
-	eventually(t, "the download verified some bytes", func() bool { return downloadedBytes(t, bin, home, data, pub.Item.ID) > 0 })
+	testwait.Eventually(t, time.Minute, "the download verified some bytes", downloaded(t, bin, home, data, pub.Item.ID, func(n int64) bool { return n > 0 }))
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	g.wait(t)
 	_, errOut, code := shoal(t, bin, home, "get", "--data", data, pub.Link, "-o", other)
@@ -296,7 +294,7 @@ func TestResumeRefusesPlantedSymlink(t *testing.T) {
 	data := filepath.Join(home, "data")
 	d1 := filepath.Join(root, "d1")
 	g := startShoal(t, bin, home, "get", "--data", data, pub.Link, "-o", d1)
-	eventually(t, "the download verified some bytes", func() bool { return downloadedBytes(t, bin, home, data, pub.Item.ID) > 0 })
+	testwait.Eventually(t, time.Minute, "the download verified some bytes", downloaded(t, bin, home, data, pub.Item.ID, func(n int64) bool { return n > 0 }))
 	g.cmd.Process.Signal(syscall.SIGKILL)
 	g.wait(t)
 	part := filepath.Join(d1, ".shoal-part."+pub.Item.ID, "big.bin")
@@ -399,11 +397,14 @@ func TestFailedGetsLeaveNothing(t *testing.T) {
 			node.stop(t)
 			// The node picks it up again when it restarts.
 			node = startNodeProc(t, bin, data)
-			eventually(t, "the restarted node resumes the background download", func() bool {
+			testwait.Eventually(t, time.Minute, "the restarted node resumes the background download", func() error {
 				st, _, _ := shoal(t, bin, home, "status", "--json", "--data", data)
 				var s seed.Status
 				json.Unmarshal([]byte(st), &s)
-				return len(s.Downloads) == 1 && s.Downloads[0].Background
+				if len(s.Downloads) != 1 || !s.Downloads[0].Background {
+					return fmt.Errorf("status %s", st)
+				}
+				return nil
 			})
 			node.stop(t)
 		}
@@ -490,12 +491,12 @@ func TestInterruptWithNode(t *testing.T) {
 	startNodeProc(t, bin, data)
 	d1 := filepath.Join(root, "d1")
 	g := startShoal(t, bin, home, "get", "--data", data, pub.Link, "-o", d1)
-	eventually(t, "the node's download verified some bytes", func() bool { return downloadedBytes(t, bin, home, data, pub.Item.ID) > 0 })
+	testwait.Eventually(t, time.Minute, "the node's download verified some bytes", downloaded(t, bin, home, data, pub.Item.ID, func(n int64) bool { return n > 0 }))
 	g.cmd.Process.Signal(syscall.SIGINT)
 	if code := g.wait(t); code != exitError || !strings.Contains(g.stderr.String(), "resume") {
 		t.Fatalf("get after SIGINT: exit %d, %q", code, g.stderr.String())
 	}
-	eventually(t, "the node stopped the download", func() bool { return downloadedBytes(t, bin, home, data, pub.Item.ID) < 0 })
+	testwait.Eventually(t, time.Minute, "the node stopped the download", downloaded(t, bin, home, data, pub.Item.ID, func(n int64) bool { return n < 0 }))
 	onlyPartials(t, d1)
 	out, errOut, code = shoal(t, bin, home, "get", "--json", "--data", data, pub.Item.ID, smallLink, "-o", d1)
 	var items []seed.Item

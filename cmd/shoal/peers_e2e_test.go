@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/netip"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 	"github.com/shoal-p2p/shoal/seed"
 )
@@ -37,13 +39,12 @@ func TestBootstrapPeerInShoalPeers(t *testing.T) {
 		}
 		return false
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for !lists(b, "b", a.status) || !lists(a, "a", b.status) {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30 s, b lists its bootstrap node a: %v; a lists b: %v", lists(b, "b", a.status), lists(a, "a", b.status))
+	testwait.Eventually(t, 30*time.Second, "a and b list each other", func() error {
+		if ba, ab := lists(b, "b", a.status), lists(a, "a", b.status); !ba || !ab {
+			return fmt.Errorf("b lists its bootstrap node a: %v; a lists b: %v", ba, ab)
 		}
-		time.Sleep(200 * time.Millisecond) // polling a condition
-	}
+		return nil
+	})
 }
 
 // TestIntroductionRequestLANAddress: the LAN address in a real shoal

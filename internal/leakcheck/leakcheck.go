@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/testwait"
 )
 
 // settle is how long goroutines get to exit after the checked code closed.
@@ -22,12 +24,14 @@ func Check(t testing.TB) {
 	t.Helper()
 	before := runtime.NumGoroutine()
 	t.Cleanup(func() {
-		deadline := time.Now().Add(settle)
-		for runtime.NumGoroutine() > before && time.Now().Before(deadline) {
-			time.Sleep(10 * time.Millisecond)
-		}
-		if n := runtime.NumGoroutine(); n > before {
-			t.Errorf("%d goroutines left running, %d before the test:\n%s", n, before, stacks())
+		err := testwait.Poll(settle, func() error {
+			if n := runtime.NumGoroutine(); n > before {
+				return fmt.Errorf("%d goroutines left running, %d before the test", n, before)
+			}
+			return nil
+		})
+		if err != nil {
+			t.Errorf("%v:\n%s", err, stacks())
 		}
 	})
 }
@@ -40,18 +44,18 @@ func Main(m *testing.M, marker string) int {
 	if code != 0 {
 		return code
 	}
-	deadline := time.Now().Add(settle)
-	for {
-		left := ours(marker)
-		if len(left) == 0 {
-			return code
+	var left []string
+	err := testwait.Poll(settle, func() error {
+		if left = ours(marker); len(left) > 0 {
+			return fmt.Errorf("%d goroutines left running after the tests", len(left))
 		}
-		if time.Now().After(deadline) {
-			fmt.Fprintf(os.Stderr, "%d goroutines left running after the tests:\n%s\n", len(left), strings.Join(left, "\n\n"))
-			return 1
-		}
-		time.Sleep(20 * time.Millisecond)
+		return nil
+	})
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "%v:\n%s\n", err, strings.Join(left, "\n\n"))
+		return 1
 	}
+	return code
 }
 
 // ours returns the stacks of running goroutines that name marker, except

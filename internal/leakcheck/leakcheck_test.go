@@ -1,8 +1,11 @@
 package leakcheck
 
 import (
-	"runtime"
+	"fmt"
 	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/internal/testwait"
 )
 
 // fakeTB records Errorf calls and runs cleanups on demand.
@@ -49,13 +52,12 @@ func TestOursFindsMarkedGoroutines(t *testing.T) {
 	stop := make(chan struct{})
 	go parkHere(stop)
 	defer close(stop)
-	for range 100 {
-		if len(ours("leakcheck.parkHere")) == 1 {
-			return
+	testwait.Eventually(t, 10*time.Second, "ours finds the parked goroutine by its marker", func() error {
+		if left := ours("leakcheck.parkHere"); len(left) != 1 {
+			return fmt.Errorf("%d goroutines found", len(left))
 		}
-		runtime.Gosched()
-	}
-	t.Fatal("ours did not find the parked goroutine by its marker")
+		return nil
+	})
 }
 
 func parkHere(stop chan struct{}) { <-stop }

@@ -3,10 +3,15 @@ package netem
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
+	"math"
 	"net"
 	"runtime"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/testwait"
 )
 
 func udpPair(t *testing.T) (a, b *net.UDPConn) {
@@ -27,25 +32,75 @@ func udpPair(t *testing.T) (a, b *net.UDPConn) {
 	return a, b
 }
 
-// receive reads numbered packets until no packet arrives for quiet.
-func receive(t *testing.T, conn net.PacketConn, quiet time.Duration) []uint32 {
+// sentinel is not a packet number send writes: it marks the end.
+const sentinel = math.MaxUint32
+
+// receive reads numbered packets on conn in the background, so that the
+// receive buffer never holds a whole burst. The returned stop waits until
+// c has delivered or dropped every packet written to it and as many packets
+// were read as c delivered, then writes a sentinel on c's own socket, which
+// arrives after them, and returns the packet numbers read before it (any
+// beyond the delivered ones included), in arrival order.
+func receive(t *testing.T, c *Conn, conn net.PacketConn) (stop func() []uint32) {
 	t.Helper()
-	var got []uint32
-	buf := make([]byte, 64)
-	for {
-		conn.SetReadDeadline(time.Now().Add(quiet))
-		n, _, err := conn.ReadFrom(buf)
-		if err != nil {
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				return got
+	type result struct {
+		got []uint32
+		err error
+	}
+	done := make(chan result, 1)
+	var read atomic.Uint64
+	before := c.Stats().Delivered
+	go func() {
+		var got []uint32
+		buf := make([]byte, 64)
+		for {
+			conn.SetReadDeadline(time.Now().Add(30 * time.Second))
+			n, _, err := conn.ReadFrom(buf)
+			if err != nil {
+				done <- result{got, fmt.Errorf("read: %w", err)}
+				return
 			}
-			t.Fatalf("read: %v", err)
+			if n != 4 {
+				done <- result{got, fmt.Errorf("read %d bytes, want 4", n)}
+				return
+			}
+			k := binary.BigEndian.Uint32(buf)
+			if k == sentinel {
+				done <- result{got, nil}
+				return
+			}
+			got = append(got, k)
+			read.Add(1)
 		}
-		if n != 4 {
-			t.Fatalf("read %d bytes, want 4", n)
+	}()
+	return func() []uint32 {
+		t.Helper()
+		testwait.Eventually(t, 10*time.Second, "netem delivers or drops every packet", func() error {
+			if s := c.Stats(); s.Written != s.Dropped+s.Overflow+s.Delivered+s.Failed {
+				return fmt.Errorf("stats %+v", s)
+			}
+			return nil
+		})
+		testwait.Eventually(t, 10*time.Second, "every delivered packet is read", func() error {
+			select {
+			case r := <-done: // the reader stopped early: report why
+				done <- r
+				return nil
+			default:
+			}
+			if n, want := read.Load(), c.Stats().Delivered-before; n < want {
+				return fmt.Errorf("read %d of %d delivered", n, want)
+			}
+			return nil
+		})
+		if _, err := c.PacketConn.WriteTo(binary.BigEndian.AppendUint32(nil, sentinel), conn.LocalAddr()); err != nil {
+			t.Fatalf("write the sentinel: %v", err)
 		}
-		got = append(got, binary.BigEndian.Uint32(buf))
+		r := <-done
+		if r.err != nil {
+			t.Fatalf("after %d packets: %v", len(r.got), r.err)
+		}
+		return r.got
 	}
 }
 
@@ -56,9 +111,6 @@ func send(t *testing.T, c *Conn, to net.Addr, n int) {
 		binary.BigEndian.PutUint32(b[:], uint32(i))
 		if _, err := c.WriteTo(b[:], to); err != nil {
 			t.Fatalf("write %d: %v", i, err)
-		}
-		if i%50 == 49 {
-			time.Sleep(time.Millisecond) // stay under the socket buffer
 		}
 	}
 }
@@ -85,8 +137,9 @@ func TestImpairments(t *testing.T) {
 				t.Fatal(err)
 			}
 			defer c.Close()
+			stop := receive(t, c, b)
 			send(t, c, b.LocalAddr(), tt.n)
-			got := receive(t, b, 200*time.Millisecond)
+			got := stop()
 			if len(got) < tt.minGot || len(got) > tt.maxGot {
 				t.Errorf("received %d of %d packets, want %d..%d (stats %+v)", len(got), tt.n, tt.minGot, tt.maxGot, c.Stats())
 			}
@@ -203,8 +256,9 @@ func TestUpdateCutsAndHeals(t *testing.T) {
 		if err := c.Update(st.cfg); err != nil {
 			t.Fatalf("%s: Update: %v", st.name, err)
 		}
+		stop := receive(t, c, b)
 		send(t, c, b.LocalAddr(), 20)
-		if got := len(receive(t, b, 100*time.Millisecond)); got != st.want {
+		if got := len(stop()); got != st.want {
 			t.Errorf("%s: received %d of 20 packets, want %d", st.name, got, st.want)
 		}
 	}

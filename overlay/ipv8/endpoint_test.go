@@ -3,12 +3,14 @@ package ipv8
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 )
 
@@ -95,18 +97,15 @@ func startNode(t *testing.T, cfg Config) *testNode {
 	return &testNode{ep: ep, conn: conn, addr: conn.LocalAddr().(*net.UDPAddr).AddrPort(), rec: rec}
 }
 
-// waitStats polls until cond holds for n's stats or a second passes.
-func waitStats(t *testing.T, n *testNode, what string, cond func(Stats) bool) {
-	t.Helper()
-	deadline := time.Now().Add(2 * time.Second)
-	for !cond(n.ep.Stats()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: stats never matched: %+v", what, n.ep.Stats())
+// statsMatch returns a condition for testwait: cond holds for n's stats.
+func (n *testNode) statsMatch(cond func(Stats) bool) func() error {
+	return func() error {
+		if s := n.ep.Stats(); !cond(s) {
+			return fmt.Errorf("stats %+v", s)
 		}
-		time.Sleep(2 * time.Millisecond)
+		return nil
 	}
 }
-
 func TestEndpointDeliversAndDrops(t *testing.T) {
 	a, b := startNode(t, Config{}), startNode(t, Config{})
 	if err := a.ep.Send(b.addr, testCommunity, 1, []byte("hello")); err != nil {
@@ -115,7 +114,7 @@ func TestEndpointDeliversAndDrops(t *testing.T) {
 	if err := a.ep.SendUnsigned(b.addr, testCommunity, 2, []byte("plain")); err != nil {
 		t.Fatal(err)
 	}
-	waitStats(t, b, "two delivered", func(s Stats) bool { return s.Delivered == 2 })
+	testwait.Eventually(t, 10*time.Second, "two delivered", b.statsMatch(func(s Stats) bool { return s.Delivered == 2 }))
 	msgs := b.rec.messages()
 	if len(msgs) != 2 || string(msgs[0].Payload) != "hello" || !msgs[0].Signed || msgs[0].Key != a.ep.Public() || msgs[0].From != a.addr {
 		t.Fatalf("first message = %+v, want signed \"hello\" from %s with a's key", msgs[0], a.addr)
@@ -154,7 +153,7 @@ func TestEndpointDeliversAndDrops(t *testing.T) {
 			if _, err := raw.WriteTo(tc.dg, net.UDPAddrFromAddrPort(b.addr)); err != nil {
 				t.Fatal(err)
 			}
-			waitStats(t, b, tc.name, func(s Stats) bool { return tc.counter(s) == before+1 })
+			testwait.Eventually(t, 10*time.Second, tc.name+" is counted", b.statsMatch(func(s Stats) bool { return tc.counter(s) == before+1 }))
 			if d := b.ep.Stats().Delivered; d != delivered {
 				t.Errorf("delivered went from %d to %d; the datagram should have been dropped", delivered, d)
 			}
@@ -190,7 +189,7 @@ func TestLamportClock(t *testing.T) {
 	if got := a.ep.GlobalTime(); got != 3 {
 		t.Errorf("after 3 sends the clock is %d, want 3", got)
 	}
-	waitStats(t, b, "3 delivered", func(s Stats) bool { return s.Delivered == 3 })
+	testwait.Eventually(t, 10*time.Second, "3 delivered", b.statsMatch(func(s Stats) bool { return s.Delivered == 3 }))
 	if got := b.ep.GlobalTime(); got != 3 {
 		t.Errorf("receiver's clock is %d, want raised to 3", got)
 	}
@@ -246,7 +245,7 @@ func TestRateLimit(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitStats(t, b, "all 20 counted", func(s Stats) bool { return s.Received == 20 })
+	testwait.Eventually(t, 10*time.Second, "all 20 counted", b.statsMatch(func(s Stats) bool { return s.Received == 20 }))
 	s := b.ep.Stats()
 	if s.Delivered < 5 || s.Delivered > 6 || s.DroppedRateLimited != 20-s.Delivered {
 		t.Errorf("delivered %d, rate limited %d; want 5 or 6 through a burst of 5 and the rest limited", s.Delivered, s.DroppedRateLimited)

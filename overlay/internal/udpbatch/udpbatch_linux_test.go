@@ -6,6 +6,8 @@ import (
 	"net"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/testwait"
 )
 
 // checkSent fails t unless the batching Conn c sent want packets.
@@ -27,13 +29,13 @@ func TestCoalesced(t *testing.T) {
 	defer src.Close()
 	defer dst.Close()
 	const count = 150
-	read := receive(dst, src, count, 1200) // while writing, so the receive buffer never overflows
+	r := receive(dst, src, count, 1200) // while writing, so the receive buffer never overflows
 	for i := range count {
 		if _, err := src.WriteTo(packet(i, 1200), dst.LocalAddr()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := <-read; err != nil {
+	if err := <-r.done; err != nil {
 		t.Fatalf("%v (sender %+v)", err, src.Stats())
 	}
 	if !src.gso.Load() {
@@ -54,16 +56,16 @@ func TestWithoutOffload(t *testing.T) {
 	defer dst.Close()
 	src.gso.Store(false)
 	const count = 100
-	done := receive(dst, src, count, 1000)
+	r := receive(dst, src, count, 1000)
 	for i := range count {
 		if _, err := src.WriteTo(packet(i, 1000), dst.LocalAddr()); err != nil {
 			t.Fatal(err)
 		}
-		if i%32 == 31 {
-			time.Sleep(5 * time.Millisecond) // uncoalesced, 90 packets fill a default receive buffer
+		if i%32 == 31 { // uncoalesced, 90 packets fill a default receive buffer
+			testwait.Eventually(t, 10*time.Second, "the reader catches up", r.caughtUp(i+1))
 		}
 	}
-	if err := <-done; err != nil {
+	if err := <-r.done; err != nil {
 		t.Fatal(err)
 	}
 	if st := src.Stats(); st.Sends != st.Sent || st.Sent != count {

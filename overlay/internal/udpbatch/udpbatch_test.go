@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/testwait"
 )
 
 func listen(t *testing.T) *net.UDPConn {
@@ -25,27 +28,60 @@ func packet(seq, n int) []byte {
 	return p
 }
 
-// receive reads count packets on dst in the background, each to be
-// packet(i, size) from src, and reports the first mismatch or error.
-func receive(dst, src net.PacketConn, count, size int) <-chan error {
-	done := make(chan error, 1)
+// reader reads packets in the background and counts them, so that a
+// writer can wait for it to catch up before writing on: a burst larger than
+// the receive buffer would be dropped before the reader ran, and a sleep
+// between bursts does not make the reader run on a loaded machine.
+type reader struct {
+	read  atomic.Int64 // packets read and checked
+	ended atomic.Bool  // the reader stopped early; done holds why
+	done  chan error   // the verdict: nil once count packets passed check
+}
+
+// startReader reads count packets on dst and passes each to check (i counts
+// from 0), stopping at the first error.
+func startReader(dst net.PacketConn, count int, check func(i int, p []byte, from net.Addr) error) *reader {
+	r := &reader{done: make(chan error, 1)}
 	go func() {
 		buf := make([]byte, 2048)
 		for i := range count {
 			dst.SetReadDeadline(time.Now().Add(5 * time.Second))
 			n, from, err := dst.ReadFrom(buf)
+			if err == nil {
+				err = check(i, buf[:n], from)
+			}
 			if err != nil {
-				done <- fmt.Errorf("packet %d: %w", i, err)
+				r.ended.Store(true)
+				r.done <- fmt.Errorf("packet %d: %w", i, err)
 				return
 			}
-			if !bytes.Equal(buf[:n], packet(i, size)) || from.String() != src.LocalAddr().String() {
-				done <- fmt.Errorf("packet %d: %d bytes %.8q from %v", i, n, buf[:n], from)
-				return
-			}
+			r.read.Add(1)
 		}
-		done <- nil
+		r.done <- nil
 	}()
-	return done
+	return r
+}
+
+// caughtUp is a testwait condition: the reader has read n packets, or it
+// stopped early (its error is then in done).
+func (r *reader) caughtUp(n int) func() error {
+	return func() error {
+		if got := r.read.Load(); got < int64(n) && !r.ended.Load() {
+			return fmt.Errorf("reader at %d of %d packets", got, n)
+		}
+		return nil
+	}
+}
+
+// receive reads count packets on dst in the background, each to be
+// packet(i, size) from src.
+func receive(dst, src net.PacketConn, count, size int) *reader {
+	return startReader(dst, count, func(i int, p []byte, from net.Addr) error {
+		if !bytes.Equal(p, packet(i, size)) || from.String() != src.LocalAddr().String() {
+			return fmt.Errorf("%d bytes %.8q from %v", len(p), p, from)
+		}
+		return nil
+	})
 }
 
 // TestOrderAndBoundaries sends packets of mixed sizes (equal runs, a shorter
@@ -69,37 +105,25 @@ func TestOrderAndBoundaries(t *testing.T) {
 			sizes = append(sizes, 1200)
 		}
 	}
-	got := make(chan error, 1)
-	go func() {
-		buf := make([]byte, 2048)
-		for i, n := range sizes {
-			dst.SetReadDeadline(time.Now().Add(5 * time.Second))
-			k, from, err := dst.ReadFrom(buf)
-			if err != nil {
-				got <- fmt.Errorf("packet %d: %w", i, err)
-				return
-			}
-			if from.String() != src.LocalAddr().String() {
-				got <- fmt.Errorf("packet %d from %v, want %v", i, from, src.LocalAddr())
-				return
-			}
-			if want := packet(i, n); !bytes.Equal(buf[:k], want[:n]) {
-				got <- fmt.Errorf("packet %d: got %d bytes %.8q, want %d bytes %.8q", i, k, buf[:k], n, want)
-				return
-			}
+	r := startReader(dst, len(sizes), func(i int, p []byte, from net.Addr) error {
+		if from.String() != src.LocalAddr().String() {
+			return fmt.Errorf("from %v, want %v", from, src.LocalAddr())
 		}
-		got <- nil
-	}()
+		if want := packet(i, sizes[i]); !bytes.Equal(p, want) {
+			return fmt.Errorf("got %d bytes %.8q, want %d bytes %.8q", len(p), p, len(want), want)
+		}
+		return nil
+	})
 	for i, n := range sizes {
 		p := packet(i, 1400)[:n]
 		if k, err := src.WriteTo(p, dst.LocalAddr()); err != nil || k != n {
 			t.Fatalf("WriteTo packet %d: %d, %v", i, k, err)
 		}
-		if i%64 == 63 {
-			time.Sleep(2 * time.Millisecond) // stay within the socket buffer
+		if i%64 == 63 { // at most 64 packets in flight: within the socket buffer
+			testwait.Eventually(t, 10*time.Second, "the reader catches up", r.caughtUp(i+1))
 		}
 	}
-	if err := <-got; err != nil {
+	if err := <-r.done; err != nil {
 		t.Fatal(err)
 	}
 }
@@ -111,17 +135,15 @@ func TestHardErrorReported(t *testing.T) {
 	c := New(listen(t))
 	defer c.Close()
 	to := &net.UDPAddr{IP: net.ParseIP("::1"), Port: 9}
-	var err error
-	for range 50 {
-		if _, err = c.WriteTo([]byte("x"), to); err != nil {
-			break
+	var reported error
+	testwait.Eventually(t, 10*time.Second, "a write reports the failed send", func() error {
+		_, reported = c.WriteTo([]byte("x"), to)
+		if reported == nil {
+			return errors.New("every write succeeded")
 		}
-		time.Sleep(10 * time.Millisecond)
-	}
-	if err == nil {
-		t.Fatal("no write reported the failed send")
-	}
-	t.Logf("reported: %v", err)
+		return nil
+	})
+	t.Logf("reported: %v", reported)
 }
 
 func TestClosed(t *testing.T) {
@@ -148,28 +170,19 @@ func TestInterleaved(t *testing.T) {
 	defer src.Close()
 	dsts := []net.PacketConn{New(listen(t)), New(listen(t))}
 	const perWriter = 100
-	errs := make(chan error, 6)
+	errs := make(chan error, 2)
+	var readers []*reader
 	for _, dst := range dsts {
 		defer dst.Close()
-		go func() {
-			next := [2]int{}
-			buf := make([]byte, 2048)
-			for range 2 * perWriter {
-				dst.SetReadDeadline(time.Now().Add(5 * time.Second))
-				n, _, err := dst.ReadFrom(buf)
-				if err != nil {
-					errs <- err
-					return
-				}
-				w, seq := int(buf[0]), int(buf[1])
-				if n != 1000 || w > 1 || seq != next[w] {
-					errs <- fmt.Errorf("got writer %d packet %d (%d bytes), want packet %d", w, seq, n, next[w])
-					return
-				}
-				next[w]++
+		next := [2]int{}
+		readers = append(readers, startReader(dst, 2*perWriter, func(_ int, p []byte, _ net.Addr) error {
+			w, seq := int(p[0]), int(p[1])
+			if len(p) != 1000 || w > 1 || seq != next[w] {
+				return fmt.Errorf("got writer %d packet %d (%d bytes), want packet %d", w, seq, len(p), next[w])
 			}
-			errs <- nil
-		}()
+			next[w]++
+			return nil
+		}))
 	}
 	for w := range 2 {
 		go func() {
@@ -182,14 +195,25 @@ func TestInterleaved(t *testing.T) {
 						return
 					}
 				}
-				if seq%40 == 39 {
-					time.Sleep(time.Millisecond) // stay within the receive buffers
+				if seq%40 == 39 { // at most 40 packets per writer in flight: within the receive buffers
+					for _, r := range readers {
+						if err := testwait.Poll(10*time.Second, r.caughtUp(2*(seq+1))); err != nil {
+							errs <- fmt.Errorf("writer %d: %w", w, err)
+							return
+						}
+					}
 				}
 			}
+			errs <- nil
 		}()
 	}
-	for range dsts {
+	for range 2 {
 		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range readers {
+		if err := <-r.done; err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -209,13 +233,13 @@ func TestIPv6(t *testing.T) {
 	defer src.Close()
 	defer dst.Close()
 	const count = 100
-	done := receive(dst, src, count, 1200)
+	r := receive(dst, src, count, 1200)
 	for i := range count {
 		if _, err := src.WriteTo(packet(i, 1200), dst.LocalAddr()); err != nil {
 			t.Fatal(err)
 		}
 	}
-	if err := <-done; err != nil {
+	if err := <-r.done; err != nil {
 		t.Fatal(err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/internal/leakcheck"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 	"github.com/shoal-p2p/shoal/overlay/ipv8/discovery"
@@ -129,28 +130,13 @@ func startWith(t *testing.T, boot []netip.AddrPort, epCfg ipv8.Config) *member {
 		wg.Wait()
 		conn.Close()
 	})
-	waitFor(t, "Run registers the community", func() error {
+	testwait.Eventually(t, 20*time.Second, "Run registers the community", func() error {
 		if _, ok := ep.CommunityStats(testID); !ok {
 			return errors.New("not registered")
 		}
 		return nil
 	})
 	return m
-}
-
-func waitFor(t *testing.T, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: %v", what, err)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition
-	}
 }
 
 // TestCommunityEncodesPyIPv8Bytes: the chat message sent through the
@@ -196,7 +182,7 @@ func TestTwoMembersChatAndRequest(t *testing.T) {
 	leakcheck.Check(t)
 	a := start(t, nil)
 	b := start(t, []netip.AddrPort{a.addr})
-	waitFor(t, "each lists the other", func() error {
+	testwait.Eventually(t, 20*time.Second, "each lists the other", func() error {
 		if len(a.c.Peers()) != 1 || len(b.c.Peers()) != 1 {
 			return fmt.Errorf("a has %d peers, b %d", len(a.c.Peers()), len(b.c.Peers()))
 		}
@@ -211,7 +197,7 @@ func TestTwoMembersChatAndRequest(t *testing.T) {
 	if n, err := Broadcast(a.c, chat(ipv8.FramingSignedNoTime), "hi b"); n != 1 || err != nil {
 		t.Fatalf("broadcast: %d sent, %v", n, err)
 	}
-	waitFor(t, "both messages arrive", func() error {
+	testwait.Eventually(t, 20*time.Second, "both messages arrive", func() error {
 		if ga, gb := a.texts(), b.texts(); len(ga) != 1 || ga[0] != "hi a" || len(gb) != 1 || gb[0] != "hi b" {
 			return fmt.Errorf("a got %q, b got %q", ga, gb)
 		}
@@ -265,7 +251,7 @@ func TestHostileMessagesDroppedAndCounted(t *testing.T) {
 	send(ipv8.AppendFramed(nil, kp, testID, 42, ipv8.FramingSignedNoTime, 0, append(text("x"), 0xff))) // trailing byte
 	send(good)
 
-	waitFor(t, "the honest message arrives and every attack is counted", func() error {
+	testwait.Eventually(t, 20*time.Second, "the honest message arrives and every attack is counted", func() error {
 		s := victim.c.Stats()
 		es := victim.ep.Stats()
 		switch {
@@ -309,7 +295,7 @@ func TestDeclareRules(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- c.Run(ctx) }()
-	waitFor(t, "Run registers", func() error {
+	testwait.Eventually(t, 20*time.Second, "Run registers", func() error {
 		if _, ok := ep.CommunityStats(testID); !ok {
 			return errors.New("not registered")
 		}
@@ -351,7 +337,7 @@ func TestQueueBound(t *testing.T) {
 	p, _ := ipv8.NewFieldWriter(nil).VarlenHUTF8("x").Bytes()
 	dgram := ipv8.AppendFramed(nil, nil, testID, 42, ipv8.FramingUnsignedNoTime, 0, p)
 	from := netip.MustParseAddrPort("127.0.0.1:9")
-	waitFor(t, "Run registers", func() error {
+	testwait.Eventually(t, 20*time.Second, "Run registers", func() error {
 		if _, ok := ep.CommunityStats(testID); !ok {
 			return errors.New("not registered")
 		}
@@ -366,7 +352,7 @@ func TestQueueBound(t *testing.T) {
 		t.Errorf("with a stuck handler and a queue of 8: %d dropped, %d delivered; want 92 and 101", s.DroppedQueueFull, s.Delivered)
 	}
 	close(release)
-	waitFor(t, "the queued messages are handled", func() error {
+	testwait.Eventually(t, 20*time.Second, "the queued messages are handled", func() error {
 		if h := c.Stats().Handled; h != 9 {
 			return fmt.Errorf("%d handled, want 9", h)
 		}
@@ -398,7 +384,9 @@ func TestSharedWalk(t *testing.T) {
 		t.Cleanup(func() { conn.Close() })
 		kp, _ := identity.Generate(nil)
 		ep, _ := ipv8.NewEndpoint(conn, ipv8.Config{Key: kp})
-		w, err := discovery.New(ep, discovery.Config{Bootstrap: boot, WalkInterval: 50 * time.Millisecond})
+		// BootstrapInterval: b asks a again soon if its first request
+		// beat a's registration (the default, 30 s, outlasts the wait).
+		w, err := discovery.New(ep, discovery.Config{Bootstrap: boot, WalkInterval: 50 * time.Millisecond, BootstrapInterval: 200 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -417,7 +405,7 @@ func TestSharedWalk(t *testing.T) {
 	}
 	a := mk(nil)
 	b := mk([]netip.AddrPort{a.addr})
-	waitFor(t, "b's app sees a through the shared walk", func() error {
+	testwait.Eventually(t, 20*time.Second, "b's app sees a through the shared walk", func() error {
 		if n, _ := Broadcast(b.app, chat(ipv8.FramingSignedNoTime), "over discovery"); n == 0 {
 			return errors.New("no peers yet")
 		}
@@ -426,9 +414,14 @@ func TestSharedWalk(t *testing.T) {
 	if got := <-a.got; got != "over discovery" {
 		t.Fatalf("a got %q", got)
 	}
-	if s := a.walk.Stats(); s.IntroRequestsAnswered == 0 {
-		t.Errorf("the walk answered no requests beside the app: %+v", s)
-	}
+	// a's walk publishes its counters after sending the answer that let b
+	// find it, so the count may trail the message.
+	testwait.Eventually(t, 10*time.Second, "a's walk counts the requests it answered beside the app", func() error {
+		if s := a.walk.Stats(); s.IntroRequestsAnswered == 0 {
+			return fmt.Errorf("stats %+v", s)
+		}
+		return nil
+	})
 }
 
 // TestFloodRateLimited: an attacker floods an application community
@@ -454,7 +447,7 @@ func TestFloodRateLimited(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the flood is rate limited", func() error {
+	testwait.Eventually(t, 20*time.Second, "the flood is rate limited", func() error {
 		if s := victim.c.Stats(); s.DroppedRateLimited == 0 {
 			return fmt.Errorf("nothing rate limited yet: %+v", s.CommunityStats)
 		}
@@ -463,7 +456,7 @@ func TestFloodRateLimited(t *testing.T) {
 	// The honest member resends until it gets through: while the flood
 	// still fills the victim's socket buffer, the kernel drops its datagram
 	// as it drops any.
-	waitFor(t, "the honest message arrives", func() error {
+	testwait.Eventually(t, 20*time.Second, "the honest message arrives", func() error {
 		for _, s := range victim.texts() {
 			if s == "honest" {
 				return nil

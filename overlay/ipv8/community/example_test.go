@@ -30,7 +30,8 @@ var chatMessage = community.MessageType[string]{
 }
 
 // Two members of a chat community on loopback: the second bootstraps
-// from the first, finds it through the walk and broadcasts a line.
+// from the first, learns of it through its walk's events and sends it a
+// line.
 func Example() {
 	id := ipv8.MustCommunityID("5348f41c0a1d00000000000000000000000000aa")
 	ctx, cancel := context.WithCancel(context.Background())
@@ -38,25 +39,41 @@ func Example() {
 	defer wg.Wait()
 	defer cancel()
 
-	join := func(boot []netip.AddrPort, onText func(string)) (*community.Community, netip.AddrPort) {
+	join := func(walk discovery.Config, onText func(string)) (*community.Community, netip.AddrPort) {
 		conn, _ := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
 		kp, _ := identity.Generate(nil)
 		ep, _ := ipv8.NewEndpoint(conn, ipv8.Config{Key: kp})
-		c, _ := community.New(ep, community.Config{ID: id, Walk: discovery.Config{Bootstrap: boot}})
+		c, _ := community.New(ep, community.Config{ID: id, Walk: walk})
 		_ = community.Handle(c, chatMessage, func(_ community.Sender, text string) { onText(text) })
 		wg.Go(func() { _ = ep.ServeConn(ctx, conn) })
 		wg.Go(func() { _ = c.Run(ctx); conn.Close() })
 		return c, conn.LocalAddr().(*net.UDPAddr).AddrPort()
 	}
 	got := make(chan string, 1)
-	_, addrA := join(nil, func(s string) { got <- s })
-	b, _ := join([]netip.AddrPort{addrA}, func(string) {})
+	_, addrA := join(discovery.Config{}, func(s string) { got <- s })
+	// OnEvent runs on b's walk goroutine: it must not block.
+	found := make(chan netip.AddrPort, 1)
+	b, _ := join(discovery.Config{
+		Bootstrap: []netip.AddrPort{addrA},
+		// a's Run may not have registered yet when b first asks it: ask
+		// again after a second, not after the default 30 s.
+		BootstrapInterval: time.Second,
+		OnEvent: func(e discovery.Event) {
+			if e.Kind == discovery.PeerAdded {
+				select {
+				case found <- e.Peer.Addr:
+				default:
+				}
+			}
+		},
+	}, func(string) {})
 
-	for i := 0; i < 1000; i++ { // at most 10 s
-		if n, _ := community.Broadcast(b, chatMessage, "hello from Go"); n > 0 {
-			break
-		}
-		time.Sleep(10 * time.Millisecond) // until b's walk has found a
+	select {
+	case peer := <-found:
+		_ = community.Send(b, peer, chatMessage, "hello from Go")
+	case <-time.After(10 * time.Second):
+		fmt.Println("no peer found")
+		return
 	}
 	select {
 	case s := <-got:

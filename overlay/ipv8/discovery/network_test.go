@@ -9,6 +9,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 )
@@ -108,7 +109,7 @@ func runWorld(t *testing.T, mn *memNet, size int) {
 		}
 	}()
 	start := time.Now()
-	waitFor(t, 30*time.Second, "every node reaches its target", func() error {
+	testwait.Eventually(t, 30*time.Second, "every node reaches its target", func() error {
 		for i, n := range nodes {
 			if k := n.c.NumPeers(); k < cfg.TargetPeers {
 				return fmt.Errorf("node %d has %d peers, target %d", i, k, cfg.TargetPeers)
@@ -145,7 +146,7 @@ func runWorld(t *testing.T, mn *memNet, size int) {
 	// knew it drops it within the churn timeout.
 	victim := nodes[size/2]
 	victim.stop()
-	waitFor(t, cfg.DropAfter+2*time.Second, "the stopped node is dropped", func() error {
+	testwait.Eventually(t, cfg.DropAfter+2*time.Second, "the stopped node is dropped", func() error {
 		for i, n := range nodes {
 			if n == victim {
 				continue
@@ -159,7 +160,7 @@ func runWorld(t *testing.T, mn *memNet, size int) {
 		return nil
 	})
 	// The survivors walk again and refill their tables.
-	waitFor(t, 20*time.Second, "survivors refill", func() error {
+	testwait.Eventually(t, 20*time.Second, "survivors refill", func() error {
 		for i, n := range nodes {
 			if k := n.c.NumPeers(); n != victim && k < cfg.TargetPeers {
 				return fmt.Errorf("node %d has %d peers, target %d", i, k, cfg.TargetPeers)
@@ -202,22 +203,5 @@ func runWorld(t *testing.T, mn *memNet, size int) {
 	}
 	if drops != 0 {
 		t.Errorf("%d datagrams between honest nodes were dropped as bad", drops)
-	}
-}
-
-// waitFor checks cond every 20 ms of (fake, under synctest) time until
-// it holds, failing after limit.
-func waitFor(t *testing.T, limit time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(limit)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v: %v", what, limit, err)
-		}
-		time.Sleep(20 * time.Millisecond) // fake time under synctest: lets the world run
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/overlay"
 	"github.com/shoal-p2p/shoal/overlay/ipv8/discovery"
 )
@@ -61,23 +62,14 @@ func TestWorldOverlayNodes(t *testing.T) {
 		m.wg.Go(func() { _ = w.Run(ctx) })
 		members = append(members, m)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		var err error
+	testwait.Eventually(t, 60*time.Second, fmt.Sprintf("every overlay node has %d peers", cfg.TargetPeers), func() error {
 		for i, m := range members {
 			if k := m.walk.NumPeers(); k < cfg.TargetPeers {
-				err = fmt.Errorf("node %d has %d peers", i, k)
-				break
+				return fmt.Errorf("node %d has %d peers", i, k)
 			}
 		}
-		if err == nil {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("overlay nodes did not reach %d peers: %v", cfg.TargetPeers, err)
-		}
-		time.Sleep(20 * time.Millisecond) // polling a condition
-	}
+		return nil
+	})
 	for i, m := range members {
 		for _, p := range m.walk.Peers() {
 			if p.LAN != p.Addr {

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/overlay/ipv8"
 )
 
@@ -53,7 +54,7 @@ func TestWildcardBindAnnouncesInterface(t *testing.T) {
 	}
 	defer func() { cancel(); wg.Wait() }()
 	want := netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), wild.LocalAddr().(*net.UDPAddr).AddrPort().Port())
-	waitFor(t, 10*time.Second, "the loopback node lists the wildcard node with its interface address", func() error {
+	testwait.Eventually(t, 10*time.Second, "the loopback node lists the wildcard node with its interface address", func() error {
 		for _, p := range l.Peers() {
 			if p.Key == epW.Public() {
 				if p.LAN != want || p.WAN != want {
