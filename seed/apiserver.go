@@ -15,9 +15,11 @@ import (
 
 // Budgets of the control API. Anyone who can reach the loopback port can
 // open connections without the token, so they are capped: at most
-// apiMaxConns at once across both listeners; when a new one arrives at the
-// cap, the oldest connection that is idle or has not yet sent a request is
-// closed (busy ones are never dropped for a newcomer). Idle keep-alive
+// apiMaxConns at once on each listener (the Unix socket, which only the
+// node's user can reach, has a cap of its own, so a TCP flood never closes
+// the CLI's connection); when a new one arrives at its listener's cap, the
+// oldest connection of that listener that is idle or has not yet sent a
+// request is closed (busy ones are never dropped for a newcomer). Idle keep-alive
 // connections close after apiIdleTimeout; a request's headers and body
 // must arrive within apiReadTimeout.
 const (
@@ -28,7 +30,8 @@ const (
 	apiShutdownBudget = 2 * time.Second
 )
 
-// connCap tracks the API's connections and enforces apiMaxConns.
+// connCap tracks the API's connections and enforces apiMaxConns per
+// listener kind (Unix socket or TCP).
 type connCap struct {
 	max int
 
@@ -40,7 +43,10 @@ type connCap struct {
 type connEntry struct {
 	state http.ConnState
 	seq   uint64 // arrival order
+	unix  bool   // came through the Unix socket
 }
+
+func isUnix(conn net.Conn) bool { return conn.LocalAddr().Network() == "unix" }
 
 func newConnCap(max int) *connCap { return &connCap{max: max, conns: map[net.Conn]connEntry{}} }
 
@@ -51,9 +57,10 @@ func (c *connCap) track(conn net.Conn, st http.ConnState) {
 	switch st {
 	case http.StateNew:
 		c.seq++
-		c.conns[conn] = connEntry{state: st, seq: c.seq}
-		for len(c.conns) > c.max {
-			if !c.evictLocked(conn) {
+		u := isUnix(conn)
+		c.conns[conn] = connEntry{state: st, seq: c.seq, unix: u}
+		for c.countLocked(u) > c.max {
+			if !c.evictLocked(conn, u) {
 				break
 			}
 		}
@@ -66,14 +73,14 @@ func (c *connCap) track(conn net.Conn, st http.ConnState) {
 	}
 }
 
-// evictLocked closes the oldest idle or new connection other than keep.
-// With none to close, it closes keep itself: the newcomer waits its turn
-// by trying again.
-func (c *connCap) evictLocked(keep net.Conn) bool {
+// evictLocked closes the oldest idle or new connection of the same kind
+// (unix) other than keep. With none to close, it closes keep itself: the
+// newcomer waits its turn by trying again.
+func (c *connCap) evictLocked(keep net.Conn, unix bool) bool {
 	var victim net.Conn
 	var best uint64
 	for conn, e := range c.conns {
-		if conn == keep || e.state == http.StateActive {
+		if conn == keep || e.unix != unix || e.state == http.StateActive {
 			continue
 		}
 		if victim == nil || e.seq < best {
@@ -88,10 +95,21 @@ func (c *connCap) evictLocked(keep net.Conn) bool {
 	return victim != keep
 }
 
-func (c *connCap) count() int {
+// count returns the connections held on the Unix socket (unix) or TCP.
+func (c *connCap) count(unix bool) int {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return len(c.conns)
+	return c.countLocked(unix)
+}
+
+func (c *connCap) countLocked(unix bool) int {
+	n := 0
+	for _, e := range c.conns {
+		if e.unix == unix {
+			n++
+		}
+	}
+	return n
 }
 
 // startAPI serves the control API on the Unix socket in the data folder and,

@@ -47,8 +47,8 @@ func TestAPIIdleConnectionsCapped(t *testing.T) {
 	if _, err := tcp.Status(ctx); err != nil {
 		t.Fatalf("TCP Status while %d idle connections are open: %v", idle, err)
 	}
-	if got := n.apiConns.count(); got > apiMaxConns {
-		t.Fatalf("the API holds %d connections, cap %d", got, apiMaxConns)
+	if got := n.apiConns.count(false); got > apiMaxConns {
+		t.Fatalf("the API holds %d TCP connections, cap %d", got, apiMaxConns)
 	}
 	// The test holds the client end of each connection itself.
 	if fds := openFDs(t); fds >= 0 && fds-idle > 100+apiMaxConns {
