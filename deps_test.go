@@ -79,10 +79,13 @@ func TestImportDirection(t *testing.T) {
 
 // production reports whether pkg ships in the shoal binary or in a library a
 // user imports: everything but top-level internal/ (test and simulation
-// support), cmd/shoal-bench and the overlaytest packages.
+// support), the benchmark programs bench and cmd/shoal-bench, and the
+// overlaytest packages.
 func production(pkg string) bool {
 	switch {
 	case pkg == "internal" || strings.HasPrefix(pkg, "internal/"):
+		return false
+	case pkg == "bench" || strings.HasPrefix(pkg, "bench/"):
 		return false
 	case pkg == "cmd/shoal-bench" || strings.HasPrefix(pkg, "cmd/shoal-bench/"):
 		return false

@@ -18,14 +18,11 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -34,6 +31,9 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/benchfile"
+	"github.com/shoal-p2p/shoal/internal/benchpeer"
 )
 
 // python is Debian's interpreter, the one python3-libtorrent installs for
@@ -94,7 +94,7 @@ func run(vs, scenarioText, sizeText string, pairs int, rc4 bool, piece int, tmp 
 	if err != nil {
 		return err
 	}
-	size, err := parseSize(sizeText)
+	size, err := benchfile.ParseSize(sizeText)
 	if err != nil {
 		return err
 	}
@@ -124,7 +124,7 @@ func run(vs, scenarioText, sizeText string, pairs int, rc4 bool, piece int, tmp 
 	}
 	commit, _ := exec.Command("git", "-C", root, "describe", "--always", "--dirty").Output()
 	src := filepath.Join(work, "file.bin")
-	if err := writeRandom(src, size); err != nil {
+	if err := benchfile.WriteRandom(src, size, [32]byte{'s', 'h', 'o', 'a', 'l', 'v', 's'}); err != nil {
 		return err
 	}
 	torrent := filepath.Join(work, "file.torrent")
@@ -259,7 +259,7 @@ func runLibtorrent(root, work, src, torrent string, sc scenario, rc4, verify boo
 	}
 	defer os.RemoveAll(dir)
 	script := filepath.Join(root, "bench", "ltpeer.py")
-	var peers []*Peer
+	var peers []*benchpeer.Peer
 	defer func() {
 		for _, p := range peers {
 			p.Kill()
@@ -277,7 +277,8 @@ func runLibtorrent(root, work, src, torrent string, sc scenario, rc4, verify boo
 		if rc4 {
 			args = append(args, "--rc4")
 		}
-		p, err := StartPeer(exec.Command(python, args...))
+		cmd := exec.Command(python, args...)
+		p, err := benchpeer.Start(fmt.Sprintf("peer %v", cmd.Args), cmd)
 		if err != nil {
 			return sideRun{}, err
 		}
@@ -289,7 +290,7 @@ func runLibtorrent(root, work, src, torrent string, sc scenario, rc4, verify boo
 		}
 		for i := range sc.leechers {
 			out := filepath.Join(dir, fmt.Sprintf("l%d", i), filepath.Base(src))
-			if err := sameFile(src, out); err != nil {
+			if err := benchfile.SameFile(src, out); err != nil {
 				return fmt.Errorf("libtorrent leecher %d: %w", i, err)
 			}
 		}
@@ -297,80 +298,10 @@ func runLibtorrent(root, work, src, torrent string, sc scenario, rc4, verify boo
 	})
 }
 
-// Peer is a running peer process speaking the line protocol of ltpeer.py
-// and shoal-bench's children.
-type Peer struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string
-}
-
-// StartPeer starts cmd and reads its output lines.
-func StartPeer(cmd *exec.Cmd) (*Peer, error) {
-	if cmd.Stderr == nil {
-		cmd.Stderr = os.Stderr
-	}
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	p := &Peer{cmd: cmd, in: in, lines: make(chan string, 16)}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			p.lines <- sc.Text()
-		}
-		close(p.lines)
-	}()
-	return p, nil
-}
-
-// Kill kills the process if it still runs and waits for it.
-func (p *Peer) Kill() {
-	p.cmd.Process.Kill()
-	p.cmd.Wait()
-}
-
-// Expect waits for a line starting with word and returns its fields.
-func (p *Peer) Expect(word string, timeout time.Duration) ([]string, error) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		select {
-		case l, ok := <-p.lines:
-			if !ok {
-				return nil, fmt.Errorf("peer %v exited while waiting for %s", p.cmd.Args, word)
-			}
-			f := strings.Fields(l)
-			if len(f) > 0 && f[0] == word {
-				return f, nil
-			}
-			if len(f) > 0 && f[0] == "FAILED" {
-				return nil, fmt.Errorf("peer %v: %s", p.cmd.Args, l)
-			}
-		case <-t.C:
-			return nil, fmt.Errorf("peer %v: no %s within %v", p.cmd.Args, word, timeout)
-		}
-	}
-}
-
-// Send writes one line to the peer.
-func (p *Peer) Send(line string) error {
-	_, err := io.WriteString(p.in, line+"\n")
-	return err
-}
-
 // Swarm waits for every peer's READY, sends each leecher (peers[nSeed:])
 // GO with the addresses of all the others, times the slowest DONE, then
 // collects STATS; check runs before EXIT (while outputs are complete).
-func Swarm(peers []*Peer, nSeed int, check func() error) (sideRun, error) {
+func Swarm(peers []*benchpeer.Peer, nSeed int, check func() error) (sideRun, error) {
 	addrs := make([]string, len(peers))
 	for i, p := range peers {
 		f, err := p.Expect("READY", time.Hour)
@@ -483,65 +414,4 @@ func loadAvg() string {
 		return "?"
 	}
 	return f[0]
-}
-
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		m      int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSuffix(s, u.suffix), u.m
-			break
-		}
-	}
-	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("size %q: want a positive number with an optional B/KiB/MiB/GiB suffix", s)
-	}
-	return int64(n * float64(mult)), nil
-}
-
-func writeRandom(path string, size int64) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	rng := rand.NewChaCha8([32]byte{'s', 'h', 'o', 'a', 'l', 'v', 's'})
-	if _, err := io.CopyN(f, rng, size); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
-}
-
-// sameFile compares two files byte for byte.
-func sameFile(a, b string) error {
-	fa, err := os.Open(a)
-	if err != nil {
-		return err
-	}
-	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		return err
-	}
-	defer fb.Close()
-	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
-	var off int64
-	for {
-		na, ea := io.ReadFull(fa, ba)
-		nb, eb := io.ReadFull(fb, bb)
-		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
-			return fmt.Errorf("differs from the source in the 1 MiB block at offset %d", off)
-		}
-		off += int64(na)
-		if ea != nil || eb != nil {
-			if (ea == nil) != (eb == nil) {
-				return fmt.Errorf("length differs from the source near offset %d", off)
-			}
-			return nil
-		}
-	}
 }

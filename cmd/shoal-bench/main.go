@@ -8,15 +8,11 @@
 package main
 
 import (
-	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,6 +21,8 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/internal/benchfile"
+	"github.com/shoal-p2p/shoal/internal/benchpeer"
 )
 
 func main() {
@@ -47,7 +45,7 @@ func main() {
 		srcFile  = flag.String("src", "", "publish this existing file instead of a fresh random one (its size wins over -size)")
 	)
 	flag.Parse()
-	size, err := parseSize(*sizeText)
+	size, err := benchfile.ParseSize(*sizeText)
 	if err != nil {
 		fatal(err)
 	}
@@ -76,24 +74,6 @@ func fatal(err error) {
 	os.Exit(1)
 }
 
-func parseSize(s string) (int64, error) {
-	mult := int64(1)
-	for _, u := range []struct {
-		suffix string
-		m      int64
-	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"B", 1}} {
-		if strings.HasSuffix(s, u.suffix) {
-			s, mult = strings.TrimSuffix(s, u.suffix), u.m
-			break
-		}
-	}
-	n, err := strconv.ParseFloat(s, 64)
-	if err != nil || n <= 0 {
-		return 0, fmt.Errorf("size %q: want a positive number with an optional B/KiB/MiB/GiB suffix", s)
-	}
-	return int64(n * float64(mult)), nil
-}
-
 // Result is the JSON line.
 type Result struct {
 	Seeders        int      `json:"seeders"`
@@ -115,68 +95,13 @@ type Result struct {
 	QUICRefRuns []float64 `json:"quic_ref_runs,omitempty"`
 }
 
-// child is a running child process and its output lines.
-type child struct {
-	cmd   *exec.Cmd
-	in    io.WriteCloser
-	lines chan string
-}
-
-func start(args ...string) (*child, error) {
+// start runs this binary again with args, as a child peer.
+func start(args ...string) (*benchpeer.Peer, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, err
 	}
-	cmd := exec.Command(exe, args...)
-	cmd.Stderr = os.Stderr
-	in, err := cmd.StdinPipe()
-	if err != nil {
-		return nil, err
-	}
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return nil, err
-	}
-	if err := cmd.Start(); err != nil {
-		return nil, err
-	}
-	c := &child{cmd: cmd, in: in, lines: make(chan string, 16)}
-	go func() {
-		sc := bufio.NewScanner(out)
-		for sc.Scan() {
-			c.lines <- sc.Text()
-		}
-		close(c.lines)
-	}()
-	return c, nil
-}
-
-// expect waits for a line starting with word and returns its fields.
-func (c *child) expect(word string, timeout time.Duration) ([]string, error) {
-	t := time.NewTimer(timeout)
-	defer t.Stop()
-	for {
-		select {
-		case l, ok := <-c.lines:
-			if !ok {
-				return nil, fmt.Errorf("child %v exited while waiting for %s", c.cmd.Args[1:3], word)
-			}
-			f := strings.Fields(l)
-			if len(f) > 0 && f[0] == word {
-				return f, nil
-			}
-			if len(f) > 0 && f[0] == "FAILED" {
-				return nil, fmt.Errorf("child %v: %s", c.cmd.Args[1:3], l)
-			}
-		case <-t.C:
-			return nil, fmt.Errorf("child %v: no %s within %v", c.cmd.Args[1:3], word, timeout)
-		}
-	}
-}
-
-func (c *child) send(line string) error {
-	_, err := io.WriteString(c.in, line+"\n")
-	return err
+	return benchpeer.Start(fmt.Sprintf("child %v", args[:2]), exec.Command(exe, args...))
 }
 
 func quicReference(size int64) (mbps, cpu float64, err error) {
@@ -184,11 +109,8 @@ func quicReference(size int64) (mbps, cpu float64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	defer func() {
-		srv.cmd.Process.Kill()
-		srv.cmd.Wait()
-	}()
-	f, err := srv.expect("READY", 30*time.Second)
+	defer srv.Kill()
+	f, err := srv.Expect("READY", 30*time.Second)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -196,14 +118,14 @@ func quicReference(size int64) (mbps, cpu float64, err error) {
 	if err != nil {
 		return 0, 0, err
 	}
-	defer cl.cmd.Wait()
-	f, err = cl.expect("DONE", 10*time.Minute)
+	defer cl.Cmd().Wait()
+	f, err = cl.Expect("DONE", 10*time.Minute)
 	if err != nil {
 		return 0, 0, err
 	}
 	secs, _ := strconv.ParseFloat(f[1], 64)
 	clientCPU, _ := strconv.ParseFloat(f[2], 64)
-	g, err := srv.expect("CPU", time.Minute)
+	g, err := srv.Expect("CPU", time.Minute)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -232,7 +154,7 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 			return err
 		}
 		size = fi.Size()
-	} else if err := writeRandom(src, size); err != nil {
+	} else if err := benchfile.WriteRandom(src, size, [32]byte{'s', 'h', 'o', 'a', 'l'}); err != nil {
 		return err
 	}
 	// A file changed within the last second is not trusted by the seeder's
@@ -263,11 +185,10 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		}
 	}
 
-	var kids []*child
+	var kids []*benchpeer.Peer
 	defer func() {
 		for _, k := range kids {
-			k.cmd.Process.Kill()
-			k.cmd.Wait()
+			k.Kill()
 		}
 	}()
 	chunkArg := strconv.Itoa(chunk)
@@ -284,7 +205,7 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 	}
 	addrs := make([]string, len(kids))
 	for i, k := range kids {
-		f, err := k.expect("READY", 10*time.Minute)
+		f, err := k.Expect("READY", 10*time.Minute)
 		if err != nil {
 			return err
 		}
@@ -298,13 +219,13 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 				peers = append(peers, a)
 			}
 		}
-		if err := kids[i].send("GO " + strings.Join(peers, " ")); err != nil {
+		if err := kids[i].Send("GO " + strings.Join(peers, " ")); err != nil {
 			return err
 		}
 	}
 	var slowest float64
 	for i := nSeed; i < len(kids); i++ {
-		f, err := kids[i].expect("DONE", 30*time.Minute)
+		f, err := kids[i].Expect("DONE", 30*time.Minute)
 		if err != nil {
 			return err
 		}
@@ -314,10 +235,10 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 	res.Seconds = time.Since(begin).Seconds()
 	res.MBpsPerLeecher = float64(size) / 1e6 / slowest
 	for i, k := range kids {
-		if err := k.send("EXIT"); err != nil {
+		if err := k.Send("EXIT"); err != nil {
 			return err
 		}
-		f, err := k.expect("STATS", time.Minute)
+		f, err := k.Expect("STATS", time.Minute)
 		if err != nil {
 			return err
 		}
@@ -326,7 +247,7 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		cpu, _ := strconv.ParseFloat(f[3], 64)
 		res.CPUSeconds += cpu
 		if os.Getenv("SHOAL_BENCH_DEBUG") != "" {
-			fmt.Fprintf(os.Stderr, "child %d (%s): %.2f CPU seconds\n", i, k.cmd.Args[2], cpu)
+			fmt.Fprintf(os.Stderr, "child %d (%s): %.2f CPU seconds\n", i, k.Cmd().Args[2], cpu)
 		}
 		if i < nSeed {
 			res.SeederUploaded += up
@@ -344,7 +265,7 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 	res.Verified = true
 	for i := range nLeech {
 		out := filepath.Join(work, fmt.Sprintf("l%d", i), "out", filepath.Base(src))
-		if err := sameFile(src, out); err != nil {
+		if err := benchfile.SameFile(src, out); err != nil {
 			res.Verified = false
 			fmt.Fprintf(os.Stderr, "shoal-bench: leecher %d: %v\n", i, err)
 		}
@@ -358,53 +279,4 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		return errors.New("some output differs from the source")
 	}
 	return nil
-}
-
-func writeRandom(path string, size int64) error {
-	f, err := os.Create(path)
-	if err != nil {
-		return err
-	}
-	rng := rand.NewChaCha8([32]byte{'s', 'h', 'o', 'a', 'l'})
-	buf := make([]byte, 1<<20)
-	for done := int64(0); done < size; {
-		n := min(int64(len(buf)), size-done)
-		rng.Read(buf[:n])
-		if _, err := f.Write(buf[:n]); err != nil {
-			f.Close()
-			return err
-		}
-		done += n
-	}
-	return f.Close()
-}
-
-// sameFile compares two files byte for byte.
-func sameFile(a, b string) error {
-	fa, err := os.Open(a)
-	if err != nil {
-		return err
-	}
-	defer fa.Close()
-	fb, err := os.Open(b)
-	if err != nil {
-		return err
-	}
-	defer fb.Close()
-	ba, bb := make([]byte, 1<<20), make([]byte, 1<<20)
-	var off int64
-	for {
-		na, ea := io.ReadFull(fa, ba)
-		nb, eb := io.ReadFull(fb, bb)
-		if na != nb || !bytes.Equal(ba[:na], bb[:nb]) {
-			return fmt.Errorf("differs from the source in the 1 MiB block at offset %d", off)
-		}
-		off += int64(na)
-		if ea != nil || eb != nil {
-			if (ea == nil) != (eb == nil) {
-				return fmt.Errorf("length differs from the source near offset %d", off)
-			}
-			return nil
-		}
-	}
 }
