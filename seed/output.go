@@ -185,7 +185,7 @@ func (n *Node) abandon(it Item, dl *swarm.Download, cause error) (Item, error) {
 		if errors.Is(cause, ErrExists) {
 			return it, cause
 		}
-		return it, fmt.Errorf("%w (%s of %s verified and kept: run the same command again to resume)", cause, fmtBytes(p.Verified), fmtBytes(p.Size))
+		return it, fmt.Errorf("%w (%s of %s verified and kept: run the same command again to resume)", cause, FormatSize(p.Verified), FormatSize(p.Size))
 	}
 	n.store.Remove(id)
 	os.RemoveAll(it.Partial)
@@ -326,19 +326,6 @@ func syncDir(dir string) {
 		d.Sync()
 		d.Close()
 	}
-}
-
-func fmtBytes(n int64) string {
-	const unit = 1024
-	if n < unit {
-		return fmt.Sprintf("%d B", n)
-	}
-	div, exp := int64(unit), 0
-	for m := n / unit; m >= unit; m /= unit {
-		div *= unit
-		exp++
-	}
-	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
 }
 
 // onlyFilesAndDirs reports whether the tree at root holds nothing but

@@ -50,6 +50,21 @@ func ParseSize(s string) (int64, error) {
 	return int64(v * mult), nil
 }
 
+// FormatSize writes a byte count for people, in binary units with one
+// decimal: "512 B", "1.5 KiB", "3.0 GiB".
+func FormatSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return fmt.Sprintf("%d B", n)
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	return fmt.Sprintf("%.1f %ciB", float64(n)/float64(div), "KMGTPE"[exp])
+}
+
 // ParseRate reads bytes per second: a size with an optional "/s".
 func ParseRate(s string) (int64, error) {
 	return ParseSize(strings.TrimSuffix(strings.TrimSpace(s), "/s"))

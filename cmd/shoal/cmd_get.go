@@ -72,7 +72,7 @@ The printed path (stdout) holds the verified content.`,
 				case background:
 					a.say("downloading %s in the background into %s; see 'shoal status'", it.Name, filepath.Dir(it.Path))
 				default:
-					a.say("got %s (%s), verified", it.Name, humanBytes(it.Size))
+					a.say("got %s (%s), verified", it.Name, seed.FormatSize(it.Size))
 					fmt.Fprintln(a.stdout, it.Path)
 				}
 			}
@@ -118,7 +118,7 @@ func getOnly(a *app, cmd *cobra.Command, links []string, dir string, only []stri
 		}
 		got = append(got, sel)
 		if !a.json {
-			a.say("got %d files (%s), verified", len(sel.Files), humanBytes(sel.Bytes))
+			a.say("got %d files (%s), verified", len(sel.Files), seed.FormatSize(sel.Bytes))
 			for _, f := range sel.Files {
 				fmt.Fprintln(a.stdout, f)
 			}

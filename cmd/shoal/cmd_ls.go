@@ -56,7 +56,7 @@ holds (path, size, mode), fetching only its manifest: nothing is downloaded.`,
 			}
 			fmt.Fprintln(tw, "ID\tNAME\tSIZE\tKIND\tPATH")
 			for _, it := range items {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.ID, it.Name, humanBytes(it.Size), it.Kind, it.Path)
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.ID, it.Name, seed.FormatSize(it.Size), it.Kind, it.Path)
 			}
 			return tw.Flush()
 		},
@@ -78,11 +78,11 @@ func listLink(a *app, cmd *cobra.Command, node seed.API, link string) error {
 	if l.Folder {
 		kind = "folder"
 	}
-	a.say("%s: %s, %d files, %s", l.Name, kind, len(l.Files), humanBytes(l.Size))
+	a.say("%s: %s, %d files, %s", l.Name, kind, len(l.Files), seed.FormatSize(l.Size))
 	tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "MODE\tSIZE\tPATH")
 	for _, f := range l.Files {
-		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Mode, humanBytes(f.Size), f.Path)
+		fmt.Fprintf(tw, "%s\t%s\t%s\n", f.Mode, seed.FormatSize(f.Size), f.Path)
 	}
 	return tw.Flush()
 }

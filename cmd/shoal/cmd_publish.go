@@ -59,7 +59,7 @@ it. Symlinks inside a folder are skipped with a warning unless
 					a.say("warning: skipped %s: not a regular file (a symlink? publish with --follow-symlinks to follow)", filepath.Join(p, s))
 				}
 				if !a.json {
-					a.say("published %s (%s)", pub.Item.Name, humanBytes(pub.Item.Size))
+					a.say("published %s (%s)", pub.Item.Name, seed.FormatSize(pub.Item.Size))
 					fmt.Fprintln(a.stdout, pub.Link)
 				}
 			}

@@ -6,6 +6,8 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoal-p2p/shoal/seed"
 )
 
 func init() { addCommand(newStatusCmd) }
@@ -36,7 +38,7 @@ func newStatusCmd(a *app) *cobra.Command {
 			}
 			tw := tabwriter.NewWriter(a.stdout, 0, 4, 2, ' ', 0)
 			fmt.Fprintf(tw, "node\t%s\npeer id\t%s\nlisten\t%s\napi\t%s\ngateway\t%s\npeers\t%d\nitems\t%d\ndownloads\t%d\nuploaded\t%s\ndownloaded\t%s\nuptime\t%s\n",
-				state, st.PeerID, st.Listen, orNone(st.API), orNone(st.Gateway), st.Peers, st.Items, st.Active, humanBytes(st.BytesUp), humanBytes(st.BytesDown),
+				state, st.PeerID, st.Listen, orNone(st.API), orNone(st.Gateway), st.Peers, st.Items, st.Active, seed.FormatSize(st.BytesUp), seed.FormatSize(st.BytesDown),
 				time.Duration(st.UptimeSeconds)*time.Second)
 			for _, p := range st.Connected { // the path of each open connection: direct, lan or relayed
 				fmt.Fprintf(tw, "connected\t%.12s  %s  %s\n", p.PeerID, p.Path, p.Conn)
@@ -55,7 +57,7 @@ func newStatusCmd(a *app) *cobra.Command {
 					bg = " (background)"
 				}
 				fmt.Fprintf(tw, "  %s\t%s%s: %.0f%%, %s of %s, %s/s from %d peers, eta %s\n", d.Name, d.Stage, bg, pct,
-					humanBytes(d.Done), humanBytes(d.Total), humanBytes(d.Rate), d.Peers, eta)
+					seed.FormatSize(d.Done), seed.FormatSize(d.Total), seed.FormatSize(d.Rate), d.Peers, eta)
 			}
 			return tw.Flush()
 		},

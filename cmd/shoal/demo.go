@@ -87,7 +87,7 @@ func runDemo(ctx context.Context, a *app, npeers int, size int64, keep bool) err
 		return err
 	}
 	hashTime := time.Since(start)
-	say("published %s (%s) in %s: %s", pub.Item.Name, humanBytes(size), hashTime.Round(time.Millisecond), pub.Link)
+	say("published %s (%s) in %s: %s", pub.Item.Name, seed.FormatSize(size), hashTime.Round(time.Millisecond), pub.Link)
 
 	// Downloaders: all but the last use the link's hint; the last has only
 	// the content ID and a bootstrap address, and finds peers in the DHT.
@@ -164,7 +164,7 @@ func runDemo(ctx context.Context, a *app, npeers int, size int64, keep bool) err
 			}
 			filled := int(frac * 24)
 			fmt.Fprintf(&b, "\x1b[2Kpeer %-2d [%s%s] %3.0f%%  %9s/s  %d peers  (%s)\n", i+1,
-				strings.Repeat("#", filled), strings.Repeat(".", 24-filled), 100*frac, humanBytes(p.Rate), p.Peers, r.how)
+				strings.Repeat("#", filled), strings.Repeat(".", 24-filled), 100*frac, seed.FormatSize(p.Rate), p.Peers, r.how)
 		}
 		drawn = len(results)
 		os.Stderr.WriteString(b.String())
@@ -219,12 +219,12 @@ wait:
 		say("")
 		for i, r := range results {
 			if r.err == nil {
-				say("peer %-2d %-9s  %6.2f s  %8s/s", i+1, r.how, r.took.Seconds(), humanBytes(int64(float64(size)/r.took.Seconds())))
+				say("peer %-2d %-9s  %6.2f s  %8s/s", i+1, r.how, r.took.Seconds(), seed.FormatSize(int64(float64(size)/r.took.Seconds())))
 			}
 		}
 		if delivered > 0 {
 			say("the publisher uploaded %s for %s delivered: the downloaders served each other the other %.0f%%",
-				humanBytes(up), humanBytes(delivered), max(0, 100*(1-float64(up)/float64(delivered))))
+				seed.FormatSize(up), seed.FormatSize(delivered), max(0, 100*(1-float64(up)/float64(delivered))))
 		}
 	}
 	if failed > 0 {
