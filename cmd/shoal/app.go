@@ -162,6 +162,20 @@ func (a *app) openNode(ctx context.Context, long bool) (api seed.API, remote boo
 	}
 }
 
+// withNode makes the RunE of a command that needs the node for a moment:
+// it opens the node (see openNode), runs run, and closes it.
+func (a *app) withNode(run func(ctx context.Context, node seed.API, args []string) error) func(*cobra.Command, []string) error {
+	return func(cmd *cobra.Command, args []string) error {
+		ctx := cmd.Context()
+		node, _, closeNode, err := a.openNode(ctx, false)
+		if err != nil {
+			return err
+		}
+		defer closeNode()
+		return run(ctx, node, args)
+	}
+}
+
 func (a *app) tryNode(ctx context.Context, cfg seed.Config, long bool) (seed.API, bool, func(), error) {
 	c, err := seed.Dial(ctx, cfg.DataDir)
 	if err == nil {

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoal-p2p/shoal/seed"
 )
 
 func init() { addCommand(newIDCmd) }
@@ -14,13 +17,7 @@ func newIDCmd(a *app) *cobra.Command {
 		Short:   "show this node's identity",
 		Example: "  shoal id",
 		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			node, _, closeNode, err := a.openNode(ctx, false)
-			if err != nil {
-				return err
-			}
-			defer closeNode()
+		RunE: a.withNode(func(ctx context.Context, node seed.API, _ []string) error {
 			id, err := node.Identity(ctx)
 			if err != nil {
 				return err
@@ -30,6 +27,6 @@ func newIDCmd(a *app) *cobra.Command {
 			}
 			fmt.Fprintf(a.stdout, "peer id     %s\npublic key  %s\nipv8 mid    %s\nlisten      %s\n", id.PeerID, id.PublicKey, id.Mid, id.Listen)
 			return nil
-		},
+		}),
 	}
 }

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoal-p2p/shoal/seed"
 )
 
 func init() { addCommand(newLinkCmd) }
@@ -14,13 +17,7 @@ func newLinkCmd(a *app) *cobra.Command {
 		Short:   "print the link of items in the library",
 		Example: "  shoal link sh1...",
 		Args:    minArgs(1, "an ID (see 'shoal ls')"),
-		RunE: func(cmd *cobra.Command, ids []string) error {
-			ctx := cmd.Context()
-			node, _, closeNode, err := a.openNode(ctx, false)
-			if err != nil {
-				return err
-			}
-			defer closeNode()
+		RunE: a.withNode(func(ctx context.Context, node seed.API, ids []string) error {
 			type linkOut struct {
 				ID   string `json:"id"`
 				Link string `json:"link"`
@@ -40,6 +37,6 @@ func newLinkCmd(a *app) *cobra.Command {
 				return a.printJSON(outs)
 			}
 			return nil
-		},
+		}),
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"text/tabwriter"
 
@@ -25,15 +26,9 @@ holds (path, size, mode), fetching only its manifest: nothing is downloaded.`,
 			}
 			return nil
 		},
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			node, _, closeNode, err := a.openNode(ctx, false)
-			if err != nil {
-				return err
-			}
-			defer closeNode()
+		RunE: a.withNode(func(ctx context.Context, node seed.API, args []string) error {
 			if len(args) == 1 {
-				return listLink(a, cmd, node, args[0])
+				return listLink(ctx, a, node, args[0])
 			}
 			items, err := node.Items(ctx)
 			if err != nil {
@@ -59,15 +54,15 @@ holds (path, size, mode), fetching only its manifest: nothing is downloaded.`,
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.ID, it.Name, seed.FormatSize(it.Size), it.Kind, it.Path)
 			}
 			return tw.Flush()
-		},
+		}),
 	}
 	c.Flags().BoolVar(&links, "links", false, "show each item's link instead of its ID, size and path")
 	return c
 }
 
 // listLink prints the files of a link (its manifest only is fetched).
-func listLink(a *app, cmd *cobra.Command, node seed.API, link string) error {
-	l, err := node.List(cmd.Context(), link)
+func listLink(ctx context.Context, a *app, node seed.API, link string) error {
+	l, err := node.List(ctx, link)
 	if err != nil {
 		return err
 	}

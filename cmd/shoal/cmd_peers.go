@@ -1,9 +1,12 @@
 package main
 
 import (
+	"context"
 	"fmt"
 
 	"github.com/spf13/cobra"
+
+	"github.com/shoal-p2p/shoal/seed"
 )
 
 func init() { addCommand(newPeersCmd) }
@@ -14,13 +17,7 @@ func newPeersCmd(a *app) *cobra.Command {
 		Short:   "list known peers",
 		Example: "  shoal peers",
 		Args:    noArgs,
-		RunE: func(cmd *cobra.Command, args []string) error {
-			ctx := cmd.Context()
-			node, _, closeNode, err := a.openNode(ctx, false)
-			if err != nil {
-				return err
-			}
-			defer closeNode()
+		RunE: a.withNode(func(ctx context.Context, node seed.API, _ []string) error {
 			peers, err := node.Peers(ctx)
 			if err != nil {
 				return err
@@ -40,6 +37,6 @@ func newPeersCmd(a *app) *cobra.Command {
 				fmt.Fprintf(a.stdout, "%s  %-21s  %s\n", p.PeerID, p.Addr, path)
 			}
 			return nil
-		},
+		}),
 	}
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"github.com/spf13/cobra"
 
 	"github.com/shoal-p2p/shoal/seed"
@@ -17,13 +18,7 @@ and downloading them. Published sources and finished downloads stay on
 disk; an unfinished download's hidden .shoal-part folder is deleted.`,
 		Example: "  shoal rm sh1...\n  shoal rm 'shoal:sh1...?name=x'",
 		Args:    minArgs(1, "an ID (see 'shoal ls')"),
-		RunE: func(cmd *cobra.Command, ids []string) error {
-			ctx := cmd.Context()
-			node, _, closeNode, err := a.openNode(ctx, false)
-			if err != nil {
-				return err
-			}
-			defer closeNode()
+		RunE: a.withNode(func(ctx context.Context, node seed.API, ids []string) error {
 			removed := []seed.Item{}
 			for _, id := range ids {
 				it, err := node.Remove(ctx, id)
@@ -37,6 +32,6 @@ disk; an unfinished download's hidden .shoal-part folder is deleted.`,
 				return a.printJSON(removed)
 			}
 			return nil
-		},
+		}),
 	}
 }
