@@ -302,28 +302,13 @@ func runLibtorrent(root, work, src, torrent string, sc scenario, rc4, verify boo
 // GO with the addresses of all the others, times the slowest DONE, then
 // collects STATS; check runs before EXIT (while outputs are complete).
 func Swarm(peers []*benchpeer.Peer, nSeed int, check func() error) (sideRun, error) {
-	addrs := make([]string, len(peers))
-	for i, p := range peers {
-		f, err := p.Expect("READY", time.Hour)
-		if err != nil {
-			return sideRun{}, err
-		}
-		if len(f) < 2 {
-			return sideRun{}, fmt.Errorf("peer %d: READY without an address", i)
-		}
-		addrs[i] = f[1]
+	addrs, err := benchpeer.Ready(peers, time.Hour)
+	if err != nil {
+		return sideRun{}, err
 	}
 	begin := time.Now()
-	for i := nSeed; i < len(peers); i++ {
-		var others []string
-		for j, a := range addrs {
-			if j != i {
-				others = append(others, a)
-			}
-		}
-		if err := peers[i].Send("GO " + strings.Join(others, " ")); err != nil {
-			return sideRun{}, err
-		}
+	if err := benchpeer.Go(peers, nSeed, addrs); err != nil {
+		return sideRun{}, err
 	}
 	for i := nSeed; i < len(peers); i++ {
 		if _, err := peers[i].Expect("DONE", time.Hour); err != nil {
@@ -332,24 +317,15 @@ func Swarm(peers []*benchpeer.Peer, nSeed int, check func() error) (sideRun, err
 	}
 	r := sideRun{Seconds: time.Since(begin).Seconds()}
 	for i, p := range peers {
-		if err := p.Send("EXIT"); err != nil {
-			return r, err
-		}
-		f, err := p.Expect("STATS", time.Minute)
+		st, err := p.Exit(time.Minute)
 		if err != nil {
 			return r, err
 		}
-		if len(f) < 4 {
-			return r, fmt.Errorf("peer %d: short STATS line %q", i, f)
-		}
-		up, _ := strconv.ParseInt(f[1], 10, 64)
-		rss, _ := strconv.ParseInt(f[2], 10, 64)
-		cpu, _ := strconv.ParseFloat(f[3], 64)
-		r.CPU += cpu
+		r.CPU += st.CPU
 		if i < nSeed {
-			r.Uploaded += up
+			r.Uploaded += st.Uploaded
 		} else {
-			r.PeakRSS = max(r.PeakRSS, rss)
+			r.PeakRSS = max(r.PeakRSS, st.PeakRSS)
 		}
 	}
 	return r, check()

@@ -17,7 +17,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/shoal-p2p/shoal/chunker"
@@ -203,25 +202,13 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		}
 		kids = append(kids, k)
 	}
-	addrs := make([]string, len(kids))
-	for i, k := range kids {
-		f, err := k.Expect("READY", 10*time.Minute)
-		if err != nil {
-			return err
-		}
-		addrs[i] = f[1]
+	addrs, err := benchpeer.Ready(kids, 10*time.Minute)
+	if err != nil {
+		return err
 	}
 	begin := time.Now()
-	for i := nSeed; i < len(kids); i++ {
-		var peers []string
-		for j, a := range addrs {
-			if j != i {
-				peers = append(peers, a)
-			}
-		}
-		if err := kids[i].Send("GO " + strings.Join(peers, " ")); err != nil {
-			return err
-		}
+	if err := benchpeer.Go(kids, nSeed, addrs); err != nil {
+		return err
 	}
 	var slowest float64
 	for i := nSeed; i < len(kids); i++ {
@@ -235,24 +222,18 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 	res.Seconds = time.Since(begin).Seconds()
 	res.MBpsPerLeecher = float64(size) / 1e6 / slowest
 	for i, k := range kids {
-		if err := k.Send("EXIT"); err != nil {
-			return err
-		}
-		f, err := k.Expect("STATS", time.Minute)
+		st, err := k.Exit(time.Minute)
 		if err != nil {
 			return err
 		}
-		up, _ := strconv.ParseInt(f[1], 10, 64)
-		rss, _ := strconv.ParseInt(f[2], 10, 64)
-		cpu, _ := strconv.ParseFloat(f[3], 64)
-		res.CPUSeconds += cpu
+		res.CPUSeconds += st.CPU
 		if os.Getenv("SHOAL_BENCH_DEBUG") != "" {
-			fmt.Fprintf(os.Stderr, "child %d (%s): %.2f CPU seconds\n", i, k.Cmd().Args[2], cpu)
+			fmt.Fprintf(os.Stderr, "child %d (%s): %.2f CPU seconds\n", i, k.Cmd().Args[2], st.CPU)
 		}
 		if i < nSeed {
-			res.SeederUploaded += up
+			res.SeederUploaded += st.Uploaded
 		} else {
-			res.PeakRSSLeecher = max(res.PeakRSSLeecher, rss)
+			res.PeakRSSLeecher = max(res.PeakRSSLeecher, st.PeakRSS)
 		}
 	}
 	if quicRef {

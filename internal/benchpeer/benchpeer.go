@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -87,4 +88,64 @@ func (p *Peer) Expect(word string, timeout time.Duration) ([]string, error) {
 func (p *Peer) Send(line string) error {
 	_, err := io.WriteString(p.in, line+"\n")
 	return err
+}
+
+// Ready waits for every peer's READY line and returns the address each
+// gives.
+func Ready(peers []*Peer, timeout time.Duration) ([]string, error) {
+	addrs := make([]string, len(peers))
+	for i, p := range peers {
+		f, err := p.Expect("READY", timeout)
+		if err != nil {
+			return nil, err
+		}
+		if len(f) < 2 {
+			return nil, fmt.Errorf("peer %d: READY without an address", i)
+		}
+		addrs[i] = f[1]
+	}
+	return addrs, nil
+}
+
+// Go sends each leecher (peers[nSeed:]) GO with the addresses of all the
+// other peers.
+func Go(peers []*Peer, nSeed int, addrs []string) error {
+	for i := nSeed; i < len(peers); i++ {
+		var others []string
+		for j, a := range addrs {
+			if j != i {
+				others = append(others, a)
+			}
+		}
+		if err := peers[i].Send("GO " + strings.Join(others, " ")); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Stats are the figures of a peer's STATS line.
+type Stats struct {
+	Uploaded int64   // bytes
+	PeakRSS  int64   // bytes
+	CPU      float64 // seconds of user+system time since READY
+}
+
+// Exit sends the peer EXIT and reads its STATS line.
+func (p *Peer) Exit(timeout time.Duration) (Stats, error) {
+	if err := p.Send("EXIT"); err != nil {
+		return Stats{}, err
+	}
+	f, err := p.Expect("STATS", timeout)
+	if err != nil {
+		return Stats{}, err
+	}
+	if len(f) < 4 {
+		return Stats{}, fmt.Errorf("%s: short STATS line %q", p.name, f)
+	}
+	var s Stats
+	s.Uploaded, _ = strconv.ParseInt(f[1], 10, 64)
+	s.PeakRSS, _ = strconv.ParseInt(f[2], 10, 64)
+	s.CPU, _ = strconv.ParseFloat(f[3], 64)
+	return s, nil
 }
