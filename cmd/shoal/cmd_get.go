@@ -76,16 +76,7 @@ The printed path (stdout) holds the verified content.`,
 					fmt.Fprintln(a.stdout, it.Path)
 				}
 			}
-			if a.json {
-				if len(got) == 1 {
-					return a.printJSON(got[0])
-				}
-				return a.printJSON(got)
-			}
-			if !remote {
-				a.say("note: no node is running, so this is not seeded; start one with 'shoal node' to give back")
-			}
-			return nil
+			return endGet(a, got, remote)
 		},
 	}
 	f := c.Flags()
@@ -124,6 +115,12 @@ func getOnly(a *app, cmd *cobra.Command, links []string, dir string, only []stri
 			}
 		}
 	}
+	return endGet(a, got, remote)
+}
+
+// endGet ends get: what it fetched as JSON (one object for one link) with
+// --json, else the note that nothing seeds it when no node runs.
+func endGet[T any](a *app, got []T, remote bool) error {
 	if a.json {
 		if len(got) == 1 {
 			return a.printJSON(got[0])
