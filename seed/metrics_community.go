@@ -4,7 +4,6 @@ import (
 	"io"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/common/expfmt"
 )
 
 // writeCollected writes c's metrics in the Prometheus text format.
@@ -13,17 +12,7 @@ func writeCollected(w io.Writer, c prometheus.Collector) error {
 	if err := reg.Register(c); err != nil {
 		return err
 	}
-	mfs, err := reg.Gather()
-	if err != nil {
-		return err
-	}
-	enc := expfmt.NewEncoder(w, expfmt.NewFormat(expfmt.TypeTextPlain))
-	for _, mf := range mfs {
-		if err := enc.Encode(mf); err != nil {
-			return err
-		}
-	}
-	return nil
+	return writeGathered(w, reg)
 }
 
 // communityCollector exposes every IPv8 community's message counters
