@@ -43,7 +43,7 @@ func (m *memNet) run() {
 		case <-m.done:
 			return
 		case p := <-m.queue:
-			time.Sleep(5 * time.Millisecond)
+			time.Sleep(5 * time.Millisecond) // the simulated link's delay, not a wait for a state
 			m.mu.Lock()
 			n, key := m.nodes[p.to], m.keys[p.from]
 			m.mu.Unlock()

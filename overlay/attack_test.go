@@ -2,12 +2,14 @@ package overlay_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/shoal-p2p/shoal/internal/adversary"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/overlay"
 )
 
@@ -67,17 +69,6 @@ func honest(t *testing.T, ctx context.Context, v *overlay.Node) {
 	}
 }
 
-func waitUntil(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond) // polling a condition
-	}
-}
-
 // TestAttackHalfOpenHandshakes: 40 never-finished handshakes (the review
 // used 300 against a cap of 256; here the global cap is 32) do not lock an
 // honest peer out: the attacker's address holds at most
@@ -92,9 +83,11 @@ func TestAttackHalfOpenHandshakes(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	waitUntil(t, "the attacker to fill its half-open quota and be refused", func() bool {
-		s := v.Stats()
-		return s.Handshakes == 4 && s.RefusedIPHandshakes > 0
+	testwait.Eventually(t, 10*time.Second, "the attacker fills its half-open quota and is refused", func() error {
+		if s := v.Stats(); s.Handshakes != 4 || s.RefusedIPHandshakes == 0 {
+			return fmt.Errorf("%d handshakes, %d refused, want 4 and some", s.Handshakes, s.RefusedIPHandshakes)
+		}
+		return nil
 	})
 	honest(t, ctx, v)
 	s := v.Stats()
@@ -136,7 +129,12 @@ func TestAttackOneIdentityManyConns(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stop()
-	waitUntil(t, "per-peer refusals", func() bool { return v.Stats().RefusedPeerConns >= 8 })
+	testwait.Eventually(t, 10*time.Second, "8 connections refused per peer", func() error {
+		if n := v.Stats().RefusedPeerConns; n < 8 {
+			return fmt.Errorf("%d refused", n)
+		}
+		return nil
+	})
 	if s := v.Stats(); s.Conns > 2 {
 		t.Fatalf("one identity holds %d connections, want at most 2", s.Conns)
 	}

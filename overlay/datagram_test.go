@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"github.com/shoal-p2p/shoal/internal/leakcheck"
+	"fmt"
 	"math/rand/v2"
 	"net"
 	"net/netip"
@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/shoal-p2p/shoal/internal/leakcheck"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 )
 
 // datagramSink collects datagrams handed to a node's hook.
@@ -73,7 +76,12 @@ func TestDatagrams(t *testing.T) {
 			t.Fatalf("WriteDatagram %d: %v", i, err)
 		}
 	}
-	waitFor(t, "20 datagrams at B", func() bool { return sink.count() >= len(want) })
+	testwait.Eventually(t, 10*time.Second, "20 datagrams at B", func() error {
+		if n := sink.count(); n < len(want) {
+			return fmt.Errorf("%d arrived", n)
+		}
+		return nil
+	})
 	sink.mu.Lock()
 	for i, d := range sink.got {
 		if !bytes.Equal(d, want[i]) {
@@ -117,12 +125,22 @@ func TestSetDatagramHandler(t *testing.T) {
 	if err := a.WriteDatagram([]byte{0x00, 1}, b.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "datagram via SetDatagramHandler", func() bool { return sink.count() == 1 })
+	testwait.Eventually(t, 10*time.Second, "a datagram via SetDatagramHandler", func() error {
+		if n := sink.count(); n != 1 {
+			return fmt.Errorf("%d arrived, want 1", n)
+		}
+		return nil
+	})
 	b.SetDatagramHandler(nil) // back to the IPv8 Endpoint
 	if err := a.WriteDatagram([]byte{0x00, 2}, b.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "datagram at the IPv8 endpoint", func() bool { return b.Endpoint().Stats().Received == 1 })
+	testwait.Eventually(t, 10*time.Second, "a datagram at the IPv8 endpoint", func() error {
+		if n := b.Endpoint().Stats().Received; n != 1 {
+			return fmt.Errorf("%d received, want 1", n)
+		}
+		return nil
+	})
 	if n := sink.count(); n != 1 {
 		t.Errorf("removed handler still got datagrams: %d, want 1", n)
 	}
@@ -168,7 +186,7 @@ func TestGarbage(t *testing.T) {
 				t.Fatalf("sending garbage: %v", err)
 			}
 			if i%64 == 63 {
-				time.Sleep(200 * time.Microsecond) // let the node keep up
+				time.Sleep(200 * time.Microsecond) // paces the flood so the node keeps up
 			}
 		}
 	}
@@ -178,11 +196,14 @@ func TestGarbage(t *testing.T) {
 	drained := func(mark byte) {
 		t.Helper()
 		marker := []byte{0x00, 'd', 'r', 'a', 'i', 'n', 'e', 'd', mark}
-		waitFor(t, "the node to read every packet sent", func() bool {
+		testwait.Eventually(t, 10*time.Second, "the node reads every packet sent", func() error {
 			if _, err := raw.WriteTo(marker, to); err != nil {
-				t.Fatalf("sending marker: %v", err)
+				return fmt.Errorf("sending marker: %w", err)
 			}
-			return sink.has(marker)
+			if !sink.has(marker) {
+				return fmt.Errorf("marker %q not read yet", marker[1:])
+			}
+			return nil
 		})
 	}
 	send(2000) // warm up pools and buffers before measuring

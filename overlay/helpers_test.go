@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"sync"
 	"testing"
@@ -107,14 +108,10 @@ func (l *eventLog) wait(t *testing.T, d time.Duration) PeerEvent {
 	}
 }
 
-// waitFor polls cond until it holds or 5 s pass, then fails with what.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(5 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
+// conns says how many connections a and b each hold, for a wait on them.
+func conns(a, b *Node) error {
+	if ca, cb := a.Stats().Conns, b.Stats().Conns; ca != 1 || cb != 1 {
+		return fmt.Errorf("A holds %d connections, B %d, want 1 each", ca, cb)
 	}
+	return nil
 }

@@ -5,12 +5,14 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"fmt"
 	"io"
 	"testing"
 	"time"
 
 	"github.com/quic-go/quic-go"
 	"github.com/shoal-p2p/shoal/internal/leakcheck"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 )
 
@@ -133,7 +135,12 @@ func TestConnLimit(t *testing.T) {
 	if !errors.Is(err, ErrRefused) {
 		t.Fatalf("dial beyond B's limit: %v, want ErrRefused", err)
 	}
-	waitFor(t, "B to register a1's connection", func() bool { return b.Stats().Conns == 1 })
+	testwait.Eventually(t, 10*time.Second, "B registers a1's connection", func() error {
+		if n := b.Stats().Conns; n != 1 {
+			return fmt.Errorf("B holds %d connections, want 1", n)
+		}
+		return nil
+	})
 	if st := b.Stats(); st.Refused < 1 || st.Conns != 1 {
 		t.Errorf("B stats refused %d conns %d, want at least 1 and 1", st.Refused, st.Conns)
 	}
@@ -165,7 +172,12 @@ func TestConnReuse(t *testing.T) {
 	if conns[0] != conns[1] || conns[1] != conns[2] {
 		t.Errorf("OpenStream calls used different connections")
 	}
-	waitFor(t, "B to register A's connection", func() bool { return b.Stats().Conns >= 1 })
+	testwait.Eventually(t, 10*time.Second, "B registers A's connection", func() error {
+		if b.Stats().Conns == 0 {
+			return errors.New("B holds no connection")
+		}
+		return nil
+	})
 	if sa, sb := a.Stats(), b.Stats(); sa.Conns != 1 || sb.Conns != 1 {
 		t.Errorf("connections A %d B %d, want 1 and 1", sa.Conns, sb.Conns)
 	}
@@ -204,7 +216,12 @@ func TestConcurrentDialsShare(t *testing.T) {
 	if st := a.Stats(); st.Dials != 1 {
 		t.Errorf("A started %d dials for %d concurrent callers, want 1", st.Dials, n)
 	}
-	waitFor(t, "B to register A's connection", func() bool { return b.Stats().Conns >= 1 })
+	testwait.Eventually(t, 10*time.Second, "B registers A's connection", func() error {
+		if b.Stats().Conns == 0 {
+			return errors.New("B holds no connection")
+		}
+		return nil
+	})
 	if st := b.Stats(); st.Conns != 1 {
 		t.Errorf("B has %d connections after %d concurrent dials, want 1", st.Conns, n)
 	}
@@ -228,9 +245,12 @@ func TestSimultaneousOpen(t *testing.T) {
 	}
 	t.Logf("connections after both dials: A %d, B %d", a.Stats().Conns, b.Stats().Conns)
 	// Both sides must pick the same connection once both are known.
-	waitFor(t, "A and B to settle on one connection", func() bool {
+	testwait.Eventually(t, 10*time.Second, "A and B settle on one connection", func() error {
 		ca, cb := a.Conn(b.PeerID()), b.Conn(a.PeerID())
-		return ca != nil && cb != nil && sameConn(t, ca, cb)
+		if ca == nil || cb == nil || !sameConn(t, ca, cb) {
+			return fmt.Errorf("A's connection to B %v, B's to A %v: not one connection", ca != nil, cb != nil)
+		}
+		return nil
 	})
 	for _, x := range []struct {
 		from, to *Node
@@ -244,7 +264,7 @@ func TestSimultaneousOpen(t *testing.T) {
 		}
 	}
 	// A duplicate, if both dials won through, is retired despite keep-alives.
-	waitFor(t, "one connection per side", func() bool { return a.Stats().Conns == 1 && b.Stats().Conns == 1 })
+	testwait.Eventually(t, 10*time.Second, "one connection per side", func() error { return conns(a, b) })
 	if ca, cb := a.Conn(b.PeerID()), b.Conn(a.PeerID()); ca == nil || cb == nil || !sameConn(t, ca, cb) {
 		t.Errorf("A and B do not share one connection after retiring duplicates")
 	}
@@ -322,7 +342,12 @@ func TestCloseIdempotent(t *testing.T) {
 		t.Fatal(err)
 	}
 	s.Write([]byte("hold"))
-	waitFor(t, "B's handler to hold the stream", func() bool { return b.Stats().StreamsHandled == 1 })
+	testwait.Eventually(t, 10*time.Second, "B's handler holds the stream", func() error {
+		if n := b.Stats().StreamsHandled; n != 1 {
+			return fmt.Errorf("%d streams handled, want 1", n)
+		}
+		return nil
+	})
 	if err := a.Close(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
@@ -509,10 +534,13 @@ func TestDuplicateRetirement(t *testing.T) {
 	// The newest dies before the grace ends: the older one must be kept
 	// when its retire timer fires (the timer then disarms itself).
 	c2.Close()
-	waitFor(t, "the older connection's retire timer to fire", func() bool {
+	testwait.Eventually(t, 10*time.Second, "the older connection's retire timer fires", func() error {
 		a.mu.Lock()
 		defer a.mu.Unlock()
-		return c1.retire == nil
+		if c1.retire != nil {
+			return errors.New("the timer is still set")
+		}
+		return nil
 	})
 	if got := a.Conn(b.PeerID()); got != c1 || c1.Context().Err() != nil {
 		t.Fatalf("the surviving connection was retired (got %v, err %v)", got, c1.Context().Err())
@@ -521,10 +549,15 @@ func TestDuplicateRetirement(t *testing.T) {
 	if _, err := a.Dial(ctx, identity.PeerID{}, b.LocalAddr()); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the older connection retired", func() bool { return c1.Context().Err() != nil })
+	testwait.Eventually(t, 10*time.Second, "the older connection retires", func() error {
+		if c1.Context().Err() == nil {
+			return errors.New("it is still open")
+		}
+		return nil
+	})
 	var ae *quic.ApplicationError
 	if cause := context.Cause(c1.Context()); !errors.As(cause, &ae) || ae.ErrorCode != CodeDuplicate {
 		t.Errorf("older connection closed with %v, want application error %#x", cause, CodeDuplicate)
 	}
-	waitFor(t, "one connection per side", func() bool { return a.Stats().Conns == 1 && b.Stats().Conns == 1 })
+	testwait.Eventually(t, 10*time.Second, "one connection per side", func() error { return conns(a, b) })
 }

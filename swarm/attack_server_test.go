@@ -2,6 +2,7 @@ package swarm_test
 
 import (
 	"context"
+	"fmt"
 	"runtime"
 	"testing"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"github.com/shoal-p2p/shoal/chunker"
 	"github.com/shoal-p2p/shoal/internal/adversary"
 	"github.com/shoal-p2p/shoal/internal/leakcheck"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
@@ -99,9 +101,11 @@ func TestAttackUploadHoard(t *testing.T) {
 			t.Fatalf("attack opened %d streams: %v", n, err)
 		}
 	}
-	waitFor(t, 10*time.Second, "attack requests accepted or refused", func() bool {
-		cn := seeder.srv.Counters()
-		return cn.Accepted+cn.BusyPeer+cn.BusyTotal >= 2*32
+	testwait.Eventually(t, 10*time.Second, "every attack request accepted or refused", func() error {
+		if cn := seeder.srv.Counters(); cn.Accepted+cn.BusyPeer+cn.BusyTotal < 2*32 {
+			return fmt.Errorf("counters %+v", cn)
+		}
+		return nil
 	})
 	t.Logf("under attack: %+v", seeder.srv.Counters())
 	leecher := newPeer(t, swarm.ServerConfig{})
@@ -116,9 +120,11 @@ func TestAttackUploadHoard(t *testing.T) {
 	// for them (a small chunk may still fit its flow-control window and
 	// complete). With slots held for the 60 s write timeout, as before the
 	// fix, the attack's requests would still be queued.
-	waitFor(t, 10*time.Second, "every attack request ended", func() bool {
-		cn := seeder.srv.Counters()
-		return cn.Queued == 0 && cn.Sending == 0
+	testwait.Eventually(t, 10*time.Second, "every attack request ended", func() error {
+		if cn := seeder.srv.Counters(); cn.Queued != 0 || cn.Sending != 0 {
+			return fmt.Errorf("counters %+v", cn)
+		}
+		return nil
 	})
 	cn := seeder.srv.Counters()
 	t.Logf("server counters %+v", cn)

@@ -3,12 +3,14 @@ package swarm_test
 import (
 	"context"
 	"crypto/rand"
+	"fmt"
 	"net/netip"
 	"testing"
 	"time"
 
 	"github.com/shoal-p2p/shoal/internal/adversary"
 	"github.com/shoal-p2p/shoal/internal/leakcheck"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/swarm"
 )
@@ -80,7 +82,12 @@ func TestAttackMetaStallAndLies(t *testing.T) {
 	}
 	d.AddPeer(badMan.ID(), badMan.Addr())
 	d.AddPeer(badLeaves.ID(), badLeaves.Addr())
-	waitFor(t, 10*time.Second, "both liars banned", func() bool { return d.Progress().Banned == 2 })
+	testwait.Eventually(t, 10*time.Second, "both liars banned", func() error {
+		if n := d.Progress().Banned; n != 2 {
+			return fmt.Errorf("%d banned", n)
+		}
+		return nil
+	})
 	d.AddPeer(seeder.id(), seeder.addr())
 	start := time.Now()
 	waitRun(t, "leecher", done, 25*time.Second)

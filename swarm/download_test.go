@@ -12,6 +12,7 @@ import (
 	"github.com/shoal-p2p/shoal/chunker"
 	"github.com/shoal-p2p/shoal/internal/adversary"
 	"github.com/shoal-p2p/shoal/internal/leakcheck"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/swarm"
 )
 
@@ -134,7 +135,12 @@ func TestSeederVanishes(t *testing.T) {
 	}
 	leecher := newPeer(t, swarm.ServerConfig{})
 	d, done := startDownload(ctx, t, leecher, c, swarm.Config{}, full, parts[0], parts[1])
-	waitRunning(t, done, "a quarter verified before the seeder vanished", func() bool { return d.Progress().Verified >= int64(len(c.data))/4 })
+	waitRunning(t, done, "a quarter verified before the seeder vanished", func() error {
+		if v, want := d.Progress().Verified, int64(len(c.data))/4; v < want {
+			return fmt.Errorf("%d bytes verified, want %d", v, want)
+		}
+		return nil
+	})
 	full.close()
 	at := d.Progress()
 	t.Logf("seeder gone at %d of %d bytes", at.Verified, len(c.data))
@@ -167,7 +173,12 @@ func testResume(t *testing.T, damage bool) {
 	leecher := newPeer(t, swarm.ServerConfig{})
 	rctx, kill := context.WithCancel(ctx)
 	d, done := startDownload(rctx, t, leecher, c, swarm.Config{}, seeder)
-	waitRunning(t, done, "half verified before the kill", func() bool { return d.Progress().Verified >= int64(len(c.data))/2 })
+	waitRunning(t, done, "half verified before the kill", func() error {
+		if v, want := d.Progress().Verified, int64(len(c.data))/2; v < want {
+			return fmt.Errorf("%d bytes verified, want %d", v, want)
+		}
+		return nil
+	})
 	kill()
 	if err := <-done; !errors.Is(err, context.Canceled) {
 		t.Fatalf("killed Run = %v, want context.Canceled", err)
@@ -233,11 +244,21 @@ func TestNoPeersWaitsForAddPeer(t *testing.T) {
 	case <-time.After(200 * time.Millisecond):
 	}
 	d.AddPeer(first.id(), first.addr())
-	waitRunning(t, done, "a quarter verified before the only peer left", func() bool { return d.Progress().Verified >= int64(len(c.data))/4 })
+	waitRunning(t, done, "a quarter verified before the only peer left", func() error {
+		if v, want := d.Progress().Verified, int64(len(c.data))/4; v < want {
+			return fmt.Errorf("%d bytes verified, want %d", v, want)
+		}
+		return nil
+	})
 	t0 := time.Now()
 	first.close()
 	t.Logf("first peer closed in %v", time.Since(t0))
-	waitRunning(t, done, "the session to the closed peer ended", func() bool { return d.Progress().Peers == 0 })
+	waitRunning(t, done, "the session to the closed peer ended", func() error {
+		if n := d.Progress().Peers; n != 0 {
+			return fmt.Errorf("%d peers", n)
+		}
+		return nil
+	})
 	if p := d.Progress(); p.Peers != 0 || p.Done {
 		t.Fatalf("progress %+v after the only peer left, want no peers and not done", p)
 	}
@@ -269,7 +290,12 @@ func TestDownloadLifecycle(t *testing.T) {
 	d.AddPeer(wrong.ID(), wrong.Addr())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(context.Background()) }()
-	waitFor(t, 10*time.Second, "Run asking for metadata", func() bool { return d.Progress().MetaFetches > 0 })
+	testwait.Eventually(t, 10*time.Second, "Run asks for metadata", func() error {
+		if d.Progress().MetaFetches == 0 {
+			return errors.New("no metadata fetch yet")
+		}
+		return nil
+	})
 	if err := d.Run(context.Background()); err == nil {
 		t.Errorf("a second Run: no error")
 	}

@@ -3,6 +3,7 @@ package swarm_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -13,6 +14,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/overlay"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/swarm"
@@ -199,35 +201,21 @@ func waitRun(t *testing.T, name string, done <-chan error, timeout time.Duration
 	}
 }
 
-// waitFor polls cond until it holds, failing the test after timeout.
-func waitFor(t testing.TB, timeout time.Duration, what string, cond func() bool) {
+// waitRunning waits up to 30 s until cond returns nil while Run (which
+// sends its result on done) is still running: a Run that returns first
+// fails the test, since the state awaited is one of a running download.
+func waitRunning(t testing.TB, done <-chan error, what string, cond func() error) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %v", what, timeout)
-		}
-		<-tick.C
-	}
-}
-
-// waitRunning polls cond until it holds, failing the test if Run returns
-// first (done yields) or after 30 s.
-func waitRunning(t testing.TB, done <-chan error, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	tick := time.NewTicker(5 * time.Millisecond)
-	defer tick.Stop()
-	for !cond() {
+	var ended error
+	testwait.Eventually(t, 30*time.Second, what, func() error {
 		select {
 		case err := <-done:
-			t.Fatalf("waiting for %s: Run returned %v", what, err)
-		case <-tick.C:
+			ended = fmt.Errorf("Run returned %v", err)
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s: not within 30 s", what)
+		if ended != nil {
+			return ended
 		}
-	}
+		return cond()
+	})
 }

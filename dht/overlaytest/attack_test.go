@@ -2,6 +2,7 @@ package overlaytest
 
 import (
 	"context"
+	"fmt"
 	"net/netip"
 	"sync"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/shoal-p2p/shoal/dht"
 	"github.com/shoal-p2p/shoal/internal/adversary"
 	"github.com/shoal-p2p/shoal/internal/leakcheck"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 )
 
 // network starts count honest peers on 127.0.0.1, all bootstrapped from
@@ -110,7 +112,12 @@ func TestAttackReplayedPing(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "the victim to take both copies", func() bool { return victim.dht.Stats().MessagesIn >= in+2 })
+	testwait.Eventually(t, 30*time.Second, "the victim takes both copies", func() error {
+		if n := victim.dht.Stats().MessagesIn; n < in+2 {
+			return fmt.Errorf("%d messages in, want at least %d", n, in+2)
+		}
+		return nil
+	})
 	if r := victim.dht.Stats().Replays; r != 1 {
 		t.Errorf("Replays = %d, want the second copy dropped", r)
 	}
@@ -162,16 +169,5 @@ func TestAttackSilentIdentities(t *testing.T) {
 	}
 	if err := publisher.dht.Provide(ctx, dht.Key{0xf1}); err != nil {
 		t.Fatalf("provide after the flood: %v", err)
-	}
-}
-
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting: %s", what)
-		}
-		time.Sleep(10 * time.Millisecond) // polling a condition
 	}
 }

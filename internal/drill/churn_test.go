@@ -59,7 +59,7 @@ func TestChurn(t *testing.T) {
 	t0 := time.Now()
 	killedAt := []time.Duration{}
 	for k := 0; k < kills; k++ {
-		time.Sleep(every)
+		time.Sleep(every) // paces the kills: one every so often, whatever the downloads are doing
 		mu.Lock()
 		var alive []*downloader
 		for _, d := range all {

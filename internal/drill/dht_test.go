@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 )
 
 // TestDiscoveryDHT: hosts that know only one bootstrap host find each other
@@ -41,9 +42,7 @@ func TestDiscoveryDHT(t *testing.T) {
 	// Discovery: everyone learns about peers other than the bootstrap.
 	t0 := time.Now()
 	known := make([]int, hosts)
-	deadline := time.Now().Add(pick(45*time.Second, 90*time.Second))
-	for {
-		ok := true
+	testwait.Eventually(t, pick(45*time.Second, 90*time.Second), fmt.Sprintf("every host knows at least %d peers besides the bootstrap host", minPeers), func() error {
 		for i, n := range nodes {
 			ps, err := n.Peers(ctx)
 			if err != nil {
@@ -55,18 +54,14 @@ func TestDiscoveryDHT(t *testing.T) {
 					known[i]++
 				}
 			}
-			if known[i] < minPeers {
-				ok = false
+		}
+		for _, k := range known {
+			if k < minPeers {
+				return fmt.Errorf("after %v, peers known besides the bootstrap host: %v", time.Since(t0).Round(time.Second), known)
 			}
 		}
-		if ok {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %v, peers known besides the bootstrap host: %v, want at least %d each", time.Since(t0).Round(time.Second), known, minPeers)
-		}
-		time.Sleep(time.Second)
-	}
+		return nil
+	})
 	discovered := time.Since(t0).Round(100 * time.Millisecond)
 
 	// DHT: the last host publishes; others get the bare link.

@@ -43,8 +43,12 @@ func TestLiars(t *testing.T) {
 	for i := range nodes {
 		nodes[i] = StartNode(t, bin, hs[1+liars+i], dir, NodeOptions{Bootstrap: []string{pub.Addr()}})
 	}
-	// Let the liars' provider records spread before the crowd asks.
-	time.Sleep(2 * time.Second)
+	// The crowd asks once each honest host's DHT table holds the publisher
+	// and the liars: the liars announced to the publisher (the only node
+	// they knew before one another), so their records are a lookup away.
+	for _, n := range nodes {
+		waitMetric(ctx, t, n, "shoal_dht_table_nodes", 1+liars)
+	}
 
 	var wg sync.WaitGroup
 	errs := make([]error, honest)

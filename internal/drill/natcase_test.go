@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/seed"
 )
 
@@ -230,22 +231,24 @@ func TestNAT(t *testing.T) {
 	}
 }
 
-// waitMetric waits until n's metric reaches at least want.
+// waitMetric waits until n's metric reaches at least want, for as long as
+// ctx lasts (a minute if it has no deadline).
 func waitMetric(ctx context.Context, t *testing.T, n *Node, name string, want int64) {
 	t.Helper()
-	tick := time.NewTicker(200 * time.Millisecond)
-	defer tick.Stop()
-	for {
-		m, err := n.Metrics(ctx)
-		if err == nil && m[name] >= want {
-			return
-		}
-		select {
-		case <-ctx.Done():
-			t.Fatalf("%s of the node in %s never reached %d (last %d, %v)", name, n.Host.NS, want, m[name], err)
-		case <-tick.C:
-		}
+	timeout := time.Minute
+	if d, ok := ctx.Deadline(); ok {
+		timeout = time.Until(d)
 	}
+	testwait.Eventually(t, timeout, fmt.Sprintf("%s of the node in %s reaches %d", name, n.Host.NS, want), func() error {
+		m, err := n.Metrics(ctx)
+		if err != nil {
+			return err
+		}
+		if m[name] < want {
+			return fmt.Errorf("it is %d", m[name])
+		}
+		return nil
+	})
 }
 
 // TestNATRelayThroughput compares relayed and direct downloads on the

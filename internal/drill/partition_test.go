@@ -37,7 +37,8 @@ func TestPartition(t *testing.T) {
 		done <- result{it.Path, err, time.Since(start)}
 	}()
 	floor := time.Duration(float64(size*8) / down * float64(time.Second))
-	time.Sleep(floor / 4)
+	// Cut a quarter into the download.
+	waitMetric(ctx, t, pub, "shoal_bytes_up_total", size/4)
 	select {
 	case r := <-done:
 		t.Fatalf("the download ended before the cut (after %v, err %v): make it bigger or slower", r.at, r.err)
@@ -48,7 +49,7 @@ func TestPartition(t *testing.T) {
 		t.Fatal(err)
 	}
 	cutAt := time.Since(start)
-	time.Sleep(cut)
+	time.Sleep(cut) // the partition lasts this long: the time is the experiment, not a wait for a state
 	if err := hs[1].Restore(); err != nil {
 		t.Fatal(err)
 	}

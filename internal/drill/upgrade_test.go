@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/seed"
 )
 
@@ -71,7 +72,7 @@ func TestNATRelayUpgrade(t *testing.T) {
 	// DialTimeout, 10 s, from before the relayed dial), so that the direct dials the download started
 	// beside the relayed one are over: what follows is the upgrade loop's
 	// doing, not theirs. The relayed connection lives on meanwhile.
-	time.Sleep(10 * time.Second)
+	time.Sleep(10 * time.Second) // a window over which the path must stay relayed, and the dials' timeout
 	if p := pathToA(); p != seed.PathRelayed {
 		t.Fatalf("while the direct path is broken, the path is %q, want relayed", p)
 	}
@@ -79,15 +80,13 @@ func TestNATRelayUpgrade(t *testing.T) {
 		t.Fatal(err)
 	}
 	healed := time.Now()
-	tick := time.NewTicker(250 * time.Millisecond)
-	defer tick.Stop()
-	for pathToA() != seed.PathDirect {
-		select {
-		case <-ctx.Done():
-			t.Fatalf("the relayed connection was not upgraded (path %q)", pathToA())
-		case <-tick.C:
+	deadline, _ := ctx.Deadline()
+	testwait.Eventually(t, time.Until(deadline), "the relayed connection is upgraded to direct", func() error {
+		if p := pathToA(); p != seed.PathDirect {
+			return fmt.Errorf("the path is %q", p)
 		}
-	}
+		return nil
+	})
 	upgradedIn := time.Since(healed)
 	if _, err := b.Get(ctx, links[1], filepath.Join(b.Home, "out1"), 30*time.Second); err != nil {
 		t.Fatal(err)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/netip"
@@ -15,6 +16,7 @@ import (
 	"github.com/quic-go/quic-go"
 
 	"github.com/shoal-p2p/shoal/internal/leakcheck"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/overlay"
 	"github.com/shoal-p2p/shoal/overlay/identity"
 	"github.com/shoal-p2p/shoal/overlay/relay"
@@ -92,14 +94,13 @@ func registered(t *testing.T, c *relay.Conn, r netip.AddrPort) {
 	if err := c.Register(r); err != nil {
 		t.Fatal(err)
 	}
-	deadline := time.Now().Add(10 * time.Second)
-	for len(c.Relays()) == 0 {
-		if time.Now().After(deadline) {
-			t.Fatalf("not registered with %s", r)
+	testwait.Eventually(t, 10*time.Second, "registered with "+r.String(), func() error {
+		if len(c.Relays()) == 0 {
+			c.Maintain()
+			return errors.New("no relay lists c")
 		}
-		c.Maintain()
-		time.Sleep(20 * time.Millisecond) // polling a condition, not waiting on time
-	}
+		return nil
+	})
 }
 
 const echoTag = 9
@@ -212,7 +213,7 @@ func TestRelayIsNoOpenProxy(t *testing.T) {
 	f := relay.Frame{Type: relay.TypeRegister, Key: b.kp.Public()}
 	fb, _ := f.Append(nil)
 	stranger.WriteToUDPAddrPort(fb, r.addr)
-	waitStats(t, r.rc, func(s relay.Stats) bool {
+	waitStats(t, r.rc, "the stranger's frames dropped and its registration refused", func(s relay.Stats) bool {
 		return s.Dropped >= before.Dropped+64 && s.BadRegistrations > before.BadRegistrations
 	})
 	if s := r.rc.Stats(); s.FramesForwarded != before.FramesForwarded {
@@ -223,16 +224,16 @@ func TestRelayIsNoOpenProxy(t *testing.T) {
 	for range 80 {
 		a.rc.WriteTo(big, net.UDPAddrFromAddrPort(v))
 	}
-	waitStats(t, r.rc, func(s relay.Stats) bool { return s.BudgetEnded == 1 && s.Pairs == 0 })
+	waitStats(t, r.rc, "the pair's budget ends it", func(s relay.Stats) bool { return s.BudgetEnded == 1 && s.Pairs == 0 })
 }
 
-func waitStats(t *testing.T, c *relay.Conn, ok func(relay.Stats) bool) {
+// waitStats waits until c's counters satisfy ok; a failure shows them.
+func waitStats(t *testing.T, c *relay.Conn, what string, ok func(relay.Stats) bool) {
 	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !ok(c.Stats()) {
-		if time.Now().After(deadline) {
-			t.Fatalf("relay stats %+v never met the condition", c.Stats())
+	testwait.Eventually(t, 10*time.Second, what, func() error {
+		if s := c.Stats(); !ok(s) {
+			return fmt.Errorf("relay stats %+v", s)
 		}
-		time.Sleep(10 * time.Millisecond) // polling a condition
-	}
+		return nil
+	})
 }
