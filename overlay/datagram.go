@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net"
 	"net/netip"
+	"syscall"
 )
 
 // MaxDatagramSize is the largest non-QUIC datagram the node sends or
@@ -121,6 +122,27 @@ func (n *Node) deliverLoop() {
 			(*n.onDatagram.Load())(d.from, d.b)
 		}
 	}
+}
+
+// demuxSysConn is a demuxConn over a socket that exposes its descriptor
+// (the plain and the batching UDP socket do). quic-go sets the
+// don't-fragment bit through SyscallConn, and without it turns path-MTU
+// discovery off and keeps every packet at its 1,252-byte starting size:
+// about 15% more packets per byte, measured as 6-7% more CPU per GiB.
+type demuxSysConn struct{ demuxConn }
+
+func (c demuxSysConn) SyscallConn() (syscall.RawConn, error) {
+	return c.PacketConn.(syscall.Conn).SyscallConn()
+}
+
+// quicConn returns the socket quic-go reads: pc behind the demultiplexer,
+// with pc's SyscallConn where it has one.
+func (n *Node) quicConn(pc net.PacketConn) net.PacketConn {
+	d := demuxConn{PacketConn: pc, n: n}
+	if _, ok := pc.(syscall.Conn); ok {
+		return demuxSysConn{d}
+	}
+	return d
 }
 
 // SetReadBuffer and SetWriteBuffer accept quic-go's buffer requests and do

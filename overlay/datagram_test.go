@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"runtime"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -250,4 +251,17 @@ func heapInUse() uint64 {
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
 	return m.HeapInuse
+}
+
+// TestQUICSeesSocketDescriptor: quic-go sets the don't-fragment bit, and so
+// runs path-MTU discovery, only on a socket whose SyscallConn it can reach;
+// the datagram demultiplexer in front of the socket must pass it through,
+// with batching and without, or every QUIC packet stays at 1,252 bytes.
+func TestQUICSeesSocketDescriptor(t *testing.T) {
+	for _, noBatching := range []bool{false, true} {
+		n := newNode(t, Config{ListenAddr: "127.0.0.1:0", NoBatching: noBatching})
+		if _, ok := n.tr.Conn.(syscall.Conn); !ok {
+			t.Errorf("NoBatching=%v: quic-go's socket %T hides SyscallConn", noBatching, n.tr.Conn)
+		}
+	}
 }

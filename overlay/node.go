@@ -122,7 +122,7 @@ func New(cfg Config) (*Node, error) {
 	resetKey := quic.StatelessResetKey(blake3.Sum256(append([]byte("shoal stateless reset key v1"), n.kp.SecretKey()...)))
 	n.dgrams = make(chan datagram, datagramQueue)
 	n.tr = &quic.Transport{
-		Conn:                demuxConn{PacketConn: pc, n: n},
+		Conn:                n.quicConn(pc),
 		StatelessResetKey:   &resetKey,
 		ConnContext:         n.admit,
 		VerifySourceAddress: n.verifySource,
