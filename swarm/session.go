@@ -145,10 +145,15 @@ func (s *Server) serveSession(ctx context.Context, peer identity.PeerID, st Stre
 	defer func() {
 		it.mu.Lock()
 		delete(it.sessions, ss)
+		last := false
 		if it.peerSessions[peer]--; it.peerSessions[peer] <= 0 {
 			delete(it.peerSessions, peer)
+			last = true
 		}
 		it.mu.Unlock()
+		if last && it.super != nil {
+			it.super.forget(peer)
+		}
 	}()
 
 	n := it.src.NumChunks()

@@ -99,6 +99,26 @@ func (ss *superSeed) unclaim(peer identity.PeerID, i int) {
 	}
 }
 
+// forget releases everything peer was the first recipient of, when its
+// last session of the item ends: a peer that left can serve nobody, so the
+// next peer asking for those chunks is served, not refused (without this,
+// a second downloader arriving after the first had gone waited
+// SuperSeedHold for every chunk). Its refusal record goes too.
+func (ss *superSeed) forget(peer identity.PeerID) {
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	tok, ok := ss.tokens[peer]
+	if !ok {
+		return
+	}
+	for i, f := range ss.first {
+		if f == tok {
+			ss.first[i] = 0
+		}
+	}
+	delete(ss.refused, tok)
+}
+
 // hasSession reports whether peer has an open session for this item.
 func (it *served) hasSession(peer identity.PeerID) bool {
 	it.mu.Lock()
