@@ -45,8 +45,8 @@ func TestSuperSeedSendsAboutOneCopy(t *testing.T) {
 		seeder.close()
 		return float64(up) / float64(len(c.data))
 	}
-	on := copies(swarm.ServerConfig{SuperSeedHold: 5 * time.Second})
-	off := copies(swarm.ServerConfig{NoSuperSeed: true})
+	on := copies(swarm.ServerConfig{SuperSeed: true, SuperSeedHold: 5 * time.Second})
+	off := copies(swarm.ServerConfig{})
 	t.Logf("seeder sent %.2f copies with super-seeding, %.2f without", on, off)
 	if on > 1.6 {
 		t.Errorf("seeder sent %.2f copies with super-seeding, want at most 1.6", on)
@@ -62,7 +62,7 @@ func TestSuperSeedForgetsPeerThatLeft(t *testing.T) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 40*time.Second)
 	defer cancel()
-	seeder := newPeer(t, swarm.ServerConfig{SuperSeedHold: time.Hour})
+	seeder := newPeer(t, swarm.ServerConfig{SuperSeed: true, SuperSeedHold: time.Hour})
 	c := publish(t, seeder, 1<<20+777, 8)
 	first, second := newPeer(t, swarm.ServerConfig{}), newPeer(t, swarm.ServerConfig{})
 	_, done := startDownload(ctx, t, first, c, swarm.Config{Seed: 1}, seeder)

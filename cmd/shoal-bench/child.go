@@ -46,7 +46,7 @@ func startProfile(role string) func() {
 }
 
 // runChild runs a seeder or leecher role.
-func runChild(role, dir, file, idText string, chunkSize, syncEvery int, noSuperSeed bool) error {
+func runChild(role, dir, file, idText string, chunkSize, syncEvery int, superSeed bool) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store, err := chunker.OpenStore(filepath.Join(dir, "store"))
 	if err != nil {
@@ -68,7 +68,7 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int, noSuperS
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- node.Run(nodeCtx) }()
 	defer func() { stopNode(); <-nodeDone }()
-	srv := swarm.NewServer(swarm.ServerConfig{Logger: logger, NoSuperSeed: noSuperSeed})
+	srv := swarm.NewServer(swarm.ServerConfig{Logger: logger, SuperSeed: superSeed})
 	defer srv.Close()
 	var lastConn atomic.Pointer[quic.Conn] // for SHOAL_BENCH_DEBUG
 	node.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {

@@ -26,22 +26,22 @@ import (
 
 func main() {
 	var (
-		role     = flag.String("role", "", "internal: child role (seeder, leecher, quicref-server, quicref-client)")
-		dir      = flag.String("dir", "", "internal: child folder")
-		file     = flag.String("file", "", "internal: published file")
-		id       = flag.String("id", "", "internal: content ID")
-		addr     = flag.String("addr", "", "internal: quic reference server address")
-		listen   = flag.String("listen", "127.0.0.1:0", "internal: quic reference server listen address")
-		seeders  = flag.Int("seeders", 1, "seeder processes")
-		leechers = flag.Int("leechers", 1, "leecher processes")
-		sizeText = flag.String("size", "1GiB", "file size (B, KiB, MiB, GiB suffixes)")
-		chunk    = flag.Int("chunk", 0, "chunk size in bytes (0: automatic)")
-		syncN    = flag.Int("sync-every", 0, "leechers flush data and bitmap every this many chunks (0: chunker default)")
-		quicRef  = flag.Bool("quic-ref", false, "also measure plain quic-go between two processes")
-		keep     = flag.Bool("keep", false, "keep the work folder")
-		tmp      = flag.String("tmp", "", "work folder parent (default: the system temp folder)")
-		noSuper  = flag.Bool("no-superseed", false, "seeders serve any chunk to anyone (super-seeding off), for side-by-side runs")
-		srcFile  = flag.String("src", "", "publish this existing file instead of a fresh random one (its size wins over -size)")
+		role      = flag.String("role", "", "internal: child role (seeder, leecher, quicref-server, quicref-client)")
+		dir       = flag.String("dir", "", "internal: child folder")
+		file      = flag.String("file", "", "internal: published file")
+		id        = flag.String("id", "", "internal: content ID")
+		addr      = flag.String("addr", "", "internal: quic reference server address")
+		listen    = flag.String("listen", "127.0.0.1:0", "internal: quic reference server listen address")
+		seeders   = flag.Int("seeders", 1, "seeder processes")
+		leechers  = flag.Int("leechers", 1, "leecher processes")
+		sizeText  = flag.String("size", "1GiB", "file size (B, KiB, MiB, GiB suffixes)")
+		chunk     = flag.Int("chunk", 0, "chunk size in bytes (0: automatic)")
+		syncN     = flag.Int("sync-every", 0, "leechers flush data and bitmap every this many chunks (0: chunker default)")
+		quicRef   = flag.Bool("quic-ref", false, "also measure plain quic-go between two processes")
+		keep      = flag.Bool("keep", false, "keep the work folder")
+		tmp       = flag.String("tmp", "", "work folder parent (default: the system temp folder)")
+		superSeed = flag.Bool("superseed", false, "seeders super-seed (each chunk sent to one peer as far as it can; swarm.ServerConfig.SuperSeed), for side-by-side runs")
+		srcFile   = flag.String("src", "", "publish this existing file instead of a fresh random one (its size wins over -size)")
 	)
 	flag.Parse()
 	size, err := benchfile.ParseSize(*sizeText)
@@ -53,13 +53,13 @@ func main() {
 	}
 	switch *role {
 	case "seeder", "leecher":
-		err = runChild(*role, *dir, *file, *id, *chunk, *syncN, *noSuper)
+		err = runChild(*role, *dir, *file, *id, *chunk, *syncN, *superSeed)
 	case "quicref-server":
 		err = runRefServer(*listen)
 	case "quicref-client":
 		err = runRefClient(*addr, size)
 	case "":
-		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp, *srcFile, *noSuper)
+		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp, *srcFile, *superSeed)
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
@@ -132,7 +132,7 @@ func quicReference(size int64) (mbps, cpu float64, err error) {
 	return float64(size) / 1e6 / secs, clientCPU + serverCPU, nil
 }
 
-func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp, srcFile string, noSuper bool) error {
+func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp, srcFile string, superSeed bool) error {
 	if nSeed < 1 || nLeech < 1 {
 		return errors.New("need at least one seeder and one leecher")
 	}
@@ -196,7 +196,7 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		if i >= nSeed {
 			role, name = "leecher", fmt.Sprintf("l%d", i-nSeed)
 		}
-		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg, "-sync-every", strconv.Itoa(syncN), "-no-superseed="+strconv.FormatBool(noSuper))
+		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg, "-sync-every", strconv.Itoa(syncN), "-superseed="+strconv.FormatBool(superSeed))
 		if err != nil {
 			return err
 		}
