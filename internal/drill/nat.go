@@ -172,24 +172,7 @@ func (r *Router) AddHost() *Host {
 	r.hosts++
 	h := &Host{net: nt, Index: i, NS: fmt.Sprintf("%sh%d", nt.prefix, i), Addr: netip.AddrFrom4(a),
 		veth: fmt.Sprintf("v%d", i), brNS: r.NS}
-	if err := nt.ip("netns", "add", h.NS); err != nil {
-		nt.t.Fatal(err)
-	}
-	nt.mu.Lock()
-	nt.hosts = append(nt.hosts, h)
-	nt.mu.Unlock()
-	for _, args := range [][]string{
-		{"-n", h.NS, "link", "set", "lo", "up"},
-		{"-n", r.NS, "link", "add", h.veth, "type", "veth", "peer", "name", "eth0", "netns", h.NS},
-		{"-n", r.NS, "link", "set", h.veth, "master", "lan", "up"},
-		{"-n", h.NS, "addr", "add", h.Addr.String() + "/24", "dev", "eth0"},
-		{"-n", h.NS, "link", "set", "eth0", "up"},
-		{"-n", h.NS, "route", "add", "default", "via", r.gateway().String()},
-	} {
-		if err := nt.ip(args...); err != nil {
-			nt.t.Fatal(err)
-		}
-	}
+	nt.attach(h, r.NS, "lan", []string{"-n", h.NS, "route", "add", "default", "via", r.gateway().String()})
 	return h
 }
 

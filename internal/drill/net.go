@@ -109,26 +109,33 @@ func (nt *Net) AddHost() *Host {
 	}
 	h := &Host{net: nt, Index: i, NS: fmt.Sprintf("%sh%d", nt.prefix, i),
 		Addr: netip.AddrFrom4([4]byte{nt.base[0], nt.base[1], nt.base[2], byte(i + 1)}), veth: fmt.Sprintf("v%d", i), brNS: nt.bridge}
+	nt.attach(h, nt.bridge, "br0")
+	return h
+}
+
+// attach creates h's namespace and joins it to the bridge dev in namespace
+// brNS with a veth pair (created inside brNS, the far end moved straight
+// into h's namespace: the root namespace never sees it); extra commands
+// (a default route, say) run after.
+func (nt *Net) attach(h *Host, brNS, dev string, extra ...[]string) {
 	if err := nt.ip("netns", "add", h.NS); err != nil {
 		nt.t.Fatal(err)
 	}
 	nt.mu.Lock()
 	nt.hosts = append(nt.hosts, h)
 	nt.mu.Unlock()
-	for _, args := range [][]string{
+	cmds := [][]string{
 		{"-n", h.NS, "link", "set", "lo", "up"},
-		// Created inside the bridge's namespace, the far end moved
-		// straight into the host's: the root namespace never sees it.
-		{"-n", nt.bridge, "link", "add", h.veth, "type", "veth", "peer", "name", "eth0", "netns", h.NS},
-		{"-n", nt.bridge, "link", "set", h.veth, "master", "br0", "up"},
+		{"-n", brNS, "link", "add", h.veth, "type", "veth", "peer", "name", "eth0", "netns", h.NS},
+		{"-n", brNS, "link", "set", h.veth, "master", dev, "up"},
 		{"-n", h.NS, "addr", "add", h.Addr.String() + "/24", "dev", "eth0"},
 		{"-n", h.NS, "link", "set", "eth0", "up"},
-	} {
+	}
+	for _, args := range append(cmds, extra...) {
 		if err := nt.ip(args...); err != nil {
 			nt.t.Fatal(err)
 		}
 	}
-	return h
 }
 
 // Hosts returns the hosts in order of creation.
