@@ -50,7 +50,14 @@ type SwarmPeer struct {
 // is closed when the test ends.
 func NewSwarmPeer(tb testing.TB, mode SwarmMode) *SwarmPeer {
 	tb.Helper()
-	n, err := overlay.New(overlay.Config{})
+	return NewSwarmPeerWith(tb, overlay.Config{}, mode)
+}
+
+// NewSwarmPeerWith is NewSwarmPeer on an overlay node made from cfg (an
+// address of its own, a given identity).
+func NewSwarmPeerWith(tb testing.TB, cfg overlay.Config, mode SwarmMode) *SwarmPeer {
+	tb.Helper()
+	n, err := overlay.New(cfg)
 	if err != nil {
 		tb.Fatalf("adversary: overlay.New: %v", err)
 	}
