@@ -329,29 +329,11 @@ func floods() []flood {
 				return fmt.Sprintf("1 identity, %d connection attempts (%.0f/s, paced at up to %d/s), %d completed a handshake", v.Sent, v.PerSecond(), rate, v.OK)
 			}}
 		}},
-		{name: "(d) Sybil provider records", bareID: true, fresh: true, start: func(ctx context.Context, t *testing.T, tg *target) attack {
-			const sybils = 24
-			addrs := attackers(2, sybils)
-			var ps []*adversary.DHTPeer
-			for _, a := range addrs {
-				ps = append(ps, adversary.NewDHTPeer(t, a, adversary.StallMeta))
-			}
-			for _, p := range ps {
-				if err := p.DHT.Bootstrap(ctx, []netip.AddrPort{netip.MustParseAddrPort(tg.w.boot)}); err != nil {
-					t.Fatalf("sybil bootstrap: %v", err)
-				}
-				if err := p.DHT.Provide(ctx, dht.Key(tg.c.id)); err != nil {
-					t.Fatalf("sybil provide: %v", err)
-				}
-			}
-			return attack{stop: func() string {
-				var asked int64
-				for _, p := range ps {
-					asked += p.Requests(0) + p.Requests(1) + p.Requests(2) + p.Requests(3) + p.Requests(4)
-					p.Close()
-				}
-				return fmt.Sprintf("%d Sybil identities on %d addresses announced the content before the victim, each stored on every DHT node (%d nodes); they stall manifest requests; the honest node sent them %d swarm requests", sybils, len(addrs), helpers+2, asked)
-			}}
+		{name: "(d) Sybil provider records, 6 on one address, gone after announcing", bareID: true, fresh: true, start: func(ctx context.Context, t *testing.T, tg *target) attack {
+			return sybils(ctx, t, tg, 6, attackers(2, 1), false)
+		}},
+		{name: "(d) Sybil provider records, 24 on 24 addresses, stalling", bareID: true, fresh: true, start: func(ctx context.Context, t *testing.T, tg *target) attack {
+			return sybils(ctx, t, tg, 24, attackers(2, 24), true)
 		}},
 		{name: "(e) silent identities and replayed pings (DHT)", bareID: true, start: func(ctx context.Context, t *testing.T, tg *target) attack {
 			const ids, rate, replays = 512, 2000, 500
@@ -432,6 +414,40 @@ func floods() []flood {
 			}}
 		}},
 	}
+}
+
+// sybils starts n DHT identities on addrs (in turn) that announce the
+// content before the victim publishes it. Stalling ones stay up and answer
+// manifest requests "ok" and then nothing; the others close once they
+// announced, so their records name dead addresses.
+func sybils(ctx context.Context, t *testing.T, tg *target, n int, addrs []string, stall bool) attack {
+	var ps []*adversary.DHTPeer
+	for i := range n {
+		ps = append(ps, adversary.NewDHTPeer(t, addrs[i%len(addrs)], adversary.StallMeta))
+	}
+	for _, p := range ps {
+		if err := p.DHT.Bootstrap(ctx, []netip.AddrPort{netip.MustParseAddrPort(tg.w.boot)}); err != nil {
+			t.Fatalf("sybil bootstrap: %v", err)
+		}
+		if err := p.DHT.Provide(ctx, dht.Key(tg.c.id)); err != nil {
+			t.Fatalf("sybil provide: %v", err)
+		}
+		if !stall {
+			p.Close()
+		}
+	}
+	return attack{stop: func() string {
+		var asked int64
+		for _, p := range ps {
+			asked += p.Requests(0) + p.Requests(1) + p.Requests(2) + p.Requests(3) + p.Requests(4)
+			p.Close()
+		}
+		what := "closed after announcing"
+		if stall {
+			what = fmt.Sprintf("stalling every manifest request (%d swarm requests reached them)", asked)
+		}
+		return fmt.Sprintf("%d Sybil identities on %d addresses announced the content before the victim, in a DHT of %d honest nodes and the victim; %s", n, len(addrs), helpers, what)
+	}}
 }
 
 func halfOpen(ctx context.Context, t *testing.T, tg *target, addrs []string) attack {
