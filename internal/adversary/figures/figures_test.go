@@ -425,14 +425,25 @@ func sybils(ctx context.Context, t *testing.T, tg *target, n int, addrs []string
 	for i := range n {
 		ps = append(ps, adversary.NewDHTPeer(t, addrs[i%len(addrs)], adversary.StallMeta))
 	}
+	sctx, cancel := context.WithTimeout(ctx, 3*time.Minute)
+	defer cancel()
+	errs := make(chan error, n)
 	for _, p := range ps {
-		if err := p.DHT.Bootstrap(ctx, []netip.AddrPort{netip.MustParseAddrPort(tg.w.boot)}); err != nil {
-			t.Fatalf("sybil bootstrap: %v", err)
+		go func() {
+			if err := p.DHT.Bootstrap(sctx, []netip.AddrPort{netip.MustParseAddrPort(tg.w.boot)}); err != nil {
+				errs <- fmt.Errorf("sybil bootstrap: %w", err)
+				return
+			}
+			errs <- p.DHT.Provide(sctx, dht.Key(tg.c.id))
+		}()
+	}
+	for range ps {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
 		}
-		if err := p.DHT.Provide(ctx, dht.Key(tg.c.id)); err != nil {
-			t.Fatalf("sybil provide: %v", err)
-		}
-		if !stall {
+	}
+	if !stall {
+		for _, p := range ps {
 			p.Close()
 		}
 	}
@@ -550,18 +561,18 @@ func (w *world) publish(victim *proc, c content) {
 // flooded.
 func (w *world) once(f flood, victim *proc, c content, flooded bool, volumes *[]string) run {
 	t := w.t
-	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-	defer cancel()
 	victim.resetPeak()
 	var a attack
 	if flooded {
-		actx, acancel := context.WithCancel(ctx)
+		actx, acancel := context.WithCancel(context.Background())
 		defer acancel()
 		a = f.start(actx, t, &target{w: w, victim: victim, c: c})
 		if f.fresh {
 			w.publish(victim, c)
 		}
 	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
+	defer cancel()
 	link := c.id.String()
 	if !f.bareID {
 		l := chunker.Link{ID: c.id, Name: "payload.bin", Peers: append(a.hints, hint(victim.id, victim.addr))}
