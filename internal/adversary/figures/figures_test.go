@@ -88,7 +88,7 @@ func TestFloodFigures(t *testing.T) {
 		rows = append(rows, w.measure(f, fi, pairs))
 	}
 	t.Logf("%d pairs, %d MiB, load average before/after: %s / %s", pairs, size>>20, w.load, loadAvg())
-	t.Log("| Flood | Attacker volume | Unloaded (median, min-max) | Flooded (median, min-max) | Speed under flood (median, min-max) | Victim peak RSS unloaded / flooded | Downloader peak RSS flooded |")
+	t.Log("| Flood | Attacker volume (last pair) | Unloaded (median, min-max) | Flooded (median, min-max) | Speed under flood (median, min-max) | Victim peak RSS unloaded / flooded | Downloader peak RSS flooded |")
 	t.Log("| --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range rows {
 		t.Log(r.markdown())
@@ -561,15 +561,20 @@ func (w *world) publish(victim *proc, c content) {
 // flooded.
 func (w *world) once(f flood, victim *proc, c content, flooded bool, volumes *[]string) run {
 	t := w.t
-	victim.resetPeak()
 	var a attack
 	if flooded {
 		actx, acancel := context.WithCancel(context.Background())
 		defer acancel()
+		if !f.fresh {
+			victim.resetPeak() // the attack's setup counts
+		}
 		a = f.start(actx, t, &target{w: w, victim: victim, c: c})
 		if f.fresh {
 			w.publish(victim, c)
+			victim.resetPeak() // the publish's own memory does not
 		}
+	} else {
+		victim.resetPeak()
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
