@@ -308,7 +308,9 @@ func (t *tcpTransport) yamuxConfig(n *Node) *yamux.Config {
 	c.LogOutput = io.Discard
 	c.MaxIncomingStreams = uint32(n.cfg.MaxIncomingStreams)
 	c.AcceptBacklog = int(n.cfg.MaxIncomingStreams)
-	c.MaxStreamWindowSize = uint32(max(n.cfg.MaxStreamWindow, 256<<10))
+	// A 256 KiB chunk and its 5-byte answer header fit the first window.
+	c.InitialStreamWindowSize = 512 << 10
+	c.MaxStreamWindowSize = uint32(max(n.cfg.MaxStreamWindow, 512<<10))
 	c.KeepAliveInterval = max(n.cfg.IdleTimeout/2, time.Second)
 	c.ReadBufSize = 64 << 10
 	c.MaxMessageSize = tcpFrame
