@@ -265,3 +265,78 @@ func removeAll(b *testing.B, st *Store) {
 		}
 	}
 }
+
+// BenchmarkPublishCeiling measures, side by side in each iteration, the
+// parts a 16+4 publish into a store cannot avoid, each on two goroutines
+// over as many input bytes as BenchmarkPublishVsBLAKE3 publishes: raw
+// BLAKE3 (256 KiB chunks of a 64 MiB in-memory buffer), the Reed-Solomon
+// encode of that many bytes in 16+4 stripes of 256 KiB chunks (the encoder
+// Publish uses), and writing the resulting quarter as much parity into a
+// fresh preallocated file in 1 MiB writes (as Publish writes its parity
+// file). It reports the CPU time of each per input byte and "ceiling": the
+// CPU ratio raw/publish that a publish doing only this work would reach,
+// raw / (1.25 raw + rs + write), since publish also hashes the parity.
+func BenchmarkPublishCeiling(b *testing.B) {
+	size := benchPublishBytes(b)
+	buf := xof("raw", 64<<20)
+	const k, par, cs = DefaultDataShards, DefaultParityShards, DefaultChunkSize
+	enc, err := rsFor(k, par)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	var rawC, rsC, wC time.Duration
+	for i := 0; b.Loop(); i++ {
+		c0 := cputime.Process()
+		hashRaw2(buf, size)
+		c1 := cputime.Process()
+		parity := [2][]byte{make([]byte, par*cs), make([]byte, par*cs)}
+		stripes := int(size / (k * cs))
+		var wg sync.WaitGroup
+		for w := range 2 {
+			wg.Go(func() {
+				shards := make([][]byte, k+par)
+				for s := w; s < stripes; s += 2 {
+					off := s * k * cs % len(buf)
+					for j := range k {
+						shards[j] = buf[off+j*cs : off+(j+1)*cs]
+					}
+					for j := range par {
+						shards[k+j] = parity[w][j*cs : (j+1)*cs]
+					}
+					if err := enc.Encode(shards); err != nil {
+						panic(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		c2 := cputime.Process()
+		f, err := createSized(filepath.Join(dir, "parity"+strconv.Itoa(i)), int64(stripes)*par*cs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c3 := cputime.Process()
+		for w := range 2 {
+			wg.Go(func() {
+				for s := w; s < stripes; s += 2 {
+					if _, err := f.WriteAt(parity[w], int64(s)*par*cs); err != nil {
+						panic(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		c4 := cputime.Process()
+		f.Close()
+		os.Remove(f.Name()) // untimed, as the benchmarks above remove the item
+		rawC, rsC, wC = rawC+c1-c0, rsC+c2-c1, wC+c4-c3
+	}
+	n := float64(b.N) * float64(size)
+	raw, rs, w := float64(rawC.Nanoseconds())/n, float64(rsC.Nanoseconds())/n, float64(wC.Nanoseconds())/n
+	b.ReportMetric(raw, "raw-cpu-ns/B")
+	b.ReportMetric(rs, "rs-cpu-ns/B")
+	b.ReportMetric(w, "write-cpu-ns/B")
+	b.ReportMetric(raw/(1.25*raw+rs), "ceiling-nostore")
+	b.ReportMetric(raw/(1.25*raw+rs+w), "ceiling")
+}
