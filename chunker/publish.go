@@ -129,7 +129,7 @@ func Publish(ctx context.Context, st *Store, path string, opts PublishOptions) (
 		return nil, fmt.Errorf("publish %s: %w", path, err)
 	}
 	if es := unchangedStamps(before, stampAll(src.c), settled); len(es) > 0 {
-		if err := writeFileAtomic(filepath.Join(stage, fileStamps), encodeStamps(es)); err != nil {
+		if err := writeStaged(filepath.Join(stage, fileStamps), encodeStamps(es)); err != nil {
 			return nil, fmt.Errorf("publish: %w", err)
 		}
 	}
