@@ -99,9 +99,10 @@
 // CancelWrite reset the whole stream (yamux RST) carrying the QUIC error
 // code. The decoders on this path are crypto/tls's and yamux's. Budgets:
 // the connection caps of Config apply to TCP sessions and handshakes
-// separately from QUIC's, and a MemoryManager holds each session's
-// receive windows to MaxConnWindow and all sessions' to MaxTCPBuffer
-// (docs/overlay.md, "TCP").
+// separately from QUIC's; a session takes at most 128 incoming streams,
+// and a MemoryManager holds the growth of each session's receive windows
+// to MaxConnWindow and all sessions' to MaxTCPBuffer (docs/overlay.md,
+// "TCP").
 //
 // # Goroutines
 //

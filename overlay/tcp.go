@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"net"
 	"net/netip"
 	"sync"
@@ -306,14 +305,23 @@ func (t *tcpTransport) dial(ctx context.Context, n *Node, peer identity.PeerID, 
 func (t *tcpTransport) yamuxConfig(n *Node) *yamux.Config {
 	c := yamux.DefaultConfig()
 	c.LogOutput = io.Discard
-	c.MaxIncomingStreams = uint32(n.cfg.MaxIncomingStreams)
-	c.AcceptBacklog = int(n.cfg.MaxIncomingStreams)
-	c.MaxStreamWindowSize = uint32(max(n.cfg.MaxStreamWindow, 256<<10))
+	c.MaxIncomingStreams = uint32(min(n.cfg.MaxIncomingStreams, tcpMaxStreams))
+	c.AcceptBacklog = int(c.MaxIncomingStreams)
+	// A 256 KiB chunk and its 5-byte answer header fit the first window.
+	c.InitialStreamWindowSize = 512 << 10
+	c.MaxStreamWindowSize = uint32(max(n.cfg.MaxStreamWindow, 512<<10))
 	c.KeepAliveInterval = max(n.cfg.IdleTimeout/2, time.Second)
 	c.ReadBufSize = 64 << 10
 	c.MaxMessageSize = tcpFrame
 	return c
 }
+
+// tcpMaxStreams caps a TCP session's incoming streams (below
+// Config.MaxIncomingStreams when that is larger): each holds a 256 KiB
+// window from the start, so this bounds what a peer can make us buffer.
+// A downloading peer keeps at most 64 requests at one peer (the
+// scheduler's MaxQueue) plus its session stream.
+const tcpMaxStreams = 128
 
 // tcpFrame is the largest yamux data frame: one TLS write of up to 16
 // records, sent with one system call (recordBatcher).
@@ -642,35 +650,38 @@ func (t *tcpTransport) shutdown() {
 }
 
 // memBudget counts receive-buffer memory that peers can make the node hold
-// on TCP: yamux reserves each stream's window (256 KiB when the stream
-// opens, more as it grows towards MaxStreamWindow) through a
-// MemoryManager. Per session (MaxConnWindow, as one QUIC connection's
-// window): window growth may use half of it and is then refused (the
-// window stays as it is); opening a stream may use all of it, and a peer
-// that opens a stream beyond that loses the session (yamux closes a
-// session whose stream it cannot open). Node-wide (MaxTCPBuffer): window
-// growth stops when it is used up; stream opens are bounded by the
-// per-session budgets, so one peer's flood cannot take an honest peer's
-// session.
+// on TCP. yamux reserves each stream's window through a MemoryManager:
+// 256 KiB when a stream opens, more as the window grows towards
+// MaxStreamWindow while the reader keeps up. Opening is never refused here
+// (a refused open would make yamux close the whole session, honest or
+// not): it is bounded by the stream caps instead, tcpMaxStreams incoming
+// per session. Growth is refused beyond MaxConnWindow per session and
+// MaxTCPBuffer for the node; the window then stays as it is. One session
+// can thus hold at most tcpMaxStreams x 256 KiB + MaxConnWindow.
 type memBudget struct {
-	mu   sync.Mutex
-	used int
-	max  int
+	mu    sync.Mutex
+	used  int // all reservations, for Stats
+	grown int // growth reservations, the part that is capped
+	max   int // cap on grown
 }
 
-func (b *memBudget) reserve(size, limit int) bool {
+func (b *memBudget) reserve(size int, growth bool) bool {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.used+size > limit {
-		return false
+	if growth {
+		if b.grown+size > b.max {
+			return false
+		}
+		b.grown += size
 	}
 	b.used += size
 	return true
 }
 
-func (b *memBudget) release(size int) {
+func (b *memBudget) release(size, grown int) {
 	b.mu.Lock()
 	b.used -= size
+	b.grown -= grown
 	b.mu.Unlock()
 }
 
@@ -690,48 +701,59 @@ const openPriority = 255
 
 // memSpan is one stream's reservations.
 type memSpan struct {
-	t    *tcpTransport
-	sess *memBudget
-	mu   sync.Mutex
-	used int
+	t     *tcpTransport
+	sess  *memBudget
+	mu    sync.Mutex
+	used  int
+	grown int
 }
 
 func (m *memSpan) ReserveMemory(size int, prio uint8) error {
-	sessLimit, nodeLimit := m.sess.max/2, m.t.mem.max
-	if prio >= openPriority {
-		sessLimit, nodeLimit = m.sess.max, math.MaxInt
-	}
-	if !m.sess.reserve(size, sessLimit) {
+	growth := prio < openPriority
+	if !m.sess.reserve(size, growth) {
 		m.t.memRefused.Add(1)
 		return errMemory
 	}
-	if !m.t.mem.reserve(size, nodeLimit) {
-		m.sess.release(size)
+	if !m.t.mem.reserve(size, growth) {
+		m.sess.release(size, b2i(growth)*size)
 		m.t.memRefused.Add(1)
 		return errMemory
 	}
 	m.mu.Lock()
 	m.used += size
+	if growth {
+		m.grown += size
+	}
 	m.mu.Unlock()
 	return nil
 }
 
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// ReleaseMemory returns size bytes, growth first.
 func (m *memSpan) ReleaseMemory(size int) {
 	m.mu.Lock()
 	size = min(size, m.used)
+	grown := min(size, m.grown)
 	m.used -= size
+	m.grown -= grown
 	m.mu.Unlock()
-	m.sess.release(size)
-	m.t.mem.release(size)
+	m.sess.release(size, grown)
+	m.t.mem.release(size, grown)
 }
 
 func (m *memSpan) Done() {
 	m.mu.Lock()
-	size := m.used
-	m.used = 0
+	size, grown := m.used, m.grown
+	m.used, m.grown = 0, 0
 	m.mu.Unlock()
-	m.sess.release(size)
-	m.t.mem.release(size)
+	m.sess.release(size, grown)
+	m.t.mem.release(size, grown)
 }
 
 // TCPStats counts the TCP transport's events.

@@ -206,14 +206,19 @@ func TestAttackTCPHalfOpen(t *testing.T) {
 
 // TestAttackTCPBuffers: an authenticated peer that opens more streams than
 // MaxIncomingStreams on a handler that never reads, and writes a MiB on
-// each, makes the victim hold at most its per-session budget
-// (MaxConnWindow) of receive buffers; the streams beyond the cap are
-// refused; an honest peer still gets its echo over TCP.
+// each, makes the victim hold at most the first windows of the streams it
+// accepts (256 KiB each) plus its growth budget (MaxConnWindow); the
+// streams beyond the cap are reset; an honest peer still gets its echo
+// over TCP.
 func TestAttackTCPBuffers(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
-	const budget = 4 << 20
-	v, _ := tcpPeer(t, "127.0.0.1", overlay.Config{MaxIncomingStreams: 32, MaxConnWindow: budget, InitialConnWindow: 1 << 20})
+	const (
+		streams = 16
+		growth  = 2 << 20
+		bound   = streams*256<<10 + growth
+	)
+	v, _ := tcpPeer(t, "127.0.0.1", overlay.Config{MaxIncomingStreams: streams, MaxConnWindow: growth, InitialConnWindow: 1 << 20, InitialStreamWindow: 1 << 20})
 	v.HandleTCP(tagSink, func(ctx context.Context, _ identity.PeerID, s overlay.Stream) {
 		<-ctx.Done() // reads nothing: the attacker's bytes pile up
 	})
@@ -230,28 +235,28 @@ func TestAttackTCPBuffers(t *testing.T) {
 	for range 64 {
 		s, err := a.OpenBulkStream(ctx, c, tagSink)
 		if err != nil {
-			continue // refused by the cap
+			continue
 		}
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			s.SetWriteDeadline(time.Now().Add(5 * time.Second))
-			s.Write(payload) // blocks once the victim's window is full
+			s.SetWriteDeadline(time.Now().Add(3 * time.Second))
+			s.Write(payload) // blocks once the victim's window is full, or fails when reset
 		}()
 	}
-	testwait.Eventually(t, 20*time.Second, "the victim's buffer budget to run out", func() error {
-		if st := v.Stats().TCP; st.BufferRefused == 0 {
+	testwait.Eventually(t, 20*time.Second, "the victim to hold the accepted streams' first windows", func() error {
+		if st := v.Stats().TCP; st.Streams < streams {
 			return fmt.Errorf("%+v", st)
 		}
 		return nil
 	})
-	if st := v.Stats().TCP; st.BufferBytes > budget {
-		t.Fatalf("victim holds %d bytes of TCP receive buffers, budget %d", st.BufferBytes, budget)
+	if st := v.Stats().TCP; st.BufferBytes > bound || st.Streams > streams {
+		t.Fatalf("victim holds %d bytes of TCP receive buffers on %d streams, bound %d on %d", st.BufferBytes, st.Streams, bound, streams)
 	}
 	tcpHonest(t, ctx, v)
 	wg.Wait()
-	if st := v.Stats().TCP; st.BufferBytes > budget {
-		t.Fatalf("victim holds %d bytes of TCP receive buffers, budget %d", st.BufferBytes, budget)
+	if st := v.Stats().TCP; st.BufferBytes > bound {
+		t.Fatalf("victim holds %d bytes of TCP receive buffers, bound %d", st.BufferBytes, bound)
 	}
 	t.Logf("victim: %+v", v.Stats().TCP)
 }
