@@ -36,7 +36,7 @@ var benchFile struct {
 }
 
 // benchInput writes the benchmark file once per process in the OS temp
-// folder; BenchmarkPublish removes it.
+// folder; TestMain removes it.
 func benchInput(b *testing.B) string {
 	size := benchPublishBytes(b)
 	benchFile.once.Do(func() {
