@@ -130,7 +130,7 @@ func (s *Store) CreateDownload(m *Manifest, leaves *LeafLayer, outDir string, op
 		err = errors.Join(pf.Sync(), pf.Close())
 	}
 	if err == nil {
-		err = writeFileAtomic(filepath.Join(stage, fileHave), encodeBitmapFile(id, m.NumChunks(), NewBitmap(m.NumChunks())))
+		err = writeStaged(filepath.Join(stage, fileHave), encodeBitmapFile(id, m.NumChunks(), NewBitmap(m.NumChunks())))
 	}
 	if err == nil {
 		err = s.commit(stage, &Published{ID: id, Manifest: m, Encoded: enc, Leaves: leaves}, itemMeta{kind: kindDownload, root: root})
