@@ -15,41 +15,47 @@ import (
 // deliver is the copies the publisher sends times F/u_s, so every second
 // copy costs a whole transfer time.
 //
-// A chunk's first recipient (its owner) counts only once it has proved it
-// holds the chunk, and a peer refuses others on an owner's behalf only once
-// that owner has proved it passes chunks on (BEP 16's rule: give a peer
-// more only when what it got shows up at another peer). Downloaders send
-// have messages on their sessions with a peer whose hello said "all", so
-// the seeder sees both proofs:
+// Hostile peers must not be able to turn it against honest ones, so a
+// peer is sent away only on the word of peers that proved something, and
+// a peer sent away comes back by itself. Downloaders send have messages on
+// their sessions with a peer whose hello said "all", so the seeder sees
+// which of its chunks arrived and which went on (BEP 16's signal: a piece
+// showing up at a second peer):
 //
-//   - A chunk is claimed for a peer when it is about to be written to it,
-//     only if that peer has an open session (it can announce what it got,
-//     and be told about the chunk again), fewer than maxSuperSeedPending
-//     chunks sent and not yet announced, and fewer than
-//     maxSuperSeedUnpassed chunks it announced that no other peer did.
-//     Otherwise the chunk is served without a claim (plain seeding).
-//   - Sent: the owner must announce it within SuperSeedConfirm, else the
-//     claim lapses (the owner gets a strike) and the peers refused the
-//     chunk are told again at once. A failed send releases the claim too.
-//   - Passed on: when a peer other than the owner announces the chunk (and
-//     the seeder did not also send it to that peer), the owner is credited.
-//   - Another peer asking for a claimed chunk is refused ("not have"), once
-//     per peer and chunk, only if the chunk was passed on or its owner is
-//     trusted (credited, with fewer than a quarter as many strikes). An
-//     untrusted owner's chunks are served to whoever asks: a peer that
-//     requests chunks and never reads or shares them becomes no other
-//     peer's obstacle.
-//   - After SuperSeedHold the seeder announces the chunk to the refused
-//     peer again (a have on its sessions); if by then nobody but the owner
-//     announced it, the owner did not pass on what it was asked for: it
-//     gets a strike and the claim is released.
-//   - When a peer's last session ends, its claims are released and the
-//     peers refused those chunks are told again.
+//   - Claim: a chunk is claimed for a peer (its owner) when it is about to
+//     be written to it, if that peer has an open session and fewer than
+//     maxSuperSeedPending chunks sent and not yet announced and fewer than
+//     maxSuperSeedUnpassed announced that no other peer announced; else
+//     it is served without a claim (plain seeding, counted as Capped).
+//   - Confirm: the owner must announce the chunk within SuperSeedConfirm
+//     of the send, else the claim lapses with a strike. A failed send
+//     releases the claim.
+//   - Passed on: when another peer announces the chunk (and the seeder did
+//     not also send it to that peer), the owner is credited; it is trusted
+//     while its strikes are under a quarter of its credits.
+//   - Refuse: another peer asking for a claimed chunk is answered
+//     "elsewhere" (status 6), once per peer and chunk, if the chunk was
+//     passed on, or its owner is here and trusted, or the owner announced
+//     it and has no strike (vouched). Else it is served (Unproven): a peer
+//     that asks for chunks and never reads nor announces them sends nobody
+//     away. A stripe whose data count of chunks are claimed and vouched
+//     for sends requests for its other chunks (its parity) away too.
+//   - The peer sent away (sched's Elsewhere) fetches the chunk from a peer
+//     that announces it, and asks the seeder again after ElsewhereWait
+//     (250 ms) if none does or a request there fails; asked again, the
+//     seeder serves it (Again). So whatever peers claim, an honest peer
+//     waits at most about that long for a chunk.
+//   - Hold: SuperSeedHold after a refusal, a claim nobody but its owner
+//     announced is released with a strike (the owner did not pass on what
+//     it was asked for).
+//   - Leave: when a peer's last session of the item ends, its claims are
+//     released unless the peer it passed the chunk to is still here, the
+//     chunks it passed on count as not passed on, and the peers refused
+//     the released chunks are told (a have) at once.
 //
-// A lone downloader is never refused (every chunk's first recipient is
-// itself).
+// A lone downloader is never refused: nobody vouches for anyone.
 //
-// Memory: per item, 12 bytes per chunk; per tracked peer, a small record
+// Memory: per item, 16 bytes per chunk; per tracked peer, a small record
 // and, once refused, one bit per chunk. At most maxSuperSeedPeers peers
 // are tracked and at most maxSuperSeedRefused of them refused per item;
 // beyond either cap requests are served as usual (overflow policy: plain
@@ -72,8 +78,8 @@ type ssChunk struct {
 	owner  uint32 // token of its first recipient; 0: unclaimed
 	gen    uint32 // counts claims, so that a stale timer finds a newer one
 	state  ssState
-	passed bool // a peer other than the owner announced it
-	dup    bool // the seeder sent it to a peer other than the owner too
+	passer uint32 // token of the first peer other than the owner to announce it; 0: none
+	dup    bool   // the seeder sent it to a peer other than the owner too
 }
 
 type ssState uint8
@@ -92,19 +98,24 @@ type ssPeer struct {
 	passed   int      // chunks claimed for it that another peer announced
 	strikes  int      // claims that lapsed or were not passed on when asked
 	refused  []uint64 // chunks it was refused once; nil if none
+	nrefused int      // refusals it got
+	present  bool     // it has an open session (set when it asks or announces, cleared when its last session ends)
 }
 
 // trusted reports whether p proved it passes chunks on.
 func (p *ssPeer) trusted() bool { return p.passed > 0 && 4*p.strikes < p.passed }
 
 // vouched reports whether others may be sent to claimed chunk c's owner
-// for it: another peer announced it, or the owner proved it passes chunks
-// on, or it announced the chunk and never failed (a new peer; if it does
-// not pass the chunk on, the peers sent to it come back after sched's
-// ElsewhereWait, and it gets a strike after SuperSeedHold).
+// for it: another peer announced it, or its owner is here and either
+// proved it passes chunks on, or announced this chunk and never failed (a
+// new peer: if it does not pass the chunk on, it gets a strike after
+// SuperSeedHold). A chunk on its way to an owner that passed nothing on is
+// served to whoever asks: a peer that never reads nor announces what it
+// asked for sends nobody away. Whatever the owner does, a peer sent away
+// asks again after sched's ElsewhereWait if nobody else serves the chunk.
 func (ss *superSeed) vouched(c *ssChunk) bool {
 	o := ss.peers[c.owner-1]
-	return c.passed || o.trusted() || (c.state == ssHeld && o.strikes == 0)
+	return c.passer != 0 || (o.present && (o.trusted() || (c.state == ssHeld && o.strikes == 0)))
 }
 
 const (
@@ -116,7 +127,7 @@ const (
 
 // ssCounters counts super-seeding's decisions over all items.
 type ssCounters struct {
-	refused, overflowed, capped, lapsed, unpassed, untrusted, again atomic.Int64
+	refused, overflowed, capped, lapsed, unpassed, unproven, again atomic.Int64
 }
 
 // SuperSeedCounters counts what super-seeding decided.
@@ -126,7 +137,7 @@ type SuperSeedCounters struct {
 	Capped     int64 // requests served without a claim: the peer had too many chunks unannounced or not passed on
 	Lapsed     int64 // claims released: the owner did not announce the chunk within SuperSeedConfirm
 	Unpassed   int64 // claims released: nobody but the owner announced the chunk within SuperSeedHold of a refusal
-	Untrusted  int64 // chunks sent to a peer other than their owner: the owner has not proved it passes chunks on
+	Unproven   int64 // chunks sent to a peer other than their owner: the owner has not proved it holds the chunk or passes chunks on
 	Again      int64 // chunks sent to a peer other than their owner: it was refused the chunk before
 }
 
@@ -134,7 +145,7 @@ type SuperSeedCounters struct {
 func (s *Server) SuperSeedCounters() SuperSeedCounters {
 	return SuperSeedCounters{
 		Refused: s.ss.refused.Load(), Overflowed: s.ss.overflowed.Load(), Capped: s.ss.capped.Load(),
-		Lapsed: s.ss.lapsed.Load(), Unpassed: s.ss.unpassed.Load(), Untrusted: s.ss.untrusted.Load(), Again: s.ss.again.Load(),
+		Lapsed: s.ss.lapsed.Load(), Unpassed: s.ss.unpassed.Load(), Unproven: s.ss.unproven.Load(), Again: s.ss.again.Load(),
 	}
 }
 
@@ -165,6 +176,7 @@ func (ss *superSeed) claim(peer identity.PeerID, i int, hasSession bool) (ssDeci
 		ss.c.overflowed.Add(1)
 		return ssServe, 0
 	}
+	p.present = true
 	c := &ss.chunks[i]
 	switch {
 	case c.owner == 0 && ss.stripeGiven(i):
@@ -175,14 +187,14 @@ func (ss *superSeed) claim(peer identity.PeerID, i int, hasSession bool) (ssDeci
 			return ssServe, 0
 		}
 		c.gen++
-		c.owner, c.state, c.passed, c.dup = tok, ssSending, false, false
+		c.owner, c.state, c.passer, c.dup = tok, ssSending, 0, false
 		p.pending++
 		return ssClaimed, c.gen
 	case c.owner == tok:
 		return ssServe, 0
 	case !ss.vouched(c):
 		c.dup = true
-		ss.c.untrusted.Add(1)
+		ss.c.unproven.Add(1)
 		return ssServe, 0
 	}
 	return ss.refuseLocked(p, i)
@@ -209,6 +221,7 @@ func (ss *superSeed) refuseLocked(p *ssPeer, i int) (ssDecision, uint32) {
 		return ssServe, 0 // refused once already
 	}
 	p.refused[i/64] |= 1 << (i % 64)
+	p.nrefused++
 	ss.c.refused.Add(1)
 	return ssRefuse, c.gen
 }
@@ -294,7 +307,7 @@ func (ss *superSeed) holdOver(i int, gen uint32) []identity.PeerID {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
 	c := &ss.chunks[i]
-	if c.owner == 0 || c.gen != gen || c.state != ssHeld || c.passed {
+	if c.owner == 0 || c.gen != gen || c.state != ssHeld || c.passer != 0 {
 		return nil
 	}
 	ss.peers[c.owner-1].strikes++
@@ -311,7 +324,7 @@ func (ss *superSeed) releaseLocked(i int, tell []identity.PeerID) []identity.Pee
 		switch {
 		case c.state == ssSending || c.state == ssSent:
 			o.pending--
-		case c.state == ssHeld && !c.passed:
+		case c.state == ssHeld && c.passer == 0:
 			o.unpassed--
 		}
 	}
@@ -329,26 +342,31 @@ func (ss *superSeed) releaseLocked(i int, tell []identity.PeerID) []identity.Pee
 func (ss *superSeed) held(peer identity.PeerID, idx []uint32) {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	tok, p := ss.peerLocked(peer)
+	if p == nil {
+		return // past the tracked-peer cap: its word counts for nothing
+	}
+	p.present = true
 	for _, i := range idx {
 		c := &ss.chunks[i]
 		if c.owner == 0 {
 			continue
 		}
 		o := ss.peers[c.owner-1]
-		if o.id == peer {
+		if c.owner == tok {
 			if c.state == ssSending || c.state == ssSent {
 				o.pending--
 				c.state = ssHeld
-				if !c.passed {
+				if c.passer == 0 {
 					o.unpassed++
 				}
 			}
 			continue
 		}
-		if c.passed || c.dup {
+		if c.passer != 0 || c.dup {
 			continue // credited already, or the peer may have it from us
 		}
-		c.passed = true
+		c.passer = tok
 		o.passed++
 		switch c.state {
 		case ssHeld:
@@ -360,10 +378,12 @@ func (ss *superSeed) held(peer identity.PeerID, idx []uint32) {
 	}
 }
 
-// forget releases every claim of peer when its last session of the item
-// ends (a peer that left can serve nobody, so the next peer asking for
-// those chunks is served), drops its refusal record, and returns the peers
-// to tell about each released chunk again.
+// forget runs when peer's last session of the item ends: a peer that left
+// serves nobody. Its claims are released unless the peer that passed the
+// chunk on is still here (so the next peer asking is served, not sent to
+// a peer that left); the chunks it passed on count as not passed on (and
+// are released if their owner left too); its refusal record goes. It
+// returns the peers to tell about each released chunk again.
 func (ss *superSeed) forget(peer identity.PeerID) map[identity.PeerID][]uint32 {
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
@@ -372,6 +392,7 @@ func (ss *superSeed) forget(peer identity.PeerID) map[identity.PeerID][]uint32 {
 		return nil
 	}
 	p := ss.peers[tok-1]
+	p.present = false
 	if p.refused != nil {
 		p.refused = nil
 		ss.nbm--
@@ -379,8 +400,20 @@ func (ss *superSeed) forget(peer identity.PeerID) map[identity.PeerID][]uint32 {
 	var tell map[identity.PeerID][]uint32
 	var buf []identity.PeerID
 	for i := range ss.chunks {
-		if c := ss.chunks[i]; c.owner != tok || c.passed {
-			continue // a chunk passed on is held by a peer still here, or was
+		c := &ss.chunks[i]
+		switch {
+		case c.owner == 0:
+			continue
+		case c.owner == tok && c.passer != 0 && ss.peers[c.passer-1].present:
+			continue
+		case c.passer == tok && ss.peers[c.owner-1].present:
+			c.passer = 0
+			if c.state == ssHeld {
+				ss.peers[c.owner-1].unpassed++
+			}
+			continue
+		case c.owner != tok && c.passer != tok:
+			continue
 		}
 		buf = ss.releaseLocked(i, buf[:0])
 		for _, q := range buf {

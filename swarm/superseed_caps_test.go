@@ -51,7 +51,7 @@ func TestSuperSeedClaims(t *testing.T) {
 	}
 
 	// c passes chunk 2 on to d: c is trusted, and others are refused its
-	// chunks, once each.
+	// chunks, once per peer.
 	trust(t, ss, c, 2, d)
 	dec, gen = ss.claim(c, 3, true)
 	if dec != ssClaimed {
@@ -73,6 +73,12 @@ func TestSuperSeedClaims(t *testing.T) {
 	if ss.chunks[3].owner != 0 || ss.peers[ss.tokens[c]-1].pending != 0 {
 		t.Fatalf("after a failed send: chunk %+v, owner pending %d", ss.chunks[3], ss.peers[ss.tokens[c]-1].pending)
 	}
+	_, gen = ss.claim(c, 13, true)
+	ss.sent(13, gen)
+	ss.held(c, []uint32{13})
+	if dec, _ := ss.claim(b, 13, true); dec != ssRefuse {
+		t.Fatalf("chunk announced by a trusted owner: decision %d, want refused", dec)
+	}
 
 	// c announces chunk 4 but nobody else does within the hold: a strike,
 	// and the claim is released.
@@ -85,7 +91,7 @@ func TestSuperSeedClaims(t *testing.T) {
 	if tell := ss.holdOver(4, gen); !slices.Equal(tell, []identity.PeerID{d}) {
 		t.Fatalf("hold over told %v, want d", tell)
 	}
-	if p := ss.peers[ss.tokens[c]-1]; p.strikes != 1 || p.unpassed != 0 || ss.chunks[4].owner != 0 {
+	if p := ss.peers[ss.tokens[c]-1]; p.strikes != 1 || p.unpassed != 1 || ss.chunks[4].owner != 0 { // chunk 13 is still unpassed
 		t.Fatalf("after a chunk not passed on: owner %+v, chunk %+v", p, ss.chunks[4])
 	}
 	if ss.peers[ss.tokens[c]-1].trusted() {
@@ -117,6 +123,34 @@ func TestSuperSeedClaims(t *testing.T) {
 	}
 	if ss.chunks[7].owner != ss.tokens[e] {
 		t.Fatalf("forget released chunk 7 %+v, which was passed on", ss.chunks[7])
+	}
+	// When the peer it was passed on to leaves too, it goes.
+	ss.forget(d)
+	if ss.chunks[7].owner != 0 {
+		t.Fatalf("chunk 7 %+v still claimed after its owner and the peer it was passed to left", ss.chunks[7])
+	}
+
+	// A new peer that announces what it got is believed until it fails:
+	// others are sent away for chunks it announced, not for chunks on
+	// their way to it (a hoarder never announces).
+	f := ssPeerID(6)
+	_, gen = ss.claim(f, 10, true)
+	ss.sent(10, gen)
+	if dec, _ := ss.claim(b, 10, true); dec != ssServe {
+		t.Fatalf("chunk not yet announced by a new owner: decision %d, want served", dec)
+	}
+	_, gen = ss.claim(f, 11, true)
+	ss.sent(11, gen)
+	ss.held(f, []uint32{11})
+	if dec, _ := ss.claim(b, 11, true); dec != ssRefuse {
+		t.Fatalf("chunk announced by a new owner: decision %d, want refused", dec)
+	}
+	ss.holdOver(11, gen) // nobody got it from f
+	_, gen = ss.claim(f, 12, true)
+	ss.sent(12, gen)
+	ss.held(f, []uint32{12})
+	if dec, _ := ss.claim(b, 12, true); dec != ssServe {
+		t.Fatalf("chunk announced by an owner with a strike and nothing passed on: decision %d, want served", dec)
 	}
 }
 

@@ -46,7 +46,9 @@ type Config struct {
 	MaxDuplicates int
 	// ElsewhereWait is how long a chunk a peer asked us to fetch elsewhere
 	// (Elsewhere) waits for another peer to announce it before that peer
-	// is asked again. Default 2 s.
+	// is asked again. A super-seeding seeder refuses only chunks their
+	// first recipient announced, to us too as a rule, so a short wait
+	// covers a race between the two messages. Default 250 ms.
 	ElsewhereWait time.Duration
 	// BanAfter bans a peer after this many chunks failed verification.
 	// Default 3 chunks.
@@ -69,7 +71,7 @@ const (
 	DefaultBusyBackoff          = time.Second
 	DefaultMaxBusyBackoff       = 30 * time.Second
 	DefaultMaxDuplicates        = 2
-	DefaultElsewhereWait        = 2 * time.Second
+	DefaultElsewhereWait        = 250 * time.Millisecond
 	DefaultBanAfter             = 3
 	DefaultBanStreak            = 2
 	maxDuplicatesLimit          = 8
