@@ -34,7 +34,8 @@ import (
 //     not also send it to that peer), the owner is credited; it is trusted
 //     while its strikes are under a quarter of its credits.
 //   - Refuse: another peer asking for a claimed chunk is answered
-//     "elsewhere" (status 6), once per peer and chunk, if the chunk was
+//     "elsewhere" (status 6), once per peer and chunk (and again while
+//     the chunk is on its way, see onItsWay), if the chunk was
 //     passed on, or its owner is here and trusted, or the owner announced
 //     it and has no strike (vouched). Else it is served (Unproven): a peer
 //     that asks for chunks and never reads nor announces them sends nobody
@@ -55,7 +56,7 @@ import (
 //
 // A lone downloader is never refused: nobody vouches for anyone.
 //
-// Memory: per item, 16 bytes per chunk; per tracked peer, a small record
+// Memory: per item, 24 bytes per chunk; per tracked peer, a small record
 // and, once refused, one bit per chunk. At most maxSuperSeedPeers peers
 // are tracked and at most maxSuperSeedRefused of them refused per item;
 // beyond either cap requests are served as usual (overflow policy: plain
@@ -63,8 +64,9 @@ import (
 // not yet announced (at most maxSuperSeedPending per tracked peer) and one
 // per (peer, chunk) refused.
 type superSeed struct {
-	c   *ssCounters       // the server's
-	man *chunker.Manifest // stripes; nil: every chunk stands alone
+	c       *ssCounters // the server's
+	confirm time.Duration
+	man     *chunker.Manifest // stripes; nil: every chunk stands alone
 
 	mu     sync.Mutex
 	chunks []ssChunk
@@ -79,6 +81,7 @@ type ssChunk struct {
 	gen    uint32 // counts claims, so that a stale timer finds a newer one
 	state  ssState
 	passer uint32 // token of the first peer other than the owner to announce it; 0: none
+	since  int64  // when it was claimed, Unix nanoseconds
 	dup    bool   // the seeder sent it to a peer other than the owner too
 }
 
@@ -93,13 +96,14 @@ const (
 // ssPeer is what super-seeding knows of one peer.
 type ssPeer struct {
 	id       identity.PeerID
-	pending  int      // chunks claimed, sending or sent, not yet announced
-	unpassed int      // chunks held, claimed for it, that no other peer announced
-	passed   int      // chunks claimed for it that another peer announced
-	strikes  int      // claims that lapsed or were not passed on when asked
-	refused  []uint64 // chunks it was refused once; nil if none
-	nrefused int      // refusals it got
-	present  bool     // it has an open session (set when it asks or announces, cleared when its last session ends)
+	pending  int           // chunks claimed, sending or sent, not yet announced
+	unpassed int           // chunks held, claimed for it, that no other peer announced
+	passed   int           // chunks claimed for it that another peer announced
+	strikes  int           // claims that lapsed or were not passed on when asked
+	refused  []uint64      // chunks it was refused once; nil if none
+	nrefused int           // refusals it got
+	lat      time.Duration // how long its claims take from claim to its have (moving average; 0: none yet)
+	present  bool          // it has an open session (set when it asks or announces, cleared when its last session ends)
 }
 
 // trusted reports whether p proved it passes chunks on.
@@ -150,7 +154,7 @@ func (s *Server) SuperSeedCounters() SuperSeedCounters {
 }
 
 func (s *Server) newSuperSeed(chunks int, man *chunker.Manifest) *superSeed {
-	return &superSeed{c: &s.ss, man: man, chunks: make([]ssChunk, chunks), tokens: make(map[identity.PeerID]uint32)}
+	return &superSeed{c: &s.ss, confirm: s.cfg.SuperSeedConfirm, man: man, chunks: make([]ssChunk, chunks), tokens: make(map[identity.PeerID]uint32)}
 }
 
 // ssDecision is what claim decided.
@@ -188,6 +192,7 @@ func (ss *superSeed) claim(peer identity.PeerID, i int, hasSession bool) (ssDeci
 		}
 		c.gen++
 		c.owner, c.state, c.passer, c.dup = tok, ssSending, 0, false
+		c.since = time.Now().UnixNano()
 		p.pending++
 		return ssClaimed, c.gen
 	case c.owner == tok:
@@ -214,6 +219,11 @@ func (ss *superSeed) refuseLocked(p *ssPeer, i int) (ssDecision, uint32) {
 		ss.nbm++
 	}
 	if p.refused[i/64]&(1<<(i%64)) != 0 {
+		if ss.onItsWay(c) {
+			p.nrefused++
+			ss.c.refused.Add(1)
+			return ssRefuse, c.gen
+		}
 		if c.owner != 0 {
 			c.dup = true
 		}
@@ -224,6 +234,24 @@ func (ss *superSeed) refuseLocked(p *ssPeer, i int) (ssDecision, uint32) {
 	p.nrefused++
 	ss.c.refused.Add(1)
 	return ssRefuse, c.gen
+}
+
+// onItsWay reports whether claimed chunk c is still on its way to an owner
+// that is here and whose claims arrive: claimed less than twice the
+// owner's usual time to announce a claim ago (at most SuperSeedConfirm).
+// A peer refused it already is refused again meanwhile (it asks again
+// every ElsewhereWait): on a slow link the chunk reaches the owner, and
+// the owner's have reaches the refused peer, after more than that wait.
+// An owner that never announced its own claims has no usual time.
+func (ss *superSeed) onItsWay(c *ssChunk) bool {
+	if c.owner == 0 || (c.state != ssSending && c.state != ssSent) {
+		return false
+	}
+	o := ss.peers[c.owner-1]
+	if !o.present || o.lat == 0 {
+		return false
+	}
+	return time.Duration(time.Now().UnixNano()-c.since) < min(2*o.lat, ss.confirm)
 }
 
 // stripeGiven reports whether chunk i's stripe has as many chunks given to
@@ -355,6 +383,11 @@ func (ss *superSeed) held(peer identity.PeerID, idx []uint32) {
 		o := ss.peers[c.owner-1]
 		if c.owner == tok {
 			if c.state == ssSending || c.state == ssSent {
+				if d := time.Duration(time.Now().UnixNano() - c.since); o.lat == 0 {
+					o.lat = d
+				} else {
+					o.lat = (3*o.lat + d) / 4
+				}
 				o.pending--
 				c.state = ssHeld
 				if c.passer == 0 {

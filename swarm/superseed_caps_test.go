@@ -3,6 +3,7 @@ package swarm
 import (
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/shoal-p2p/shoal/overlay/identity"
 )
@@ -60,6 +61,13 @@ func TestSuperSeedClaims(t *testing.T) {
 	if dec, _ := ss.claim(b, 3, true); dec != ssRefuse {
 		t.Fatalf("chunk being sent to a trusted owner: decision %d, want refused", dec)
 	}
+	// While the chunk is on its way (c's claims usually take long to be
+	// announced), b is refused again; then it is served.
+	ss.peers[ss.tokens[c]-1].lat = time.Hour
+	if dec, _ := ss.claim(b, 3, true); dec != ssRefuse {
+		t.Fatalf("request again while the chunk is on its way: decision %d, want refused", dec)
+	}
+	ss.peers[ss.tokens[c]-1].lat = time.Nanosecond
 	if dec, _ := ss.claim(b, 3, true); dec != ssServe {
 		t.Fatalf("second request after a refusal: decision %d, want served", dec)
 	}
