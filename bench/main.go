@@ -50,10 +50,11 @@ func main() {
 		piece     = flag.Int("piece", 1<<20, "libtorrent piece size in bytes")
 		tmp       = flag.String("tmp", "", "work folder parent (default: the system temp folder)")
 		keep      = flag.Bool("keep", false, "keep the work folder")
+		shoalArgs = flag.String("shoal-args", "", "extra cmd/shoal-bench flags, space-separated (e.g. \"-no-tcp\" to keep shoal on QUIC, \"-superseed=false\")")
 		noVerify  = flag.Bool("no-verify", false, "skip the byte-for-byte check of libtorrent's outputs (shoal-bench always checks its own)")
 	)
 	flag.Parse()
-	if err := run(*vs, *scenarios, *sizeText, *pairs, *rc4, *piece, *tmp, *keep, !*noVerify); err != nil {
+	if err := run(*vs, *scenarios, *sizeText, *pairs, *rc4, *piece, *tmp, *keep, !*noVerify, strings.Fields(*shoalArgs)); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -86,7 +87,7 @@ func parseScenarios(text string) ([]scenario, error) {
 	return out, nil
 }
 
-func run(vs, scenarioText, sizeText string, pairs int, rc4 bool, piece int, tmp string, keep, verify bool) error {
+func run(vs, scenarioText, sizeText string, pairs int, rc4 bool, piece int, tmp string, keep, verify bool, shoalArgs []string) error {
 	if vs != "libtorrent" {
 		return fmt.Errorf("-vs %q: only libtorrent is supported", vs)
 	}
@@ -151,7 +152,7 @@ func run(vs, scenarioText, sizeText string, pairs int, rc4 bool, piece int, tmp 
 				var err error
 				load := loadAvg()
 				if side == "shoal" {
-					r, err = runShoal(shoalBench, work, src, sc)
+					r, err = runShoal(shoalBench, work, src, sc, shoalArgs)
 				} else {
 					r, err = runLibtorrent(root, work, src, torrent, sc, rc4, verify)
 				}
@@ -218,9 +219,10 @@ func median(v []float64) float64 {
 }
 
 // runShoal runs one shoal-bench swarm on src and reads its JSON line.
-func runShoal(bin, work, src string, sc scenario) (sideRun, error) {
-	cmd := exec.Command(bin, "-src", src, "-tmp", work,
-		"-seeders", strconv.Itoa(sc.seeders), "-leechers", strconv.Itoa(sc.leechers))
+func runShoal(bin, work, src string, sc scenario, extra []string) (sideRun, error) {
+	args := append([]string{"-src", src, "-tmp", work,
+		"-seeders", strconv.Itoa(sc.seeders), "-leechers", strconv.Itoa(sc.leechers)}, extra...)
+	cmd := exec.Command(bin, args...)
 	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {

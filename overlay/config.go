@@ -33,6 +33,16 @@ type Config struct {
 	// quic-go's own offloading socket path is not used either). For
 	// comparisons, and for kernels that misbehave with the offloads.
 	NoBatching bool
+	// TCP adds the TCP transport: a TCP listener on the UDP socket's IP
+	// and port, TLS 1.3 with the same certificates, yamux streams. Bulk
+	// streams (OpenBulkStream) move to it once a session to the peer is
+	// up; everything else stays on QUIC. A busy TCP port leaves the node
+	// on QUIC alone (logged). Default off.
+	TCP bool
+	// MaxTCPBuffer caps the receive buffers all TCP sessions together may
+	// hold, in bytes (each session is also capped at MaxConnWindow).
+	// Default 256 MiB.
+	MaxTCPBuffer int
 	// KeyPair is the node's identity. Default: a fresh ephemeral key.
 	KeyPair *identity.KeyPair
 	// Logger receives the node's logs. Default: discard.
@@ -136,6 +146,7 @@ const (
 	defaultInitConnWin        = 4 << 20
 	defaultMaxConnWin         = 32 << 20
 	defaultSocketBuffer       = 7 << 20
+	defaultMaxTCPBuffer       = 256 << 20
 	maxIncomingStreamLimit    = 1 << 20
 )
 
@@ -190,6 +201,7 @@ func (c Config) withDefaults() (Config, error) {
 	setDefault(&c.InitialConnWindow, defaultInitConnWin)
 	setDefault(&c.MaxConnWindow, defaultMaxConnWin)
 	setDefault(&c.SocketBuffer, defaultSocketBuffer)
+	setDefault(&c.MaxTCPBuffer, defaultMaxTCPBuffer)
 
 	switch {
 	case c.MaxConns < 0:

@@ -80,6 +80,30 @@
 // Config.TagTimeout is reset with StreamCodeNoTag. Tag values are assigned
 // by their users (seed wires them); overlay reserves none.
 //
+// # TCP
+//
+// With Config.TCP the node also listens on TCP at its UDP address and
+// port. Bulk streams (OpenBulkStream; the swarm's chunk streams) move to
+// it once a session to the peer is up; the node dials it in the
+// background to the address its QUIC connection reached and leaves an
+// address whose TCP dial failed alone for a minute. The layers:
+//
+//	TCP
+//	TLS 1.3    the QUIC certificate and checks (above), ALPN "shoal-tcp/1"
+//	yamux      github.com/libp2p/go-yamux/v5 framing (its spec.md):
+//	           12-byte header: version (0), type, flags u16, stream ID u32,
+//	           length u32; streams opened by the dialler are odd
+//	stream     | tag (1) | protocol bytes | as on QUIC
+//
+// Close closes a stream's write side (yamux FIN); CancelRead and
+// CancelWrite reset the whole stream (yamux RST) carrying the QUIC error
+// code. The decoders on this path are crypto/tls's and yamux's. Budgets:
+// the connection caps of Config apply to TCP sessions and handshakes
+// separately from QUIC's; a session takes at most 128 incoming streams,
+// and a MemoryManager holds the growth of each session's receive windows
+// to MaxConnWindow and all sessions' to MaxTCPBuffer (docs/overlay.md,
+// "TCP").
+//
 // # Goroutines
 //
 // New starts no goroutine. Run starts the first four below and returns
@@ -96,6 +120,10 @@
 //   - per incoming stream, one handler goroutine, bounded by
 //     Config.MaxIncomingStreams per connection;
 //   - per dial in progress, one dialler.
+//   - with TCP: the TCP accept loop (one), per incoming TLS handshake one
+//     goroutine (bounded by MaxHandshakes), per session one stream
+//     acceptor, one idle watch and yamux's reader, writer and keep-alive,
+//     per incoming stream one handler goroutine, per background dial one.
 //
 // quic-go runs its own goroutines under the Transport; Close closes the
 // Transport, which waits for them. Peer events (Config.OnPeer) run on

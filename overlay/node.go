@@ -29,6 +29,7 @@ type Node struct {
 	pc           net.PacketConn
 	tr           *quic.Transport
 	ln           *quic.Listener
+	tcp          *tcpTransport // nil without Config.TCP or when its port was busy
 	qconf        *quic.Config
 	clientTLS    *tls.Config // cloned per dial
 	ep           *ipv8.Endpoint
@@ -134,6 +135,7 @@ func New(cfg Config) (*Node, error) {
 		pc.Close()
 		return nil, fmt.Errorf("overlay: starting QUIC listener: %w", err)
 	}
+	n.listenTCP(serverTLS)
 	return n, nil
 }
 
@@ -158,6 +160,10 @@ func (n *Node) Run(ctx context.Context) error {
 	n.mu.Unlock()
 	go n.acceptLoop()
 	go n.deliverLoop()
+	if n.tcp != nil {
+		n.wg.Add(1)
+		go n.tcp.acceptLoop(n)
+	}
 	go func() {
 		defer n.wg.Done()
 		n.ep.Run(n.ctx) // housekeeping until shutdown; returns ErrClosed
@@ -185,6 +191,9 @@ func (n *Node) shutdown() {
 		n.mu.Unlock()
 		n.cancel(ErrClosed)
 		n.ln.Close()
+		if n.tcp != nil {
+			n.tcp.shutdown()
+		}
 		for _, c := range all {
 			c.qc.CloseWithError(CodeNodeClosing, "node closing")
 		}
@@ -224,6 +233,9 @@ func (n *Node) LocalAddr() netip.AddrPort { return n.local }
 // Stats returns a snapshot of the node's counters.
 func (n *Node) Stats() Stats {
 	s := n.stats.snapshot()
+	if n.tcp != nil {
+		s.TCP = n.tcp.stats()
+	}
 	n.mu.Lock()
 	s.Handshakes = n.nadmit
 	n.mu.Unlock()
@@ -395,6 +407,7 @@ type Stats struct {
 	DatagramsDropQueue uint64
 	StreamsHandled     uint64 // incoming streams given to a handler
 	StreamsBadTag      uint64 // incoming streams reset for an unknown or missing tag
+	TCP                TCPStats
 }
 
 type counters struct {

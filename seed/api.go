@@ -105,6 +105,7 @@ type Progress struct {
 type Status struct {
 	PeerID        string `json:"peer_id"`
 	Listen        string `json:"listen"`
+	TCP           bool   `json:"tcp"`     // the node also listens on TCP at Listen (chunk streams)
 	API           string `json:"api"`     // TCP address of the control API ("" when off)
 	Gateway       string `json:"gateway"` // TCP address of the HTTP gateway ("" when off)
 	Peers         int    `json:"peers"`

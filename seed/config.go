@@ -46,6 +46,12 @@ type Config struct {
 	// and receive offload, see docs/overlay.md), for kernels or network
 	// drivers that misbehave with it. Default off (batching on).
 	NoUDPBatching bool
+	// NoTCP turns off the TCP transport: by default the node also listens
+	// on TCP at its UDP address and moves chunk streams to TLS over TCP
+	// with peers that accept it there (docs/overlay.md, "TCP"); QUIC
+	// carries everything else, and everything with peers that have no
+	// TCP path (NATs, relays).
+	NoTCP bool
 	// Relay makes this node a relay for peers that cannot reach each
 	// other directly (it forwards their end-to-end encrypted QUIC packets
 	// within a budget per pair, see overlay/relay) and announces it in the
@@ -95,6 +101,7 @@ type FileConfig struct {
 	Bootstrap        []string `json:"bootstrap,omitempty"`
 	LANDiscovery     bool     `json:"lan_discovery,omitempty"`
 	NoUDPBatching    bool     `json:"no_udp_batching,omitempty"`
+	NoTCP            bool     `json:"no_tcp,omitempty"`
 	Relay            bool     `json:"relay,omitempty"`
 	UseRelays        bool     `json:"use_relays,omitempty"`
 	UploadLimit      Rate     `json:"upload_limit,omitempty"`      // bytes per second, or "10MiB/s"
@@ -142,6 +149,7 @@ func (fc FileConfig) Apply(c *Config) {
 	}
 	c.LANDiscovery = c.LANDiscovery || fc.LANDiscovery
 	c.NoUDPBatching = c.NoUDPBatching || fc.NoUDPBatching
+	c.NoTCP = c.NoTCP || fc.NoTCP
 	c.Relay = c.Relay || fc.Relay
 	c.UseRelays = c.UseRelays || fc.UseRelays
 	if c.UploadLimit == 0 {

@@ -433,11 +433,7 @@ func (n *Node) openStream(ctx context.Context, peer identity.PeerID, addr netip.
 	if err != nil {
 		return nil, err
 	}
-	s, err := c.OpenStream(ctx, swarm.Tag)
-	if err != nil {
-		return nil, err
-	}
-	return s, nil
+	return n.ov.OpenBulkStream(ctx, c, swarm.Tag)
 }
 
 // watchdog calls fire when no progress came for limit (0: never).

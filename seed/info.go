@@ -46,6 +46,7 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		Downloads:     downloads,
 		PeerID:        n.PeerID().String(),
 		Listen:        n.Addr().String(),
+		TCP:           n.ov.TCPAddr().IsValid(),
 		API:           n.apiAddr,
 		Gateway:       n.gw.addr,
 		Peers:         len(peers),

@@ -147,6 +147,14 @@ var (
 		"Open QUIC connections.", nil, nil)
 	descHandshakes = prometheus.NewDesc("shoal_handshakes",
 		"Incoming QUIC handshakes in progress.", nil, nil)
+	descTCPSessions = prometheus.NewDesc("shoal_tcp_sessions",
+		"Open TCP sessions (the TLS-over-TCP transport of chunk streams).", nil, nil)
+	descTCPBuffer = prometheus.NewDesc("shoal_tcp_buffer_bytes",
+		"Receive buffer reserved by TCP sessions.", nil, nil)
+	descTCPRefused = prometheus.NewDesc("shoal_tcp_refused_total",
+		"Incoming TCP connections refused or closed, and TCP stream windows refused, by reason.", []string{"reason"}, nil)
+	descTCPDialFails = prometheus.NewDesc("shoal_tcp_dial_failures_total",
+		"TCP dials that failed (the peer then stays on QUIC for a minute).", nil, nil)
 	descRetries = prometheus.NewDesc("shoal_quic_retries_total",
 		"Incoming handshakes asked to prove their address (QUIC Retry) under load.", nil, nil)
 	descDatagramDrops = prometheus.NewDesc("shoal_datagram_drops_total",
@@ -160,7 +168,7 @@ var (
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRefused, descConns, descHandshakes, descRetries, descDatagramDrops, descDHTDrops, descDHTTable, descBans} {
+	for _, d := range []*prometheus.Desc{descRefused, descConns, descHandshakes, descTCPSessions, descTCPBuffer, descTCPRefused, descTCPDialFails, descRetries, descDatagramDrops, descDHTDrops, descDHTTable, descBans} {
 		ch <- d
 	}
 }
@@ -188,6 +196,20 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			{"peer_conn_limit", s.RefusedPeerConns},
 		} {
 			counter(descRefused, x.v, x.reason)
+		}
+		ch <- prometheus.MustNewConstMetric(descTCPSessions, prometheus.GaugeValue, float64(s.TCP.Sessions))
+		ch <- prometheus.MustNewConstMetric(descTCPBuffer, prometheus.GaugeValue, float64(s.TCP.BufferBytes))
+		counter(descTCPDialFails, s.TCP.DialFails, "")
+		for _, x := range []struct {
+			reason string
+			v      uint64
+		}{
+			{"conn_limit", s.TCP.RefusedConns}, {"handshake_limit", s.TCP.RefusedHandshakes},
+			{"ip_handshake_limit", s.TCP.RefusedIPHandshakes}, {"ip_conn_limit", s.TCP.RefusedIPConns},
+			{"peer_conn_limit", s.TCP.RefusedPeerConns}, {"handshake_failed", s.TCP.HandshakeFails},
+			{"buffer_limit", s.TCP.BufferRefused},
+		} {
+			counter(descTCPRefused, x.v, x.reason)
 		}
 		e := n.ov.Endpoint().Stats()
 		for _, x := range []struct {

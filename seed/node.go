@@ -206,7 +206,7 @@ func New(cfg Config) (_ *Node, err error) {
 			return nil, err
 		}
 	}
-	if n.ov, err = overlay.New(overlay.Config{ListenAddr: cfg.Listen, PacketConn: pc, NoBatching: cfg.NoUDPBatching, KeyPair: n.kp, Logger: partsLogger(n.log)}); err != nil {
+	if n.ov, err = overlay.New(overlay.Config{ListenAddr: cfg.Listen, PacketConn: pc, NoBatching: cfg.NoUDPBatching, TCP: !cfg.NoTCP, KeyPair: n.kp, Logger: partsLogger(n.log)}); err != nil {
 		if pc != nil {
 			pc.Close()
 		}
@@ -214,6 +214,9 @@ func New(cfg Config) (_ *Node, err error) {
 	}
 	n.ov.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
 		n.srv.ServeStream(ctx, c.PeerID(), s)
+	})
+	n.ov.HandleTCP(swarm.Tag, func(ctx context.Context, peer identity.PeerID, s overlay.Stream) {
+		n.srv.ServeStream(ctx, peer, s)
 	})
 	if err := n.startDiscoveryAndDHT(); err != nil {
 		return nil, err

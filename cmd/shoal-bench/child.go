@@ -46,7 +46,7 @@ func startProfile(role string) func() {
 }
 
 // runChild runs a seeder or leecher role.
-func runChild(role, dir, file, idText string, chunkSize, syncEvery int, superSeed bool) error {
+func runChild(role, dir, file, idText string, chunkSize, syncEvery int, superSeed, noTCP bool) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store, err := chunker.OpenStore(filepath.Join(dir, "store"))
 	if err != nil {
@@ -59,6 +59,7 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int, superSee
 		Logger:              logger,
 		InitialStreamWindow: 512 << 10, MaxStreamWindow: 2 << 20,
 		InitialConnWindow: 4 << 20, MaxConnWindow: 8 << 20,
+		TCP: !noTCP,
 	})
 	if err != nil {
 		return err
@@ -74,6 +75,9 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int, superSee
 	node.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
 		lastConn.Store(c.QUIC())
 		srv.ServeStream(ctx, c.PeerID(), s)
+	})
+	node.HandleTCP(swarm.Tag, func(ctx context.Context, peer identity.PeerID, s overlay.Stream) {
+		srv.ServeStream(ctx, peer, s)
 	})
 	id, err := chunker.ParseID(idText)
 	if err != nil {
@@ -162,11 +166,11 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int, superSee
 
 func dialer(n *overlay.Node) swarm.Dialer {
 	return swarm.DialerFunc(func(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) (swarm.Stream, error) {
-		s, err := n.OpenStream(ctx, peer, addr, swarm.Tag)
+		c, err := n.Dial(ctx, peer, addr)
 		if err != nil {
 			return nil, err
 		}
-		return s, nil
+		return n.OpenBulkStream(ctx, c, swarm.Tag)
 	})
 }
 

@@ -40,6 +40,7 @@ func main() {
 		quicRef   = flag.Bool("quic-ref", false, "also measure plain quic-go between two processes")
 		keep      = flag.Bool("keep", false, "keep the work folder")
 		tmp       = flag.String("tmp", "", "work folder parent (default: the system temp folder)")
+		noTCP     = flag.Bool("no-tcp", false, "keep chunk streams on QUIC (no TCP transport), for side-by-side runs")
 		superSeed = flag.Bool("superseed", true, "seeders super-seed, the default (each chunk sent to one peer as far as it can); -superseed=false sets swarm.ServerConfig.NoSuperSeed, for side-by-side runs")
 		srcFile   = flag.String("src", "", "publish this existing file instead of a fresh random one (its size wins over -size)")
 	)
@@ -53,13 +54,13 @@ func main() {
 	}
 	switch *role {
 	case "seeder", "leecher":
-		err = runChild(*role, *dir, *file, *id, *chunk, *syncN, *superSeed)
+		err = runChild(*role, *dir, *file, *id, *chunk, *syncN, *superSeed, *noTCP)
 	case "quicref-server":
 		err = runRefServer(*listen)
 	case "quicref-client":
 		err = runRefClient(*addr, size)
 	case "":
-		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp, *srcFile, *superSeed)
+		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp, *srcFile, *superSeed, *noTCP)
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
@@ -132,7 +133,7 @@ func quicReference(size int64) (mbps, cpu float64, err error) {
 	return float64(size) / 1e6 / secs, clientCPU + serverCPU, nil
 }
 
-func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp, srcFile string, superSeed bool) error {
+func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp, srcFile string, superSeed, noTCP bool) error {
 	if nSeed < 1 || nLeech < 1 {
 		return errors.New("need at least one seeder and one leecher")
 	}
@@ -196,7 +197,7 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		if i >= nSeed {
 			role, name = "leecher", fmt.Sprintf("l%d", i-nSeed)
 		}
-		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg, "-sync-every", strconv.Itoa(syncN), "-superseed="+strconv.FormatBool(superSeed))
+		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg, "-sync-every", strconv.Itoa(syncN), "-superseed="+strconv.FormatBool(superSeed), "-no-tcp="+strconv.FormatBool(noTCP))
 		if err != nil {
 			return err
 		}

@@ -86,8 +86,12 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 			if a.json {
 				a.printJSON(st)
 			} else {
-				fmt.Fprintf(a.stderr, "shoal node %s listening on %s (udp), control API %s, gateway %s, %d items in the library\n",
-					n.PeerID().Short(), st.Listen, orNone(st.API), gatewayURL(st.Gateway), st.Items)
+				proto := "udp"
+				if st.TCP {
+					proto = "udp and tcp"
+				}
+				fmt.Fprintf(a.stderr, "shoal node %s listening on %s (%s), control API %s, gateway %s, %d items in the library\n",
+					n.PeerID().Short(), st.Listen, proto, orNone(st.API), gatewayURL(st.Gateway), st.Items)
 				if ra := n.RegistryAddr(); ra != "" {
 					fmt.Fprintf(a.stderr, "shoal node: registry mirror on http://%s (upstream %s)\n", ra, cmpOr(cfg.RegistryUpstream, registryDefault))
 				}

@@ -70,6 +70,7 @@ func run(args []string) error {
 			return err
 		}
 		cfg.WrapPacketConn = func(pc net.PacketConn) (net.PacketConn, error) { return netem.Wrap(pc, ec) }
+		cfg.NoTCP = true // the impairments are on the UDP socket: keep every byte on it
 	}
 	if *corrupt {
 		cfg.WrapSource = func(s swarm.Source) swarm.Source { return adversary.CorruptSource{Source: s} }
