@@ -43,7 +43,7 @@ import (
 //     for sends requests for its other chunks (its parity) away too.
 //   - The peer sent away (sched's Elsewhere) fetches the chunk from a peer
 //     that announces it, and asks the seeder again after ElsewhereWait
-//     (250 ms) if none does or a request there fails; asked again, the
+//     (100 ms) if none does or a request there fails; asked again, the
 //     seeder serves it (Again). So whatever peers claim, an honest peer
 //     waits at most about that long for a chunk.
 //   - Hold: SuperSeedHold after a refusal, a claim nobody but its owner

@@ -48,7 +48,7 @@ type Config struct {
 	// (Elsewhere) waits for another peer to announce it before that peer
 	// is asked again. A super-seeding seeder refuses only chunks their
 	// first recipient announced, to us too as a rule, so a short wait
-	// covers a race between the two messages. Default 250 ms.
+	// covers a race between the two messages. Default 100 ms.
 	ElsewhereWait time.Duration
 	// BanAfter bans a peer after this many chunks failed verification.
 	// Default 3 chunks.
@@ -71,7 +71,7 @@ const (
 	DefaultBusyBackoff          = time.Second
 	DefaultMaxBusyBackoff       = 30 * time.Second
 	DefaultMaxDuplicates        = 2
-	DefaultElsewhereWait        = 250 * time.Millisecond
+	DefaultElsewhereWait        = 100 * time.Millisecond
 	DefaultBanAfter             = 3
 	DefaultBanStreak            = 2
 	maxDuplicatesLimit          = 8
