@@ -36,7 +36,7 @@ var benchFile struct {
 }
 
 // benchInput writes the benchmark file once per process in the OS temp
-// folder; BenchmarkPublish removes it.
+// folder; TestMain removes it.
 func benchInput(b *testing.B) string {
 	size := benchPublishBytes(b)
 	benchFile.once.Do(func() {
@@ -264,4 +264,86 @@ func removeAll(b *testing.B, st *Store) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkPublishCeiling measures, side by side in each iteration, the
+// work a 16+4 publish into a store cannot avoid, each part on two
+// goroutines over as many input bytes as BenchmarkPublishVsBLAKE3
+// publishes: raw BLAKE3 (256 KiB chunks of a 64 MiB in-memory buffer, as
+// there); "code", the stripes of that buffer hashed, Reed-Solomon encoded
+// (the encoder Publish uses) and their parity hashed, as Publish does but
+// from memory and without its bookkeeping; and "write", that parity (a
+// quarter of the input) written into a fresh preallocated file in 1 MiB
+// writes, as Publish writes its parity file. It reports the CPU time of
+// each per input byte, "rs" = code - 1.25 raw (the encode's share), and the
+// CPU ratios raw/code ("ceiling-nostore") and raw/(code+write) ("ceiling"):
+// what a publish doing only this work would reach.
+func BenchmarkPublishCeiling(b *testing.B) {
+	size := benchPublishBytes(b)
+	buf := xof("raw", 64<<20)
+	const k, par, cs = DefaultDataShards, DefaultParityShards, DefaultChunkSize
+	enc, err := rsFor(k, par)
+	if err != nil {
+		b.Fatal(err)
+	}
+	dir := b.TempDir()
+	parity := [2][]byte{make([]byte, par*cs), make([]byte, par*cs)}
+	stripes := int(size / (k * cs))
+	var rawC, codeC, wC time.Duration
+	for i := 0; b.Loop(); i++ {
+		c0 := cputime.Process()
+		hashRaw2(buf, size)
+		c1 := cputime.Process()
+		var wg sync.WaitGroup
+		for w := range 2 {
+			wg.Go(func() {
+				shards := make([][]byte, k+par)
+				for s := w; s < stripes; s += 2 {
+					off := s * k * cs % len(buf)
+					for j := range k {
+						shards[j] = buf[off+j*cs : off+(j+1)*cs]
+						blake3.Sum256(shards[j])
+					}
+					for j := range par {
+						shards[k+j] = parity[w][j*cs : (j+1)*cs]
+					}
+					if err := enc.Encode(shards); err != nil {
+						panic(err)
+					}
+					for j := range par {
+						blake3.Sum256(shards[k+j])
+					}
+				}
+			})
+		}
+		wg.Wait()
+		c2 := cputime.Process()
+		f, err := createSized(filepath.Join(dir, "parity"+strconv.Itoa(i)), int64(stripes)*par*cs)
+		if err != nil {
+			b.Fatal(err)
+		}
+		c3 := cputime.Process()
+		for w := range 2 {
+			wg.Go(func() {
+				for s := w; s < stripes; s += 2 {
+					if _, err := f.WriteAt(parity[w], int64(s)*par*cs); err != nil {
+						panic(err)
+					}
+				}
+			})
+		}
+		wg.Wait()
+		c4 := cputime.Process()
+		f.Close()
+		os.Remove(f.Name()) // untimed, as BenchmarkPublishVsBLAKE3 removes the item
+		rawC, codeC, wC = rawC+c1-c0, codeC+c2-c1, wC+c4-c3
+	}
+	n := float64(b.N) * float64(size)
+	raw, code, w := float64(rawC.Nanoseconds())/n, float64(codeC.Nanoseconds())/n, float64(wC.Nanoseconds())/n
+	b.ReportMetric(raw, "raw-cpu-ns/B")
+	b.ReportMetric(code, "code-cpu-ns/B")
+	b.ReportMetric(code-1.25*raw, "rs-cpu-ns/B")
+	b.ReportMetric(w, "write-cpu-ns/B")
+	b.ReportMetric(raw/code, "ceiling-nostore")
+	b.ReportMetric(raw/(code+w), "ceiling")
 }

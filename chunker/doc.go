@@ -122,7 +122,9 @@
 //	<dir>/items/<id text>/stamps    published only, optional: file stamps
 //	                                seen while publishing (see stamps.go)
 //	<dir>/tmp/                      staging; an item folder is written here
-//	                                and renamed into items/ when complete
+//	                                (each file fsync'ed under its final
+//	                                name, then the folder) and renamed into
+//	                                items/ when complete
 //
 // A published item's data is read in place from the user's file or folder
 // (the path in meta); a downloaded item's data is the output it wrote.

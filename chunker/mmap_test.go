@@ -24,11 +24,11 @@ func TestMappedInputCutShort(t *testing.T) {
 	}
 	src := &pipelineSource{c: newContent(m, path, false), mapped: mapped}
 	defer src.c.Close()
-	b := &stripeBuf{s: 1, data: make([]byte, 4*MinChunkSize), parity: make([]byte, 2*MinChunkSize)}
+	b := &stripeBuf{s: 1, parity: make([]byte, 2*MinChunkSize), shards: make([][]byte, 6)}
 	done := make(chan error)
 	go func() {
 		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-		_, err := codeStripe(m, b, src, make([][32]byte, m.NumChunks()), nil, make([]byte, MinChunkSize), make([][]byte, 6))
+		_, err := codeStripe(m, b, src, make([][32]byte, m.NumChunks()), nil)
 		done <- err
 	}()
 	if err := <-done; !errors.Is(err, ErrModified) {

@@ -129,7 +129,7 @@ func Publish(ctx context.Context, st *Store, path string, opts PublishOptions) (
 		return nil, fmt.Errorf("publish %s: %w", path, err)
 	}
 	if es := unchangedStamps(before, stampAll(src.c), settled); len(es) > 0 {
-		if err := writeFileAtomic(filepath.Join(stage, fileStamps), encodeStamps(es)); err != nil {
+		if err := writeStaged(filepath.Join(stage, fileStamps), encodeStamps(es)); err != nil {
 			return nil, fmt.Errorf("publish: %w", err)
 		}
 	}
@@ -207,10 +207,15 @@ func scanInput(abs string, opts PublishOptions) (*Manifest, error) {
 	return m, nil
 }
 
+// stripeBuf is one worker's memory. data and zero are allocated on first
+// use: a mapped file needs neither but for a short last chunk or stripe.
 type stripeBuf struct {
 	s      int
-	data   []byte // k*ChunkSize
+	data   []byte // k*ChunkSize, chunks read with pread
+	short  []byte // ChunkSize, a mapped file's short last chunk (pread)
+	zero   []byte // ChunkSize of zeros, the virtual shards of a short stripe
 	parity []byte // m*ChunkSize
+	shards [][]byte
 }
 
 // runPipeline hashes and codes every stripe. Workers claim stripes in order
@@ -237,13 +242,7 @@ func runPipeline(ctx context.Context, m *Manifest, src *pipelineSource, parity *
 				// that codeStripe turns into ErrModified.
 				defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 			}
-			b := &stripeBuf{data: make([]byte, m.DataShards*m.ChunkSize), parity: make([]byte, m.ParityShards*m.ChunkSize)}
-			var zero []byte
-			var shards [][]byte
-			if m.ParityShards > 0 {
-				zero = make([]byte, m.ChunkSize)
-				shards = make([][]byte, m.StripeWidth())
-			}
+			b := &stripeBuf{parity: make([]byte, m.ParityShards*m.ChunkSize), shards: make([][]byte, m.StripeWidth())}
 			for {
 				s := int(next.Add(1) - 1)
 				if s >= nStripes {
@@ -253,7 +252,7 @@ func runPipeline(ctx context.Context, m *Manifest, src *pipelineSource, parity *
 					return context.Cause(gctx)
 				}
 				b.s = s
-				n, err := codeStripe(m, b, src, hashes, parity, zero, shards)
+				n, err := codeStripe(m, b, src, hashes, parity)
 				if err != nil {
 					return err
 				}
@@ -284,8 +283,8 @@ type pipelineSource struct {
 
 // codeStripe reads, hashes and codes one stripe; it returns its content
 // bytes. Full chunks of a mapped file are used in place; others are read
-// into b.data.
-func codeStripe(m *Manifest, b *stripeBuf, src *pipelineSource, hashes [][32]byte, parity *os.File, zero []byte, shards [][]byte) (n int64, err error) {
+// into b.data, or for a mapped file into b.short.
+func codeStripe(m *Manifest, b *stripeBuf, src *pipelineSource, hashes [][32]byte, parity *os.File) (n int64, err error) {
 	if src.mapped != nil {
 		defer func() {
 			if r := recover(); r != nil {
@@ -299,14 +298,25 @@ func codeStripe(m *Manifest, b *stripeBuf, src *pipelineSource, hashes [][32]byt
 	}
 	s, cs := b.s, m.ChunkSize
 	d, p, base := m.StripeDataCount(s), m.stripeShardLen(s), m.StripeStart(s)
-	data := make([][]byte, d) // each chunk's bytes, padded to p for coding
+	data := b.shards[:d] // each chunk's bytes, padded to p for coding
 	for j := range d {
 		l := m.ChunkLen(base + j)
 		off := m.DataChunkOffset(base + j)
 		if src.mapped != nil && l == p {
 			data[j] = src.mapped[off : off+int64(l)]
 		} else {
-			data[j] = b.data[j*cs : j*cs+p]
+			switch {
+			case src.mapped != nil: // only a file's last chunk is short
+				if b.short == nil {
+					b.short = make([]byte, cs)
+				}
+				data[j] = b.short[:p]
+			default:
+				if b.data == nil {
+					b.data = make([]byte, m.DataShards*cs)
+				}
+				data[j] = b.data[j*cs : j*cs+p]
+			}
 			if err := src.c.ReadAt(data[j][:l], off); err != nil {
 				if errors.Is(err, io.ErrUnexpectedEOF) {
 					err = fmt.Errorf("input shrank while reading: %w", ErrModified)
@@ -321,12 +331,12 @@ func codeStripe(m *Manifest, b *stripeBuf, src *pipelineSource, hashes [][32]byt
 	if m.ParityShards == 0 {
 		return n, nil
 	}
-	for j := range m.DataShards {
-		if j < d {
-			shards[j] = data[j]
-		} else {
-			shards[j] = zero[:p]
+	shards := b.shards
+	for j := d; j < m.DataShards; j++ {
+		if b.zero == nil {
+			b.zero = make([]byte, cs)
 		}
+		shards[j] = b.zero[:p]
 	}
 	for j := range m.ParityShards {
 		shards[m.DataShards+j] = b.parity[j*p : (j+1)*p]

@@ -129,8 +129,32 @@ func (s *Store) Remove(id ContentID) error {
 	return nil
 }
 
-// commit writes the manifest, leaves and meta into stage and moves it into
-// place as the item folder of p.ID, replacing an older record of the same ID.
+// writeStaged writes a file into a staging folder and syncs it. The folder
+// becomes visible only when commit renames it into place, after syncing it,
+// so a staged file needs no temporary name, rename and folder sync of its
+// own (as WriteFileAtomic does for a file in a live folder).
+func writeStaged(path string, data []byte) error {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return err
+	}
+	_, err = f.Write(data)
+	if err == nil {
+		err = f.Sync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// commit writes the manifest, leaves and meta into stage, syncs the folder
+// and moves it into place as the item folder of p.ID, replacing an older
+// record of the same ID. The other files in stage are as their writers left
+// them (the stamps and have files synced, the parity file not: see Publish).
 func (s *Store) commit(stage string, p *Published, meta itemMeta) error {
 	files := []struct {
 		name string
@@ -141,9 +165,12 @@ func (s *Store) commit(stage string, p *Published, meta itemMeta) error {
 		{fileMeta, meta.encode()},
 	}
 	for _, f := range files {
-		if err := writeFileAtomic(filepath.Join(stage, f.name), f.data); err != nil {
+		if err := writeStaged(filepath.Join(stage, f.name), f.data); err != nil {
 			return err
 		}
+	}
+	if err := syncDir(stage); err != nil {
+		return err
 	}
 	dst := s.itemDir(p.ID)
 	unlock := lockItem(dst)

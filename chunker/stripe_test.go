@@ -54,16 +54,21 @@ func TestStripeEraseAnyM(t *testing.T) {
 			content := xof(fmt.Sprint("stripe", g), g.size)
 			m := &Manifest{Name: "f", Size: int64(g.size), ChunkSize: cs, DataShards: g.k, ParityShards: g.m, Hash: HashBLAKE3}
 			chunks := splitChunks(t, m, content)
-			// The publish pipeline must produce the same chunk hashes.
+			// The publish pipeline must produce the same chunk hashes, from
+			// the mapped file and with pread.
 			dir := t.TempDir()
 			writeFile(t, filepath.Join(dir, "f"), content, 0o644)
-			p, err := Publish(context.Background(), nil, filepath.Join(dir, "f"), PublishOptions{ChunkSize: cs, DataShards: g.k, ParityShards: g.m, NoParity: g.m == 0})
-			if err != nil {
-				t.Fatal(err)
-			}
-			for i, c := range chunks {
-				if p.Leaves.Hash(i) != HashChunk(c) {
-					t.Fatalf("chunk %d: publish hash differs from EncodeStripe", i)
+			for _, noMap := range []bool{false, true} {
+				publishNoMap = noMap
+				p, err := Publish(context.Background(), nil, filepath.Join(dir, "f"), PublishOptions{ChunkSize: cs, DataShards: g.k, ParityShards: g.m, NoParity: g.m == 0})
+				publishNoMap = false
+				if err != nil {
+					t.Fatal(err)
+				}
+				for i, c := range chunks {
+					if p.Leaves.Hash(i) != HashChunk(c) {
+						t.Fatalf("chunk %d (pread %v): publish hash differs from EncodeStripe", i, noMap)
+					}
 				}
 			}
 			for s := range m.NumStripes() {

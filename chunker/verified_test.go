@@ -215,3 +215,79 @@ func flipInPlace(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestDownloadServesOwnChunksUnhashed: a chunk a Download verified and
+// wrote itself is served without hashing it again; after a reopen (a
+// resume) the same chunks are hashed when first served, and a chunk
+// changed on disk in between is refused.
+func TestDownloadServesOwnChunksUnhashed(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "f")
+	data := xof("own", 8*MinChunkSize+77)
+	writeFile(t, path, data, 0o644)
+	st := openStore(t)
+	p := publish(t, st, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 4, ParityShards: 2})
+	src := openItem(t, st, p.ID)
+	dst := openStore(t)
+	dl, err := dst.CreateDownload(p.Manifest, p.Leaves, t.TempDir(), DownloadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := p.Manifest.NumChunks()
+	ref := make([][]byte, n)
+	for i := range n {
+		b, err := src.ReadChunk(i, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ref[i] = b
+		if err := dl.WriteChunk(i, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve := func(dl *Download, want func(i int) error) int64 {
+		t.Helper()
+		before := verifyHashes.Load()
+		for i := range n {
+			b, err := dl.ReadChunk(i, nil)
+			if w := want(i); (w == nil) != (err == nil) || (w != nil && !errors.Is(err, w)) {
+				t.Fatalf("chunk %d: err %v, want %v", i, err, w)
+			}
+			if err == nil && string(b) != string(ref[i]) {
+				t.Fatalf("chunk %d served wrong bytes", i)
+			}
+		}
+		return verifyHashes.Load() - before
+	}
+	none := func(int) error { return nil }
+	if h := serve(dl, none); h != 0 {
+		t.Fatalf("served its own %d chunks with %d hashes, want 0", n, h)
+	}
+	if err := dl.Close(); err != nil {
+		t.Fatal(err)
+	}
+	dl, err = dst.OpenDownload(p.ID, DownloadOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer dl.Close()
+	// Chunk 1 lies in the output file: change a byte behind the Download.
+	out := dl.h.data.paths[0]
+	f, err := os.OpenFile(out, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteAt([]byte{data[MinChunkSize] ^ 1}, MinChunkSize); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	changed := p.Manifest.ChunkOfData(1)
+	if h := serve(dl, func(i int) error {
+		if i == changed {
+			return ErrModified
+		}
+		return nil
+	}); h != int64(n) {
+		t.Fatalf("after a resume, serving %d chunks hashed %d, want every one", n, h)
+	}
+}

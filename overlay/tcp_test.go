@@ -50,6 +50,16 @@ func echoOver(t *testing.T, s overlay.Stream, msg string) {
 	}
 }
 
+// bulkEcho opens a bulk stream on c and checks its echo of msg.
+func bulkEcho(t *testing.T, ctx context.Context, n *overlay.Node, c *overlay.Conn, msg string) {
+	t.Helper()
+	s, err := n.OpenBulkStream(ctx, c, tagEcho)
+	if err != nil {
+		t.Fatalf("bulk stream: %v", err)
+	}
+	echoOver(t, s, msg)
+}
+
 // tcpPeer runs a TCP-enabled node on ip serving echo on both transports.
 func tcpPeer(t *testing.T, ip string, cfg overlay.Config) (*overlay.Node, *tcpEcho) {
 	t.Helper()
@@ -79,22 +89,14 @@ func TestTCPBulkStreamMovesToTCP(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := a.OpenBulkStream(ctx, c, tagEcho)
-	if err != nil {
-		t.Fatal(err)
-	}
-	echoOver(t, s, "first")
+	bulkEcho(t, ctx, a, c, "first")
 	testwait.Eventually(t, 10*time.Second, "a TCP session to the peer", func() error {
 		if n := a.Stats().TCP.Sessions; n != 1 {
 			return fmt.Errorf("%d sessions", n)
 		}
 		return nil
 	})
-	s, err = a.OpenBulkStream(ctx, c, tagEcho)
-	if err != nil {
-		t.Fatal(err)
-	}
-	echoOver(t, s, "second, over TCP")
+	bulkEcho(t, ctx, a, c, "second, over TCP")
 	if got := be.served(); len(got) != 1 || got[0] != a.PeerID() {
 		t.Fatalf("TCP handler served %v, want once for %s", got, a.PeerID().Short())
 	}
@@ -114,11 +116,7 @@ func TestTCPNoListenerStaysOnQUIC(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := a.OpenBulkStream(ctx, c, tagEcho)
-	if err != nil {
-		t.Fatal(err)
-	}
-	echoOver(t, s, "one")
+	bulkEcho(t, ctx, a, c, "one")
 	testwait.Eventually(t, 10*time.Second, "the TCP dial to fail", func() error {
 		if st := a.Stats().TCP; st.DialFails != 1 {
 			return fmt.Errorf("%+v", st)
@@ -126,11 +124,7 @@ func TestTCPNoListenerStaysOnQUIC(t *testing.T) {
 		return nil
 	})
 	for i := range 3 {
-		s, err := a.OpenBulkStream(ctx, c, tagEcho)
-		if err != nil {
-			t.Fatal(err)
-		}
-		echoOver(t, s, fmt.Sprint("again ", i))
+		bulkEcho(t, ctx, a, c, fmt.Sprint("again ", i))
 	}
 	if st := a.Stats().TCP; st.Dials != 1 || st.Sessions != 0 {
 		t.Fatalf("TCP stats %+v, want 1 dial and no session", st)
@@ -169,11 +163,7 @@ func tcpHonest(t *testing.T, ctx context.Context, v *overlay.Node) {
 	if err != nil {
 		t.Fatalf("honest QUIC dial: %v", err)
 	}
-	s, err := h.OpenBulkStream(ctx, c, tagEcho)
-	if err != nil {
-		t.Fatalf("honest stream: %v", err)
-	}
-	echoOver(t, s, "hello")
+	bulkEcho(t, ctx, h, c, "hello")
 	if st := h.Stats().TCP; st.Sessions != 1 {
 		t.Fatalf("honest stats %+v, want its stream on the TCP session", st)
 	}
