@@ -238,7 +238,8 @@ func (ss *superSeed) refuseLocked(p *ssPeer, i int) (ssDecision, uint32) {
 
 // onItsWay reports whether claimed chunk c is still on its way to an owner
 // that is here and whose claims arrive: claimed less than twice the
-// owner's usual time to announce a claim ago (at most SuperSeedConfirm).
+// owner's usual time to announce a claim ago (at most SuperSeedConfirm
+// and maxOnItsWay).
 // A peer refused it already is refused again meanwhile (it asks again
 // every ElsewhereWait): on a slow link the chunk reaches the owner, and
 // the owner's have reaches the refused peer, after more than that wait.
@@ -251,8 +252,15 @@ func (ss *superSeed) onItsWay(c *ssChunk) bool {
 	if !o.present || o.lat == 0 {
 		return false
 	}
-	return time.Duration(time.Now().UnixNano()-c.since) < min(2*o.lat, ss.confirm)
+	return time.Duration(time.Now().UnixNano()-c.since) < min(2*o.lat, ss.confirm, maxOnItsWay)
 }
+
+// maxOnItsWay bounds how long a peer is refused a chunk on its way to
+// another: an owner that announces its claims slowly on purpose (vouched
+// for by accomplices) holds honest peers back at most this long, not
+// SuperSeedConfirm. On links where a chunk takes longer to arrive, the
+// seeder sends some twice.
+const maxOnItsWay = 2 * time.Second
 
 // stripeGiven reports whether chunk i's stripe has as many chunks given to
 // peers as it has data chunks, each to a trusted peer or passed on: the
