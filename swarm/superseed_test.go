@@ -10,6 +10,7 @@ import (
 	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"github.com/shoal-p2p/shoal/internal/testwait"
 	"github.com/shoal-p2p/shoal/swarm"
+	"github.com/shoal-p2p/shoal/swarm/sched"
 )
 
 // A seeder sends each chunk about once and the leechers trade the rest
@@ -35,7 +36,12 @@ func TestSuperSeedSendsAboutOneCopy(t *testing.T) {
 					from = append(from, o)
 				}
 			}
-			_, dones[i] = startDownload(ctx, t, l, c, swarm.Config{Seed: uint64(i + 1)}, from...)
+			// A refused leecher waits 1 s (not 100 ms) for a peer to
+			// announce the chunk before it asks the seeder again, so that
+			// a slow run (the race detector, a busy CI box) counts the
+			// seeder's rules, not the machine's speed.
+			cfg := swarm.Config{Seed: uint64(i + 1), Sched: sched.Config{ElsewhereWait: time.Second}}
+			_, dones[i] = startDownload(ctx, t, l, c, cfg, from...)
 		}
 		for i, l := range leechers {
 			waitRun(t, fmt.Sprintf("leecher %d", i), dones[i], 60*time.Second)
@@ -54,8 +60,10 @@ func TestSuperSeedSendsAboutOneCopy(t *testing.T) {
 	on := copies(swarm.ServerConfig{UploadRate: 16 << 20})
 	off := copies(swarm.ServerConfig{UploadRate: 16 << 20, NoSuperSeed: true})
 	t.Logf("seeder sent %.2f copies with super-seeding, %.2f without", on, off)
-	if on > 1.3 {
-		t.Errorf("seeder sent %.2f copies with super-seeding, want at most 1.3", on)
+	// Measured 1.00-1.07 (1.02-1.25 under the race detector); off,
+	// 1.36-1.86 (1.92-2.46).
+	if on > 1.4 || on >= off {
+		t.Errorf("seeder sent %.2f copies with super-seeding and %.2f without, want at most 1.4 and fewer", on, off)
 	}
 }
 
