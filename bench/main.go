@@ -50,7 +50,7 @@ func main() {
 		piece     = flag.Int("piece", 1<<20, "libtorrent piece size in bytes")
 		tmp       = flag.String("tmp", "", "work folder parent (default: the system temp folder)")
 		keep      = flag.Bool("keep", false, "keep the work folder")
-		shoalArgs = flag.String("shoal-args", "", "extra cmd/shoal-bench flags, space-separated (e.g. \"-no-tcp\" to keep shoal on QUIC, \"-superseed\")")
+		shoalArgs = flag.String("shoal-args", "", "extra cmd/shoal-bench flags, space-separated (e.g. \"-no-tcp\" to keep shoal on QUIC, \"-superseed=false\")")
 		noVerify  = flag.Bool("no-verify", false, "skip the byte-for-byte check of libtorrent's outputs (shoal-bench always checks its own)")
 	)
 	flag.Parse()

@@ -45,6 +45,21 @@ func TestAttackFigures(t *testing.T) {
 				a.HoardUploads(ctx, seeder.id(), seeder.addr(), c.id, chunks)
 			}
 		}},
+		{"super-seeding hoard (4 x 32 unread chunks with sessions, 2 vouching)", func(ctx context.Context, t *testing.T, seeder *tpeer, c content) {
+			chunks := make([]int, 32)
+			haves := make([]uint32, 32)
+			for i := range chunks {
+				chunks[i], haves[i] = i, uint32(i)
+			}
+			for k := range 4 {
+				a := adversary.NewSwarmPeer(t, adversary.NotFound)
+				holdSession(ctx, t, a, seeder, c, nil)
+				a.HoardUploads(ctx, seeder.id(), seeder.addr(), c.id, chunks)
+				if k%2 == 1 {
+					holdSession(ctx, t, a, seeder, c, haves)
+				}
+			}
+		}},
 	}
 	var maxHeap atomic.Uint64
 	stop := make(chan struct{})
@@ -95,6 +110,7 @@ func TestAttackFigures(t *testing.T) {
 				without[i].Round(time.Millisecond), with[i].Round(time.Millisecond), 100*without[i].Seconds()/with[i].Seconds())
 		}
 		t.Log(line)
+		t.Logf("%s: super-seeding %+v", f.name, seeder.srv.SuperSeedCounters())
 		t.Logf("%s: largest heap in use %d MiB above the %d MiB before the downloads (seeder, leecher and attackers in one process)", f.name, (int64(maxHeap.Load())-int64(base))>>20, base>>20)
 		seeder.close()
 	}

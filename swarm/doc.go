@@ -46,6 +46,9 @@
 //	status 3 bad request  malformed request, chunk index out of range
 //	status 4 not have     the server does not hold that chunk (yet)
 //	status 5 internal     the server could not read its own data
+//	status 6 elsewhere    the server holds the chunk but gave it to another
+//	                      peer already (super-seeding): fetch it from the
+//	                      peers, and ask again if none serves it
 //
 // For every status but ok the payload is a UTF-8 reason of at most 255
 // bytes. After a manifest, leaves or chunk response the server closes its
@@ -64,8 +67,10 @@
 // and the server answers with a response header (status, length 0) and its
 // own hello; after that the server sends have messages as it verifies
 // chunks (a server that is itself downloading), until either side closes the
-// stream. The downloader may send have messages too; servers check and
-// ignore them (this version's downloader sends none after its hello: a
+// stream. The downloader sends have messages too, for the chunks it
+// verifies, on sessions whose server said "all" in its hello: a
+// super-seeding server learns from them which of its chunks arrived and
+// which went on to other peers; other servers check and ignore them (a
 // leecher that wants another leecher's chunks opens its own session). A
 // session's end does not end the connection. Messages:
 //
@@ -134,6 +139,12 @@
 //     longer than the content's bitmap (checked from its header), its
 //     buffer growing with the bytes received. Server.Counters counts each
 //     refusal and cut-off.
+//   - Super-seeding (a server seeding a complete item; ServerConfig.
+//     NoSuperSeed turns it off): per item 24 bytes per chunk, at most 1,024
+//     peers tracked and 256 refused (one bit per chunk each), per peer at
+//     most 16 chunks claimed and not yet announced and 64 announced and not
+//     passed on; beyond them plain seeding. Server.SuperSeedCounters
+//     counts its decisions (superseed.go).
 //   - Both can cap their byte rate with a token bucket.
 //
 // # Logging

@@ -40,9 +40,10 @@ type event struct {
 	n       int
 	latency time.Duration
 	err     error
-	have    []byte   // evJoined: bitmap (nil: the peer has everything)
-	haves   []uint32 // evHave
-	rebuilt []int    // evDecoded: chunks rebuilt
+	have    []byte     // evJoined: bitmap (nil: the peer has everything)
+	tell    *haveQueue // evJoined of a peer with everything: our haves for it
+	haves   []uint32   // evHave
+	rebuilt []int      // evDecoded: chunks rebuilt
 }
 
 type reqKey struct {
@@ -77,6 +78,7 @@ type run struct {
 	unsent []sched.Action // Requests of the current batch that could not be sent
 
 	peers     map[identity.PeerID]*peerState
+	seeders   map[identity.PeerID]*haveQueue // joined peers with every chunk: told what we verify
 	reqs      map[reqKey]inflight
 	nextReq   uint64
 	decoding  int
@@ -110,12 +112,13 @@ func newRun(d *Download, dl *chunker.Download) (*run, error) {
 	d.verified.Store(verified)
 	return &run{
 		d: d, dl: dl, m: m, s: s,
-		down:   newBucket(d.cfg.DownloadRate, 0),
-		clog:   newChunkLog(d.cfg.Logger),
-		events: make(chan event, eventQueue),
-		peers:  make(map[identity.PeerID]*peerState),
-		reqs:   make(map[reqKey]inflight),
-		all:    all, counted: counted,
+		down:    newBucket(d.cfg.DownloadRate, 0),
+		clog:    newChunkLog(d.cfg.Logger),
+		events:  make(chan event, eventQueue),
+		peers:   make(map[identity.PeerID]*peerState),
+		reqs:    make(map[reqKey]inflight),
+		seeders: make(map[identity.PeerID]*haveQueue),
+		all:     all, counted: counted,
 	}, nil
 }
 
@@ -316,6 +319,9 @@ func (r *run) handle(ev event) error {
 			have = r.all
 		}
 		r.s.PeerJoined(now, sid, have)
+		if ev.tell != nil {
+			r.seeders[ev.peer] = ev.tell
+		}
 	case evHave:
 		if ps == nil || !ps.joined {
 			return nil
@@ -324,6 +330,7 @@ func (r *run) handle(ev event) error {
 			r.s.Have(now, sid, int(i))
 		}
 	case evLeft:
+		delete(r.seeders, ev.peer)
 		if ps != nil && ps.joined {
 			ps.joined = false
 			r.d.peers.Add(-1)
@@ -343,6 +350,7 @@ func (r *run) handle(ev event) error {
 				if srv := r.d.cfg.Server; srv != nil {
 					srv.NotifyHave(r.d.id, ev.chunk)
 				}
+				r.tellSeeders(ev.chunk)
 			}
 		case errIsBadData(ev.err):
 			r.d.bad.Add(1)
@@ -367,9 +375,20 @@ func (r *run) handle(ev event) error {
 			if srv := r.d.cfg.Server; srv != nil {
 				srv.NotifyHave(r.d.id, i)
 			}
+			r.tellSeeders(i)
 		}
 	}
 	return nil
+}
+
+// tellSeeders announces chunk i on the sessions with peers that hold every
+// chunk: a super-seeding server learns that its first copy arrived and
+// where its chunks went (superseed.go). The queues are bounded: each chunk
+// is verified once per run.
+func (r *run) tellSeeders(i int) {
+	for _, q := range r.seeders {
+		q.queueHave(uint32(i))
+	}
 }
 
 // count adds data chunk i to the verified bytes, once.
@@ -387,6 +406,8 @@ func reasonOf(err error) sched.Reason {
 	switch {
 	case errors.As(err, &se) && se.Status == StatusBusy:
 		return sched.Busy
+	case errors.As(err, &se) && se.Status == StatusElsewhere:
+		return sched.Elsewhere
 	case errors.As(err, &se):
 		return sched.NotFound
 	}
@@ -538,6 +559,22 @@ func (r *run) sessionOnce(ctx context.Context, peer identity.PeerID, addr netip.
 	ev := event{kind: evJoined, peer: peer}
 	if !m.All {
 		ev.have = append([]byte(nil), m.Bitmap...)
+	} else {
+		// A peer with every chunk hears what we verify (it may be
+		// super-seeding); the writer ends with the session.
+		q := newHaveQueue()
+		ev.tell = &q
+		wctx, wcancel := context.WithCancel(ctx)
+		wrote := make(chan struct{})
+		go func() {
+			defer close(wrote)
+			q.sendHaves(wctx, st, DefaultStallTimeout)
+		}()
+		defer func() {
+			wcancel()
+			st.CancelWrite(CodeClosing)
+			<-wrote
+		}()
 	}
 	r.send(ctx, ev)
 	for {

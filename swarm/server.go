@@ -92,16 +92,19 @@ type ServerConfig struct {
 	MaxSessionsPerPeer int
 	// MaxSessions bounds open sessions over all peers. Default 4096.
 	MaxSessions int
-	// SuperSeed turns super-seeding on (see superseed.go). Off by default:
-	// a peer that requests chunks and never reads them becomes their first
-	// recipient, and honest peers are then refused those chunks until
-	// SuperSeedHold runs out (with 4 such identities an honest 64 MiB
-	// download went from 0.25 s to 15 s); and side by side it cut the
-	// publisher's copies but not the fleet's time (docs/benchmarks.md).
-	SuperSeed bool
-	// SuperSeedHold is how long a peer refused a chunk already sent to
-	// another peer waits before the chunk is announced to it again.
-	// Default 15 s.
+	// NoSuperSeed turns super-seeding off: a source that holds every
+	// chunk then serves every request as usual. By default it super-seeds
+	// (see superseed.go): each chunk goes to one peer as far as it can,
+	// and peers that proved they pass chunks on are trusted to serve it.
+	NoSuperSeed bool
+	// SuperSeedConfirm is how long a chunk written to its first recipient
+	// counts as given before that peer announces it; then the claim
+	// lapses and the chunk is offered again. Default 5 s.
+	SuperSeedConfirm time.Duration
+	// SuperSeedHold is how long a peer refused a chunk already given to
+	// another peer waits before the chunk is announced to it again; if by
+	// then no peer but the first recipient announced it, that peer did not
+	// pass it on and the claim is released. Default 15 s.
 	SuperSeedHold time.Duration
 }
 
@@ -118,6 +121,7 @@ const (
 	DefaultHelloTimeout       = 10 * time.Second
 	DefaultMaxSessionsPerPeer = 32
 	DefaultMaxSessions        = 4096
+	DefaultSuperSeedConfirm   = 5 * time.Second
 	DefaultSuperSeedHold      = 15 * time.Second
 )
 
@@ -145,6 +149,7 @@ func (c ServerConfig) populate() ServerConfig {
 	defd(&c.StallPenalty, DefaultStallPenalty)
 	defd(&c.WriteTimeout, DefaultWriteTimeout)
 	defd(&c.HelloTimeout, DefaultHelloTimeout)
+	defd(&c.SuperSeedConfirm, DefaultSuperSeedConfirm)
 	defd(&c.SuperSeedHold, DefaultSuperSeedHold)
 	return c
 }
@@ -180,8 +185,8 @@ type Server struct {
 	uploaded atomic.Int64 // chunk payload bytes sent
 	served   atomic.Int64 // chunks sent
 
-	ssRefusals, ssOverflows atomic.Int64 // super-seeding counters
-	counters                struct {
+	ss       ssCounters // super-seeding's
+	counters struct {
 		accepted, busyPeer, busyTotal, busyStalled, stalled, sessionsRefused, badRequests atomic.Int64
 	}
 
@@ -234,8 +239,8 @@ func NewServer(cfg ServerConfig) *Server {
 // sessions of the earlier source are closed).
 func (s *Server) Seed(id chunker.ContentID, src Source) {
 	it := &served{src: src, sessions: make(map[*serverSession]struct{}), peerSessions: make(map[identity.PeerID]int)}
-	if s.cfg.SuperSeed && holdsAll(src) {
-		it.super = s.newSuperSeed(src.NumChunks())
+	if !s.cfg.NoSuperSeed && holdsAll(src) {
+		it.super = s.newSuperSeed(src.NumChunks(), manifestOf(src))
 	}
 	s.mu.Lock()
 	old := s.items[id]
@@ -578,16 +583,22 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 	// the request arrives: requests waiting for a turn claim nothing.
 	sent := false
 	if it.super != nil {
-		if !it.super.claim(peer, i, it.hasSession(peer)) {
-			s.refuse(st, StatusNotHave, fmt.Sprintf("chunk %d went to another peer: ask the peers", i))
-			s.reannounce(it, peer, i)
+		dec, gen := it.super.claim(peer, i, it.hasSession(peer))
+		switch dec {
+		case ssRefuse:
+			s.refuse(st, StatusElsewhere, fmt.Sprintf("chunk %d went to another peer: ask the peers", i))
+			s.holdLater(it, i, gen)
 			return
+		case ssClaimed:
+			defer func() {
+				if sent {
+					it.super.sent(i, gen)
+					s.confirmLater(it, i, gen)
+				} else {
+					it.announce(it.super.failed(i, gen), i)
+				}
+			}()
 		}
-		defer func() {
-			if !sent {
-				it.super.unclaim(peer, i)
-			}
-		}()
 	}
 	bp := getBuf(src.ChunkLen(i))
 	defer putBuf(bp)
@@ -621,6 +632,19 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 	finishRead(st)
 	s.uploaded.Add(int64(len(data)))
 	s.served.Add(1)
+}
+
+// manifestOf returns src's manifest, nil if it does not decode to one of
+// src's chunk count.
+func manifestOf(src Source) *chunker.Manifest {
+	if cs, ok := src.(*chunkerSource); ok {
+		return cs.man
+	}
+	m, err := chunker.DecodeManifest(src.ManifestBytes())
+	if err != nil || m.NumChunks() != src.NumChunks() {
+		return nil
+	}
+	return m
 }
 
 // holdsAll reports whether src can serve every chunk.

@@ -152,7 +152,7 @@ func (s *Server) serveSession(ctx context.Context, peer identity.PeerID, st Stre
 		}
 		it.mu.Unlock()
 		if last && it.super != nil {
-			it.super.forget(peer)
+			it.announceMany(it.super.forget(peer))
 		}
 	}()
 
@@ -195,6 +195,9 @@ func (s *Server) serveSession(ctx context.Context, peer identity.PeerID, st Stre
 		if err := checkHave(m, n); err != nil {
 			reset(st, CodeProtocol)
 			return
+		}
+		if it.super != nil {
+			it.super.held(peer, m.Indexes)
 		}
 	}
 }

@@ -69,7 +69,8 @@ const (
 	StatusBadRequest Status = 3 // malformed request or index out of range
 	StatusNotHave    Status = 4 // the server does not hold that chunk (yet)
 	StatusInternal   Status = 5 // the server failed to read its own data
-	maxStatus               = StatusInternal
+	StatusElsewhere  Status = 6 // held, but fetch it from other peers first (super-seeding)
+	maxStatus               = StatusElsewhere
 )
 
 func (s Status) String() string {
@@ -86,6 +87,8 @@ func (s Status) String() string {
 		return "not have"
 	case StatusInternal:
 		return "internal error"
+	case StatusElsewhere:
+		return "elsewhere"
 	}
 	return fmt.Sprintf("status(%d)", uint8(s))
 }

@@ -69,7 +69,7 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int, superSee
 	nodeDone := make(chan error, 1)
 	go func() { nodeDone <- node.Run(nodeCtx) }()
 	defer func() { stopNode(); <-nodeDone }()
-	srv := swarm.NewServer(swarm.ServerConfig{Logger: logger, SuperSeed: superSeed})
+	srv := swarm.NewServer(swarm.ServerConfig{Logger: logger, NoSuperSeed: !superSeed})
 	defer srv.Close()
 	var lastConn atomic.Pointer[quic.Conn] // for SHOAL_BENCH_DEBUG
 	node.Handle(swarm.Tag, func(ctx context.Context, c *overlay.Conn, s *quic.Stream) {
@@ -150,6 +150,9 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int, superSee
 				_, chunks := srv.Stats()
 				fmt.Fprintf(os.Stderr, "leecher %s: received %d verified %d fetched %d bad %d; uploaded %d bytes in %d chunks\n",
 					node.PeerID().Short(), p.Received, p.Verified, p.Fetched, p.BadChunks, up, chunks)
+			}
+			if d == nil && os.Getenv("SHOAL_BENCH_DEBUG") != "" {
+				fmt.Fprintf(os.Stderr, "seeder %s: super-seeding %+v\n", node.PeerID().Short(), srv.SuperSeedCounters())
 			}
 			if qc := lastConn.Load(); qc != nil && os.Getenv("SHOAL_BENCH_DEBUG") != "" {
 				printConnStats(role, qc)

@@ -41,7 +41,7 @@ func main() {
 		keep      = flag.Bool("keep", false, "keep the work folder")
 		tmp       = flag.String("tmp", "", "work folder parent (default: the system temp folder)")
 		noTCP     = flag.Bool("no-tcp", false, "keep chunk streams on QUIC (no TCP transport), for side-by-side runs")
-		superSeed = flag.Bool("superseed", false, "seeders super-seed (each chunk sent to one peer as far as it can; swarm.ServerConfig.SuperSeed), for side-by-side runs")
+		superSeed = flag.Bool("superseed", true, "seeders super-seed, the default (each chunk sent to one peer as far as it can); -superseed=false sets swarm.ServerConfig.NoSuperSeed, for side-by-side runs")
 		srcFile   = flag.String("src", "", "publish this existing file instead of a fresh random one (its size wins over -size)")
 	)
 	flag.Parse()

@@ -85,9 +85,13 @@ const (
 	// PeerGone: the connection broke. No more requests go to the peer until
 	// it joins again; the driver must also report PeerLeft.
 	PeerGone
+	// Elsewhere: the peer holds the chunk but asks us to fetch it from
+	// other peers first (a super-seeding seeder). It is asked again if no
+	// other peer turns out to serve it (see elsewhere.go).
+	Elsewhere
 )
 
-var reasonNames = [...]string{"?", "timeout", "busy", "not-found", "peer-gone"}
+var reasonNames = [...]string{"?", "timeout", "busy", "not-found", "peer-gone", "elsewhere"}
 
 func (r Reason) String() string {
 	if int(r) < len(reasonNames) {

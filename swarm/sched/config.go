@@ -44,6 +44,12 @@ type Config struct {
 	// MaxDuplicates caps the outstanding requests for one chunk in the
 	// endgame (1 turns duplication off). Default 2.
 	MaxDuplicates int
+	// ElsewhereWait is how long a chunk a peer asked us to fetch elsewhere
+	// (Elsewhere) waits for another peer to announce it before that peer
+	// is asked again. A super-seeding seeder refuses only chunks their
+	// first recipient announced, to us too as a rule, so a short wait
+	// covers a race between the two messages. Default 100 ms.
+	ElsewhereWait time.Duration
 	// BanAfter bans a peer after this many chunks failed verification.
 	// Default 3 chunks.
 	BanAfter int
@@ -65,6 +71,7 @@ const (
 	DefaultBusyBackoff          = time.Second
 	DefaultMaxBusyBackoff       = 30 * time.Second
 	DefaultMaxDuplicates        = 2
+	DefaultElsewhereWait        = 100 * time.Millisecond
 	DefaultBanAfter             = 3
 	DefaultBanStreak            = 2
 	maxDuplicatesLimit          = 8
@@ -99,6 +106,7 @@ func (c Config) populate(chunkSize int) Config {
 	defd(&c.BusyBackoff, DefaultBusyBackoff)
 	defd(&c.MaxBusyBackoff, DefaultMaxBusyBackoff)
 	defi(&c.MaxDuplicates, DefaultMaxDuplicates)
+	defd(&c.ElsewhereWait, DefaultElsewhereWait)
 	defi(&c.BanAfter, DefaultBanAfter)
 	defi(&c.BanStreak, DefaultBanStreak)
 	if c.MaxInflightBytes > 0 && c.MaxInflightBytes < int64(chunkSize) {

@@ -56,7 +56,7 @@ func FuzzEvents(f *testing.F) {
 			case 3:
 				s.ChunkBad(now, peer, next()%(n+1))
 			case 4:
-				s.RequestFailed(now, peer, next()%(n+1), Reason(1+next()%4))
+				s.RequestFailed(now, peer, next()%(n+1), Reason(1+next()%5))
 			case 5:
 				s.PeerLeft(now, peer)
 			case 6:

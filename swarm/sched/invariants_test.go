@@ -26,6 +26,23 @@ func checkInternal(s *Scheduler) error {
 			return fmt.Errorf("chunk %d: avail %d, peers announce %d", c, s.avail[c], avail[c])
 		}
 	}
+	// Deferrals: never both announced and deferred; counts per chunk.
+	deferred := make([]int, s.nchunks)
+	for _, p := range s.peers {
+		for c := range s.nchunks {
+			if p.deferred.has(c) {
+				if p.have.has(c) {
+					return fmt.Errorf("peer %v: chunk %d both announced and deferred", p.id, c)
+				}
+				deferred[c]++
+			}
+		}
+	}
+	for c := range s.nchunks {
+		if int(s.ndeferred[c]) != deferred[c] {
+			return fmt.Errorf("chunk %d: ndeferred %d, peers deferred %d", c, s.ndeferred[c], deferred[c])
+		}
+	}
 	// Requests: per chunk lists, per peer maps, bytes.
 	inflight := make([]int, s.nchunks)
 	var bytes int64

@@ -10,6 +10,9 @@ type peer struct {
 	id   PeerID
 	slot int    // index in Scheduler.peers
 	have bitset // chunks the peer announced (cleared on NotFound / bad data)
+	// chunks the peer holds but asked us to fetch elsewhere (Elsewhere);
+	// never also in have
+	deferred bitset
 
 	// Outstanding requests: chunk -> request index.
 	reqs          map[int32]int32
@@ -50,6 +53,7 @@ func newPeer(id PeerID, nchunks int, cfg *Config) *peer {
 	return &peer{
 		id:        id,
 		have:      newBitset(nchunks),
+		deferred:  newBitset(nchunks),
 		reqs:      make(map[int32]int32, cfg.InitialQueue),
 		limit:     cfg.InitialQueue,
 		slowStart: true,

@@ -26,8 +26,10 @@ type Scheduler struct {
 	verified bitset   // verified chunks (resume bitmap included)
 	busy     bitset   // chunks with at least one outstanding request
 	avail    []uint16 // live, unbanned peers that announced the chunk
-	inflight []uint8  // outstanding requests for the chunk
-	reqHead  []int32  // first request for the chunk (-1: none)
+	// live peers that deferred the chunk (elsewhere.go)
+	ndeferred []uint16
+	inflight  []uint8 // outstanding requests for the chunk
+	reqHead   []int32 // first request for the chunk (-1: none)
 
 	// Per stripe.
 	sVerified []int32     // verified chunks
@@ -43,11 +45,12 @@ type Scheduler struct {
 	complete  int         // completed stripes
 
 	// Requests: a slab with a free list, and a min-heap by deadline.
-	reqs    []request
-	free    []int32
-	heap    []int32
-	nreqs   int
-	inBytes int64
+	deferrals []deferral // ElsewhereWait queue, in order of until
+	reqs      []request
+	free      []int32
+	heap      []int32
+	nreqs     int
+	inBytes   int64
 
 	// Peers.
 	peers  []*peer // live and unbanned
@@ -110,6 +113,7 @@ func New(l Layout, verified []byte, cfg Config, rng *rand.Rand) (*Scheduler, err
 		verified:  newBitset(n),
 		busy:      newBitset(n),
 		avail:     make([]uint16, n),
+		ndeferred: make([]uint16, n),
 		inflight:  make([]uint8, n),
 		reqHead:   make([]int32, n),
 		sVerified: make([]int32, ns),
@@ -203,6 +207,7 @@ func (s *Scheduler) PeerJoined(now time.Time, id PeerID, have []byte) {
 			b &^= 1 << bit
 			c := i*8 + bit
 			if c < s.nchunks && !p.have.has(c) {
+				s.clearDeferred(p, c)
 				p.have.set(c)
 				s.avail[c] = satInc(s.avail[c])
 				added = true
@@ -223,6 +228,7 @@ func (s *Scheduler) Have(now time.Time, id PeerID, c int) {
 	if p == nil || p.banned || c < 0 || c >= s.nchunks || p.have.has(c) {
 		return
 	}
+	s.clearDeferred(p, c)
 	p.have.set(c)
 	s.avail[c] = satInc(s.avail[c])
 	st, _ := s.lay.StripeOf(c)
@@ -284,12 +290,8 @@ func (s *Scheduler) ChunkBad(now time.Time, id PeerID, c int) {
 	if ri, ok := p.reqs[int32(c)]; ok {
 		s.release(ri, false)
 	}
-	if p.have.has(c) {
-		p.have.clear(c)
-		s.avail[c]--
-		st, _ := s.lay.StripeOf(c)
-		s.rekey(st)
-	}
+	s.dropHave(p, c)
+	s.undefer(c) // the peers that sent us here may serve it after all
 	p.bad++
 	p.badStreak++
 	if p.bad >= s.cfg.BanAfter || p.badStreak >= s.cfg.BanStreak {
@@ -314,16 +316,16 @@ func (s *Scheduler) RequestFailed(now time.Time, id PeerID, c int, why Reason) {
 		return
 	}
 	s.release(ri, false)
+	if why != Elsewhere && why != Busy {
+		s.undefer(c) // the peers that sent us here may serve it after all
+	}
 	switch why {
 	case Busy:
 		p.onBusy(now, &s.cfg)
 	case NotFound:
-		if p.have.has(c) {
-			p.have.clear(c)
-			s.avail[c]--
-			st, _ := s.lay.StripeOf(c)
-			s.rekey(st)
-		}
+		s.dropHave(p, c)
+	case Elsewhere:
+		s.deferChunk(now, p, c)
 	case PeerGone:
 		p.gone = true
 		s.releasePeer(p, false)
@@ -344,6 +346,7 @@ func (s *Scheduler) PeerLeft(now time.Time, id PeerID) {
 	}
 	s.releasePeer(p, false)
 	if !p.banned {
+		s.dropDeferred(p)
 		s.dropHaves(p)
 		s.removeLive(p)
 	}
@@ -361,16 +364,19 @@ func (s *Scheduler) Tick(now time.Time) {
 		if r.deadline.After(now) {
 			break
 		}
-		p := r.peer
+		p, c := r.peer, int(r.chunk)
 		s.release(ri, true)
 		p.onTimeout()
+		s.undefer(c)
 	}
+	s.expireDeferrals(now)
 	s.fill(now)
 }
 
 // ban cancels the peer's requests, forgets its chunks and bans it.
 func (s *Scheduler) ban(p *peer) {
 	s.releasePeer(p, true)
+	s.dropDeferred(p)
 	s.dropHaves(p)
 	s.removeLive(p)
 	p.banned = true
@@ -393,8 +399,12 @@ func (s *Scheduler) dropHaves(p *peer) {
 		for word != 0 {
 			bit := trailingZeros64(word)
 			word &^= 1 << bit
-			s.avail[w*64+bit]--
+			c := w*64 + bit
+			s.avail[c]--
 			any = true
+			if s.avail[c] == 0 {
+				s.undefer(c) // p may still be in s.peers: its deferrals are dropped first
+			}
 		}
 	}
 	clear(p.have)
@@ -424,8 +434,8 @@ func (s *Scheduler) advance(now time.Time) {
 	}
 }
 
-// deadline returns the next time Tick is due: the earliest request deadline
-// or end of a busy backoff (zero: none).
+// deadline returns the next time Tick is due: the earliest request
+// deadline, end of a busy backoff or end of an ElsewhereWait (zero: none).
 func (s *Scheduler) deadline() time.Time {
 	var d time.Time
 	if s.done {
@@ -433,6 +443,9 @@ func (s *Scheduler) deadline() time.Time {
 	}
 	if len(s.heap) > 0 {
 		d = s.reqs[s.heap[0]].deadline
+	}
+	if e := s.nextDeferral(); !e.IsZero() && (d.IsZero() || e.Before(d)) {
+		d = e
 	}
 	for _, p := range s.peers {
 		if p.busyUntil.After(s.now) && (d.IsZero() || p.busyUntil.Before(d)) {
