@@ -16,7 +16,8 @@
 //
 // # Streams
 //
-// Every swarm stream is a bidirectional QUIC stream opened by the side that
+// Every swarm stream is a bidirectional stream (QUIC, or yamux over TLS on
+// TCP: the overlay picks, the bytes are the same) opened by the side that
 // wants something (the requester). The overlay writes its one-byte protocol
 // tag before anything below and strips it before ServeStream. All integers
 // are big-endian.
