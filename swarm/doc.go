@@ -126,7 +126,7 @@
 //   - Download: bytes in flight (sched: 8 MiB per peer, 16 MiB in all;
 //     each request holds one pooled chunk buffer); known peers (MaxPeers,
 //     1024; more are dropped, Progress.PeersDropped); metadata fetches
-//     (MetaParallel 8 at once, hedged after 500 ms up to 32, each within
+//     (MetaParallel 3 at once, hedged after 2 s up to 12, each within
 //     MetaTimeout 20 s; a failed peer is asked again after 0.5 s doubling
 //     to 30 s; Progress.MetaFetches); a manifest or leaf layer buffer grows
 //     only with the bytes received; a peer serving bad metadata or bad

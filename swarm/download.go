@@ -48,17 +48,13 @@ type Config struct {
 	SkipParity bool
 
 	// MetaParallel is how many peers are asked for the metadata (manifest
-	// and leaf layer) at once; the first verified answer wins. Default 8:
-	// as BitTorrent clients ask every peer they connect to for the
-	// metadata, since a peer that never answers is known only by waiting
-	// (24 stalling providers before the publisher cut an honest download
-	// to 7 % of its speed with 3 at once and a 2 s hedge).
+	// and leaf layer) at once; the first verified answer wins. Default 3.
 	MetaParallel int
 	// MetaTimeout bounds one metadata fetch from one peer. Default 20 s.
 	MetaTimeout time.Duration
 	// MetaHedge: a fetch without an answer after this long no longer
 	// counts against MetaParallel, so another peer is asked beside it (at
-	// most 4*MetaParallel fetches in flight). Default 500 ms.
+	// most 4*MetaParallel fetches in flight). Default 2 s.
 	MetaHedge time.Duration
 	// MetaRetry is the first pause before a peer whose metadata fetch
 	// failed is asked again; it doubles with every failure up to
@@ -81,9 +77,9 @@ const (
 	DefaultBusyBackoff          = 100 * time.Millisecond
 	DefaultMaxBusyBackoff       = 2 * time.Second
 
-	DefaultMetaParallel = 8
+	DefaultMetaParallel = 3
 	DefaultMetaTimeout  = 20 * time.Second
-	DefaultMetaHedge    = 500 * time.Millisecond
+	DefaultMetaHedge    = 2 * time.Second
 	DefaultMetaRetry    = 500 * time.Millisecond
 	DefaultMaxMetaRetry = 30 * time.Second
 	DefaultMaxPeers     = 1024
