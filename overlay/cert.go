@@ -98,6 +98,31 @@ func peerKey(rawCerts [][]byte) (identity.PublicKey, error) {
 	return pk, nil
 }
 
+// stateKey returns the public key of the peer's certificate after a
+// handshake that verified it.
+func stateKey(st tls.ConnectionState) (identity.PublicKey, error) {
+	raw := make([][]byte, 0, len(st.PeerCertificates))
+	for _, c := range st.PeerCertificates {
+		raw = append(raw, c.Raw)
+	}
+	return peerKey(raw)
+}
+
+// expectPeer is a client's VerifyPeerCertificate: the chain must pass
+// peerKey and, unless peer is zero, carry peer's key (else ErrWrongPeer).
+func expectPeer(peer identity.PeerID) func([][]byte, [][]*x509.Certificate) error {
+	return func(raw [][]byte, _ [][]*x509.Certificate) error {
+		pk, err := peerKey(raw)
+		if err != nil {
+			return err
+		}
+		if !peer.IsZero() && pk.PeerID() != peer {
+			return fmt.Errorf("%w: expected %s, got %s", ErrWrongPeer, peer.Short(), pk.PeerID().Short())
+		}
+		return nil
+	}
+}
+
 // tlsConfigs returns the server and client TLS configurations. Both demand
 // a certificate from the other side and check it with peerKey; the client
 // additionally checks the expected PeerID per dial (see dial.go).

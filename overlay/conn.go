@@ -149,12 +149,7 @@ func (n *Node) retireLocked(peer identity.PeerID) {
 // its incoming streams. outbound says this node dialled it (and held a
 // dial slot for it).
 func (n *Node) register(qc *quic.Conn, outbound bool) (*Conn, error) {
-	st := qc.ConnectionState().TLS
-	var raw [][]byte
-	for _, c := range st.PeerCertificates {
-		raw = append(raw, c.Raw)
-	}
-	pk, err := peerKey(raw) // verified in the handshake; re-read here
+	pk, err := stateKey(qc.ConnectionState().TLS) // verified in the handshake; re-read here
 	if err != nil {
 		qc.CloseWithError(CodeNormal, "bad certificate")
 		return nil, err

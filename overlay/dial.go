@@ -3,6 +3,7 @@ package overlay
 import (
 	"context"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -108,18 +109,15 @@ func (n *Node) dialOnce(peer identity.PeerID, addr netip.AddrPort) (*Conn, error
 		mismatch error
 	)
 	tlsConf := n.clientTLS.Clone()
-	tlsConf.VerifyPeerCertificate = func(raw [][]byte, _ [][]*x509.Certificate) error {
-		pk, err := peerKey(raw)
-		if err != nil {
-			return err
-		}
-		if !peer.IsZero() && pk.PeerID() != peer {
+	expect := expectPeer(peer)
+	tlsConf.VerifyPeerCertificate = func(raw [][]byte, chains [][]*x509.Certificate) error {
+		err := expect(raw, chains)
+		if errors.Is(err, ErrWrongPeer) { // quic-go's handshake error hides it
 			mu.Lock()
-			mismatch = fmt.Errorf("%w: expected %s, got %s", ErrWrongPeer, peer.Short(), pk.PeerID().Short())
+			mismatch = err
 			mu.Unlock()
-			return mismatch
 		}
-		return nil
+		return err
 	}
 	n.stats.dials.Add(1)
 	qc, err := n.tr.Dial(ctx, net.UDPAddrFromAddrPort(addr), tlsConf, n.qconf)

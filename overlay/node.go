@@ -53,10 +53,8 @@ type Node struct {
 	conns      map[identity.PeerID][]*Conn // live connections per peer
 	nconns     int                         // sum of len(conns[*])
 	dials      map[dialKey]*dialCall
-	ndials     int                // dials in progress, including those to unknown peers
-	nadmit     int                // incoming handshakes admitted but not yet registered
-	halfOpen   map[netip.Addr]int // nadmit per remote IP
-	inbound    map[netip.Addr]int // incoming handshakes and connections per remote IP
+	ndials     int        // dials in progress, including those to unknown peers
+	adm        admissions // incoming handshakes and connections
 	events     []PeerEvent
 	delivering bool // some goroutine is delivering events
 	running    bool // Run has been called
@@ -105,8 +103,7 @@ func New(cfg Config) (*Node, error) {
 		handlers: make(map[byte]Handler),
 		conns:    make(map[identity.PeerID][]*Conn),
 		dials:    make(map[dialKey]*dialCall),
-		halfOpen: make(map[netip.Addr]int),
-		inbound:  make(map[netip.Addr]int),
+		adm:      newAdmissions(),
 	}
 	if ap, ok := addrPort(pc.LocalAddr()); ok {
 		n.local = ap
@@ -237,13 +234,13 @@ func (n *Node) Stats() Stats {
 		s.TCP = n.tcp.stats()
 	}
 	n.mu.Lock()
-	s.Handshakes = n.nadmit
+	s.Handshakes = n.adm.handshakes
 	n.mu.Unlock()
 	return s
 }
 
 // admission is an incoming handshake's reserved slot. The handshake part
-// (Node.nadmit, halfOpen) is settled when the connection registers or its
+// (Node.adm's handshake counts) is settled when the connection registers or its
 // handshake fails, whichever comes first; the per-IP part (inbound) is
 // released when quic-go cancels the connection's context (handshake failed
 // or connection closed).
@@ -280,36 +277,20 @@ func (n *Node) admit(ctx context.Context, ci *quic.ClientInfo) (context.Context,
 	if n.closed {
 		return nil, ErrClosed
 	}
-	var why refusal
-	switch {
-	case n.nadmit >= n.cfg.MaxHandshakes:
-		why = refusedHandshakes
-	case n.halfOpen[ip] >= n.cfg.MaxHandshakesPerIP:
-		why = refusedIPHandshakes
-	case n.inbound[ip] >= n.cfg.MaxConnsPerIP:
-		why = refusedIPConns
-	case n.usedLocked() >= n.cfg.MaxConns-n.cfg.DialReserve:
-		why = refusedConns
-	default:
-		n.nadmit++
-		n.halfOpen[ip]++
-		n.inbound[ip]++
-		adm := &admission{ip: ip}
-		ctx = context.WithValue(ctx, admissionKey{}, adm)
-		// quic-go cancels ctx when the handshake fails or the connection
-		// closes; a registered connection has settled its handshake by then.
-		context.AfterFunc(ctx, func() {
-			n.mu.Lock()
-			n.settleLocked(adm)
-			if n.inbound[ip]--; n.inbound[ip] <= 0 {
-				delete(n.inbound, ip)
-			}
-			n.mu.Unlock()
-		})
-		return ctx, nil
+	if why, ok := n.adm.admit(&n.cfg, ip, n.usedLocked()); !ok {
+		n.stats.refuse(why)
+		return nil, ErrConnLimit
 	}
-	n.stats.refuse(why)
-	return nil, ErrConnLimit
+	adm := &admission{ip: ip}
+	// quic-go cancels ctx when the handshake fails or the connection
+	// closes; a registered connection has settled its handshake by then.
+	context.AfterFunc(ctx, func() {
+		n.mu.Lock()
+		n.settleLocked(adm)
+		n.adm.release(ip)
+		n.mu.Unlock()
+	})
+	return context.WithValue(ctx, admissionKey{}, adm), nil
 }
 
 // verifySource is quic-go's VerifySourceAddress hook: above RetryAbove
@@ -317,7 +298,7 @@ func (n *Node) admit(ctx context.Context, ci *quic.ClientInfo) (context.Context,
 // its source address, so spoofed floods hold no handshake state.
 func (n *Node) verifySource(net.Addr) bool {
 	n.mu.Lock()
-	load := n.nadmit >= n.cfg.RetryAbove
+	load := n.adm.handshakes >= n.cfg.RetryAbove
 	n.mu.Unlock()
 	if load {
 		n.stats.retries.Add(1)
@@ -329,16 +310,13 @@ func (n *Node) verifySource(net.Addr) bool {
 func (n *Node) settleLocked(adm *admission) {
 	if adm != nil && !adm.settled {
 		adm.settled = true
-		n.nadmit--
-		if n.halfOpen[adm.ip]--; n.halfOpen[adm.ip] <= 0 {
-			delete(n.halfOpen, adm.ip)
-		}
+		n.adm.settle(adm.ip)
 	}
 }
 
 // usedLocked counts the connection slots in use: open connections, dials
 // and incoming handshakes in progress.
-func (n *Node) usedLocked() int { return n.nconns + n.ndials + n.nadmit }
+func (n *Node) usedLocked() int { return n.nconns + n.ndials + n.adm.handshakes }
 
 // acceptLoop registers incoming connections until the listener closes.
 func (n *Node) acceptLoop() {

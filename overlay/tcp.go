@@ -3,7 +3,6 @@ package overlay
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -72,9 +71,7 @@ type tcpTransport struct {
 	mu       sync.Mutex
 	sessions map[identity.PeerID][]*tcpSession
 	nsess    int
-	nhand    int                          // incoming handshakes in progress
-	handIP   map[netip.Addr]int           // of those, per remote IP
-	inbound  map[netip.Addr]int           // incoming handshakes and sessions per IP
+	adm      admissions                   // incoming handshakes and sessions
 	dialing  map[identity.PeerID]bool     // background dials in progress
 	failed   map[netip.AddrPort]time.Time // addresses whose dial failed, until
 	handlers map[byte]TCPHandler
@@ -105,8 +102,7 @@ func (n *Node) listenTCP(serverTLS *tls.Config) {
 	}
 	t := &tcpTransport{
 		sessions: make(map[identity.PeerID][]*tcpSession),
-		handIP:   make(map[netip.Addr]int),
-		inbound:  make(map[netip.Addr]int),
+		adm:      newAdmissions(),
 		dialing:  make(map[identity.PeerID]bool),
 		failed:   make(map[netip.AddrPort]time.Time),
 		handlers: make(map[byte]TCPHandler),
@@ -270,16 +266,7 @@ func (t *tcpTransport) dial(ctx context.Context, n *Node, peer identity.PeerID, 
 	}
 	conf := n.clientTLS.Clone()
 	conf.NextProtos = []string{ALPNTCP}
-	conf.VerifyPeerCertificate = func(rawCerts [][]byte, _ [][]*x509.Certificate) error {
-		pk, err := peerKey(rawCerts)
-		if err != nil {
-			return err
-		}
-		if pk.PeerID() != peer {
-			return fmt.Errorf("%w: expected %s, got %s", ErrWrongPeer, peer.Short(), pk.PeerID().Short())
-		}
-		return nil
-	}
+	conf.VerifyPeerCertificate = expectPeer(peer)
 	rb := &recordBatcher{Conn: raw}
 	tc := tls.Client(rb, conf)
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -493,9 +480,7 @@ func (t *tcpTransport) release(ts *tcpSession) {
 		return
 	}
 	t.mu.Lock()
-	if t.inbound[ts.ip]--; t.inbound[ts.ip] <= 0 {
-		delete(t.inbound, ts.ip)
-	}
+	t.adm.release(ts.ip)
 	t.mu.Unlock()
 }
 
@@ -543,7 +528,7 @@ func (t *tcpTransport) acceptLoop(n *Node) {
 		ap, _ := netip.ParseAddrPort(raw.RemoteAddr().String())
 		ip := ap.Addr().Unmap()
 		t.mu.Lock()
-		why, ok := t.admitLocked(n, ip)
+		why, ok := t.adm.admit(&n.cfg, ip, t.nsess+t.adm.handshakes)
 		t.mu.Unlock()
 		if !ok {
 			t.refused[why].Add(1)
@@ -566,36 +551,14 @@ func (t *tcpTransport) acceptLoop(n *Node) {
 	}
 }
 
-func (t *tcpTransport) admitLocked(n *Node, ip netip.Addr) (refusal, bool) {
-	switch {
-	case t.nhand >= n.cfg.MaxHandshakes:
-		return refusedHandshakes, false
-	case t.handIP[ip] >= n.cfg.MaxHandshakesPerIP:
-		return refusedIPHandshakes, false
-	case t.inbound[ip] >= n.cfg.MaxConnsPerIP:
-		return refusedIPConns, false
-	case t.nsess+t.nhand >= n.cfg.MaxConns-n.cfg.DialReserve:
-		return refusedConns, false
-	}
-	t.nhand++
-	t.handIP[ip]++
-	t.inbound[ip]++
-	return 0, true
-}
-
 // settle ends an incoming handshake's slot; failed also returns its
 // per-IP session slot.
 func (t *tcpTransport) settle(ip netip.Addr, failed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.nhand--
-	if t.handIP[ip]--; t.handIP[ip] <= 0 {
-		delete(t.handIP, ip)
-	}
+	t.adm.settle(ip)
 	if failed {
-		if t.inbound[ip]--; t.inbound[ip] <= 0 {
-			delete(t.inbound, ip)
-		}
+		t.adm.release(ip)
 	}
 }
 
@@ -610,11 +573,7 @@ func (t *tcpTransport) handshake(n *Node, raw net.Conn, remote netip.AddrPort) {
 	err := tc.HandshakeContext(ctx)
 	var pk identity.PublicKey
 	if err == nil {
-		var certs [][]byte
-		for _, c := range tc.ConnectionState().PeerCertificates {
-			certs = append(certs, c.Raw)
-		}
-		pk, err = peerKey(certs)
+		pk, err = stateKey(tc.ConnectionState())
 	}
 	if err == nil && pk.PeerID() == n.id {
 		err = ErrSelf
@@ -709,30 +668,24 @@ type memSpan struct {
 }
 
 func (m *memSpan) ReserveMemory(size int, prio uint8) error {
-	growth := prio < openPriority
+	growth, grown := prio < openPriority, 0
+	if growth {
+		grown = size
+	}
 	if !m.sess.reserve(size, growth) {
 		m.t.memRefused.Add(1)
 		return errMemory
 	}
 	if !m.t.mem.reserve(size, growth) {
-		m.sess.release(size, b2i(growth)*size)
+		m.sess.release(size, grown)
 		m.t.memRefused.Add(1)
 		return errMemory
 	}
 	m.mu.Lock()
 	m.used += size
-	if growth {
-		m.grown += size
-	}
+	m.grown += grown
 	m.mu.Unlock()
 	return nil
-}
-
-func b2i(b bool) int {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // ReleaseMemory returns size bytes, growth first.
