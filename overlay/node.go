@@ -75,12 +75,19 @@ func New(cfg Config) (*Node, error) {
 		return nil, err
 	}
 	pc := cfg.PacketConn
+	var tcpLn net.Listener // bound with the UDP socket when New binds it
 	if pc == nil {
-		udp, err := listenUDP(cfg.ListenAddr)
+		udp, ln, err := listenPair(cfg.ListenAddr, cfg.TCP)
 		if err != nil {
 			return nil, err
 		}
-		pc = udp
+		pc, tcpLn = udp, ln
+	}
+	closeAll := func() {
+		pc.Close()
+		if tcpLn != nil {
+			tcpLn.Close()
+		}
 	}
 	if udp, ok := pc.(*net.UDPConn); ok {
 		tuneBuffers(udp, cfg.SocketBuffer, cfg.Logger)
@@ -90,7 +97,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	cert, err := newCertificate(cfg.KeyPair)
 	if err != nil {
-		pc.Close()
+		closeAll()
 		return nil, err
 	}
 	n := &Node{
@@ -110,7 +117,7 @@ func New(cfg Config) (*Node, error) {
 	}
 	n.ep, err = ipv8.NewEndpoint(datagramWriter{n}, cfg.IPv8)
 	if err != nil {
-		pc.Close()
+		closeAll()
 		return nil, fmt.Errorf("overlay: IPv8 endpoint: %w", err)
 	}
 	n.SetDatagramHandler(cfg.OnDatagram)
@@ -129,10 +136,10 @@ func New(cfg Config) (*Node, error) {
 	if err != nil {
 		n.cancel(ErrClosed)
 		n.tr.Close()
-		pc.Close()
+		closeAll()
 		return nil, fmt.Errorf("overlay: starting QUIC listener: %w", err)
 	}
-	n.listenTCP(serverTLS)
+	n.listenTCP(serverTLS, tcpLn)
 	return n, nil
 }
 
@@ -332,6 +339,25 @@ func (n *Node) acceptLoop() {
 		if _, err := n.register(qc, false); err != nil {
 			n.log.Debug("overlay incoming connection dropped", "addr", qc.RemoteAddr().String(), "err", err)
 		}
+	}
+}
+
+// listenPair binds the UDP socket at addr and, with tcp, a TCP listener on
+// the same IP and port. For port 0 it tries other ports until both bind:
+// the TCP port of a random UDP port is sometimes taken. For a fixed port a
+// busy TCP port leaves ln nil (the node then runs on QUIC alone).
+func listenPair(addr string, tcp bool) (udp *net.UDPConn, ln net.Listener, err error) {
+	for attempt := 0; ; attempt++ {
+		if udp, err = listenUDP(addr); err != nil || !tcp {
+			return udp, nil, err
+		}
+		if ln, err = net.Listen("tcp", udp.LocalAddr().String()); err == nil {
+			return udp, ln, nil
+		}
+		if ua, rerr := net.ResolveUDPAddr("udp", addr); rerr != nil || ua.Port != 0 || attempt == 7 {
+			return udp, nil, nil
+		}
+		udp.Close()
 	}
 }
 

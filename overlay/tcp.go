@@ -94,10 +94,14 @@ type tcpSession struct {
 // tcpRetry is how long an address whose TCP dial failed is left alone.
 const tcpRetry = time.Minute
 
-// listenTCP binds the TCP listener next to the UDP socket. A busy port is
-// not fatal: the node then runs on QUIC alone, and says so.
-func (n *Node) listenTCP(serverTLS *tls.Config) {
+// listenTCP sets up the TCP transport on ln, or binds a listener next to
+// the UDP socket when ln is nil. A busy port is not fatal: the node then
+// runs on QUIC alone, and says so.
+func (n *Node) listenTCP(serverTLS *tls.Config, ln net.Listener) {
 	if !n.cfg.TCP || !n.local.IsValid() {
+		if ln != nil {
+			ln.Close()
+		}
 		return
 	}
 	t := &tcpTransport{
@@ -110,10 +114,12 @@ func (n *Node) listenTCP(serverTLS *tls.Config) {
 	}
 	t.serverTLS = serverTLS.Clone()
 	t.serverTLS.NextProtos = []string{ALPNTCP}
-	ln, err := net.Listen("tcp", n.local.String())
-	if err != nil {
-		n.log.Warn("overlay: no TCP listener, bulk streams use QUIC only", "addr", n.local.String(), "err", err)
-		return
+	if ln == nil {
+		var err error
+		if ln, err = net.Listen("tcp", n.local.String()); err != nil {
+			n.log.Warn("overlay: no TCP listener, bulk streams use QUIC only", "addr", n.local.String(), "err", err)
+			return
+		}
 	}
 	t.ln = ln
 	n.tcp = t
