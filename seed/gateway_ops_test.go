@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/shoal-p2p/shoal/chunker"
+	"github.com/shoal-p2p/shoal/internal/testwait"
 )
 
 // TestGetOnlyFetchesOnlyMatchingFiles: get --only writes the matching files
@@ -196,7 +197,20 @@ func TestDownloadControls(t *testing.T) {
 		}
 	}
 	id := p.Item.ID
-	for _, req := range []ControlRequest{{Action: "pause"}, {Action: "rate", Rate: 512 << 10}, {Action: "resume"}} {
+	// Listed while it still searches, a download answers ErrBusy ("still
+	// starting; try again in a moment") until its swarm runs: ask again
+	// then, and only then.
+	var pauseErr error
+	if err := testwait.Poll(10*time.Second, func() error {
+		pauseErr = g.Control(ctx, id, ControlRequest{Action: "pause"})
+		if errors.Is(pauseErr, ErrBusy) {
+			return pauseErr
+		}
+		return nil
+	}); err != nil || pauseErr != nil {
+		t.Fatalf("pause: %v %v", err, pauseErr)
+	}
+	for _, req := range []ControlRequest{{Action: "rate", Rate: 512 << 10}, {Action: "resume"}} {
 		if err := g.Control(ctx, id, req); err != nil {
 			t.Fatalf("%+v: %v", req, err)
 		}
