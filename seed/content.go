@@ -138,6 +138,9 @@ func (n *Node) Remove(ctx context.Context, idText string) (Item, error) {
 	}
 	it, ok := n.lib.get(id.String())
 	if !ok {
+		if it, err := n.gwRemove(id, errors.New("seed: removed from the gateway cache")); err == nil {
+			return it, nil
+		}
 		return Item{}, Errorf(ErrNotFound, "%s is not in the library (see 'shoal ls')", id)
 	}
 	n.mu.Lock()

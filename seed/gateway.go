@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-p2p/shoal/chunker"
@@ -19,8 +17,9 @@ import (
 // The HTTP gateway (package gateway) reads content through the node:
 // published and finished items from the store, downloads in progress
 // through their readers, and anything else by starting an on-demand
-// download into the data folder's gateway cache (gatewayDir), which fetches
-// only what readers ask for and stops gwIdle after its last reader left.
+// download into the data folder's gateway cache (gatewayDir/<id>), which
+// fetches only what readers ask for and stops gwIdle after its last reader
+// left. The cache is kept within a byte budget (gwcache.go).
 
 const (
 	gatewayDir = "gateway"
@@ -29,20 +28,32 @@ const (
 
 // gwState is the gateway part of a Node.
 type gwState struct {
-	g    *gateway.Gateway
-	addr string
+	g      *gateway.Gateway
+	addr   string
+	budget int64 // Config.GatewayCache
 
-	mu  sync.Mutex // guards dls; may be held while taking Node.mu, never the reverse
-	dls map[chunker.ContentID]*gwDownload
+	// admit serialises what adds to the cache or takes from it
+	// (admissions, evictions, removals), so that an evicted item's files
+	// are gone before its ID can be fetched again. Taken before mu.
+	admit sync.Mutex
+	mu    sync.Mutex // guards dls and entries; may be held while taking Node.mu, never the reverse
+	dls   map[chunker.ContentID]*gwDownload
+	// entries are the items of the cache on disk, running or not.
+	entries map[chunker.ContentID]*gwEntry
+	kick    chan struct{} // capacity 1: a download grew, the keeper measures
+
+	evictions, refusals, stops atomic.Int64
 }
 
 // gwDownload is an on-demand download the gateway started.
 type gwDownload struct {
-	dl     *swarm.Download
-	refs   int
-	cancel context.CancelCauseFunc
-	done   chan struct{} // closed after the download was closed
-	idle   *time.Timer
+	dl        *swarm.Download
+	refs      int
+	cancel    context.CancelCauseFunc // ends the download and closes it
+	stopFetch context.CancelCauseFunc // ends its fetching only: readers keep what it verified
+	stopped   bool                    // the cache was full: it fetches no more (under gwState.mu)
+	done      chan struct{}           // closed after the download was closed
+	idle      *time.Timer
 }
 
 var errGatewayIdle = errors.New("seed: no gateway reader left")
@@ -94,23 +105,9 @@ func (n *Node) stopGatewayDownloads() {
 // forgets what it fetched, so that a get can download id to where the user
 // asked.
 func (n *Node) dropGatewayDownload(id chunker.ContentID) {
-	n.gw.mu.Lock()
-	d := n.gw.dls[id]
-	delete(n.gw.dls, id)
-	n.gw.mu.Unlock()
-	if d != nil {
-		d.cancel(errors.New("seed: a get took over the gateway's download"))
-		<-d.done
-	}
-	info, err := n.store.Info(id)
-	if err != nil || !info.Download || filepath.Dir(info.Root) != filepath.Join(n.cfg.DataDir, gatewayDir) {
-		return
-	}
-	if err := n.store.Remove(id); err != nil {
+	if _, err := n.gwRemove(id, errors.New("seed: a get took over the gateway's download")); err != nil && !errors.Is(err, ErrNotFound) {
 		n.log.Warn("removing gateway cache entry", "content", id.String(), "err", err)
-		return
 	}
-	os.RemoveAll(info.Root)
 }
 
 // gwBackend is the node as the gateway's backend.
@@ -130,7 +127,8 @@ func (b gwBackend) Open(ctx context.Context, id chunker.ContentID, hints []chunk
 }
 
 // openContent returns id for reading: held, being downloaded, or fetched on
-// demand. It waits for the manifest until ctx ends.
+// demand (within the cache's budget: ErrCacheFull otherwise). It waits for
+// the manifest until ctx ends.
 func (n *Node) openContent(ctx context.Context, id chunker.ContentID, hints []hint) (*nodeContent, error) {
 	n.mu.Lock()
 	if n.closed {
@@ -161,6 +159,9 @@ func (n *Node) openContent(ctx context.Context, id chunker.ContentID, hints []hi
 		return nil, err
 	}
 	m, err := d.dl.Manifest(ctx)
+	if err == nil {
+		err = n.gwAdmit(id, d, m)
+	}
 	if err != nil {
 		n.gwRelease(id, d)
 		return nil, err
@@ -170,6 +171,8 @@ func (n *Node) openContent(ctx context.Context, id chunker.ContentID, hints []hi
 
 // gwAcquire returns the on-demand download of id, starting it if needed.
 func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error) {
+	n.gw.admit.Lock() // not while an earlier entry of id is being removed
+	defer n.gw.admit.Unlock()
 	n.gw.mu.Lock()
 	defer n.gw.mu.Unlock()
 	if n.isClosed() {
@@ -190,58 +193,74 @@ func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error
 		}
 		return d, nil
 	}
-	cfg := swarm.Config{Logger: n.log, Server: n.srv, DownloadRate: n.cfg.DownloadLimit}
-	dl, err := swarm.NewDownload(cfg, swarm.DialerFunc(n.openStream), n.store, id, filepath.Join(n.cfg.DataDir, gatewayDir))
+	cfg := swarm.Config{
+		Logger: n.log, Server: n.srv, DownloadRate: n.cfg.DownloadLimit,
+		Chunker:    chunker.DownloadOptions{Sparse: true}, // only the chunks read take disk space
+		SkipParity: true,                                  // a cache serves readers, not the swarm's parity
+		OnProgress: func(swarm.Progress) { n.gwKick() },
+	}
+	dl, err := swarm.NewDownload(cfg, swarm.DialerFunc(n.openStream), n.store, id, n.gwEntryDir(id))
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
 	dl.SetOnDemand(true)
 	ctx, cancel := context.WithCancelCause(n.ctx)
-	d = &gwDownload{dl: dl, refs: 1, cancel: cancel, done: make(chan struct{})}
+	fctx, stopFetch := context.WithCancelCause(ctx)
+	d = &gwDownload{dl: dl, refs: 1, cancel: cancel, stopFetch: stopFetch, done: make(chan struct{})}
 	n.gw.dls[id] = d
-	var addrs []netip.AddrPort
+	n.gwEntryLocked(id).d = d
 	for _, h := range hints {
 		if h.id != n.PeerID() {
 			dl.AddPeer(h.id, h.addr)
-			addrs = append(addrs, h.addr)
 		}
 	}
 	n.goRun(func(context.Context) {
 		defer close(d.done)
-		lctx, stopLookups := context.WithCancel(ctx)
+		lctx, stopLookups := context.WithCancel(fctx)
 		lookupDone := make(chan struct{})
 		go func() {
 			defer close(lookupDone)
 			n.findPeers(lctx, job{id: id, hints: hints}, dl, &searchState{}, func() {})
 		}()
-		err := dl.Run(ctx)
+		err := dl.Run(fctx)
 		stopLookups()
 		<-lookupDone
-		if err != nil && ctx.Err() == nil {
+		n.gwKick()
+		if err != nil && fctx.Err() == nil {
 			n.log.Info("gateway download stopped", "content", id.String(), "err", err)
 			n.gw.mu.Lock()
-			if n.gw.dls[id] == d {
+			if n.gw.dls[id] == d && d.refs == 0 {
 				delete(n.gw.dls, id) // the next reader starts afresh
+				d.cancel(err)
+			} else {
+				d.stopped = true // its readers end it
 			}
 			n.gw.mu.Unlock()
 		}
 		// Readers may still read what was verified: close only when the
-		// download is dropped (idle, a get took over, or the node closes).
+		// download is dropped (idle, evicted, a get took over, or the
+		// node closes).
 		<-ctx.Done()
 		dl.Close()
+		n.gwClosed(id, d)
 	})
 	return d, nil
 }
 
-// gwRelease drops one user of d; the last one arms the idle timer.
+// gwRelease drops one user of d; the last one arms the idle timer, or ends
+// a download that fetches no more at once.
 func (n *Node) gwRelease(id chunker.ContentID, d *gwDownload) {
 	n.gw.mu.Lock()
 	defer n.gw.mu.Unlock()
 	d.refs--
-	if d.refs > 0 || n.gw.dls[id] != d {
-		if n.gw.dls[id] != d && d.refs == 0 {
-			d.cancel(errGatewayIdle)
+	if d.refs > 0 {
+		return
+	}
+	if n.gw.dls[id] != d || d.stopped {
+		if n.gw.dls[id] == d {
+			delete(n.gw.dls, id)
 		}
+		d.cancel(errGatewayIdle)
 		return
 	}
 	d.idle = time.AfterFunc(gwIdle, func() {
