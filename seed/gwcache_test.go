@@ -1,0 +1,261 @@
+package seed
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/shoal-p2p/shoal/chunker"
+)
+
+// waitCond polls cond until it holds, failing after a minute.
+func waitCond(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// gwCacheDisk measures, independently of the node's accounting, the disk
+// blocks the gateway cache takes: every folder under gateway/ and the
+// store entries of the same IDs.
+func gwCacheDisk(t *testing.T, n *Node) int64 {
+	t.Helper()
+	dir := filepath.Join(n.cfg.DataDir, gatewayDir)
+	ents, _ := os.ReadDir(dir)
+	var sum int64
+	for _, e := range ents {
+		sum += treeDiskBytes(filepath.Join(dir, e.Name()))
+		sum += treeDiskBytes(filepath.Join(n.store.Dir(), "items", e.Name()))
+	}
+	return sum
+}
+
+func (n *Node) gwInUse(id string) bool {
+	cid, _ := chunker.ParseID(id)
+	n.gw.mu.Lock()
+	defer n.gw.mu.Unlock()
+	e := n.gw.entries[cid]
+	return e != nil && e.inUse()
+}
+
+func (n *Node) gwCached(id string) bool {
+	cid, _ := chunker.ParseID(id)
+	n.gw.mu.Lock()
+	defer n.gw.mu.Unlock()
+	return n.gw.entries[cid] != nil
+}
+
+// metricValue reads one metric of the node's /metrics text.
+func metricValue(t *testing.T, n *Node, name string) float64 {
+	t.Helper()
+	var b bytes.Buffer
+	if err := n.WriteMetrics(&b); err != nil {
+		t.Fatal(err)
+	}
+	m := regexp.MustCompile(`(?m)^` + name + ` (\S+)$`).FindStringSubmatch(b.String())
+	if m == nil {
+		t.Fatalf("no %s in /metrics", name)
+	}
+	v, _ := strconv.ParseFloat(m[1], 64)
+	return v
+}
+
+// blockingWriter takes the first write, then blocks until release is
+// closed: a reader that holds its content open.
+type blockingWriter struct {
+	buf     bytes.Buffer
+	first   chan struct{}
+	release chan struct{}
+}
+
+func (w *blockingWriter) Write(p []byte) (int, error) {
+	if w.buf.Len() == 0 {
+		close(w.first)
+		<-w.release
+	}
+	return w.buf.Write(p)
+}
+
+// TestGatewayCacheBudget: a node whose gateway cache may take 4 MiB reads
+// seven contents from a real peer through its HTTP gateway. The cache
+// never takes more than 4 MiB on disk (measured by walking it), idle items
+// are evicted least recently read first, an item a reader holds is never
+// evicted, a read that cannot fit while every item is being read gets 503
+// with Retry-After, and once the reader left the same read works; the
+// cache's items are listed by Items and removed by Remove; /metrics counts
+// evictions and refusals.
+func TestGatewayCacheBudget(t *testing.T) {
+	const budget = 4 << 20
+	pub := startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	type content struct {
+		id   string
+		data []byte
+	}
+	publish := func(size int, seed uint64) content {
+		src, data := randomFile(t, size, seed)
+		p, err := pub.Publish(ctx, PublishRequest{Path: src}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return content{p.Item.ID, data}
+	}
+	var small []content
+	for i := range 6 {
+		small = append(small, publish(1<<20, uint64(10+i)))
+	}
+	big := publish(3<<20+512<<10, 16)
+
+	gw, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", API: "off", Gateway: "127.0.0.1:0", GatewayCache: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Close() })
+	h := newHClient(t, gw)
+	q := "?peer=" + pub.PeerID().String() + "@" + pub.Addr().String()
+	read := func(c content) {
+		t.Helper()
+		resp, body := h.get(t, "GET", "/shoal/"+c.id+q)
+		if resp.StatusCode != 200 || !bytes.Equal(body, c.data) {
+			t.Fatalf("GET %s: %d, %d bytes; want 200 with its %d bytes", c.id, resp.StatusCode, len(body), len(c.data))
+		}
+		waitCond(t, "the gateway released "+c.id, func() bool { return !gw.gwInUse(c.id) })
+		if got := gwCacheDisk(t, gw); got > budget {
+			t.Fatalf("after reading %s the cache takes %d bytes, over its budget of %d", c.id, got, budget)
+		}
+	}
+
+	// A reader holds the first content open (shoal cat's path).
+	held := small[0]
+	read(held)
+	w := &blockingWriter{first: make(chan struct{}), release: make(chan struct{})}
+	catDone := make(chan error, 1)
+	go func() {
+		catDone <- gw.Cat(ctx, CatRequest{Link: "shoal:" + held.id + q}, w)
+	}()
+	select {
+	case <-w.first:
+	case err := <-catDone:
+		t.Fatalf("cat ended before writing: %v", err)
+	}
+	if !gw.gwInUse(held.id) {
+		t.Fatal("the cat's content is not in use")
+	}
+
+	// Five more contents of 1 MiB through a 4 MiB cache: idle items go,
+	// the held one stays.
+	for _, c := range small[1:] {
+		read(c)
+		if !gw.gwCached(held.id) {
+			t.Fatalf("reading %s evicted %s, which a reader holds", c.id, held.id)
+		}
+	}
+	if !gw.gwCached(small[len(small)-1].id) {
+		t.Fatal("the latest read is not cached")
+	}
+	if gw.gwCached(small[1].id) {
+		t.Fatal("the least recently read item was kept while newer ones were evicted")
+	}
+	if v := metricValue(t, gw, "shoal_gateway_cache_evictions_total"); v < 2 {
+		t.Fatalf("evictions counted %v, want at least 2", v)
+	}
+
+	// 3.5 MiB cannot fit beside the held 1 MiB: 503, and the held item stays.
+	resp, _ := h.get(t, "GET", "/shoal/"+big.id+q)
+	if resp.StatusCode != 503 || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("GET of content that cannot fit: %d (Retry-After %q), want 503 with Retry-After", resp.StatusCode, resp.Header.Get("Retry-After"))
+	}
+	if !gw.gwCached(held.id) {
+		t.Fatal("the refused read evicted the held item")
+	}
+	if v := metricValue(t, gw, "shoal_gateway_cache_refusals_total"); v < 1 {
+		t.Fatalf("refusals counted %v, want at least 1", v)
+	}
+
+	// The reader leaves; now the big content fits, evicting what it must.
+	close(w.release)
+	if err := <-catDone; err != nil || !bytes.Equal(w.buf.Bytes(), held.data) {
+		t.Fatalf("cat of the held content: %v, %d bytes", err, w.buf.Len())
+	}
+	waitCond(t, "the cat released its content", func() bool { return !gw.gwInUse(held.id) })
+	read(big)
+	if gw.gwCached(held.id) {
+		t.Fatal("the oldest idle item survived a read that needed its room")
+	}
+	if v := metricValue(t, gw, "shoal_gateway_cache_bytes"); v <= 0 || v > budget {
+		t.Fatalf("shoal_gateway_cache_bytes %v, want in (0, %d]", v, budget)
+	}
+
+	// The cache's items are listed and removable.
+	items, err := gw.Items(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var found *Item
+	for i := range items {
+		if items[i].ID == big.id {
+			found = &items[i]
+		}
+	}
+	if found == nil || found.Kind != KindCache || found.Cached <= 0 || found.Size != int64(len(big.data)) {
+		t.Fatalf("Items lists the big content as %+v, want kind cache with its size and bytes cached", found)
+	}
+	if _, err := os.Stat(found.Path); err != nil {
+		t.Fatalf("listed cache path: %v", err)
+	}
+	if _, err := gw.Remove(ctx, big.id); err != nil {
+		t.Fatalf("Remove of a cache item: %v", err)
+	}
+	if gw.gwCached(big.id) {
+		t.Fatal("Remove left the item in the cache")
+	}
+	if _, err := os.Stat(filepath.Dir(found.Path)); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("Remove left the item's folder: %v", err)
+	}
+	if _, err := gw.Remove(ctx, big.id); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("second Remove: %v, want ErrNotFound", err)
+	}
+}
+
+// TestGatewayCacheSparse: reading the first KiB of a 32 MiB file through
+// the gateway caches the chunks fetched (the range and its read-ahead),
+// and the cache takes about those bytes on disk, not the file's size.
+func TestGatewayCacheSparse(t *testing.T) {
+	size := 32 << 20
+	pub := startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	src, data := randomFile(t, size, 3)
+	p, err := pub.Publish(ctx, PublishRequest{Path: src}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw := gatewayNode(t)
+	h := newHClient(t, gw)
+	resp, body := h.get(t, "GET", "/shoal/"+p.Item.ID+"?peer="+pub.PeerID().String()+"@"+pub.Addr().String(), "Range", "bytes=0-1023")
+	if resp.StatusCode != 206 || !bytes.Equal(body, data[:1024]) {
+		t.Fatalf("range: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	waitCond(t, "the gateway released the content", func() bool { return !gw.gwInUse(p.Item.ID) })
+	// Chunks may still arrive (read-ahead): count them after measuring.
+	cs := int64(256 << 10)
+	disk := gwCacheDisk(t, gw)
+	fetched := gw.gwFetched(p.Item.ID)
+	if fetched <= 0 || disk < cs || disk > int64(fetched+1)*cs+256<<10 || disk > int64(size)/2 {
+		t.Fatalf("the cache takes %d bytes on disk for %d chunks of %d fetched from a %d-byte file; want about the chunks fetched",
+			disk, fetched, cs, size)
+	}
+	t.Logf("%d chunks fetched, %d bytes on disk, content %d bytes", fetched, disk, size)
+}
