@@ -181,7 +181,7 @@ func (n *Node) restoreLibrary() {
 			n.log.Warn("library item with a bad ID", "content", it.ID)
 			continue
 		}
-		if it.Kind == KindPartial {
+		if it.Kind == KindPartial && !n.recoverInstalled(&it) {
 			// Only downloads the user handed to the node; others wait
 			// for the user to run the same get again.
 			if it.Background {
