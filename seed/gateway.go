@@ -42,18 +42,16 @@ type gwState struct {
 	entries map[chunker.ContentID]*gwEntry
 	kick    chan struct{} // capacity 1: a download grew, the keeper measures
 
-	evictions, refusals, stops atomic.Int64
+	evictions, refusals, cutoffs atomic.Int64
 }
 
 // gwDownload is an on-demand download the gateway started.
 type gwDownload struct {
-	dl        *swarm.Download
-	refs      int
-	cancel    context.CancelCauseFunc // ends the download and closes it
-	stopFetch context.CancelCauseFunc // ends its fetching only: readers keep what it verified
-	stopped   bool                    // the cache was full: it fetches no more (under gwState.mu)
-	done      chan struct{}           // closed after the download was closed
-	idle      *time.Timer
+	dl     *swarm.Download
+	refs   int
+	cancel context.CancelCauseFunc
+	done   chan struct{} // closed after the download was closed
+	idle   *time.Timer
 }
 
 var errGatewayIdle = errors.New("seed: no gateway reader left")
@@ -160,13 +158,14 @@ func (n *Node) openContent(ctx context.Context, id chunker.ContentID, hints []hi
 	}
 	m, err := d.dl.Manifest(ctx)
 	if err == nil {
-		err = n.gwAdmit(id, d, m)
+		err = n.gwAdmit(id, m, &n.gw.refusals)
 	}
 	if err != nil {
 		n.gwRelease(id, d)
 		return nil, err
 	}
-	return &nodeContent{m: m, dl: d.dl, release: func() { n.gwRelease(id, d) }}, nil
+	return &nodeContent{m: m, dl: d.dl, release: func() { n.gwRelease(id, d) },
+		charge: func() error { return n.gwAdmit(id, m, &n.gw.cutoffs) }}, nil
 }
 
 // gwAcquire returns the on-demand download of id, starting it if needed.
@@ -205,8 +204,7 @@ func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error
 	}
 	dl.SetOnDemand(true)
 	ctx, cancel := context.WithCancelCause(n.ctx)
-	fctx, stopFetch := context.WithCancelCause(ctx)
-	d = &gwDownload{dl: dl, refs: 1, cancel: cancel, stopFetch: stopFetch, done: make(chan struct{})}
+	d = &gwDownload{dl: dl, refs: 1, cancel: cancel, done: make(chan struct{})}
 	n.gw.dls[id] = d
 	n.gwEntryLocked(id).d = d
 	for _, h := range hints {
@@ -216,24 +214,21 @@ func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error
 	}
 	n.goRun(func(context.Context) {
 		defer close(d.done)
-		lctx, stopLookups := context.WithCancel(fctx)
+		lctx, stopLookups := context.WithCancel(ctx)
 		lookupDone := make(chan struct{})
 		go func() {
 			defer close(lookupDone)
 			n.findPeers(lctx, job{id: id, hints: hints}, dl, &searchState{}, func() {})
 		}()
-		err := dl.Run(fctx)
+		err := dl.Run(ctx)
 		stopLookups()
 		<-lookupDone
 		n.gwKick()
-		if err != nil && fctx.Err() == nil {
+		if err != nil && ctx.Err() == nil {
 			n.log.Info("gateway download stopped", "content", id.String(), "err", err)
 			n.gw.mu.Lock()
-			if n.gw.dls[id] == d && d.refs == 0 {
+			if n.gw.dls[id] == d {
 				delete(n.gw.dls, id) // the next reader starts afresh
-				d.cancel(err)
-			} else {
-				d.stopped = true // its readers end it
 			}
 			n.gw.mu.Unlock()
 		}
@@ -247,20 +242,15 @@ func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error
 	return d, nil
 }
 
-// gwRelease drops one user of d; the last one arms the idle timer, or ends
-// a download that fetches no more at once.
+// gwRelease drops one user of d; the last one arms the idle timer.
 func (n *Node) gwRelease(id chunker.ContentID, d *gwDownload) {
 	n.gw.mu.Lock()
 	defer n.gw.mu.Unlock()
 	d.refs--
-	if d.refs > 0 {
-		return
-	}
-	if n.gw.dls[id] != d || d.stopped {
-		if n.gw.dls[id] == d {
-			delete(n.gw.dls, id)
+	if d.refs > 0 || n.gw.dls[id] != d {
+		if n.gw.dls[id] != d && d.refs == 0 {
+			d.cancel(errGatewayIdle)
 		}
-		d.cancel(errGatewayIdle)
 		return
 	}
 	d.idle = time.AfterFunc(gwIdle, func() {
@@ -279,6 +269,7 @@ type nodeContent struct {
 	item    *chunker.Item   // held content, or
 	dl      *swarm.Download // content being downloaded
 	release func()          // for on-demand downloads
+	charge  func() error    // for on-demand downloads: room in the cache to read on
 	once    sync.Once
 }
 
@@ -293,7 +284,11 @@ func (c *nodeContent) Close() error {
 
 func (c *nodeContent) NewReader(off, n, readAhead int64) (io.ReadCloser, error) {
 	if c.dl != nil {
-		return c.dl.NewReader(off, n, readAhead)
+		r, err := c.dl.NewReader(off, n, readAhead)
+		if err != nil || c.charge == nil {
+			return r, err
+		}
+		return &chargedReader{r: r, charge: c.charge}, nil
 	}
 	if off < 0 || n < 0 || off+n > c.m.Size {
 		return nil, fmt.Errorf("seed: range %d+%d outside %d bytes", off, n, c.m.Size)
@@ -331,3 +326,31 @@ func (r *itemReader) Read(p []byte) (int, error) {
 }
 
 func (r *itemReader) Close() error { return nil }
+
+// chargedReader reads an on-demand download, making room in the gateway
+// cache for what it is about to fetch every gwChargeEvery bytes; when
+// there is none, the read ends with ErrCacheFull (its focus dropped, so
+// the download fetches no more for it).
+type chargedReader struct {
+	r      io.ReadCloser
+	charge func() error
+	read   int64 // since the last charge
+}
+
+// gwChargeEvery is how many bytes a reader reads between charges; with
+// the read-ahead (8 MiB) it stays below gwReserve.
+const gwChargeEvery = 4 << 20
+
+func (r *chargedReader) Read(p []byte) (int, error) {
+	if r.read >= gwChargeEvery {
+		if err := r.charge(); err != nil {
+			return 0, err
+		}
+		r.read = 0
+	}
+	k, err := r.r.Read(p)
+	r.read += int64(k)
+	return k, err
+}
+
+func (r *chargedReader) Close() error { return r.r.Close() }

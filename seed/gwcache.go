@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-p2p/shoal/chunker"
@@ -19,19 +20,17 @@ import (
 // (gatewayDir/<id>/<name>, sparse: only the chunks fetched take disk space)
 // and its store entry. Anyone who reaches the gateway decides what it
 // fetches, so the cache is held to Config.GatewayCache bytes, counted as
-// the disk blocks its files take (st_blocks), store entries included:
+// the disk blocks its files take (st_blocks), store entries included.
 //
-//   - Admission: before a reader reads, the items no reader holds are
-//     evicted, least recently read first, until what the opened item may
-//     still grow by (its size left to fetch, at most gwReserve) fits. If it
-//     cannot fit, the open fails with ErrCacheFull (the gateway: 503 and
-//     Retry-After).
-//   - While fetching: every progress tick of an on-demand download wakes
-//     the keeper, which measures the running items and evicts idle ones
-//     while the cache is over budget. If every item left is being read,
-//     the running downloads stop fetching: their readers read what is
-//     cached and end at the first chunk that is not (a short body), and
-//     the next reader of that content starts afresh once they left.
+// A reader is charged when it opens an item and then every gwChargeEvery
+// bytes it reads: the items no reader holds are evicted, least recently
+// read first, until what the item may grow by before the next charge (its
+// size left to fetch, at most gwReserve) fits. If it cannot fit, because
+// every item left is being read, the open fails with ErrCacheFull (the
+// gateway answers 503 with Retry-After) or the read ends there (a short
+// body): the cache never fetches beyond its budget for a reader. Readers
+// of several items at once may together pass it by their read-ahead; the
+// keeper, woken by every download's progress, then evicts idle items.
 //
 // Cache items are listed by Items (KindCache) and removed by Remove; New
 // drops any whose store entry or folder is missing or inconsistent.
@@ -113,10 +112,7 @@ func (n *Node) keepGatewayCache(ctx context.Context) {
 		n.gw.admit.Lock()
 		total := n.gwMeasure()
 		if total > n.gw.budget {
-			total = n.gwEvict(chunker.ContentID{}, total, 0)
-		}
-		if total > n.gw.budget {
-			n.gwStopFetching(total)
+			n.gwEvict(chunker.ContentID{}, total, 0)
 		}
 		n.gw.admit.Unlock()
 	}
@@ -204,43 +200,26 @@ func (n *Node) gwEvict(keep chunker.ContentID, total, need int64) int64 {
 	return total
 }
 
-// gwStopFetching stops every running on-demand download: the cache is over
-// budget and every item in it is being read. gw.admit is held.
-func (n *Node) gwStopFetching(total int64) {
-	n.gw.mu.Lock()
-	defer n.gw.mu.Unlock()
-	for id, d := range n.gw.dls {
-		if !d.stopped {
-			d.stopped = true
-			d.stopFetch(ErrCacheFull)
-			n.gw.stops.Add(1)
-			n.log.Warn("gateway cache full of content being read: download stops fetching", "content", id.String(),
-				"cache", total, "budget", n.gw.budget)
-		}
-	}
-}
-
-// gwAdmit makes room in the cache for a reader of id (opened as d, with
-// manifest m), or refuses it with ErrCacheFull.
-func (n *Node) gwAdmit(id chunker.ContentID, d *gwDownload, m *chunker.Manifest) error {
+// gwAdmit makes room in the cache for a reader of id (manifest m) to read
+// on, or refuses it with ErrCacheFull, counted in refused.
+func (n *Node) gwAdmit(id chunker.ContentID, m *chunker.Manifest, refused *atomic.Int64) error {
 	n.gw.admit.Lock()
 	defer n.gw.admit.Unlock()
 	total := n.gwMeasure()
 	n.gw.mu.Lock()
 	e := n.gwEntryLocked(id)
 	e.name, e.size, e.lastRead = m.Name, m.Size, time.Now()
-	stopped := d.stopped
 	// What the item may still grow by: its data and leaf layer, less what
-	// it holds, at most gwReserve before the keeper measures again.
+	// it holds, at most gwReserve before the next charge.
 	full := m.Size + 32*int64(m.NumChunks()) + 64<<10
 	need := max(0, min(full-e.bytes, gwReserve))
 	n.gw.mu.Unlock()
-	if !stopped && total+need > n.gw.budget {
+	if total+need > n.gw.budget {
 		total = n.gwEvict(id, total, need)
 	}
-	if stopped || total+need > n.gw.budget {
-		n.gw.refusals.Add(1)
-		n.log.Info("gateway cache full: reader refused", "content", id.String(), "cache", total, "need", need, "budget", n.gw.budget)
+	if total+need > n.gw.budget {
+		refused.Add(1)
+		n.log.Info("gateway cache full of content being read: read refused", "content", id.String(), "cache", total, "need", need, "budget", n.gw.budget)
 		return ErrCacheFull
 	}
 	return nil

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -258,4 +259,59 @@ func TestGatewayCacheSparse(t *testing.T) {
 			disk, fetched, cs, size)
 	}
 	t.Logf("%d chunks fetched, %d bytes on disk, content %d bytes", fetched, disk, size)
+}
+
+// TestGatewayCacheCutsOffReader: a reader of content larger than the
+// cache's budget, with nothing to evict, gets what fits and then a short
+// body; the cache never takes more than the budget, and the next reader
+// of other content evicts the idle item.
+func TestGatewayCacheCutsOffReader(t *testing.T) {
+	const budget = 30 << 20
+	size := 40 << 20
+	pub := startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	src, data := randomFile(t, size, 4)
+	p, err := pub.Publish(ctx, PublishRequest{Path: src}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src2, data2 := randomFile(t, 2<<20, 5)
+	p2, err := pub.Publish(ctx, PublishRequest{Path: src2}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", API: "off", Gateway: "127.0.0.1:0", GatewayCache: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Close() })
+	h := newHClient(t, gw)
+	q := "?peer=" + pub.PeerID().String() + "@" + pub.Addr().String()
+	resp, err := h.c.Get(h.base + "/shoal/" + p.Item.ID + q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body) // ends early: an error or a short body
+	resp.Body.Close()
+	if resp.StatusCode != 200 || len(body) >= size || len(body) == 0 || !bytes.Equal(body, data[:len(body)]) {
+		t.Fatalf("GET of content over the budget: %d, %d of %d bytes; want 200 with a verified, short body", resp.StatusCode, len(body), size)
+	}
+	waitCond(t, "the gateway released the content", func() bool { return !gw.gwInUse(p.Item.ID) })
+	if got := gwCacheDisk(t, gw); got > budget {
+		t.Fatalf("the cache takes %d bytes, over its budget of %d", got, budget)
+	}
+	if v := metricValue(t, gw, "shoal_gateway_cache_cutoffs_total"); v < 1 {
+		t.Fatalf("cutoffs counted %v, want at least 1", v)
+	}
+	t.Logf("read %d of %d bytes within a budget of %d", len(body), size, budget)
+
+	resp2, body2 := h.get(t, "GET", "/shoal/"+p2.Item.ID+q)
+	if resp2.StatusCode != 200 || !bytes.Equal(body2, data2) {
+		t.Fatalf("GET of other content after the cutoff: %d, %d bytes", resp2.StatusCode, len(body2))
+	}
+	waitCond(t, "the gateway released the content", func() bool { return !gw.gwInUse(p2.Item.ID) })
+	if got := gwCacheDisk(t, gw); got > budget {
+		t.Fatalf("the cache takes %d bytes, over its budget of %d", got, budget)
+	}
 }

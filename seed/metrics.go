@@ -266,6 +266,6 @@ func (n *Node) gatewayCacheCollectors() []prometheus.Collector {
 			func() float64 { return float64(n.gw.budget) }),
 		counter("shoal_gateway_cache_evictions_total", "Gateway cache items evicted to make room.", &n.gw.evictions),
 		counter("shoal_gateway_cache_refusals_total", "Gateway reads refused because the cache was full of items being read.", &n.gw.refusals),
-		counter("shoal_gateway_cache_stops_total", "On-demand downloads stopped because the cache was full of items being read.", &n.gw.stops),
+		counter("shoal_gateway_cache_cutoffs_total", "Gateway reads ended early because the cache was full of items being read.", &n.gw.cutoffs),
 	}
 }
