@@ -315,3 +315,74 @@ func TestGatewayCacheCutsOffReader(t *testing.T) {
 		t.Fatalf("the cache takes %d bytes, over its budget of %d", got, budget)
 	}
 }
+
+// TestGatewayCacheRestart: a restarted node finds its cache items again
+// (listed, read with the publisher gone), and deletes what is inconsistent:
+// an item whose output is gone (with its store entry), a folder without a
+// store entry, a file of the older layout.
+func TestGatewayCacheRestart(t *testing.T) {
+	pub := startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	var ids []string
+	var datas [][]byte
+	for i := range 3 {
+		src, data := randomFile(t, 1<<20, uint64(20+i))
+		p, err := pub.Publish(ctx, PublishRequest{Path: src}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids, datas = append(ids, p.Item.ID), append(datas, data)
+	}
+	dir := t.TempDir()
+	cfg := Config{DataDir: dir, Listen: "127.0.0.1:0", API: "off", Gateway: "127.0.0.1:0"}
+	gw, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := newHClient(t, gw)
+	q := "?peer=" + pub.PeerID().String() + "@" + pub.Addr().String()
+	for i, id := range ids[:2] {
+		resp, body := h.get(t, "GET", "/shoal/"+id+q)
+		if resp.StatusCode != 200 || !bytes.Equal(body, datas[i]) {
+			t.Fatalf("GET %s: %d", id, resp.StatusCode)
+		}
+	}
+	gw.Close()
+	pub.Close()
+
+	cache := filepath.Join(dir, gatewayDir)
+	broken := mustID(t, ids[1])
+	ents, _ := os.ReadDir(filepath.Join(cache, ids[1]))
+	for _, e := range ents {
+		os.RemoveAll(filepath.Join(cache, ids[1], e.Name())) // its output is gone
+	}
+	stray := filepath.Join(cache, ids[2])
+	os.MkdirAll(stray, 0o755)
+	os.WriteFile(filepath.Join(stray, "x"), []byte("x"), 0o644)
+	old := filepath.Join(cache, "file20.bin")
+	os.WriteFile(old, []byte("older layout"), 0o644)
+
+	gw2, err := Start(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer gw2.Close()
+	for _, p := range []string{stray, old, filepath.Join(cache, ids[1])} {
+		if _, err := os.Lstat(p); !errors.Is(err, os.ErrNotExist) {
+			t.Errorf("%s survived the restart: %v", p, err)
+		}
+	}
+	if _, err := gw2.store.Info(broken); err == nil {
+		t.Error("the broken item's store entry survived the restart")
+	}
+	items, _ := gw2.Items(ctx)
+	if len(items) != 1 || items[0].ID != ids[0] || items[0].Kind != KindCache || items[0].Cached <= 0 {
+		t.Fatalf("restarted cache lists %+v, want only %s as kind cache", items, ids[0])
+	}
+	h2 := newHClient(t, gw2)
+	resp, body := h2.get(t, "GET", "/shoal/"+ids[0])
+	if resp.StatusCode != 200 || !bytes.Equal(body, datas[0]) {
+		t.Fatalf("GET of a cached item with its publisher gone: %d, %d bytes", resp.StatusCode, len(body))
+	}
+}
