@@ -104,6 +104,21 @@ func TestReadCommands(t *testing.T) {
 		}
 	}
 
+	// What get --only fetched is in the gateway cache: ls shows it, rm
+	// deletes it.
+	if ls := run("ls"); !strings.Contains(ls, id) || !strings.Contains(ls, "cache (") {
+		t.Fatalf("ls does not show the gateway cache item %s:\n%s", id, ls)
+	}
+	if out, errOut, code := shoal(t, bin, home, "rm", "--data", b.data, id); code != 0 || !strings.Contains(out+errOut, "gateway cache") {
+		t.Fatalf("rm of a cache item: exit %d: %s%s", code, out, errOut)
+	}
+	if ls := run("ls", "--json"); strings.Contains(ls, id) {
+		t.Fatalf("rm left %s listed:\n%s", id, ls)
+	}
+	if _, err := os.Stat(filepath.Join(b.data, "gateway", id)); !os.IsNotExist(err) {
+		t.Fatalf("rm left the cache folder: %v", err)
+	}
+
 	// The gateway, through net/http and curl.
 	url := "http://" + b.status.Gateway + "/shoal/" + id + "/big.bin"
 	req, _ := http.NewRequest("GET", url, nil)
