@@ -121,13 +121,16 @@ func (b gwBackend) Open(ctx context.Context, id chunker.ContentID, hints []chunk
 		}
 		hs = append(hs, hh)
 	}
-	return n.openContent(ctx, id, hs)
+	return n.openContent(ctx, id, hs, true)
 }
 
 // openContent returns id for reading: held, being downloaded, or fetched on
-// demand (within the cache's budget: ErrCacheFull otherwise). It waits for
-// the manifest until ctx ends.
-func (n *Node) openContent(ctx context.Context, id chunker.ContentID, hints []hint) (*nodeContent, error) {
+// demand into the gateway cache. A charged reader (the gateway's: anyone
+// who reaches it) reads within the cache's budget, or gets ErrCacheFull;
+// the node's own users (cat, get --only, through the authenticated API)
+// only make room by evicting idle items. It waits for the manifest until
+// ctx ends.
+func (n *Node) openContent(ctx context.Context, id chunker.ContentID, hints []hint, charged bool) (*nodeContent, error) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -158,14 +161,14 @@ func (n *Node) openContent(ctx context.Context, id chunker.ContentID, hints []hi
 	}
 	m, err := d.dl.Manifest(ctx)
 	if err == nil {
-		err = n.gwAdmit(id, m, &n.gw.refusals)
+		err = n.gwAdmit(id, m, &n.gw.refusals, charged)
 	}
 	if err != nil {
 		n.gwRelease(id, d)
 		return nil, err
 	}
 	return &nodeContent{m: m, dl: d.dl, release: func() { n.gwRelease(id, d) },
-		charge: func() error { return n.gwAdmit(id, m, &n.gw.cutoffs) }}, nil
+		charge: func() error { return n.gwAdmit(id, m, &n.gw.cutoffs, charged) }}, nil
 }
 
 // gwAcquire returns the on-demand download of id, starting it if needed.
@@ -253,6 +256,7 @@ func (n *Node) gwRelease(id chunker.ContentID, d *gwDownload) {
 		}
 		return
 	}
+	n.gwKick() // an item left idle may be evicted now
 	d.idle = time.AfterFunc(gwIdle, func() {
 		n.gw.mu.Lock()
 		defer n.gw.mu.Unlock()

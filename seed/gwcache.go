@@ -31,6 +31,9 @@ import (
 // body): the cache never fetches beyond its budget for a reader. Readers
 // of several items at once may together pass it by their read-ahead; the
 // keeper, woken by every download's progress, then evicts idle items.
+// The node's own users (shoal cat, get --only: the authenticated API) are
+// not refused: they only evict idle items, and what they fetched goes once
+// they left and the keeper measures.
 //
 // Cache items are listed by Items (KindCache) and removed by Remove; New
 // drops any whose store entry or folder is missing or inconsistent.
@@ -201,8 +204,8 @@ func (n *Node) gwEvict(keep chunker.ContentID, total, need int64) int64 {
 }
 
 // gwAdmit makes room in the cache for a reader of id (manifest m) to read
-// on, or refuses it with ErrCacheFull, counted in refused.
-func (n *Node) gwAdmit(id chunker.ContentID, m *chunker.Manifest, refused *atomic.Int64) error {
+// on, or, when charged, refuses it with ErrCacheFull, counted in refused.
+func (n *Node) gwAdmit(id chunker.ContentID, m *chunker.Manifest, refused *atomic.Int64, charged bool) error {
 	n.gw.admit.Lock()
 	defer n.gw.admit.Unlock()
 	total := n.gwMeasure()
@@ -217,7 +220,7 @@ func (n *Node) gwAdmit(id chunker.ContentID, m *chunker.Manifest, refused *atomi
 	if total+need > n.gw.budget {
 		total = n.gwEvict(id, total, need)
 	}
-	if total+need > n.gw.budget {
+	if total+need > n.gw.budget && charged {
 		refused.Add(1)
 		n.log.Info("gateway cache full of content being read: read refused", "content", id.String(), "cache", total, "need", need, "budget", n.gw.budget)
 		return ErrCacheFull
