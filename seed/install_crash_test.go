@@ -18,7 +18,7 @@ import (
 // with the item instead of "already exists". An output that does not match
 // is left alone and still listed as partial.
 func TestRestartAfterCrashInInstall(t *testing.T) {
-	for _, step := range []string{"renamed", "moved", "tampered"} {
+	for _, step := range []string{"renamed", "moved", "noname", "tampered"} {
 		t.Run(step, func(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 			defer cancel()
@@ -31,9 +31,14 @@ func TestRestartAfterCrashInInstall(t *testing.T) {
 			}
 			dir := t.TempDir()
 			out := t.TempDir()
-			hookStep := step
-			if step == "tampered" {
+			hookStep, link := step, p.Link
+			if step == "tampered" || step == "noname" {
 				hookStep = "renamed"
+			}
+			if step == "noname" { // the library learns the name from the manifest only
+				l, _ := ParseLink(p.Link)
+				l.Name = ""
+				link = l.String()
 			}
 			testHookInstall = func(s string) error {
 				if s == hookStep {
@@ -46,7 +51,7 @@ func TestRestartAfterCrashInInstall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := n1.Get(ctx, GetRequest{Link: p.Link, Out: out}, nil); err == nil {
+			if _, err := n1.Get(ctx, GetRequest{Link: link, Out: out}, nil); err == nil {
 				t.Fatal("Get succeeded through a simulated crash")
 			}
 			n1.Close()
@@ -57,8 +62,16 @@ func TestRestartAfterCrashInInstall(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if it, _ := lib.get(p.Item.ID); it.Kind != KindPartial {
+			it, _ := lib.get(p.Item.ID)
+			if it.Kind != KindPartial {
 				t.Fatalf("after the crash the library says %q, want partial (the state under test)", it.Kind)
+			}
+			if step == "noname" {
+				// As preparePart recorded it before the manifest was known.
+				it.Name, it.Path, it.Size = "", out, 0
+				if err := lib.put(it); err != nil {
+					t.Fatal(err)
+				}
 			}
 			if step == "tampered" {
 				if err := os.WriteFile(filepath.Join(final, "sub", "b.txt"), []byte("hello SHOAL\n"), 0o644); err != nil {
@@ -85,22 +98,22 @@ func TestRestartAfterCrashInInstall(t *testing.T) {
 				}
 				return
 			}
-			it := items[0]
+			it = items[0]
 			if it.Kind != KindDownloaded || it.Path != final || it.Partial != "" {
 				t.Fatalf("restarted library: %+v, want downloaded at %s", it, final)
 			}
 			if _, err := os.Stat(filepath.Join(out, partialPrefix+p.Item.ID)); !errors.Is(err, os.ErrNotExist) {
 				t.Fatalf("the partial folder is still there: %v", err)
 			}
-			again, err := n2.Get(ctx, GetRequest{Link: p.Link, Out: out}, nil)
+			again, err := n2.Get(ctx, GetRequest{Link: link, Out: out}, nil)
 			if err != nil || again.Path != final || again.Kind != KindDownloaded {
 				t.Fatalf("the same get after the restart: %+v, %v; want the item at %s", again, err, final)
 			}
 			// It seeds: a third node fetches it from the restarted node alone.
 			c := startNode(t)
-			link := n2.linkOf(mustID(t, p.Item.ID), "tree")
+			fromN2 := n2.linkOf(mustID(t, p.Item.ID), "tree")
 			cOut := t.TempDir()
-			if _, err := c.Get(ctx, GetRequest{Link: link, Out: cOut}, nil); err != nil {
+			if _, err := c.Get(ctx, GetRequest{Link: fromN2, Out: cOut}, nil); err != nil {
 				t.Fatalf("get from the restarted node: %v", err)
 			}
 			checkTree(t, filepath.Join(cOut, "tree"), files)

@@ -188,13 +188,7 @@ var testHookInstall = func(step string) error { return nil }
 // item is recorded as downloaded (the caller seeds it); otherwise nothing
 // changes. It reports whether it recovered the item.
 func (n *Node) recoverInstalled(it *Item) bool {
-	if it.Kind != KindPartial || it.Name == "" || it.Path == "" || it.Partial == "" {
-		return false
-	}
-	if _, err := os.Lstat(filepath.Join(it.Partial, it.Name)); !errors.Is(err, fs.ErrNotExist) {
-		return false // the output is still in the partial folder: a resume
-	}
-	if _, err := os.Lstat(it.Path); err != nil {
+	if it.Kind != KindPartial || it.Path == "" || it.Partial == "" {
 		return false
 	}
 	id, err := chunker.ParseID(it.ID)
@@ -202,22 +196,36 @@ func (n *Node) recoverInstalled(it *Item) bool {
 		return false
 	}
 	info, err := n.store.Info(id)
-	if err != nil || !info.Download || !info.Complete || info.Manifest.Name != it.Name {
+	if err != nil || !info.Download || !info.Complete {
 		return false
 	}
-	if info.Root != it.Path {
-		if err := n.store.MoveOutput(id, it.Path); err != nil {
+	// The library's Path is out/<name from the link>, or out itself when
+	// the link named nothing; the output went to out/<manifest's name>.
+	out := it.Path
+	if it.Name != "" {
+		out = filepath.Dir(it.Path)
+	}
+	name := info.Manifest.Name
+	final := filepath.Join(out, name)
+	if _, err := os.Lstat(filepath.Join(it.Partial, name)); !errors.Is(err, fs.ErrNotExist) {
+		return false // the output is still in the partial folder: a resume
+	}
+	if _, err := os.Lstat(final); err != nil {
+		return false
+	}
+	if info.Root != final {
+		if err := n.store.MoveOutput(id, final); err != nil {
 			return false
 		}
 	}
 	held, err := n.store.Open(id)
 	if err == nil {
-		err = verifyTree(held.Manifest(), held.Leaves(), it.Path)
+		err = verifyTree(held.Manifest(), held.Leaves(), final)
 		held.Close()
 	}
 	if err != nil {
-		n.log.Warn("an interrupted download's output does not match its content; left as it is", "content", it.ID, "path", it.Path, "err", err)
-		if info.Root != it.Path {
+		n.log.Warn("an interrupted download's output does not match its content; left as it is", "content", it.ID, "path", final, "err", err)
+		if info.Root != final {
 			n.store.MoveOutput(id, info.Root)
 		}
 		return false
@@ -226,6 +234,7 @@ func (n *Node) recoverInstalled(it *Item) bool {
 		os.RemoveAll(it.Partial) // ours, and no longer holds the output
 	}
 	done := *it
+	done.Name, done.Path, done.Size = name, final, info.Manifest.Size
 	done.Kind, done.Partial, done.PartialDev, done.PartialIno, done.Background = KindDownloaded, "", 0, 0, false
 	if err := n.lib.put(done); err != nil {
 		n.log.Warn("recording a finished download", "content", it.ID, "err", err)
