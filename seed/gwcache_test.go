@@ -394,3 +394,52 @@ func TestGatewayCacheRestart(t *testing.T) {
 		t.Fatalf("GET of a cached item with its publisher gone: %d, %d bytes", resp.StatusCode, len(body))
 	}
 }
+
+// TestGatewayCacheFirstBytesAttack: a client that asks the gateway for the
+// first byte of many large contents (the way to fill a node's disk before
+// the cache had a budget) leaves the cache within its budget at every
+// step, and an honest reader then reads a whole content.
+func TestGatewayCacheFirstBytesAttack(t *testing.T) {
+	const budget = 20 << 20
+	pub := startNode(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var ids []string
+	for i := range 6 {
+		src, _ := randomFile(t, 12<<20, uint64(30+i))
+		p, err := pub.Publish(ctx, PublishRequest{Path: src}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, p.Item.ID)
+	}
+	src, honest := randomFile(t, 2<<20, 40)
+	hp, err := pub.Publish(ctx, PublishRequest{Path: src}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	gw, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", API: "off", Gateway: "127.0.0.1:0", GatewayCache: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Close() })
+	h := newHClient(t, gw)
+	q := "?peer=" + pub.PeerID().String() + "@" + pub.Addr().String()
+	for _, id := range ids {
+		resp, body := h.get(t, "GET", "/shoal/"+id+q, "Range", "bytes=0-0")
+		if resp.StatusCode != 206 || len(body) != 1 {
+			t.Fatalf("attacker's GET %s: %d, %d bytes", id, resp.StatusCode, len(body))
+		}
+		waitCond(t, "the gateway released "+id, func() bool { return !gw.gwInUse(id) })
+		if got := gwCacheDisk(t, gw); got > budget {
+			t.Fatalf("after the first byte of %s the cache takes %d bytes, over its budget of %d", id, got, budget)
+		}
+	}
+	resp, body := h.get(t, "GET", "/shoal/"+hp.Item.ID+q)
+	if resp.StatusCode != 200 || !bytes.Equal(body, honest) {
+		t.Fatalf("honest GET after the attack: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	if got := gwCacheDisk(t, gw); got > budget {
+		t.Fatalf("the cache takes %d bytes, over its budget of %d", got, budget)
+	}
+}
