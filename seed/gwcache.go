@@ -57,6 +57,8 @@ func (cacheFullError) Error() string {
 }
 func (cacheFullError) Unwrap() []error { return []error{ErrBusy, gateway.ErrUnavailable} }
 
+var errNotCached = errors.New("seed: the content left the gateway cache while it was read")
+
 // gwEntry is one item of the gateway cache.
 type gwEntry struct {
 	name     string
@@ -176,18 +178,18 @@ func treeDiskBytes(root string) int64 {
 // gw.admit is held.
 func (n *Node) gwEvict(keep chunker.ContentID, total, need int64) int64 {
 	type victim struct {
-		id chunker.ContentID
-		e  *gwEntry
+		id       chunker.ContentID
+		lastRead time.Time
 	}
 	n.gw.mu.Lock()
 	var vs []victim
 	for id, e := range n.gw.entries {
 		if id != keep && !e.inUse() {
-			vs = append(vs, victim{id, e})
+			vs = append(vs, victim{id, e.lastRead})
 		}
 	}
 	n.gw.mu.Unlock()
-	slices.SortFunc(vs, func(a, b victim) int { return a.e.lastRead.Compare(b.e.lastRead) })
+	slices.SortFunc(vs, func(a, b victim) int { return a.lastRead.Compare(b.lastRead) })
 	for _, v := range vs {
 		if total+need <= n.gw.budget {
 			break
@@ -210,6 +212,10 @@ func (n *Node) gwAdmit(id chunker.ContentID, m *chunker.Manifest, refused *atomi
 	defer n.gw.admit.Unlock()
 	total := n.gwMeasure()
 	n.gw.mu.Lock()
+	if n.gw.entries[id] == nil && n.gw.dls[id] == nil {
+		n.gw.mu.Unlock()
+		return errNotCached // removed while read (shoal rm, a get took over)
+	}
 	e := n.gwEntryLocked(id)
 	e.name, e.size, e.lastRead = m.Name, m.Size, time.Now()
 	// What the item may still grow by: its data and leaf layer, less what
