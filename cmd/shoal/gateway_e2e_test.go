@@ -33,7 +33,7 @@ func TestReadCommands(t *testing.T) {
 		t.Fatalf("publish printed %q: %v", out, err)
 	}
 	link, id := pubs[0].Link, pubs[0].Item.ID
-	b := startNodeProcArgs(t, bin, filepath.Join(root, "b", "data"), "-bootstrap", a.status.Listen, "-gateway", "127.0.0.1:0")
+	b := startNodeProcArgs(t, bin, filepath.Join(root, "b", "data"), "-bootstrap", a.status.Listen, "-gateway", "127.0.0.1:0", "--gateway-cache", "64MiB")
 	if b.status.Gateway == "" {
 		t.Fatalf("node B has no gateway: %+v", b.status)
 	}
