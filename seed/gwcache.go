@@ -226,7 +226,7 @@ func (n *Node) gwAdmit(id chunker.ContentID, m *chunker.Manifest, refused *atomi
 	if total+need > n.gw.budget {
 		total = n.gwEvict(id, total, need)
 	}
-	if total+need > n.gw.budget && charged {
+	if total+need > n.gw.budget && charged && need > 0 { // an item held whole needs no room
 		refused.Add(1)
 		n.log.Info("gateway cache full of content being read: read refused", "content", id.String(), "cache", total, "need", need, "budget", n.gw.budget)
 		return ErrCacheFull
