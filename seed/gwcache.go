@@ -219,14 +219,20 @@ func (n *Node) gwAdmit(id chunker.ContentID, m *chunker.Manifest, refused *atomi
 	e := n.gwEntryLocked(id)
 	e.name, e.size, e.lastRead = m.Name, m.Size, time.Now()
 	// What the item may still grow by: its data and leaf layer, less what
-	// it holds, at most gwReserve before the next charge.
+	// it holds, at most gwReserve before the next charge; nothing once it
+	// holds every data chunk.
 	full := m.Size + 32*int64(m.NumChunks()) + 64<<10
 	need := max(0, min(full-e.bytes, gwReserve))
+	if d := n.gw.dls[id]; d != nil {
+		if c := d.dl.Chunker(); c != nil && c.Complete() {
+			need = 0
+		}
+	}
 	n.gw.mu.Unlock()
 	if total+need > n.gw.budget {
 		total = n.gwEvict(id, total, need)
 	}
-	if total+need > n.gw.budget && charged && need > 0 { // an item held whole needs no room
+	if total+need > n.gw.budget && charged && need > 0 {
 		refused.Add(1)
 		n.log.Info("gateway cache full of content being read: read refused", "content", id.String(), "cache", total, "need", need, "budget", n.gw.budget)
 		return ErrCacheFull

@@ -88,6 +88,23 @@ func (w *blockingWriter) Write(p []byte) (int, error) {
 	return w.buf.Write(p)
 }
 
+// tailBlockingWriter blocks the write that would reach last bytes until
+// release is closed: a reader that has read all but holds its content.
+type tailBlockingWriter struct {
+	buf     bytes.Buffer
+	last    int
+	reached chan struct{}
+	release chan struct{}
+}
+
+func (w *tailBlockingWriter) Write(p []byte) (int, error) {
+	if w.buf.Len()+len(p) >= w.last {
+		close(w.reached)
+		<-w.release
+	}
+	return w.buf.Write(p)
+}
+
 // TestGatewayCacheBudget: a node whose gateway cache may take 4 MiB reads
 // seven contents from a real peer through its HTTP gateway. The cache
 // never takes more than 4 MiB on disk (measured by walking it), idle items
@@ -307,10 +324,27 @@ func TestGatewayCacheCutsOffReader(t *testing.T) {
 	t.Logf("read %d of %d bytes within a budget of %d", len(body), size, budget)
 
 	// The node's own user (cat, through the authenticated API) is not cut
-	// off; once it is done, the cache is brought back within budget.
-	var all bytes.Buffer
-	if err := gw.Cat(ctx, CatRequest{Link: "shoal:" + p.Item.ID + q}, &all); err != nil || !bytes.Equal(all.Bytes(), data) {
-		t.Fatalf("cat of content over the budget: %v, %d of %d bytes", err, all.Len(), size)
+	// off. While it holds the whole content (over budget), a gateway
+	// reader of that content needs no room and is served; once the cat is
+	// done, the cache is brought back within budget.
+	w := &tailBlockingWriter{last: size, reached: make(chan struct{}), release: make(chan struct{})}
+	catDone := make(chan error, 1)
+	go func() { catDone <- gw.Cat(ctx, CatRequest{Link: "shoal:" + p.Item.ID + q}, w) }()
+	select {
+	case <-w.reached:
+	case err := <-catDone:
+		t.Fatalf("cat ended before its last write: %v", err)
+	}
+	if got := gwCacheDisk(t, gw); got <= budget {
+		t.Fatalf("the cat's whole content takes %d bytes, not over the budget of %d: the test needs it over", got, budget)
+	}
+	resp3, body3 := h.get(t, "GET", "/shoal/"+p.Item.ID+q)
+	if resp3.StatusCode != 200 || !bytes.Equal(body3, data) {
+		t.Fatalf("GET of a content the cache holds whole, the cache over budget: %d, %d bytes; want 200 with all", resp3.StatusCode, len(body3))
+	}
+	close(w.release)
+	if err := <-catDone; err != nil || !bytes.Equal(w.buf.Bytes(), data) {
+		t.Fatalf("cat of content over the budget: %v, %d of %d bytes", err, w.buf.Len(), size)
 	}
 	waitCond(t, "the cache is back within its budget after the cat", func() bool { return gwCacheDisk(t, gw) <= budget })
 
