@@ -41,9 +41,10 @@ import (
 // DefaultGatewayCache is the gateway cache's default budget.
 const DefaultGatewayCache = 4 << 30
 
-// gwReserve is the most an opened item is expected to grow by before the
-// keeper measures it again: a reader's read-ahead (8 MiB) and the
-// download's chunks in flight (16 MiB).
+// gwReserve is the most an opened item is expected to grow by before its
+// reader is charged again: the bytes read between charges (4 MiB), the
+// read-ahead past them (8 MiB) and the rounding of focus to stripes, with
+// room to spare.
 const gwReserve = 24 << 20
 
 // ErrCacheFull: the gateway cache is full of content being read. It is
