@@ -50,6 +50,7 @@ type LookupStats struct {
 	Requests int // requests sent (queries and stores)
 	Replies  int // replies received
 	Timeouts int // requests that timed out
+	Slow     int // queries still unanswered after SlowAfter (another was sent beside each)
 	// Hops is the length of the referral chain to the first provider found
 	// (provider lookups that found one), else to the closest node that
 	// answered. Querying a node from our own table is one hop.
@@ -120,7 +121,9 @@ type request struct {
 	purpose  purpose
 	lookup   LookupID
 	cand     *cand
-	sent     bool // false: held back, the address is backed off (see silence)
+	sent     bool      // false: held back, the address is backed off (see silence)
+	slowAt   time.Time // lookup queries: when it stops counting against Alpha
+	slow     bool      // lookup queries: past slowAt, no longer counted in inflight
 }
 
 // provision is content we announce.
@@ -230,6 +233,9 @@ func (c *Core) nextDeadline() time.Time {
 		if r.deadline.Before(d) {
 			d = r.deadline
 		}
+		if r.purpose == forLookup && !r.slow && r.slowAt.Before(d) {
+			d = r.slowAt
+		}
 	}
 	return d
 }
@@ -253,6 +259,7 @@ func (c *Core) Tick(now time.Time) {
 		}
 		c.timedOut(now, r)
 	}
+	c.slowQueries(now)
 	if !now.Before(c.nextMaint) {
 		c.maintain(now)
 		c.nextMaint = now.Add(maintEvery)
@@ -278,7 +285,9 @@ func (c *Core) timedOut(now time.Time, r *request) {
 		if l := c.lookups[r.lookup]; l != nil && r.cand.state == candInflight {
 			l.stats.Timeouts++
 			r.cand.state = candFailed
-			l.inflight--
+			if !r.slow {
+				l.inflight--
+			}
 			c.step(now, l)
 		}
 	case forStore:
@@ -288,6 +297,32 @@ func (c *Core) timedOut(now time.Time, r *request) {
 			l.storePending--
 			c.maybeFinishStore(now, l)
 		}
+	}
+}
+
+// slowQueries lets every lookup query unanswered for SlowAfter stop
+// counting against Alpha, so the lookup sends another beside it: dead or
+// silent nodes (departed Sybils, churn) cost SlowAfter each, not
+// RequestTimeout. The query may still answer until its deadline.
+func (c *Core) slowQueries(now time.Time) {
+	var slow []*request
+	for _, r := range c.pending {
+		if r.purpose == forLookup && !r.slow && !now.Before(r.slowAt) {
+			slow = append(slow, r)
+		}
+	}
+	slices.SortFunc(slow, func(a, b *request) int {
+		return cmp.Or(a.slowAt.Compare(b.slowAt), cmp.Compare(a.txid, b.txid))
+	})
+	for _, r := range slow {
+		r.slow = true
+		l := c.lookups[r.lookup]
+		if l == nil || r.cand.state != candInflight {
+			continue
+		}
+		l.stats.Slow++
+		l.inflight--
+		c.step(now, l)
 	}
 }
 
@@ -328,7 +363,7 @@ func (c *Core) request(now time.Time, to netip.AddrPort, id identity.PeerID, m M
 		}
 	}
 	r := &request{txid: m.TxID, typ: m.Type, to: to, id: id,
-		deadline: now.Add(c.cfg.RequestTimeout), purpose: p, lookup: l, cand: cd}
+		deadline: now.Add(c.cfg.RequestTimeout), slowAt: now.Add(c.cfg.SlowAfter), purpose: p, lookup: l, cand: cd}
 	c.pending[m.TxID] = r
 	if s := c.silent[to]; s != nil && now.Before(s.until) {
 		c.counters.BackedOff++ // held back; it times out as if lost
@@ -530,7 +565,9 @@ func (c *Core) handleReply(now time.Time, r *request, id identity.PeerID, from n
 			return
 		}
 		l.stats.Replies++
-		l.inflight--
+		if !r.slow {
+			l.inflight--
+		}
 		r.cand.state = candAnswered
 		r.cand.token = m.Token
 		c.lookupReply(now, l, r.cand, m)

@@ -49,7 +49,9 @@
 // bucket goes to the cache and makes us ping the bucket's least recently
 // seen entry if it has been silent for a minute. Lookups keep alpha=3
 // queries in flight and end when the k closest candidates have answered
-// (failed ones are skipped). Buckets not touched for an hour are refreshed
+// (failed ones are skipped); a query unanswered after SlowAfter (a quarter
+// of the 2 s request timeout) stops counting against alpha, so a silent or
+// departed node holds a lookup up for 500 ms, not 2 s. Buckets not touched for an hour are refreshed
 // with a lookup of a random ID in their range; after Bootstrap, every
 // bucket farther than our closest neighbour is refreshed (Kademlia's join;
 // Config.NoJoinRefresh turns it off). Provider records are stored on the k closest nodes that

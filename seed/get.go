@@ -381,6 +381,7 @@ func (n *Node) findPeers(ctx context.Context, j job, dl *swarm.Download, s *sear
 	for {
 		n.metrics.DHTLookups.Add(1)
 		s.dhtNodes.Store(int64(n.dht.TableSize()))
+		lookupStart, found := time.Now(), 0
 		for p := range n.dht.FindProviders(ctx, j.id) {
 			if p.ID == n.PeerID() {
 				continue
@@ -388,6 +389,8 @@ func (n *Node) findPeers(ctx context.Context, j job, dl *swarm.Download, s *sear
 			if !seen[p.ID] {
 				seen[p.ID] = true
 				s.providers.Add(1)
+				found++
+				n.log.Debug("provider found", "content", j.id, "peer", p.ID.Short(), "addrs", p.Addrs, "after", time.Since(lookupStart))
 			}
 			n.book.add(p.ID, p.Addrs...) // openStream dials them all
 			for _, a := range p.Addrs {
@@ -395,6 +398,7 @@ func (n *Node) findPeers(ctx context.Context, j job, dl *swarm.Download, s *sear
 			}
 		}
 		s.lookups.Add(1)
+		n.log.Debug("DHT lookup done", "content", j.id, "new_providers", found, "providers", len(seen), "took", time.Since(lookupStart))
 		changed()
 		select {
 		case <-ctx.Done():

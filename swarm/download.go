@@ -484,6 +484,7 @@ func (d *Download) fetchMeta(ctx context.Context) (*chunker.Manifest, *chunker.L
 		case res := <-results:
 			inflight--
 			if res.err == nil {
+				d.clog.debug("metadata fetched", "peer", res.peer.Short(), "content", d.id.String())
 				return res.m, res.leaves, nil
 			}
 			d.metaFailed(res, time.Now())
@@ -587,6 +588,7 @@ func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGr
 		kp.fetching, kp.started, kp.watch, kp.cancel, kp.silent, kp.evicted = true, now, w, cancel, false, false
 		later(now.Add(d.cfg.MetaHedge))
 		addr := kp.addr
+		d.clog.debug("metadata fetch started", "peer", id.Short(), "addr", addr, "in_flight", *inflight, "silent", silent)
 		wg.Go(func() {
 			defer cancel()
 			m, leaves, err := fetchMeta(fctx, d.dialer, id, addr, d.id, w)
