@@ -30,20 +30,32 @@ func (c *Core) closestExcept(target Key, requester identity.PeerID) []Contact {
 	return cs[:min(len(cs), c.cfg.K)]
 }
 
-// providersReply builds a providers reply within MaxMessageSize: records
-// first (a sample across source groups, so Sybil records from one network
-// cannot crowd out the others), then as many closer contacts as fit.
+// minReplyContacts is how many closer contacts a providers reply keeps room
+// for before its records: without them a lookup that meets storing nodes
+// whose records fill the datagram (a content ID crowded with Sybil records)
+// learns no other node and stalls.
+const minReplyContacts = 4
+
+// providersReply builds a providers reply within MaxMessageSize: room for
+// minReplyContacts closer contacts, then records (a sample across source
+// groups, so Sybil records from one network cannot crowd out the others),
+// then as many closer contacts as fit.
 func (c *Core) providersReply(now time.Time, from netip.AddrPort, id identity.PeerID, m Message) Message {
 	reply := Message{Type: MsgProviders, TxID: m.TxID, Token: c.tokens.make(from, id)}
 	size := headerSize + 1 + len(reply.Token) + 1 + 1
+	contacts := c.closestExcept(m.Target, id)
+	reserve := 0
+	for _, ct := range contacts[:min(len(contacts), minReplyContacts)] {
+		reserve += 32 + addrSize(ct.Addr)
+	}
 	for _, r := range c.store.sample(m.Target, now, c.rng) {
-		if size+r.size() > MaxMessageSize || len(reply.Records) == 255 {
+		if size+reserve+r.size() > MaxMessageSize || len(reply.Records) == 255 {
 			break
 		}
 		size += r.size()
 		reply.Records = append(reply.Records, *r)
 	}
-	for _, ct := range c.closestExcept(m.Target, id) {
+	for _, ct := range contacts {
 		n := 32 + addrSize(ct.Addr)
 		if size+n > MaxMessageSize {
 			break

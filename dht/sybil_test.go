@@ -61,3 +61,29 @@ func (p *testPeer) deliverTo(a *testPeer, now time.Time, m Message) Message {
 	}
 	return rs[0]
 }
+
+// TestProvidersReplyKeepsContacts (issue 12, row (d) stalling): a storing
+// node whose records for a content ID would fill the datagram (24 Sybils on
+// 24 networks and the publisher) still tells the asker of closer nodes, so
+// a lookup that starts from a nearly empty table (a node just started)
+// goes on past it.
+func TestProvidersReplyKeepsContacts(t *testing.T) {
+	now := t0.Add(time.Hour)
+	key := Key{0x52, 0xb2}
+	a := newTestPeer(t, 1, Config{})
+	for i := range 25 {
+		s := newTestPeer(t, uint64(200+i), Config{})
+		s.addr = netip.AddrPortFrom(netip.AddrFrom4([4]byte{203, 0, byte(i), 9}), 4000)
+		if st := storeAt(t, a, s, key, now); st != AckStored {
+			t.Fatalf("record %d: ack %d, want stored", i, st)
+		}
+	}
+	for i := range 10 {
+		a.core.table.seen(Contact{ID: newTestPeer(t, uint64(300+i), Config{}).kp.Public().PeerID(), Addr: testAddr(300 + i)}, now)
+	}
+	asker := newTestPeer(t, 999, Config{})
+	rs := asker.deliverTo(a, now, Message{Type: MsgGetProviders, TxID: 10, Target: key})
+	if len(rs.Contacts) < minReplyContacts || len(rs.Records) == 0 {
+		t.Fatalf("reply carries %d records and %d contacts; want records and at least %d contacts", len(rs.Records), len(rs.Contacts), minReplyContacts)
+	}
+}
