@@ -109,6 +109,7 @@ const (
 	forBootstrap                    // a ping to a bootstrap address
 	forLiveness                     // a ping to a bucket's stale head
 	forVerify                       // a ping proving a requester's address before it enters the table
+	forPage                         // a later page of a storing node's records (provider lookups)
 )
 
 // request is a pending request awaiting its reply.
@@ -122,6 +123,7 @@ type request struct {
 	lookup   LookupID
 	cand     *cand
 	sent     bool      // false: held back, the address is backed off (see silence)
+	skip     uint16    // pages: the request's skip
 	slowAt   time.Time // lookup queries: when it stops counting against Alpha
 	slow     bool      // lookup queries: past slowAt, no longer counted in inflight
 }
@@ -141,6 +143,10 @@ type Core struct {
 	signer Signer
 	self   identity.PeerID
 	rng    *rand.Rand
+	// pageSalt keys the order in which we list a content ID's records to
+	// one requester, so its pages (get providers with a skip) follow one
+	// order while other requesters see others.
+	pageSalt [2]uint64
 
 	table   *table
 	store   *store
@@ -185,6 +191,7 @@ func NewCore(cfg Config, signer Signer, rng *rand.Rand, now time.Time) (*Core, e
 		lookups:   make(map[LookupID]*lookup),
 		providing: make(map[Key]*provision),
 		nextMaint: now.Add(maintEvery),
+		pageSalt:  [2]uint64{rng.Uint64(), rng.Uint64()},
 	}
 	return c, nil
 }
@@ -233,7 +240,7 @@ func (c *Core) nextDeadline() time.Time {
 		if r.deadline.Before(d) {
 			d = r.deadline
 		}
-		if r.purpose == forLookup && !r.slow && r.slowAt.Before(d) {
+		if (r.purpose == forLookup || r.purpose == forPage) && !r.slow && r.slowAt.Before(d) {
 			d = r.slowAt
 		}
 	}
@@ -290,6 +297,11 @@ func (c *Core) timedOut(now time.Time, r *request) {
 			}
 			c.step(now, l)
 		}
+	case forPage:
+		if l := c.lookups[r.lookup]; l != nil && !r.slow {
+			l.pagesPending--
+			c.step(now, l)
+		}
 	case forStore:
 		c.table.failed(r.id, now)
 		if l := c.lookups[r.lookup]; l != nil {
@@ -307,7 +319,7 @@ func (c *Core) timedOut(now time.Time, r *request) {
 func (c *Core) slowQueries(now time.Time) {
 	var slow []*request
 	for _, r := range c.pending {
-		if r.purpose == forLookup && !r.slow && !now.Before(r.slowAt) {
+		if (r.purpose == forLookup || r.purpose == forPage) && !r.slow && !now.Before(r.slowAt) {
 			slow = append(slow, r)
 		}
 	}
@@ -317,6 +329,11 @@ func (c *Core) slowQueries(now time.Time) {
 	for _, r := range slow {
 		r.slow = true
 		l := c.lookups[r.lookup]
+		if l != nil && r.purpose == forPage {
+			l.pagesPending-- // a page late by SlowAfter no longer holds the lookup's end
+			c.step(now, l)
+			continue
+		}
 		if l == nil || r.cand.state != candInflight {
 			continue
 		}
@@ -369,6 +386,7 @@ func (c *Core) request(now time.Time, to netip.AddrPort, id identity.PeerID, m M
 		c.counters.BackedOff++ // held back; it times out as if lost
 		return
 	}
+	r.skip = m.Skip
 	r.sent = true
 	c.send(to, m)
 }
@@ -571,6 +589,16 @@ func (c *Core) handleReply(now time.Time, r *request, id identity.PeerID, from n
 		r.cand.state = candAnswered
 		r.cand.token = m.Token
 		c.lookupReply(now, l, r.cand, m)
+		c.step(now, l)
+	case forPage:
+		l := c.lookups[r.lookup]
+		if l == nil {
+			return
+		}
+		if !r.slow {
+			l.pagesPending--
+		}
+		c.lookupRecords(now, l, r.cand, m, r.skip)
 		c.step(now, l)
 	case forStore:
 		l := c.lookups[r.lookup]

@@ -1,6 +1,9 @@
 package dht
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"time"
@@ -48,7 +51,9 @@ func (c *Core) providersReply(now time.Time, from netip.AddrPort, id identity.Pe
 	for _, ct := range contacts[:min(len(contacts), minReplyContacts)] {
 		reserve += 32 + addrSize(ct.Addr)
 	}
-	for _, r := range c.store.sample(m.Target, now, c.rng) {
+	recs := c.store.sample(m.Target, now, c.pageOrder(id, m.Target))
+	recs = recs[min(len(recs), int(m.Skip)):]
+	for _, r := range recs {
 		if size+reserve+r.size() > MaxMessageSize || len(reply.Records) == 255 {
 			break
 		}
@@ -64,6 +69,21 @@ func (c *Core) providersReply(now time.Time, from netip.AddrPort, id identity.Pe
 		reply.Contacts = append(reply.Contacts, ct)
 	}
 	return reply
+}
+
+// pageOrder returns the randomness that orders a content ID's records for
+// one requester: the same for every page it asks (get providers with a
+// skip), different for other requesters and after a restart.
+func (c *Core) pageOrder(requester identity.PeerID, key Key) *rand.Rand {
+	h := sha256.New()
+	var salt [16]byte
+	binary.BigEndian.PutUint64(salt[:8], c.pageSalt[0])
+	binary.BigEndian.PutUint64(salt[8:], c.pageSalt[1])
+	h.Write(salt[:])
+	h.Write(requester[:])
+	h.Write(key[:])
+	sum := h.Sum(nil)
+	return rand.New(rand.NewPCG(binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:16])))
 }
 
 // addProvider checks and stores a record; it returns the ack status.
