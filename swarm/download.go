@@ -145,6 +145,12 @@ type Progress struct {
 	MetaFetches  int           // metadata fetches started (one per peer asked)
 	PeersDropped int           // AddPeer calls refused because MaxPeers peers are known
 	Done         bool          // the output is complete
+	// FetchedFull is how many of Fetched came from peers that had every
+	// chunk (publishers and finished downloaders), Sched the scheduler's
+	// tallies (requests, duplicates, parity, timeouts, refusals), as of
+	// the last progress report: where a swarm's bytes went.
+	FetchedFull int
+	Sched       sched.Counts
 }
 
 // Download fetches one content item from any number of peers.
@@ -179,7 +185,8 @@ type Download struct {
 	size, verified, received atomic.Int64
 	fetched, bad, peers      atomic.Int64
 	banned, metaFetches      atomic.Int64
-	dropped                  atomic.Int64
+	dropped, fetchedFull     atomic.Int64
+	counts                   atomic.Pointer[sched.Counts]
 	rate                     atomic.Uint64 // float64 bits
 	done                     atomic.Bool
 
@@ -305,6 +312,10 @@ func (d *Download) Progress() Progress {
 		MetaFetches:  int(d.metaFetches.Load()),
 		PeersDropped: int(d.dropped.Load()),
 		Done:         d.done.Load(),
+		FetchedFull:  int(d.fetchedFull.Load()),
+	}
+	if c := d.counts.Load(); c != nil {
+		p.Sched = *c
 	}
 	p.Rate = math.Float64frombits(d.rate.Load())
 	if !p.Done && p.Rate > 0 && p.Size > p.Verified {

@@ -70,6 +70,7 @@ type superSeed struct {
 
 	mu     sync.Mutex
 	chunks []ssChunk
+	sends  []uint8                    // per chunk, the sends decided (saturating): the second and later are counted in ssCounters.repeat
 	tokens map[identity.PeerID]uint32 // peer -> token: index in peers, plus 1
 	peers  []*ssPeer
 	nbm    int // peers with a refused bitmap
@@ -132,6 +133,36 @@ const (
 // ssCounters counts super-seeding's decisions over all items.
 type ssCounters struct {
 	refused, overflowed, capped, lapsed, unpassed, unproven, again atomic.Int64
+	claimed, owner, noSession, distinct                            atomic.Int64
+	repeat                                                         [ssWhys]atomic.Int64
+}
+
+// ssWhy is why a chunk was sent, for counting the chunks sent again.
+type ssWhy uint8
+
+const (
+	whyClaim     ssWhy = iota // claimed for its first recipient (again: an earlier claim was released)
+	whyOwner                  // asked again by its owner (its request timed out or was cancelled)
+	whyUnproven               // its owner has not proved it holds or passes it on
+	whyAgain                  // the peer was refused it before
+	whyCapped                 // the peer had too many claims pending or not passed on
+	whyOverflow               // a cap on tracked or refused peers
+	whyNoSession              // the peer had no session (cannot announce)
+	ssWhys
+)
+
+// give counts a decision to send chunk i for why (ss.mu held, or ss nil
+// for no session).
+func (ss *superSeed) give(i int, why ssWhy) {
+	n := ss.sends[i]
+	if n < 255 {
+		ss.sends[i]++
+	}
+	if n == 0 {
+		ss.c.distinct.Add(1)
+		return
+	}
+	ss.c.repeat[why].Add(1)
 }
 
 // SuperSeedCounters counts what super-seeding decided.
@@ -143,6 +174,25 @@ type SuperSeedCounters struct {
 	Unpassed   int64 // claims released: nobody but the owner announced the chunk within SuperSeedHold of a refusal
 	Unproven   int64 // chunks sent to a peer other than their owner: the owner has not proved it holds the chunk or passes chunks on
 	Again      int64 // chunks sent to a peer other than their owner: it was refused the chunk before
+	Claimed    int64 // claims made (chunks sent to a first recipient, or again after a claim was released)
+	Owner      int64 // chunks sent again to their owner, which asked again
+	NoSession  int64 // chunks served to a peer without a session (plain seeding)
+
+	// Distinct counts chunks sent at least once; Repeats the decisions to
+	// send a chunk sent before, by why: a fleet's extra copies.
+	Distinct int64
+	Repeats  SuperSeedRepeats
+}
+
+// SuperSeedRepeats counts the decisions to send a chunk again, by why.
+type SuperSeedRepeats struct {
+	Reclaimed int64 // claimed again after an earlier claim lapsed, failed or was released
+	Owner     int64 // its owner asked again
+	Unproven  int64 // another peer asked while the owner had not proved it holds or passes it on
+	Again     int64 // a peer refused it before asked again
+	Capped    int64 // the asking peer had too many claims pending or unpassed
+	Overflow  int64 // a per-item cap on tracked or refused peers
+	NoSession int64 // the asking peer had no session
 }
 
 // SuperSeedCounters returns super-seeding's counters.
@@ -150,11 +200,17 @@ func (s *Server) SuperSeedCounters() SuperSeedCounters {
 	return SuperSeedCounters{
 		Refused: s.ss.refused.Load(), Overflowed: s.ss.overflowed.Load(), Capped: s.ss.capped.Load(),
 		Lapsed: s.ss.lapsed.Load(), Unpassed: s.ss.unpassed.Load(), Unproven: s.ss.unproven.Load(), Again: s.ss.again.Load(),
+		Claimed: s.ss.claimed.Load(), Owner: s.ss.owner.Load(), NoSession: s.ss.noSession.Load(), Distinct: s.ss.distinct.Load(),
+		Repeats: SuperSeedRepeats{
+			Reclaimed: s.ss.repeat[whyClaim].Load(), Owner: s.ss.repeat[whyOwner].Load(), Unproven: s.ss.repeat[whyUnproven].Load(),
+			Again: s.ss.repeat[whyAgain].Load(), Capped: s.ss.repeat[whyCapped].Load(), Overflow: s.ss.repeat[whyOverflow].Load(),
+			NoSession: s.ss.repeat[whyNoSession].Load(),
+		},
 	}
 }
 
 func (s *Server) newSuperSeed(chunks int, man *chunker.Manifest) *superSeed {
-	return &superSeed{c: &s.ss, confirm: s.cfg.SuperSeedConfirm, man: man, chunks: make([]ssChunk, chunks), tokens: make(map[identity.PeerID]uint32)}
+	return &superSeed{c: &s.ss, confirm: s.cfg.SuperSeedConfirm, man: man, chunks: make([]ssChunk, chunks), sends: make([]uint8, chunks), tokens: make(map[identity.PeerID]uint32)}
 }
 
 // ssDecision is what claim decided.
@@ -170,14 +226,17 @@ const (
 // an open session for the item). For ssClaimed and ssRefuse it also
 // returns the claim's generation, for sent, failed and held.
 func (ss *superSeed) claim(peer identity.PeerID, i int, hasSession bool) (ssDecision, uint32) {
-	if !hasSession {
-		return ssServe, 0 // cannot announce what it got, nor be told again
-	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if !hasSession {
+		ss.c.noSession.Add(1)
+		ss.give(i, whyNoSession)
+		return ssServe, 0 // cannot announce what it got, nor be told again
+	}
 	tok, p := ss.peerLocked(peer)
 	if p == nil {
 		ss.c.overflowed.Add(1)
+		ss.give(i, whyOverflow)
 		return ssServe, 0
 	}
 	p.present = true
@@ -188,18 +247,24 @@ func (ss *superSeed) claim(peer identity.PeerID, i int, hasSession bool) (ssDeci
 	case c.owner == 0:
 		if p.pending >= maxSuperSeedPending || p.unpassed >= maxSuperSeedUnpassed {
 			ss.c.capped.Add(1)
+			ss.give(i, whyCapped)
 			return ssServe, 0
 		}
 		c.gen++
 		c.owner, c.state, c.passer, c.dup = tok, ssSending, 0, false
 		c.since = time.Now().UnixNano()
 		p.pending++
+		ss.c.claimed.Add(1)
+		ss.give(i, whyClaim)
 		return ssClaimed, c.gen
 	case c.owner == tok:
+		ss.c.owner.Add(1)
+		ss.give(i, whyOwner)
 		return ssServe, 0
 	case !ss.vouched(c):
 		c.dup = true
 		ss.c.unproven.Add(1)
+		ss.give(i, whyUnproven)
 		return ssServe, 0
 	}
 	return ss.refuseLocked(p, i)
@@ -213,6 +278,7 @@ func (ss *superSeed) refuseLocked(p *ssPeer, i int) (ssDecision, uint32) {
 		if ss.nbm >= maxSuperSeedRefused {
 			ss.c.overflowed.Add(1)
 			c.dup = c.owner != 0
+			ss.give(i, whyOverflow)
 			return ssServe, 0
 		}
 		p.refused = make([]uint64, (len(ss.chunks)+63)/64)
@@ -228,6 +294,7 @@ func (ss *superSeed) refuseLocked(p *ssPeer, i int) (ssDecision, uint32) {
 			c.dup = true
 		}
 		ss.c.again.Add(1)
+		ss.give(i, whyAgain)
 		return ssServe, 0 // refused once already
 	}
 	p.refused[i/64] |= 1 << (i % 64)

@@ -272,6 +272,19 @@ func (s *Scheduler) issue(now time.Time, p *peer, c int) {
 	s.inBytes += int64(size)
 	s.nreqs++
 
+	s.cnt.Issued++
+	if s.inflight[c] > 0 {
+		s.cnt.Duplicates++
+	}
+	if s.lay.IsParity(c) {
+		s.cnt.Parity++
+	}
+	if p.full {
+		s.cnt.FromFull++
+		if s.avail[c] > 1 {
+			s.cnt.FullShared++
+		}
+	}
 	st, _ := s.lay.StripeOf(c)
 	before := s.need(st)
 	if s.inflight[c] == 0 {

@@ -69,6 +69,7 @@ type Scheduler struct {
 	now          time.Time // latest now seen
 	done         bool
 
+	cnt     Counts // tallies (progress.go)
 	out     []Action
 	scratch []uint16
 	egBuf   []egStripe // endgame scan buffer
@@ -200,12 +201,15 @@ func (s *Scheduler) PeerJoined(now time.Time, id PeerID, have []byte) {
 		return
 	}
 	p.gone = false
-	added := false
+	added, n := false, 0
 	for i, b := range have {
 		for b != 0 {
 			bit := trailingZeros8(b)
 			b &^= 1 << bit
 			c := i*8 + bit
+			if c < s.nchunks {
+				n++
+			}
 			if c < s.nchunks && !p.have.has(c) {
 				s.clearDeferred(p, c)
 				p.have.set(c)
@@ -217,6 +221,7 @@ func (s *Scheduler) PeerJoined(now time.Time, id PeerID, have []byte) {
 	if added {
 		s.rekeyAll()
 	}
+	p.full = n == s.nchunks
 	p.noWork = math.MaxUint64
 	s.fill(now)
 }
@@ -250,6 +255,8 @@ func (s *Scheduler) ChunkOK(now time.Time, id PeerID, c int, n int, latency time
 	fresh := !s.verified.has(c)
 	if fresh {
 		s.setVerified(c)
+	} else {
+		s.cnt.Late++
 	}
 	if p := s.byID[id]; p != nil {
 		if ri, ok := p.reqs[int32(c)]; ok {
@@ -321,15 +328,19 @@ func (s *Scheduler) RequestFailed(now time.Time, id PeerID, c int, why Reason) {
 	}
 	switch why {
 	case Busy:
+		s.cnt.Busy++
 		p.onBusy(now, &s.cfg)
 	case NotFound:
+		s.cnt.NotFound++
 		s.dropHave(p, c)
 	case Elsewhere:
+		s.cnt.Elsewhere++
 		s.deferChunk(now, p, c)
 	case PeerGone:
 		p.gone = true
 		s.releasePeer(p, false)
 	default: // Timeout and unknown reasons
+		s.cnt.Timeouts++
 		p.onTimeout()
 	}
 	s.fill(now)
@@ -366,6 +377,7 @@ func (s *Scheduler) Tick(now time.Time) {
 		}
 		p, c := r.peer, int(r.chunk)
 		s.release(ri, true)
+		s.cnt.Timeouts++
 		p.onTimeout()
 		s.undefer(c)
 	}
