@@ -35,7 +35,8 @@ import (
 //     while its strikes are under a quarter of its credits.
 //   - Refuse: another peer asking for a claimed chunk is answered
 //     "elsewhere" (status 6), once per peer and chunk (and again while
-//     the chunk is on its way, see onItsWay), if the chunk was
+//     the chunk is on its way or was just announced, see onItsWay and
+//     justHeld), if the chunk was
 //     passed on, or its owner is here and trusted, or the owner announced
 //     it and has no strike (vouched). Else it is served (Unproven): a peer
 //     that asks for chunks and never reads nor announces them sends nobody
@@ -71,6 +72,7 @@ type superSeed struct {
 	mu     sync.Mutex
 	chunks []ssChunk
 	sends  []uint8                    // per chunk, the sends decided (saturating): the second and later are counted in ssCounters.repeat
+	unsent int                        // data chunks never sent: while none is left, nobody is refused
 	tokens map[identity.PeerID]uint32 // peer -> token: index in peers, plus 1
 	peers  []*ssPeer
 	nbm    int // peers with a refused bitmap
@@ -82,7 +84,7 @@ type ssChunk struct {
 	gen    uint32 // counts claims, so that a stale timer finds a newer one
 	state  ssState
 	passer uint32 // token of the first peer other than the owner to announce it; 0: none
-	since  int64  // when it was claimed, Unix nanoseconds
+	since  int64  // when it was claimed, or once held when it was first announced, Unix nanoseconds
 	dup    bool   // the seeder sent it to a peer other than the owner too
 }
 
@@ -133,7 +135,7 @@ const (
 // ssCounters counts super-seeding's decisions over all items.
 type ssCounters struct {
 	refused, overflowed, capped, lapsed, unpassed, unproven, again atomic.Int64
-	claimed, owner, noSession, distinct                            atomic.Int64
+	claimed, owner, noSession, drained, distinct                   atomic.Int64
 	repeat                                                         [ssWhys]atomic.Int64
 }
 
@@ -148,6 +150,7 @@ const (
 	whyCapped                 // the peer had too many claims pending or not passed on
 	whyOverflow               // a cap on tracked or refused peers
 	whyNoSession              // the peer had no session (cannot announce)
+	whyDrained                // every data chunk was sent once already
 	ssWhys
 )
 
@@ -160,6 +163,9 @@ func (ss *superSeed) give(i int, why ssWhy) {
 	}
 	if n == 0 {
 		ss.c.distinct.Add(1)
+		if ss.man == nil || !ss.man.IsParity(i) {
+			ss.unsent--
+		}
 		return
 	}
 	ss.c.repeat[why].Add(1)
@@ -177,6 +183,7 @@ type SuperSeedCounters struct {
 	Claimed    int64 // claims made (chunks sent to a first recipient, or again after a claim was released)
 	Owner      int64 // chunks sent again to their owner, which asked again
 	NoSession  int64 // chunks served to a peer without a session (plain seeding)
+	Drained    int64 // requests served that would have been refused, because every data chunk was sent once already
 
 	// Distinct counts chunks sent at least once; Repeats the decisions to
 	// send a chunk sent before, by why: a fleet's extra copies.
@@ -193,6 +200,7 @@ type SuperSeedRepeats struct {
 	Capped    int64 // the asking peer had too many claims pending or unpassed
 	Overflow  int64 // a per-item cap on tracked or refused peers
 	NoSession int64 // the asking peer had no session
+	Drained   int64 // every data chunk was sent once already (see Drained)
 }
 
 // SuperSeedCounters returns super-seeding's counters.
@@ -200,17 +208,22 @@ func (s *Server) SuperSeedCounters() SuperSeedCounters {
 	return SuperSeedCounters{
 		Refused: s.ss.refused.Load(), Overflowed: s.ss.overflowed.Load(), Capped: s.ss.capped.Load(),
 		Lapsed: s.ss.lapsed.Load(), Unpassed: s.ss.unpassed.Load(), Unproven: s.ss.unproven.Load(), Again: s.ss.again.Load(),
-		Claimed: s.ss.claimed.Load(), Owner: s.ss.owner.Load(), NoSession: s.ss.noSession.Load(), Distinct: s.ss.distinct.Load(),
+		Claimed: s.ss.claimed.Load(), Owner: s.ss.owner.Load(), NoSession: s.ss.noSession.Load(), Drained: s.ss.drained.Load(),
+		Distinct: s.ss.distinct.Load(),
 		Repeats: SuperSeedRepeats{
 			Reclaimed: s.ss.repeat[whyClaim].Load(), Owner: s.ss.repeat[whyOwner].Load(), Unproven: s.ss.repeat[whyUnproven].Load(),
 			Again: s.ss.repeat[whyAgain].Load(), Capped: s.ss.repeat[whyCapped].Load(), Overflow: s.ss.repeat[whyOverflow].Load(),
-			NoSession: s.ss.repeat[whyNoSession].Load(),
+			NoSession: s.ss.repeat[whyNoSession].Load(), Drained: s.ss.repeat[whyDrained].Load(),
 		},
 	}
 }
 
 func (s *Server) newSuperSeed(chunks int, man *chunker.Manifest) *superSeed {
-	return &superSeed{c: &s.ss, confirm: s.cfg.SuperSeedConfirm, man: man, chunks: make([]ssChunk, chunks), sends: make([]uint8, chunks), tokens: make(map[identity.PeerID]uint32)}
+	data := chunks
+	if man != nil {
+		data = man.NumDataChunks()
+	}
+	return &superSeed{c: &s.ss, confirm: s.cfg.SuperSeedConfirm, man: man, chunks: make([]ssChunk, chunks), sends: make([]uint8, chunks), unsent: data, tokens: make(map[identity.PeerID]uint32)}
 }
 
 // ssDecision is what claim decided.
@@ -285,7 +298,7 @@ func (ss *superSeed) refuseLocked(p *ssPeer, i int) (ssDecision, uint32) {
 		ss.nbm++
 	}
 	if p.refused[i/64]&(1<<(i%64)) != 0 {
-		if ss.onItsWay(c) {
+		if ss.onItsWay(c) || ss.justHeld(c) {
 			p.nrefused++
 			ss.c.refused.Add(1)
 			return ssRefuse, c.gen
@@ -320,6 +333,22 @@ func (ss *superSeed) onItsWay(c *ssChunk) bool {
 		return false
 	}
 	return time.Duration(time.Now().UnixNano()-c.since) < min(2*o.lat, ss.confirm, maxOnItsWay)
+}
+
+// justHeld reports whether claimed chunk c was announced by its owner (or
+// a peer it passed it to) less than maxOnItsWay ago, and may be fetched
+// from them: a peer refused it already is refused again meanwhile. The
+// owner's have reaches the seeder at once (nothing else flows that way)
+// but reaches the refused peer behind the chunks the owner is uploading
+// to it, on the same connection: on a busy fleet, later than sched's
+// ElsewhereWait, after which the refused peer asks the seeder again.
+// Without this rule the seeder sent those chunks twice (about 0.12
+// copies of the file in TestFleet).
+func (ss *superSeed) justHeld(c *ssChunk) bool {
+	if c.owner == 0 || c.state != ssHeld || !ss.vouched(c) {
+		return false
+	}
+	return time.Duration(time.Now().UnixNano()-c.since) < maxOnItsWay
 }
 
 // maxOnItsWay bounds how long a peer is refused a chunk on its way to
@@ -464,7 +493,7 @@ func (ss *superSeed) held(peer identity.PeerID, idx []uint32) {
 					o.lat = (3*o.lat + d) / 4
 				}
 				o.pending--
-				c.state = ssHeld
+				c.state, c.since = ssHeld, time.Now().UnixNano()
 				if c.passer == 0 {
 					o.unpassed++
 				}
@@ -481,7 +510,7 @@ func (ss *superSeed) held(peer identity.PeerID, idx []uint32) {
 			o.unpassed--
 		case ssSending, ssSent: // it reached a peer through the owner
 			o.pending--
-			c.state = ssHeld
+			c.state, c.since = ssHeld, time.Now().UnixNano()
 		}
 	}
 }

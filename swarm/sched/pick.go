@@ -73,7 +73,7 @@ func (s *Scheduler) pick(p *peer) int {
 		if c := s.candidate(p, start, start+d); c >= 0 {
 			return c
 		}
-		if parity < 0 && s.lay.M > 0 {
+		if parity < 0 && s.lay.M > 0 && s.parityFrom(p, st) {
 			parity = s.candidate(p, start+d, start+d+s.lay.M)
 		}
 	}
@@ -238,12 +238,33 @@ func (s *Scheduler) helpStripe(p *peer, st int) int {
 	if dupData >= 0 {
 		return dupData
 	}
-	if s.lay.M > 0 {
-		if c := s.candidate(p, start+d, end); c >= 0 {
-			return c
-		}
+	if s.lay.M == 0 || !s.parityFrom(p, st) {
+		return -1
+	}
+	if c := s.candidate(p, start+d, end); c >= 0 {
+		return c
 	}
 	return dupParity
+}
+
+// parityFrom reports whether p may be asked for parity in stripe st. A
+// peer that announced every chunk (a publisher) and has no data chunk of
+// the stripe to give us has deferred them (a super-seeding seeder sent
+// them to other peers, see elsewhere.go): they are coming from those
+// peers, or from p after ElsewhereWait, and parity from p would spend its
+// uplink, the fleet's scarcest, on chunks nobody needs. So p is asked for
+// parity only where it dropped a data chunk we miss (not held after all).
+func (s *Scheduler) parityFrom(p *peer, st int) bool {
+	if !p.full {
+		return true
+	}
+	start, d := s.lay.StripeStart(st), s.dataIn(st)
+	for c := start; c < start+d; c++ {
+		if !s.verified.has(c) && !p.have.has(c) && !p.deferred.has(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // issue records a request for chunk c at p and emits it.
