@@ -36,10 +36,11 @@ import (
 //   - Refuse: another peer asking for a claimed chunk is answered
 //     "elsewhere" (status 6), once per peer and chunk (and again while
 //     the chunk is on its way or was just announced, see onItsWay and
-//     justHeld), if the chunk was
-//     passed on, or its owner is here and trusted, or the owner announced
-//     it and has no strike (vouched). Else it is served (Unproven): a peer
-//     that asks for chunks and never reads nor announces them sends nobody
+//     justHeld), if the chunk was passed on, or its owner is here and
+//     trusted, or the owner announced it and has no strike (vouched), or
+//     it is on its way to an owner with no strike that announced its
+//     earlier claims (onItsWay). Else it is served (Unproven): a peer that
+//     asks for chunks and never reads nor announces them sends nobody
 //     away. A stripe whose data count of chunks are claimed and vouched
 //     for sends requests for its other chunks (its parity) away too.
 //   - The peer sent away (sched's Elsewhere) fetches the chunk from a peer
@@ -274,7 +275,7 @@ func (ss *superSeed) claim(peer identity.PeerID, i int, hasSession bool) (ssDeci
 		ss.c.owner.Add(1)
 		ss.give(i, whyOwner)
 		return ssServe, 0
-	case !ss.vouched(c):
+	case !ss.vouched(c) && !(ss.onItsWay(c) && ss.peers[c.owner-1].strikes == 0):
 		c.dup = true
 		ss.c.unproven.Add(1)
 		ss.give(i, whyUnproven)

@@ -149,13 +149,14 @@ func TestSuperSeedLateHaves(t *testing.T) {
 	if ss.Distinct > data {
 		t.Errorf("the seeder sent %d distinct chunks for %d data chunks: %d parity chunks nobody needed", ss.Distinct, data, ss.Distinct-data)
 	}
-	// Measured before the fix: 1.2-1.4 copies, most of the repeats
-	// Again (asked again after ElsewhereWait while the owner's have was
-	// on its way).
-	if r := ss.Repeats; r.Again > data/20 {
-		t.Errorf("the seeder sent %d chunks again to leechers it had refused them (of %d data chunks): want at most %d", r.Again, data, data/20)
+	// Measured with the rules: 1.01-1.17 copies, Again 0-10. Without
+	// justHeld: 1.27-1.80 copies, most repeats Again (asked again after
+	// ElsewhereWait while the owner's have was on its way); without the
+	// parity rule, 1.60 (parity sent).
+	if r := ss.Repeats; r.Again > data/8 {
+		t.Errorf("the seeder sent %d chunks again to leechers it had refused them (of %d data chunks): want at most %d", r.Again, data, data/8)
 	}
-	if copies > 1.1 {
-		t.Errorf("the seeder sent %.3f copies, want at most 1.1", copies)
+	if copies > 1.22 {
+		t.Errorf("the seeder sent %.3f copies, want at most 1.22", copies)
 	}
 }

@@ -273,6 +273,17 @@ func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, see
 	defer cancel()
 	nt, hs := fleetNet(t, hosts, rate)
 	defer nt.Close()
+	// SHOAL_FLEET_SYSCTL=name=value,... sets sysctls in every namespace
+	// of the shoal sides (an experiment: e.g. net.ipv4.tcp_notsent_lowat).
+	if v := os.Getenv("SHOAL_FLEET_SYSCTL"); v != "" {
+		for _, h := range hs {
+			for kv := range strings.SplitSeq(v, ",") {
+				if out, err := exec.Command("ip", "netns", "exec", h.NS, "sysctl", "-w", kv).CombinedOutput(); err != nil {
+					t.Fatalf("sysctl %s in %s: %v: %s", kv, h.NS, err, out)
+				}
+			}
+		}
+	}
 	dir := t.TempDir()
 	src := filepath.Join(dir, "src", "fleet.bin")
 	sum := writeRandom(t, src, size, seed)

@@ -113,9 +113,15 @@ func (s *Scheduler) endgame() bool {
 }
 
 // candidate returns the least announced chunk in [lo, hi) that p has and
-// that is neither verified nor requested from anyone, or -1.
+// that is neither verified nor requested from anyone, or -1. Among equally
+// announced chunks it takes the one with the least random tie-break (drawn
+// per download), not the first: downloaders that see the same
+// announcements and walk the same rare stripe then ask a seeder for
+// different chunks, so a super-seeding seeder gives each chunk to one of
+// them instead of refusing the others (seen on TestFleet: most of the
+// publisher's refusals, each a request slot spent for a round trip).
 func (s *Scheduler) candidate(p *peer, lo, hi int) int {
-	best, bestAvail := -1, uint16(0)
+	best, bestAvail, bestTie := -1, uint16(0), uint16(0)
 	for w := lo >> 6; w<<6 < hi; w++ {
 		m := p.have[w] &^ s.verified[w] &^ s.busy[w]
 		if w<<6 < lo {
@@ -127,8 +133,8 @@ func (s *Scheduler) candidate(p *peer, lo, hi int) int {
 		for m != 0 {
 			c := w<<6 + bits.TrailingZeros64(m)
 			m &= m - 1
-			if best < 0 || s.avail[c] < bestAvail {
-				best, bestAvail = c, s.avail[c]
+			if a := s.avail[c]; best < 0 || a < bestAvail || (a == bestAvail && s.cTie[c] < bestTie) {
+				best, bestAvail, bestTie = c, a, s.cTie[c]
 			}
 		}
 	}

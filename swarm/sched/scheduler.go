@@ -26,6 +26,7 @@ type Scheduler struct {
 	verified bitset   // verified chunks (resume bitmap included)
 	busy     bitset   // chunks with at least one outstanding request
 	avail    []uint16 // live, unbanned peers that announced the chunk
+	cTie     []uint16 // random tie-break among equally announced chunks, fixed at construction
 	// live peers that deferred the chunk (elsewhere.go)
 	ndeferred []uint16
 	inflight  []uint8 // outstanding requests for the chunk
@@ -114,6 +115,7 @@ func New(l Layout, verified []byte, cfg Config, rng *rand.Rand) (*Scheduler, err
 		verified:  newBitset(n),
 		busy:      newBitset(n),
 		avail:     make([]uint16, n),
+		cTie:      make([]uint16, n),
 		ndeferred: make([]uint16, n),
 		inflight:  make([]uint8, n),
 		reqHead:   make([]int32, n),
@@ -151,6 +153,9 @@ func New(l Layout, verified []byte, cfg Config, rng *rand.Rand) (*Scheduler, err
 		}
 		s.order = append(s.order, int32(st))
 		s.needTotal += s.need(st)
+	}
+	for c := range s.cTie {
+		s.cTie[c] = uint16(rng.Uint32())
 	}
 	s.checkDone()
 	return s, nil
