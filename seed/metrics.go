@@ -296,16 +296,16 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 	if n.srv != nil {
 		ss := n.srv.SuperSeedCounters()
 		for _, x := range []kv{
-			{"claimed", ss.Claimed}, {"distinct", ss.Distinct}, {"refused", ss.Refused}, {"overflowed", ss.Overflowed},
+			{"claimed", ss.Claimed}, {"distinct", ss.Distinct}, {"refused", ss.Refused}, {"refused_early", ss.Early}, {"overflowed", ss.Overflowed},
 			{"capped", ss.Capped}, {"lapsed", ss.Lapsed}, {"unpassed", ss.Unpassed}, {"unproven", ss.Unproven},
-			{"again", ss.Again}, {"owner", ss.Owner}, {"no_session", ss.NoSession}, {"drained", ss.Drained},
+			{"again", ss.Again}, {"owner", ss.Owner}, {"no_session", ss.NoSession},
 		} {
 			counter(descSuperSeed, uint64(x.v), x.k)
 		}
 		r := ss.Repeats
 		for _, x := range []kv{
 			{"reclaimed", r.Reclaimed}, {"owner", r.Owner}, {"unproven", r.Unproven}, {"again", r.Again},
-			{"capped", r.Capped}, {"overflow", r.Overflow}, {"no_session", r.NoSession}, {"drained", r.Drained},
+			{"capped", r.Capped}, {"overflow", r.Overflow}, {"no_session", r.NoSession},
 		} {
 			counter(descSuperSeedRepeats, uint64(x.v), x.k)
 		}

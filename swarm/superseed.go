@@ -58,8 +58,8 @@ import (
 //
 // A lone downloader is never refused: nobody vouches for anyone.
 //
-// Memory: per item, 24 bytes per chunk; per tracked peer, a small record
-// and, once refused, one bit per chunk. At most maxSuperSeedPeers peers
+// Memory: per item, 33 bytes per chunk (a claim and a send count); per
+// tracked peer, a small record and, once refused, one bit per chunk. At most maxSuperSeedPeers peers
 // are tracked and at most maxSuperSeedRefused of them refused per item;
 // beyond either cap requests are served as usual (overflow policy: plain
 // seeding), counted in SuperSeedCounters. Timers: one per chunk sent and
@@ -73,7 +73,6 @@ type superSeed struct {
 	mu     sync.Mutex
 	chunks []ssChunk
 	sends  []uint8                    // per chunk, the sends decided (saturating): the second and later are counted in ssCounters.repeat
-	unsent int                        // data chunks never sent: while none is left, nobody is refused
 	tokens map[identity.PeerID]uint32 // peer -> token: index in peers, plus 1
 	peers  []*ssPeer
 	nbm    int // peers with a refused bitmap
@@ -136,7 +135,7 @@ const (
 // ssCounters counts super-seeding's decisions over all items.
 type ssCounters struct {
 	refused, overflowed, capped, lapsed, unpassed, unproven, again atomic.Int64
-	claimed, owner, noSession, drained, distinct                   atomic.Int64
+	claimed, owner, noSession, distinct, early                     atomic.Int64
 	repeat                                                         [ssWhys]atomic.Int64
 }
 
@@ -151,7 +150,6 @@ const (
 	whyCapped                 // the peer had too many claims pending or not passed on
 	whyOverflow               // a cap on tracked or refused peers
 	whyNoSession              // the peer had no session (cannot announce)
-	whyDrained                // every data chunk was sent once already
 	ssWhys
 )
 
@@ -164,9 +162,6 @@ func (ss *superSeed) give(i int, why ssWhy) {
 	}
 	if n == 0 {
 		ss.c.distinct.Add(1)
-		if ss.man == nil || !ss.man.IsParity(i) {
-			ss.unsent--
-		}
 		return
 	}
 	ss.c.repeat[why].Add(1)
@@ -175,6 +170,7 @@ func (ss *superSeed) give(i int, why ssWhy) {
 // SuperSeedCounters counts what super-seeding decided.
 type SuperSeedCounters struct {
 	Refused    int64 // chunk requests answered "not have": the chunk went to another peer
+	Early      int64 // of those, refused on arrival (see refuseEarly), never accepted nor queued
 	Overflowed int64 // requests served as usual: a per-item cap on tracked or refused peers was reached
 	Capped     int64 // requests served without a claim: the peer had too many chunks unannounced or not passed on
 	Lapsed     int64 // claims released: the owner did not announce the chunk within SuperSeedConfirm
@@ -184,7 +180,6 @@ type SuperSeedCounters struct {
 	Claimed    int64 // claims made (chunks sent to a first recipient, or again after a claim was released)
 	Owner      int64 // chunks sent again to their owner, which asked again
 	NoSession  int64 // chunks served to a peer without a session (plain seeding)
-	Drained    int64 // requests served that would have been refused, because every data chunk was sent once already
 
 	// Distinct counts chunks sent at least once; Repeats the decisions to
 	// send a chunk sent before, by why: a fleet's extra copies.
@@ -201,7 +196,6 @@ type SuperSeedRepeats struct {
 	Capped    int64 // the asking peer had too many claims pending or unpassed
 	Overflow  int64 // a per-item cap on tracked or refused peers
 	NoSession int64 // the asking peer had no session
-	Drained   int64 // every data chunk was sent once already (see Drained)
 }
 
 // SuperSeedCounters returns super-seeding's counters.
@@ -209,22 +203,18 @@ func (s *Server) SuperSeedCounters() SuperSeedCounters {
 	return SuperSeedCounters{
 		Refused: s.ss.refused.Load(), Overflowed: s.ss.overflowed.Load(), Capped: s.ss.capped.Load(),
 		Lapsed: s.ss.lapsed.Load(), Unpassed: s.ss.unpassed.Load(), Unproven: s.ss.unproven.Load(), Again: s.ss.again.Load(),
-		Claimed: s.ss.claimed.Load(), Owner: s.ss.owner.Load(), NoSession: s.ss.noSession.Load(), Drained: s.ss.drained.Load(),
+		Early: s.ss.early.Load(), Claimed: s.ss.claimed.Load(), Owner: s.ss.owner.Load(), NoSession: s.ss.noSession.Load(),
 		Distinct: s.ss.distinct.Load(),
 		Repeats: SuperSeedRepeats{
 			Reclaimed: s.ss.repeat[whyClaim].Load(), Owner: s.ss.repeat[whyOwner].Load(), Unproven: s.ss.repeat[whyUnproven].Load(),
 			Again: s.ss.repeat[whyAgain].Load(), Capped: s.ss.repeat[whyCapped].Load(), Overflow: s.ss.repeat[whyOverflow].Load(),
-			NoSession: s.ss.repeat[whyNoSession].Load(), Drained: s.ss.repeat[whyDrained].Load(),
+			NoSession: s.ss.repeat[whyNoSession].Load(),
 		},
 	}
 }
 
 func (s *Server) newSuperSeed(chunks int, man *chunker.Manifest) *superSeed {
-	data := chunks
-	if man != nil {
-		data = man.NumDataChunks()
-	}
-	return &superSeed{c: &s.ss, confirm: s.cfg.SuperSeedConfirm, man: man, chunks: make([]ssChunk, chunks), sends: make([]uint8, chunks), unsent: data, tokens: make(map[identity.PeerID]uint32)}
+	return &superSeed{c: &s.ss, confirm: s.cfg.SuperSeedConfirm, man: man, chunks: make([]ssChunk, chunks), sends: make([]uint8, chunks), tokens: make(map[identity.PeerID]uint32)}
 }
 
 // ssDecision is what claim decided.
@@ -284,6 +274,41 @@ func (ss *superSeed) claim(peer identity.PeerID, i int, hasSession bool) (ssDeci
 	return ss.refuseLocked(p, i)
 }
 
+// refuseEarly refuses peer chunk i when its request arrives, if claim
+// would refuse it at its turn because another peer's claim on the chunk
+// stands: a request waiting for its turn behind the chunks being written
+// to the peer holds one of the peer's request slots for nothing, and on a
+// fleet the publisher then runs short of requests it can serve. It
+// returns false (decide at the turn, as usual) in every other case.
+func (ss *superSeed) refuseEarly(peer identity.PeerID, i int, hasSession bool) (bool, uint32) {
+	if !hasSession {
+		return false, 0
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	tok, ok := ss.tokens[peer]
+	if !ok {
+		return false, 0
+	}
+	p, c := ss.peers[tok-1], &ss.chunks[i]
+	switch {
+	case c.owner == 0 || c.owner == tok:
+		return false, 0
+	case !ss.vouched(c) && !(ss.onItsWay(c) && ss.peers[c.owner-1].strikes == 0):
+		return false, 0
+	case p.refused == nil && ss.nbm >= maxSuperSeedRefused:
+		return false, 0
+	case p.refused != nil && p.refused[i/64]&(1<<(i%64)) != 0 && !ss.onItsWay(c) && !ss.justHeld(c):
+		return false, 0
+	}
+	dec, gen := ss.refuseLocked(p, i)
+	if dec != ssRefuse {
+		return false, 0
+	}
+	ss.c.early.Add(1)
+	return true, gen
+}
+
 // refuseLocked refuses p chunk i, unless it was refused it before or the
 // cap on refused peers is reached (then it is served, and counted).
 func (ss *superSeed) refuseLocked(p *ssPeer, i int) (ssDecision, uint32) {
@@ -338,7 +363,8 @@ func (ss *superSeed) onItsWay(c *ssChunk) bool {
 
 // justHeld reports whether claimed chunk c was announced by its owner (or
 // a peer it passed it to) less than maxOnItsWay ago, and may be fetched
-// from them: a peer refused it already is refused again meanwhile. The
+// from them (another peer announced it, or the owner is here and proved it
+// passes chunks on): a peer refused it already is refused again meanwhile. The
 // owner's have reaches the seeder at once (nothing else flows that way)
 // but reaches the refused peer behind the chunks the owner is uploading
 // to it, on the same connection: on a busy fleet, later than sched's
@@ -346,8 +372,11 @@ func (ss *superSeed) onItsWay(c *ssChunk) bool {
 // Without this rule the seeder sent those chunks twice (about 0.12
 // copies of the file in TestFleet).
 func (ss *superSeed) justHeld(c *ssChunk) bool {
-	if c.owner == 0 || c.state != ssHeld || !ss.vouched(c) {
+	if c.owner == 0 || c.state != ssHeld {
 		return false
+	}
+	if o := ss.peers[c.owner-1]; c.passer == 0 && !(o.present && o.trusted()) {
+		return false // vouched by its own word alone: identities vouching for each other delay nobody this way
 	}
 	return time.Duration(time.Now().UnixNano()-c.since) < maxOnItsWay
 }

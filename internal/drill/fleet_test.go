@@ -153,6 +153,42 @@ func samplePublisher(t *testing.T, h *Host, pub *Node, start time.Time, stop <-c
 	}
 }
 
+// waitDataDone polls n's status every 250 ms until its download has
+// verified every content byte, and returns when (seconds since start; 0
+// if stop came first).
+func waitDataDone(n *Node, start time.Time, stop <-chan struct{}) float64 {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := n.LiveStatus(ctx)
+		cancel()
+		if err == nil {
+			for _, d := range st.Downloads {
+				if d.Total > 0 && d.Done >= d.Total {
+					return time.Since(start).Seconds()
+				}
+			}
+		}
+		select {
+		case <-stop:
+			return 0
+		case <-tick.C:
+		}
+	}
+}
+
+func fmtTimes(x []float64) string {
+	var b strings.Builder
+	for i, v := range x {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%.1f", v)
+	}
+	return b.String()
+}
+
 // logUplink reports the publisher's uplink use: the time to its first
 // busy second, its busy share while no host had finished and after, the
 // time its distinct chunks reached every data chunk, and its rate per
@@ -317,6 +353,11 @@ func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, see
 	stopSampling := make(chan struct{})
 	samples := make(chan []fleetSample, 1)
 	go func() { samples <- samplePublisher(t, hs[0], pub, start, stopSampling) }()
+	dataDone := make([]float64, hosts) // when each host's content was verified (before parity and install)
+	var sampled sync.WaitGroup
+	for i, n := range nodes {
+		sampled.Go(func() { dataDone[i] = waitDataDone(n, start, stopSampling) })
+	}
 	for i, n := range nodes {
 		wg.Go(func() {
 			it, err := n.Get(ctx, p.Link, filepath.Join(n.Home, "out"), 60*time.Second)
@@ -326,6 +367,13 @@ func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, see
 	wg.Wait()
 	close(stopSampling)
 	r.samples = <-samples
+	sampled.Wait()
+	for i := range dataDone {
+		if dataDone[i] == 0 {
+			dataDone[i] = r.times[i]
+		}
+	}
+	t.Logf("FLEET shoal hosts' content verified at %s s; Get returned at %s s (after re-encoding parity and installing)", fmtTimes(dataDone), fmtTimes(r.times))
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("shoal host %d: %v", i+1, err)
