@@ -35,8 +35,7 @@ import (
 //     while its strikes are under a quarter of its credits.
 //   - Refuse: another peer asking for a claimed chunk is answered
 //     "elsewhere" (status 6), once per peer and chunk (and again while
-//     the chunk is on its way or was just announced, see onItsWay and
-//     justHeld), if the chunk was passed on, or its owner is here and
+//     the chunk is on its way, see onItsWay), if the chunk was passed on, or its owner is here and
 //     trusted, or the owner announced it and has no strike (vouched), or
 //     it is on its way to an owner with no strike that announced its
 //     earlier claims (onItsWay). Else it is served (Unproven): a peer that
@@ -84,7 +83,7 @@ type ssChunk struct {
 	gen    uint32 // counts claims, so that a stale timer finds a newer one
 	state  ssState
 	passer uint32 // token of the first peer other than the owner to announce it; 0: none
-	since  int64  // when it was claimed, or once held when it was first announced, Unix nanoseconds
+	since  int64  // when it was claimed, Unix nanoseconds
 	dup    bool   // the seeder sent it to a peer other than the owner too
 }
 
@@ -298,7 +297,7 @@ func (ss *superSeed) refuseEarly(peer identity.PeerID, i int, hasSession bool) (
 		return false, 0
 	case p.refused == nil && ss.nbm >= maxSuperSeedRefused:
 		return false, 0
-	case p.refused != nil && p.refused[i/64]&(1<<(i%64)) != 0 && !ss.onItsWay(c) && !ss.justHeld(c):
+	case p.refused != nil && p.refused[i/64]&(1<<(i%64)) != 0 && !ss.onItsWay(c):
 		return false, 0
 	}
 	dec, gen := ss.refuseLocked(p, i)
@@ -324,7 +323,7 @@ func (ss *superSeed) refuseLocked(p *ssPeer, i int) (ssDecision, uint32) {
 		ss.nbm++
 	}
 	if p.refused[i/64]&(1<<(i%64)) != 0 {
-		if ss.onItsWay(c) || ss.justHeld(c) {
+		if ss.onItsWay(c) {
 			p.nrefused++
 			ss.c.refused.Add(1)
 			return ssRefuse, c.gen
@@ -359,26 +358,6 @@ func (ss *superSeed) onItsWay(c *ssChunk) bool {
 		return false
 	}
 	return time.Duration(time.Now().UnixNano()-c.since) < min(2*o.lat, ss.confirm, maxOnItsWay)
-}
-
-// justHeld reports whether claimed chunk c was announced by its owner (or
-// a peer it passed it to) less than maxOnItsWay ago, and may be fetched
-// from them (another peer announced it, or the owner is here and proved it
-// passes chunks on): a peer refused it already is refused again meanwhile. The
-// owner's have reaches the seeder at once (nothing else flows that way)
-// but reaches the refused peer behind the chunks the owner is uploading
-// to it, on the same connection: on a busy fleet, later than sched's
-// ElsewhereWait, after which the refused peer asks the seeder again.
-// Without this rule the seeder sent those chunks twice (about 0.12
-// copies of the file in TestFleet).
-func (ss *superSeed) justHeld(c *ssChunk) bool {
-	if c.owner == 0 || c.state != ssHeld {
-		return false
-	}
-	if o := ss.peers[c.owner-1]; c.passer == 0 && !(o.present && o.trusted()) {
-		return false // vouched by its own word alone: identities vouching for each other delay nobody this way
-	}
-	return time.Duration(time.Now().UnixNano()-c.since) < maxOnItsWay
 }
 
 // maxOnItsWay bounds how long a peer is refused a chunk on its way to
@@ -523,7 +502,7 @@ func (ss *superSeed) held(peer identity.PeerID, idx []uint32) {
 					o.lat = (3*o.lat + d) / 4
 				}
 				o.pending--
-				c.state, c.since = ssHeld, time.Now().UnixNano()
+				c.state = ssHeld
 				if c.passer == 0 {
 					o.unpassed++
 				}
@@ -540,7 +519,7 @@ func (ss *superSeed) held(peer identity.PeerID, idx []uint32) {
 			o.unpassed--
 		case ssSending, ssSent: // it reached a peer through the owner
 			o.pending--
-			c.state, c.since = ssHeld, time.Now().UnixNano()
+			c.state = ssHeld
 		}
 	}
 }

@@ -98,19 +98,19 @@ func (s *lateStream) Read(p []byte) (int, error) {
 // twice costs the whole fleet that chunk's time. Here leechers hear each
 // other's haves haveDelay late (as behind a busy uplink) and the seeder's
 // upload is capped: the seeder must still send each data chunk about once
-// and no parity at all (the leechers trade the rest, and nobody needs
-// parity while every data chunk can be had). Before the seeder refused a
-// chunk again while its owner's have was on its way (justHeld), a leecher
-// asking again after ElsewhereWait was sent the chunk a second time; and
-// leechers refused a data chunk fetched the stripe's parity from the
-// seeder instead.
+// and no parity at all. A leecher refused a chunk asked the seeder again
+// after ElsewhereWait (100 ms), before the owner's have reached it, and was
+// sent the chunk a second time (Again); now it waits up to
+// MaxElsewhereWait while the seeder has other chunks for it (sched's
+// expireDeferrals). And a leecher refused a stripe's data chunks no longer
+// fetches the stripe's parity from the seeder instead.
 func TestSuperSeedLateHaves(t *testing.T) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
-	seeder := newPeer(t, swarm.ServerConfig{UploadRate: 4 << 20})
+	seeder := newPeer(t, swarm.ServerConfig{UploadRate: 8 << 20})
 	opts := chunker.PublishOptions{ChunkSize: 64 << 10, DataShards: 8, ParityShards: 2}
-	c := publishWith(t, seeder, 6<<20+4321, 11, opts)
+	c := publishWith(t, seeder, 24<<20+4321, 11, opts)
 	leechers := make([]*tpeer, 5)
 	late := map[identity.PeerID]bool{}
 	for i := range leechers {
@@ -149,14 +149,14 @@ func TestSuperSeedLateHaves(t *testing.T) {
 	if ss.Distinct > data {
 		t.Errorf("the seeder sent %d distinct chunks for %d data chunks: %d parity chunks nobody needed", ss.Distinct, data, ss.Distinct-data)
 	}
-	// Measured with the rules: 1.01-1.17 copies, Again 0-10. Without
-	// justHeld: 1.27-1.80 copies, most repeats Again (asked again after
-	// ElsewhereWait while the owner's have was on its way); without the
-	// parity rule, 1.60 (parity sent).
-	if r := ss.Repeats; r.Again > data/8 {
-		t.Errorf("the seeder sent %d chunks again to leechers it had refused them (of %d data chunks): want at most %d", r.Again, data, data/8)
+	// Measured (24 MiB, 64 KiB chunks, 2-core box at load 40): 1.14-1.21
+	// copies, Again 52-155 of 385 data chunks; re-asking after
+	// ElsewhereWait whatever the seeder has for us: 1.31-1.33 copies,
+	// Again 234-247.
+	if r := ss.Repeats; r.Again > data/2 {
+		t.Errorf("the seeder sent %d chunks again to leechers it had refused them (of %d data chunks): want at most %d", r.Again, data, data/2)
 	}
-	if copies > 1.22 {
-		t.Errorf("the seeder sent %.3f copies, want at most 1.22", copies)
+	if copies > 1.27 {
+		t.Errorf("the seeder sent %.3f copies, want at most 1.27", copies)
 	}
 }
