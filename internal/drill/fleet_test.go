@@ -307,6 +307,8 @@ func load() string {
 func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, seed uint64) fleetRun {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
+	dir := runDir(t)
+	defer os.RemoveAll(dir) // after nt.Close has stopped the nodes
 	nt, hs := fleetNet(t, hosts, rate)
 	defer nt.Close()
 	// SHOAL_FLEET_SYSCTL=name=value,... sets sysctls in every namespace
@@ -320,7 +322,6 @@ func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, see
 			}
 		}
 	}
-	dir := t.TempDir()
 	src := filepath.Join(dir, "src", "fleet.bin")
 	sum := writeRandom(t, src, size, seed)
 	var env []string
@@ -423,6 +424,18 @@ func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, see
 	return r
 }
 
+// runDir makes a folder for one run's files (the caller removes it when
+// the run ends; the test's TempDir, if not): a run leaves
+// about 2.5 GiB (the file on 9 hosts, parity, stores), and t.TempDir keeps
+// every run's until the test ends, filling the disk after about 8 runs.
+func runDir(t *testing.T) string {
+	dir, err := os.MkdirTemp(t.TempDir(), "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
+}
+
 // ltScript is bench/ltpeer.py in this source tree.
 func ltScript() string {
 	_, file, _, _ := runtime.Caller(0)
@@ -508,9 +521,10 @@ func (p *ltPeer) expect(word string, timeout time.Duration) ([]string, error) {
 }
 
 func fleetLibtorrent(t *testing.T, hosts int, size, rate int64, seed uint64) fleetRun {
+	dir := runDir(t)
+	defer os.RemoveAll(dir) // after nt.Close has stopped the peers
 	nt, hs := fleetNet(t, hosts, rate)
 	defer nt.Close()
-	dir := t.TempDir()
 	src := filepath.Join(dir, "src", "fleet.bin")
 	sum := writeRandom(t, src, size, seed)
 	torrent := filepath.Join(dir, "fleet.torrent")
