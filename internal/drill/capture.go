@@ -84,16 +84,28 @@ func (c *Capture) loop() {
 	buf := make([]byte, 65536)
 	for !c.stop.Load() {
 		n, _, err := unix.Recvfrom(c.fd, buf, 0)
-		if err != nil || n <= 0 {
-			continue
+		if err == nil && n > 0 {
+			c.record(buf[:n])
 		}
-		c.packets++
-		if len(c.rec)+n > maxCapture {
-			c.full = true
-			continue
-		}
-		c.rec = append(c.rec, buf[:n]...)
 	}
+	// Stop may come before this thread got the CPU (a loaded machine):
+	// what the kernel queued meanwhile was captured too, so read it.
+	for {
+		n, _, err := unix.Recvfrom(c.fd, buf, unix.MSG_DONTWAIT)
+		if err != nil || n <= 0 {
+			return
+		}
+		c.record(buf[:n])
+	}
+}
+
+func (c *Capture) record(p []byte) {
+	c.packets++
+	if len(c.rec)+len(p) > maxCapture {
+		c.full = true
+		return
+	}
+	c.rec = append(c.rec, p...)
 }
 
 // Stop ends the capture and returns the packets and bytes recorded and how
