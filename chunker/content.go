@@ -36,11 +36,14 @@ type content struct {
 }
 
 // directFile is file j's direct-I/O descriptor: f is nil once tried and
-// found unsupported (or refused by the kernel), and then stays nil.
+// found unsupported (or refused by the kernel), and then stays nil. A
+// refused descriptor is kept open in dropped until Close, as other
+// goroutines may still be using it.
 type directFile struct {
-	tried bool
-	f     *os.File
-	align directAlign
+	tried   bool
+	f       *os.File
+	dropped *os.File
+	align   directAlign
 }
 
 // directAlign is what direct I/O asks of a transfer: its buffer's address
@@ -80,8 +83,9 @@ func newContent(m *Manifest, root string, write bool) *content {
 // STATX_DIOALIGN). A download's output is written once and read back only
 // to serve chunks to peers, so copying every byte into new page-cache
 // pages (and later writing them back) is work the download does not need:
-// in a (1,8) swarm on 2 cores that copy was about 40 % of each
-// downloader's CPU (docs/benchmarks.md). Transfers that are not aligned
+// in a (1,8) swarm on 2 cores that copy was the largest single cost of the
+// downloaders (up to 46 % of their perf samples; direct I/O cut their CPU
+// by about a tenth, docs/benchmarks.md). Transfers that are not aligned
 // (the last chunk, pieces of a folder's files) and files without direct
 // I/O use the page cache as before; the kernel keeps the two coherent.
 func (c *content) useDirect() {
@@ -122,8 +126,7 @@ func (c *content) dropDirect(j int) {
 		return
 	}
 	if d := &c.dio[j]; d.f != nil {
-		d.f.Close()
-		d.f = nil
+		d.dropped, d.f = d.f, nil
 	}
 }
 
@@ -307,9 +310,11 @@ func (c *content) Close() error {
 		}
 	}
 	for _, d := range c.dio {
-		if d.f != nil {
-			if err := d.f.Close(); err != nil && first == nil {
-				first = err
+		for _, f := range []*os.File{d.f, d.dropped} {
+			if f != nil {
+				if err := f.Close(); err != nil && first == nil {
+					first = err
+				}
 			}
 		}
 	}
