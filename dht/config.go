@@ -16,6 +16,10 @@ type Config struct {
 	Alpha int
 	// RequestTimeout is how long a request waits for its reply. Default 2 s.
 	RequestTimeout time.Duration
+	// SlowAfter: a lookup query unanswered after this long no longer
+	// counts against Alpha, so another is sent beside it (it may still
+	// answer until RequestTimeout). Default RequestTimeout/4.
+	SlowAfter time.Duration
 	// MaxFailures is how many requests in a row a node may leave unanswered
 	// before it leaves the routing table. Default 2.
 	MaxFailures int
@@ -99,6 +103,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.MaxSenders, 8192)
 	def(&c.MaxProvidersPerLookup, 64)
 	defDur(&c.RequestTimeout, 2*time.Second)
+	defDur(&c.SlowAfter, c.RequestTimeout/4)
 	defDur(&c.PingAfter, time.Minute)
 	defDur(&c.RefreshInterval, time.Hour)
 	defDur(&c.RecordTTL, 24*time.Hour)
@@ -115,7 +120,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("dht: config: K %d out of range 1..64", c.K)
 	case c.Alpha < 1 || c.Alpha > c.K:
 		return c, fmt.Errorf("dht: config: Alpha %d out of range 1..K", c.Alpha)
-	case c.RequestTimeout < 0 || c.PingAfter < 0 || c.RefreshInterval < 0 || c.RecordTTL < time.Minute || c.TokenRotation < 0:
+	case c.RequestTimeout < 0 || c.SlowAfter < 0 || c.PingAfter < 0 || c.RefreshInterval < 0 || c.RecordTTL < time.Minute || c.TokenRotation < 0:
 		return c, fmt.Errorf("dht: config: negative duration or RecordTTL under a minute")
 	case c.RepublishInterval <= 0 || c.RepublishInterval >= c.RecordTTL:
 		return c, fmt.Errorf("dht: config: RepublishInterval %v must be positive and shorter than RecordTTL %v", c.RepublishInterval, c.RecordTTL)

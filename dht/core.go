@@ -50,6 +50,7 @@ type LookupStats struct {
 	Requests int // requests sent (queries and stores)
 	Replies  int // replies received
 	Timeouts int // requests that timed out
+	Slow     int // queries still unanswered after SlowAfter (another was sent beside each)
 	// Hops is the length of the referral chain to the first provider found
 	// (provider lookups that found one), else to the closest node that
 	// answered. Querying a node from our own table is one hop.
@@ -108,6 +109,7 @@ const (
 	forBootstrap                    // a ping to a bootstrap address
 	forLiveness                     // a ping to a bucket's stale head
 	forVerify                       // a ping proving a requester's address before it enters the table
+	forPage                         // a later page of a storing node's records (provider lookups)
 )
 
 // request is a pending request awaiting its reply.
@@ -120,7 +122,10 @@ type request struct {
 	purpose  purpose
 	lookup   LookupID
 	cand     *cand
-	sent     bool // false: held back, the address is backed off (see silence)
+	sent     bool      // false: held back, the address is backed off (see silence)
+	skip     uint16    // pages: the request's skip
+	slowAt   time.Time // lookup queries: when it stops counting against Alpha
+	slow     bool      // lookup queries: past slowAt, no longer counted in inflight
 }
 
 // provision is content we announce.
@@ -138,6 +143,10 @@ type Core struct {
 	signer Signer
 	self   identity.PeerID
 	rng    *rand.Rand
+	// pageSalt keys the order in which we list a content ID's records to
+	// one requester, so its pages (get providers with a skip) follow one
+	// order while other requesters see others.
+	pageSalt [2]uint64
 
 	table   *table
 	store   *store
@@ -182,6 +191,7 @@ func NewCore(cfg Config, signer Signer, rng *rand.Rand, now time.Time) (*Core, e
 		lookups:   make(map[LookupID]*lookup),
 		providing: make(map[Key]*provision),
 		nextMaint: now.Add(maintEvery),
+		pageSalt:  [2]uint64{rng.Uint64(), rng.Uint64()},
 	}
 	return c, nil
 }
@@ -230,6 +240,9 @@ func (c *Core) nextDeadline() time.Time {
 		if r.deadline.Before(d) {
 			d = r.deadline
 		}
+		if (r.purpose == forLookup || r.purpose == forPage) && !r.slow && r.slowAt.Before(d) {
+			d = r.slowAt
+		}
 	}
 	return d
 }
@@ -253,6 +266,7 @@ func (c *Core) Tick(now time.Time) {
 		}
 		c.timedOut(now, r)
 	}
+	c.slowQueries(now)
 	if !now.Before(c.nextMaint) {
 		c.maintain(now)
 		c.nextMaint = now.Add(maintEvery)
@@ -278,7 +292,14 @@ func (c *Core) timedOut(now time.Time, r *request) {
 		if l := c.lookups[r.lookup]; l != nil && r.cand.state == candInflight {
 			l.stats.Timeouts++
 			r.cand.state = candFailed
-			l.inflight--
+			if !r.slow {
+				l.inflight--
+			}
+			c.step(now, l)
+		}
+	case forPage:
+		if l := c.lookups[r.lookup]; l != nil && !r.slow {
+			l.pagesPending--
 			c.step(now, l)
 		}
 	case forStore:
@@ -288,6 +309,37 @@ func (c *Core) timedOut(now time.Time, r *request) {
 			l.storePending--
 			c.maybeFinishStore(now, l)
 		}
+	}
+}
+
+// slowQueries lets every lookup query unanswered for SlowAfter stop
+// counting against Alpha, so the lookup sends another beside it: dead or
+// silent nodes (departed Sybils, churn) cost SlowAfter each, not
+// RequestTimeout. The query may still answer until its deadline.
+func (c *Core) slowQueries(now time.Time) {
+	var slow []*request
+	for _, r := range c.pending {
+		if (r.purpose == forLookup || r.purpose == forPage) && !r.slow && !now.Before(r.slowAt) {
+			slow = append(slow, r)
+		}
+	}
+	slices.SortFunc(slow, func(a, b *request) int {
+		return cmp.Or(a.slowAt.Compare(b.slowAt), cmp.Compare(a.txid, b.txid))
+	})
+	for _, r := range slow {
+		r.slow = true
+		l := c.lookups[r.lookup]
+		if l != nil && r.purpose == forPage {
+			l.pagesPending-- // a page late by SlowAfter no longer holds the lookup's end
+			c.step(now, l)
+			continue
+		}
+		if l == nil || r.cand.state != candInflight {
+			continue
+		}
+		l.stats.Slow++
+		l.inflight--
+		c.step(now, l)
 	}
 }
 
@@ -328,12 +380,13 @@ func (c *Core) request(now time.Time, to netip.AddrPort, id identity.PeerID, m M
 		}
 	}
 	r := &request{txid: m.TxID, typ: m.Type, to: to, id: id,
-		deadline: now.Add(c.cfg.RequestTimeout), purpose: p, lookup: l, cand: cd}
+		deadline: now.Add(c.cfg.RequestTimeout), slowAt: now.Add(c.cfg.SlowAfter), purpose: p, lookup: l, cand: cd}
 	c.pending[m.TxID] = r
 	if s := c.silent[to]; s != nil && now.Before(s.until) {
 		c.counters.BackedOff++ // held back; it times out as if lost
 		return
 	}
+	r.skip = m.Skip
 	r.sent = true
 	c.send(to, m)
 }
@@ -530,10 +583,22 @@ func (c *Core) handleReply(now time.Time, r *request, id identity.PeerID, from n
 			return
 		}
 		l.stats.Replies++
-		l.inflight--
+		if !r.slow {
+			l.inflight--
+		}
 		r.cand.state = candAnswered
 		r.cand.token = m.Token
 		c.lookupReply(now, l, r.cand, m)
+		c.step(now, l)
+	case forPage:
+		l := c.lookups[r.lookup]
+		if l == nil {
+			return
+		}
+		if !r.slow {
+			l.pagesPending--
+		}
+		c.lookupRecords(now, l, r.cand, m, r.skip)
 		c.step(now, l)
 	case forStore:
 		l := c.lookups[r.lookup]

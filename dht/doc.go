@@ -49,7 +49,9 @@
 // bucket goes to the cache and makes us ping the bucket's least recently
 // seen entry if it has been silent for a minute. Lookups keep alpha=3
 // queries in flight and end when the k closest candidates have answered
-// (failed ones are skipped). Buckets not touched for an hour are refreshed
+// (failed ones are skipped); a query unanswered after SlowAfter (a quarter
+// of the 2 s request timeout) stops counting against alpha, so a silent or
+// departed node holds a lookup up for 500 ms, not 2 s. Buckets not touched for an hour are refreshed
 // with a lookup of a random ID in their range; after Bootstrap, every
 // bucket farther than our closest neighbour is refreshed (Kademlia's join;
 // Config.NoJoinRefresh turns it off). Provider records are stored on the k closest nodes that
@@ -73,13 +75,24 @@
 //	2     pong            observed address of the pinger (ip_address)
 //	3     find node       target key (32)
 //	4     nodes           contacts
-//	5     get providers   content ID (32)
+//	5     get providers   content ID (32), then optionally a skip (uint16,
+//	                      > 0; absent means 0): the records to leave out,
+//	                      to ask for a later page
 //	6     providers       token (uint8 len, <= 32 bytes), uint8 record count,
 //	                      records, then contacts
 //	7     add provider    token (uint8 len, <= 32 bytes), one record
 //	8     add provider ack status (1): 0 stored, 1 bad token, 2 bad
 //	                      signature, 3 not the sender's record, 4 bad expiry,
 //	                      5 storage full
+//
+// A providers reply keeps room for 4 closer contacts, then lists the
+// records (one per source group in turn, in an order fixed per requester
+// and content ID by a secret salt) after skipping the request's skip, as
+// many as fit, then more contacts as fit. A provider lookup asks each
+// storing node that listed records for the next page (skip plus the
+// records received), up to 13 pages, until a page is empty, so it sees
+// every record a storing node holds. A page unanswered after SlowAfter
+// stops holding the lookup's end.
 //
 //	contacts: uint8 count, then count times
 //	+---------------+------------------------------------------+

@@ -1,6 +1,9 @@
 package dht
 
 import (
+	"crypto/sha256"
+	"encoding/binary"
+	"math/rand/v2"
 	"net/netip"
 	"slices"
 	"time"
@@ -30,20 +33,34 @@ func (c *Core) closestExcept(target Key, requester identity.PeerID) []Contact {
 	return cs[:min(len(cs), c.cfg.K)]
 }
 
-// providersReply builds a providers reply within MaxMessageSize: records
-// first (a sample across source groups, so Sybil records from one network
-// cannot crowd out the others), then as many closer contacts as fit.
+// minReplyContacts is how many closer contacts a providers reply keeps room
+// for before its records: without them a lookup that meets storing nodes
+// whose records fill the datagram (a content ID crowded with Sybil records)
+// learns no other node and stalls.
+const minReplyContacts = 4
+
+// providersReply builds a providers reply within MaxMessageSize: room for
+// minReplyContacts closer contacts, then records (a sample across source
+// groups, so Sybil records from one network cannot crowd out the others),
+// then as many closer contacts as fit.
 func (c *Core) providersReply(now time.Time, from netip.AddrPort, id identity.PeerID, m Message) Message {
 	reply := Message{Type: MsgProviders, TxID: m.TxID, Token: c.tokens.make(from, id)}
 	size := headerSize + 1 + len(reply.Token) + 1 + 1
-	for _, r := range c.store.sample(m.Target, now, c.rng) {
-		if size+r.size() > MaxMessageSize || len(reply.Records) == 255 {
+	contacts := c.closestExcept(m.Target, id)
+	reserve := 0
+	for _, ct := range contacts[:min(len(contacts), minReplyContacts)] {
+		reserve += 32 + addrSize(ct.Addr)
+	}
+	recs := c.store.sample(m.Target, now, c.pageOrder(id, m.Target))
+	recs = recs[min(len(recs), int(m.Skip)):]
+	for _, r := range recs {
+		if size+reserve+r.size() > MaxMessageSize || len(reply.Records) == 255 {
 			break
 		}
 		size += r.size()
 		reply.Records = append(reply.Records, *r)
 	}
-	for _, ct := range c.closestExcept(m.Target, id) {
+	for _, ct := range contacts {
 		n := 32 + addrSize(ct.Addr)
 		if size+n > MaxMessageSize {
 			break
@@ -52,6 +69,21 @@ func (c *Core) providersReply(now time.Time, from netip.AddrPort, id identity.Pe
 		reply.Contacts = append(reply.Contacts, ct)
 	}
 	return reply
+}
+
+// pageOrder returns the randomness that orders a content ID's records for
+// one requester: the same for every page it asks (get providers with a
+// skip), different for other requesters and after a restart.
+func (c *Core) pageOrder(requester identity.PeerID, key Key) *rand.Rand {
+	h := sha256.New()
+	var salt [16]byte
+	binary.BigEndian.PutUint64(salt[:8], c.pageSalt[0])
+	binary.BigEndian.PutUint64(salt[8:], c.pageSalt[1])
+	h.Write(salt[:])
+	h.Write(requester[:])
+	h.Write(key[:])
+	sum := h.Sum(nil)
+	return rand.New(rand.NewPCG(binary.BigEndian.Uint64(sum[:8]), binary.BigEndian.Uint64(sum[8:16])))
 }
 
 // addProvider checks and stores a record; it returns the ack status.

@@ -40,6 +40,7 @@ type cand struct {
 	state candState
 	depth int    // referral hops from our table (nodes from our table: 1)
 	token []byte // from its providers reply
+	pages int    // later pages of records asked of it
 }
 
 // lookup is an iterative Kademlia lookup.
@@ -63,6 +64,7 @@ type lookup struct {
 	inflight int
 
 	providers    map[identity.PeerID]struct{}
+	pagesPending int // provider lookups: later pages asked and not yet answered (or slow)
 	pingsPending int // bootstrap
 	reached      int // bootstrap: addresses that answered
 	storePending int // provide
@@ -142,7 +144,7 @@ func (c *Core) step(now time.Time, l *lookup) {
 		}
 		c.request(now, next.Addr, next.ID, Message{Type: typ, Target: l.target}, forLookup, l.id, next)
 	}
-	if l.queryDone(c.cfg.K) {
+	if l.queryDone(c.cfg.K) && l.pagesPending <= 0 {
 		c.endQuery(now, l)
 	}
 }
@@ -205,6 +207,20 @@ func (c *Core) lookupReply(now time.Time, l *lookup, from *cand, m Message) {
 	if l.kind != kindProviders {
 		return
 	}
+	c.lookupRecords(now, l, from, m, 0)
+}
+
+// maxPages bounds the later pages a provider lookup asks of one storing
+// node: enough for a full content ID (MaxProvidersPerKey, 64, at 5 records
+// a page).
+const maxPages = 13
+
+// lookupRecords takes in the records of a providers reply (the page that
+// skipped skip records), and asks the storing node for the next page while
+// its pages bring records: one lookup so sees every record a storing node
+// holds, not a datagram's sample of them, so Sybil records on many
+// networks cannot hide the publisher's.
+func (c *Core) lookupRecords(now time.Time, l *lookup, from *cand, m Message, skip uint16) {
 	for i := range m.Records {
 		r := &m.Records[i]
 		if _, dup := l.providers[r.Key.PeerID()]; dup {
@@ -215,6 +231,13 @@ func (c *Core) lookupReply(now time.Time, l *lookup, from *cand, m Message) {
 		}
 		c.foundProvider(l, r, from.depth)
 	}
+	if len(m.Records) == 0 || from.pages >= maxPages || l.phase != phaseQuery {
+		return
+	}
+	from.pages++
+	l.pagesPending++
+	l.stats.Requests++
+	c.request(now, from.Addr, from.ID, Message{Type: MsgGetProviders, Target: l.target, Skip: skip + uint16(len(m.Records))}, forPage, l.id, from)
 }
 
 func (c *Core) foundProvider(l *lookup, r *Record, depth int) {

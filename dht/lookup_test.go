@@ -125,3 +125,48 @@ func TestStaleBucketsRefreshed(t *testing.T) {
 		t.Fatalf("buckets %v still stale after the refresh", stale)
 	}
 }
+
+// TestLookupSlowQueriesDoNotBlock: queries to silent nodes (departed
+// Sybils, churn) stop counting against Alpha after SlowAfter, so the lookup
+// asks the next candidates then, not only when the first time out.
+func TestLookupSlowQueriesDoNotBlock(t *testing.T) {
+	a, _ := coreWithContacts(t, Config{}, 30)
+	id := a.core.FindProviders(t0, Key{2})
+	if out := a.drain(); len(out) != 3 {
+		t.Fatalf("lookup start sent %d queries, want alpha=3", len(out))
+	}
+	slow := t0.Add(500 * time.Millisecond) // RequestTimeout/4
+	if d := deadlineOf(t, a.core); d.After(slow) {
+		t.Fatalf("next deadline %v, want by %v (SlowAfter)", d.Sub(t0), slow.Sub(t0))
+	}
+	a.core.Tick(slow)
+	if out := a.drain(); len(out) != 3 {
+		t.Fatalf("%d queries sent once the first three were slow, want 3 more", len(out))
+	}
+	// The slow ones still time out at RequestTimeout without sending more
+	// than alpha beside the ones not yet slow.
+	now := slow
+	var done *Event
+	for range 40 {
+		now = now.Add(500 * time.Millisecond)
+		a.core.Tick(now)
+		rd := readyOf(a.core)
+		if len(rd.Messages) > 3 {
+			t.Fatalf("%d queries at once, want at most alpha", len(rd.Messages))
+		}
+		for i := range rd.Events {
+			if rd.Events[i].Kind == EventDone && rd.Events[i].Lookup == id {
+				done = &rd.Events[i]
+			}
+		}
+		if done != nil {
+			break
+		}
+	}
+	if done == nil {
+		t.Fatal("lookup never ended")
+	}
+	if done.Stats.Slow == 0 || done.Stats.Timeouts != done.Stats.Requests {
+		t.Fatalf("stats %+v: want slow queries counted and every request timed out", done.Stats)
+	}
+}

@@ -63,6 +63,7 @@ type Message struct {
 	Type     MsgType
 	TxID     uint32
 	Target   Key            // find node, get providers
+	Skip     uint16         // get providers: records to skip (a later page); 0: the first page
 	Observed netip.AddrPort // pong
 	Token    []byte         // providers, add provider
 	Records  []Record       // providers; add provider carries exactly one
@@ -78,8 +79,13 @@ func (m Message) Append(b []byte) []byte {
 	switch m.Type {
 	case MsgPong:
 		b = appendAddr(b, m.Observed)
-	case MsgFindNode, MsgGetProviders:
+	case MsgFindNode:
 		b = append(b, m.Target[:]...)
+	case MsgGetProviders:
+		b = append(b, m.Target[:]...)
+		if m.Skip > 0 {
+			b = binary.BigEndian.AppendUint16(b, m.Skip)
+		}
 	case MsgNodes:
 		b = appendContacts(b, m.Contacts)
 	case MsgProviders:
@@ -136,6 +142,11 @@ func DecodeMessage(b []byte) (Message, error) {
 			return m, fmt.Errorf("%w: %s target: truncated", ErrMalformed, m.Type)
 		}
 		m.Target, b = Key(b[:32]), b[32:]
+		if m.Type == MsgGetProviders && len(b) == 2 {
+			if m.Skip, b = binary.BigEndian.Uint16(b), b[2:]; m.Skip == 0 {
+				return m, fmt.Errorf("%w: get providers: a zero skip is not written", ErrMalformed)
+			}
+		}
 	case MsgNodes:
 		m.Contacts, b, err = readContacts(b)
 	case MsgProviders:

@@ -35,17 +35,18 @@ func sampleMessages(t testing.TB) map[string]Message {
 	contacts := []Contact{{ID: identity.PeerID(randKey(rng)), Addr: v4}, {ID: identity.PeerID(randKey(rng)), Addr: v6}}
 	rec := testRecord(t, kp, randKey(rng), v4, v6)
 	return map[string]Message{
-		"ping":           {Type: MsgPing, TxID: 1},
-		"pong v4":        {Type: MsgPong, TxID: 2, Observed: v4},
-		"pong v6":        {Type: MsgPong, TxID: 3, Observed: v6},
-		"find node":      {Type: MsgFindNode, TxID: 4, Target: randKey(rng)},
-		"nodes":          {Type: MsgNodes, TxID: 5, Contacts: contacts},
-		"nodes empty":    {Type: MsgNodes, TxID: 6},
-		"get providers":  {Type: MsgGetProviders, TxID: 7, Target: randKey(rng)},
-		"providers":      {Type: MsgProviders, TxID: 8, Token: []byte("0123456789abcdef"), Records: []Record{rec}, Contacts: contacts},
-		"providers none": {Type: MsgProviders, TxID: 9, Token: []byte("t"), Contacts: contacts},
-		"add provider":   {Type: MsgAddProvider, TxID: 10, Token: []byte("0123456789abcdef"), Records: []Record{rec}},
-		"ack":            {Type: MsgAddProviderAck, TxID: 11, Status: AckBadToken},
+		"ping":               {Type: MsgPing, TxID: 1},
+		"pong v4":            {Type: MsgPong, TxID: 2, Observed: v4},
+		"pong v6":            {Type: MsgPong, TxID: 3, Observed: v6},
+		"find node":          {Type: MsgFindNode, TxID: 4, Target: randKey(rng)},
+		"nodes":              {Type: MsgNodes, TxID: 5, Contacts: contacts},
+		"nodes empty":        {Type: MsgNodes, TxID: 6},
+		"get providers":      {Type: MsgGetProviders, TxID: 7, Target: randKey(rng)},
+		"get providers page": {Type: MsgGetProviders, TxID: 12, Target: randKey(rng), Skip: 5},
+		"providers":          {Type: MsgProviders, TxID: 8, Token: []byte("0123456789abcdef"), Records: []Record{rec}, Contacts: contacts},
+		"providers none":     {Type: MsgProviders, TxID: 9, Token: []byte("t"), Contacts: contacts},
+		"add provider":       {Type: MsgAddProvider, TxID: 10, Token: []byte("0123456789abcdef"), Records: []Record{rec}},
+		"ack":                {Type: MsgAddProviderAck, TxID: 11, Status: AckBadToken},
 	}
 }
 

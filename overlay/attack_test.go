@@ -164,3 +164,39 @@ func TestAttackDialReserve(t *testing.T) {
 	s.CancelRead(0)
 	s.Close()
 }
+
+// TestAttackHalfOpenManyAddresses: never-finished handshakes from three
+// addresses, whose per-address quotas (3 x 4) exceed the global cap (8),
+// hold every handshake slot; an honest peer's first handshake still gets
+// one, by ending the oldest handshake of an address holding the most.
+// Without that the honest handshake was refused for as long as the flood
+// refilled the slots (the 8-address flood of docs/security.md's figures
+// once locked a download out for two minutes).
+func TestAttackHalfOpenManyAddresses(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	v := victim(t, overlay.Config{MaxConns: 64, MaxHandshakes: 8, MaxHandshakesPerIP: 4, HandshakeTimeout: time.Minute, TCP: true})
+	for _, a := range []string{"127.0.0.3:0", "127.0.0.4:0", "127.0.0.5:0"} {
+		stop, err := adversary.HalfOpen(v.LocalAddr(), a, 8)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer stop()
+	}
+	testwait.Eventually(t, 10*time.Second, "the attackers hold every handshake slot", func() error {
+		if s := v.Stats(); s.Handshakes != 8 || s.RefusedHandshakes+s.Evicted == 0 {
+			return fmt.Errorf("%d handshakes, %d refused, %d evicted; want 8 and some", s.Handshakes, s.RefusedHandshakes, s.Evicted)
+		}
+		return nil
+	})
+	before := v.Stats().Evicted
+	honest(t, ctx, v)
+	s := v.Stats()
+	if s.Evicted == before {
+		t.Errorf("the honest handshake got in without ending an attacker's (%+v)", s)
+	}
+	if s.Handshakes > 8 {
+		t.Errorf("%d handshakes in progress, want at most MaxHandshakes 8", s.Handshakes)
+	}
+	t.Logf("victim: %+v", s)
+}

@@ -58,9 +58,11 @@
 // ErrConnLimit. Incoming handshakes are refused with QUIC's
 // CONNECTION_REFUSED (the dialling side reports ErrRefused), before any
 // state is spent, beyond MaxConns-DialReserve (the reserve is for our own
-// dials), MaxConnsPerIP, MaxHandshakes or MaxHandshakesPerIP; above
-// RetryAbove handshakes in progress a new one must first answer a QUIC
-// Retry; a connection beyond MaxConnsPerPeer for one identity is closed
+// dials), MaxConnsPerIP, MaxHandshakes or MaxHandshakesPerIP; at
+// MaxHandshakes, a handshake from an address holding two fewer than
+// another ends that address's oldest one instead (a fair share per
+// address); above RetryAbove handshakes in progress a new one must first
+// answer a QUIC Retry; a connection beyond MaxConnsPerPeer for one identity is closed
 // after its handshake. Each refusal is counted by reason in Stats
 // (docs/overlay.md, "Connection budgets").
 //

@@ -28,7 +28,7 @@ type Node struct {
 	id           identity.PeerID
 	pc           net.PacketConn
 	tr           *quic.Transport
-	ln           *quic.Listener
+	ln           *quic.EarlyListener
 	tcp          *tcpTransport // nil without Config.TCP or when its port was busy
 	qconf        *quic.Config
 	clientTLS    *tls.Config // cloned per dial
@@ -132,7 +132,10 @@ func New(cfg Config) (*Node, error) {
 		ConnContext:         n.admit,
 		VerifySourceAddress: n.verifySource,
 	}
-	n.ln, err = n.tr.Listen(serverTLS, n.qconf)
+	// The early listener hands over a connection once its ClientHello was
+	// read, so that a handshake can be ended for another address's
+	// (admissions); acceptLoop registers it when the handshake completes.
+	n.ln, err = n.tr.ListenEarly(serverTLS, n.qconf)
 	if err != nil {
 		n.cancel(ErrClosed)
 		n.tr.Close()
@@ -242,18 +245,32 @@ func (n *Node) Stats() Stats {
 	}
 	n.mu.Lock()
 	s.Handshakes = n.adm.handshakes
+	s.Evicted = n.adm.evicted
 	n.mu.Unlock()
 	return s
 }
 
 // admission is an incoming handshake's reserved slot. The handshake part
-// (Node.adm's handshake counts) is settled when the connection registers or its
-// handshake fails, whichever comes first; the per-IP part (inbound) is
-// released when quic-go cancels the connection's context (handshake failed
-// or connection closed).
+// (Node.adm's handshake counts) is settled when the connection registers, its
+// handshake fails or another address's handshake takes its place, whichever
+// comes first; the per-IP part (inbound) is released when quic-go cancels
+// the connection's context (handshake failed or connection closed).
 type admission struct {
 	ip      netip.Addr
-	settled bool // guarded by Node.mu
+	h       *handshake // guarded by Node.mu
+	qc      *quic.Conn // once accepted; guarded by Node.mu
+	evicted bool       // guarded by Node.mu
+}
+
+// abort ends the handshake once its connection was accepted (quic-go
+// offers no way to end it before); called with Node.mu held.
+func (adm *admission) abort() bool {
+	if adm.qc == nil || adm.evicted {
+		return false
+	}
+	adm.evicted = true
+	go adm.qc.CloseWithError(CodeNormal, "handshake ended: too many in progress")
+	return true
 }
 
 type admissionKey struct{}
@@ -284,11 +301,13 @@ func (n *Node) admit(ctx context.Context, ci *quic.ClientInfo) (context.Context,
 	if n.closed {
 		return nil, ErrClosed
 	}
-	if why, ok := n.adm.admit(&n.cfg, ip, n.usedLocked()); !ok {
+	adm := &admission{ip: ip}
+	h, why, ok := n.adm.admit(&n.cfg, ip, n.usedLocked(), adm.abort)
+	if !ok {
 		n.stats.refuse(why)
 		return nil, ErrConnLimit
 	}
-	adm := &admission{ip: ip}
+	adm.h = h
 	// quic-go cancels ctx when the handshake fails or the connection
 	// closes; a registered connection has settled its handshake by then.
 	context.AfterFunc(ctx, func() {
@@ -315,9 +334,8 @@ func (n *Node) verifySource(net.Addr) bool {
 
 // settleLocked releases adm's handshake slot once.
 func (n *Node) settleLocked(adm *admission) {
-	if adm != nil && !adm.settled {
-		adm.settled = true
-		n.adm.settle(adm.ip)
+	if adm != nil {
+		n.adm.settle(adm.h)
 	}
 }
 
@@ -336,9 +354,31 @@ func (n *Node) acceptLoop() {
 			}
 			return
 		}
-		if _, err := n.register(qc, false); err != nil {
-			n.log.Debug("overlay incoming connection dropped", "addr", qc.RemoteAddr().String(), "err", err)
+		adm, _ := qc.Context().Value(admissionKey{}).(*admission)
+		n.mu.Lock()
+		if adm != nil {
+			adm.qc = qc
 		}
+		n.wg.Add(1) // under n.mu: Close waits only after setting n.closed
+		closed := n.closed
+		n.mu.Unlock()
+		if closed {
+			n.wg.Done()
+			qc.CloseWithError(CodeNodeClosing, "node closing")
+			return
+		}
+		// One goroutine per handshake in progress: at most MaxHandshakes.
+		go func() {
+			defer n.wg.Done()
+			select {
+			case <-qc.HandshakeComplete():
+			case <-qc.Context().Done():
+				return
+			}
+			if _, err := n.register(qc, false); err != nil {
+				n.log.Debug("overlay incoming connection dropped", "addr", qc.RemoteAddr().String(), "err", err)
+			}
+		}()
 	}
 }
 
@@ -400,6 +440,7 @@ type Stats struct {
 	RefusedIPConns      uint64 // MaxConnsPerIP from the address
 	RefusedPeerConns    uint64 // MaxConnsPerPeer of the identity, after the handshake
 	Retries             uint64 // handshakes asked to prove their address (QUIC Retry) under load
+	Evicted             uint64 // handshakes ended so that another address's could start (MaxHandshakes in progress)
 	Datagrams           uint64 // non-QUIC datagrams delivered to the handler
 	// Non-QUIC packets dropped, by reason (DatagramsDrop is their sum).
 	DatagramsDrop     uint64

@@ -599,7 +599,9 @@ func (t *tcpTransport) acceptLoop(n *Node) {
 		ap, _ := netip.ParseAddrPort(raw.RemoteAddr().String())
 		ip := ap.Addr().Unmap()
 		t.mu.Lock()
-		why, ok := t.adm.admit(&n.cfg, ip, t.nsess+t.adm.handshakes)
+		// Closing the socket fails the handshake that waits on it: that is
+		// how an evicted handshake ends.
+		h, why, ok := t.adm.admit(&n.cfg, ip, t.nsess+t.adm.handshakes, func() bool { raw.Close(); return true })
 		t.mu.Unlock()
 		if !ok {
 			t.refused[why].Add(1)
@@ -610,32 +612,32 @@ func (t *tcpTransport) acceptLoop(n *Node) {
 		if n.closed {
 			n.mu.Unlock()
 			raw.Close()
-			t.settle(ip, true)
+			t.settle(h, true)
 			return
 		}
 		n.wg.Add(1)
 		n.mu.Unlock()
 		go func() {
 			defer n.wg.Done()
-			t.handshake(n, raw, netip.AddrPortFrom(ip, ap.Port()))
+			t.handshake(n, raw, netip.AddrPortFrom(ip, ap.Port()), h)
 		}()
 	}
 }
 
 // settle ends an incoming handshake's slot; failed also returns its
 // per-IP session slot.
-func (t *tcpTransport) settle(ip netip.Addr, failed bool) {
+func (t *tcpTransport) settle(h *handshake, failed bool) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.adm.settle(ip)
+	t.adm.settle(h)
 	if failed {
-		t.adm.release(ip)
+		t.adm.release(h.ip)
 	}
 }
 
 // handshake runs the server side of TLS within 2*HandshakeTimeout (as
 // quic-go bounds its handshakes) and registers the session.
-func (t *tcpTransport) handshake(n *Node, raw net.Conn, remote netip.AddrPort) {
+func (t *tcpTransport) handshake(n *Node, raw net.Conn, remote netip.AddrPort, h *handshake) {
 	ip := remote.Addr()
 	ctx, cancel := context.WithTimeout(n.ctx, 2*n.cfg.HandshakeTimeout)
 	defer cancel()
@@ -652,11 +654,11 @@ func (t *tcpTransport) handshake(n *Node, raw net.Conn, remote netip.AddrPort) {
 	if err != nil {
 		t.handshakeFails.Add(1)
 		raw.Close()
-		t.settle(ip, true)
+		t.settle(h, true)
 		return
 	}
 	ys, err := yamux.Server(batchedTLS{tc, rb}, t.yamuxConfig(n), t.newSessionMemory(n))
-	t.settle(ip, err != nil)
+	t.settle(h, err != nil)
 	if err != nil {
 		tc.Close()
 		return
@@ -792,12 +794,13 @@ type TCPStats struct {
 	// sessions closed beyond MaxConnsPerPeer (RefusedPeerConns).
 	RefusedConns, RefusedHandshakes, RefusedIPHandshakes, RefusedIPConns, RefusedPeerConns uint64
 	BufferRefused                                                                          uint64 // stream windows refused by the receive buffer budgets
+	Evicted                                                                                uint64 // handshakes ended so that another address's could start
 	BufferBytes                                                                            int    // receive buffer reserved now
 }
 
 func (t *tcpTransport) stats() TCPStats {
 	t.mu.Lock()
-	nsess := t.nsess
+	nsess, evicted := t.nsess, t.adm.evicted
 	t.mu.Unlock()
 	t.mem.mu.Lock()
 	used := t.mem.used
@@ -815,6 +818,7 @@ func (t *tcpTransport) stats() TCPStats {
 		RefusedIPConns:      t.refused[refusedIPConns].Load(),
 		RefusedPeerConns:    t.refused[refusedPeerConns].Load(),
 		BufferRefused:       t.memRefused.Load(),
+		Evicted:             evicted,
 		BufferBytes:         used,
 	}
 }

@@ -357,6 +357,14 @@ func (s *searchState) summary() string {
 	return msg
 }
 
+// searchingPause is the pause between DHT lookups while providers are known
+// but none has served the metadata yet, for at most maxQuickLookups
+// lookups; otherwise the pause starts at 1 s and doubles to 30 s.
+const (
+	searchingPause  = 250 * time.Millisecond
+	maxQuickLookups = 8
+)
+
 // findPeers feeds a download the link's hints and the providers the DHT
 // finds, again and again (new peers may join) until ctx ends, and calls
 // changed after each step.
@@ -377,10 +385,11 @@ func (n *Node) findPeers(ctx context.Context, j job, dl *swarm.Download, s *sear
 		cancel()
 	}
 	seen := map[identity.PeerID]bool{}
-	wait := time.Second
+	wait, quick := time.Second, 0
 	for {
 		n.metrics.DHTLookups.Add(1)
 		s.dhtNodes.Store(int64(n.dht.TableSize()))
+		lookupStart, found := time.Now(), 0
 		for p := range n.dht.FindProviders(ctx, j.id) {
 			if p.ID == n.PeerID() {
 				continue
@@ -388,6 +397,8 @@ func (n *Node) findPeers(ctx context.Context, j job, dl *swarm.Download, s *sear
 			if !seen[p.ID] {
 				seen[p.ID] = true
 				s.providers.Add(1)
+				found++
+				n.log.Debug("provider found", "content", j.id, "peer", p.ID.Short(), "addrs", p.Addrs, "after", time.Since(lookupStart))
 			}
 			n.book.add(p.ID, p.Addrs...) // openStream dials them all
 			for _, a := range p.Addrs {
@@ -395,13 +406,25 @@ func (n *Node) findPeers(ctx context.Context, j job, dl *swarm.Download, s *sear
 			}
 		}
 		s.lookups.Add(1)
+		n.log.Debug("DHT lookup done", "content", j.id, "new_providers", found, "providers", len(seen), "took", time.Since(lookupStart))
 		changed()
+		// Until a peer has served the metadata, look again soon (up to
+		// maxQuickLookups times, then backing off as usual): a lookup
+		// from a table still filling (a node just started) or through
+		// storing nodes crowded with Sybil records can miss the publisher,
+		// and the next one, from a fuller table, usually finds it.
+		pause := wait
+		if dl.Progress().Size == 0 && len(seen) > 0 && quick < maxQuickLookups {
+			pause = searchingPause
+			quick++
+		} else {
+			wait = min(2*wait, 30*time.Second)
+		}
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(wait):
+		case <-time.After(pause):
 		}
-		wait = min(2*wait, 30*time.Second)
 	}
 }
 

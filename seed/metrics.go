@@ -142,7 +142,7 @@ type nodeCollector struct{ n *Node }
 
 var (
 	descRefused = prometheus.NewDesc("shoal_conn_refused_total",
-		"Incoming QUIC connections refused, by reason.", []string{"reason"}, nil)
+		"Incoming QUIC connections refused or ended in their handshake, by reason.", []string{"reason"}, nil)
 	descConns = prometheus.NewDesc("shoal_conns",
 		"Open QUIC connections.", nil, nil)
 	descHandshakes = prometheus.NewDesc("shoal_handshakes",
@@ -193,7 +193,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		}{
 			{"conn_limit", s.RefusedConns}, {"handshake_limit", s.RefusedHandshakes},
 			{"ip_handshake_limit", s.RefusedIPHandshakes}, {"ip_conn_limit", s.RefusedIPConns},
-			{"peer_conn_limit", s.RefusedPeerConns},
+			{"peer_conn_limit", s.RefusedPeerConns}, {"handshake_evicted", s.Evicted},
 		} {
 			counter(descRefused, x.v, x.reason)
 		}
@@ -207,7 +207,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			{"conn_limit", s.TCP.RefusedConns}, {"handshake_limit", s.TCP.RefusedHandshakes},
 			{"ip_handshake_limit", s.TCP.RefusedIPHandshakes}, {"ip_conn_limit", s.TCP.RefusedIPConns},
 			{"peer_conn_limit", s.TCP.RefusedPeerConns}, {"handshake_failed", s.TCP.HandshakeFails},
-			{"buffer_limit", s.TCP.BufferRefused},
+			{"buffer_limit", s.TCP.BufferRefused}, {"handshake_evicted", s.TCP.Evicted},
 		} {
 			counter(descTCPRefused, x.v, x.reason)
 		}

@@ -105,6 +105,57 @@ func TestAttackMetaStallAndLies(t *testing.T) {
 	}
 }
 
+// TestAttackMetaStallersAhead (issue 12, row (d) of the flood figures):
+// more stallers than MaxMetaFetches are asked for the metadata before the
+// honest seeder is known, some answering "ok, N bytes" and then nothing,
+// some nothing at all. With hedging by age alone (MetaHedge, here 10 min)
+// the seeder would wait behind them; a silent fetch stops counting and
+// widens the search, and at the cap the longest-silent one is cancelled, so
+// the seeder is asked and the download completes.
+func TestAttackMetaStallersAhead(t *testing.T) {
+	leakcheck.Check(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	seeder := newPeer(t, swarm.ServerConfig{})
+	c := publish(t, seeder, 1<<20+7, 23)
+	var stallers []*adversary.SwarmPeer
+	for i := range 8 {
+		mode := adversary.StallMeta
+		if i%2 == 1 {
+			mode = adversary.SilentMeta
+		}
+		stallers = append(stallers, adversary.NewSwarmPeer(t, mode))
+	}
+	leecher := newPeer(t, swarm.ServerConfig{})
+	d, done := startDownload(ctx, t, leecher, c, swarm.Config{MetaTimeout: 10 * time.Minute, MetaHedge: 10 * time.Minute, MaxMetaFetches: 4})
+	for _, s := range stallers {
+		d.AddPeer(s.ID(), s.Addr())
+	}
+	asked := func() (n int64) {
+		for _, s := range stallers {
+			n += s.Requests(swarm.KindManifest)
+		}
+		return n
+	}
+	testwait.Eventually(t, 10*time.Second, "the first stallers asked", func() error {
+		if n := asked(); n < 3 {
+			return fmt.Errorf("%d manifest requests reached the stallers", n)
+		}
+		return nil
+	})
+	d.AddPeer(seeder.id(), seeder.addr())
+	waitRun(t, "leecher", done, 25*time.Second)
+	checkOutput(t, leecher, c)
+	p := d.Progress()
+	t.Logf("progress %+v; the stallers got %d manifest requests", p, asked())
+	if p.MetaSilent < 3 {
+		t.Errorf("Progress.MetaSilent = %d, want at least 3 (the stallers asked first)", p.MetaSilent)
+	}
+	if p.MetaEvicted < 1 {
+		t.Errorf("Progress.MetaEvicted = %d, want at least 1 (8 stallers, MaxMetaFetches 4)", p.MetaEvicted)
+	}
+}
+
 // TestAttackAddPeerFlood (issue 12 item 13, d.known): a flood of provider
 // records (distinct identities and repeats) cannot grow a download past
 // MaxPeers; the overflow is counted.

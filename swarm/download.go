@@ -52,10 +52,21 @@ type Config struct {
 	MetaParallel int
 	// MetaTimeout bounds one metadata fetch from one peer. Default 20 s.
 	MetaTimeout time.Duration
-	// MetaHedge: a fetch without an answer after this long no longer
-	// counts against MetaParallel, so another peer is asked beside it (at
-	// most 4*MetaParallel fetches in flight). Default 2 s.
+	// MetaHedge: a fetch without a complete answer after this long no
+	// longer counts against MetaParallel, so another peer is asked beside
+	// it. Default 2 s.
 	MetaHedge time.Duration
+	// MetaIdle: a fetch whose peer has sent nothing for this long (or
+	// twice its longest stream open, if longer) since the request went out
+	// or since its last bytes is silent: it no longer counts against
+	// MetaParallel, and each silent fetch lets one more peer be asked at
+	// once, so stallers widen the search instead of holding it up.
+	// Default 100 ms.
+	MetaIdle time.Duration
+	// MaxMetaFetches caps the metadata fetches in flight. When it is
+	// reached and a peer waits to be asked, the fetch silent the longest
+	// is cancelled (and its peer backed off like a failure). Default 32.
+	MaxMetaFetches int
 	// MetaRetry is the first pause before a peer whose metadata fetch
 	// failed is asked again; it doubles with every failure up to
 	// MaxMetaRetry. Defaults 500 ms and 30 s.
@@ -80,6 +91,8 @@ const (
 	DefaultMetaParallel = 3
 	DefaultMetaTimeout  = 20 * time.Second
 	DefaultMetaHedge    = 2 * time.Second
+	DefaultMetaIdle     = 100 * time.Millisecond
+	DefaultMaxMetaFetch = 32
 	DefaultMetaRetry    = 500 * time.Millisecond
 	DefaultMaxMetaRetry = 30 * time.Second
 	DefaultMaxPeers     = 1024
@@ -119,6 +132,12 @@ func (c Config) populate() Config {
 	if c.MetaHedge <= 0 {
 		c.MetaHedge = DefaultMetaHedge
 	}
+	if c.MetaIdle <= 0 {
+		c.MetaIdle = DefaultMetaIdle
+	}
+	if c.MaxMetaFetches <= 0 {
+		c.MaxMetaFetches = max(DefaultMaxMetaFetch, c.MetaParallel)
+	}
 	if c.MetaRetry <= 0 {
 		c.MetaRetry = DefaultMetaRetry
 	}
@@ -143,6 +162,8 @@ type Progress struct {
 	BadChunks    int           // chunks that failed verification
 	Banned       int           // peers banned for bad data (chunks or metadata)
 	MetaFetches  int           // metadata fetches started (one per peer asked)
+	MetaSilent   int           // metadata fetches that went silent (see Config.MetaIdle)
+	MetaEvicted  int           // silent metadata fetches cancelled for another peer (MaxMetaFetches)
 	PeersDropped int           // AddPeer calls refused because MaxPeers peers are known
 	Done         bool          // the output is complete
 }
@@ -179,6 +200,7 @@ type Download struct {
 	size, verified, received atomic.Int64
 	fetched, bad, peers      atomic.Int64
 	banned, metaFetches      atomic.Int64
+	metaSilent, metaEvicted  atomic.Int64
 	dropped                  atomic.Int64
 	rate                     atomic.Uint64 // float64 bits
 	done                     atomic.Bool
@@ -189,12 +211,16 @@ type Download struct {
 // knownPeer is what a download remembers of a peer. Guarded by Download.mu.
 type knownPeer struct {
 	addr     netip.AddrPort
-	queued   bool      // in Download.pending
-	banned   bool      // sent bad data: never used again by this download
-	fails    int       // metadata fetches failed in a row
-	nextMeta time.Time // not asked for metadata before this
-	fetching bool      // a metadata fetch is in flight
-	started  time.Time // of the fetch in flight
+	queued   bool               // in Download.pending
+	banned   bool               // sent bad data: never used again by this download
+	fails    int                // metadata fetches failed in a row
+	nextMeta time.Time          // not asked for metadata before this
+	fetching bool               // a metadata fetch is in flight
+	started  time.Time          // of the fetch in flight
+	watch    *metaWatch         // of the fetch in flight
+	cancel   context.CancelFunc // of the fetch in flight
+	silent   bool               // the fetch in flight was seen silent (counted once)
+	evicted  bool               // the fetch in flight was cancelled for another peer
 }
 
 type peerAddr struct {
@@ -303,6 +329,8 @@ func (d *Download) Progress() Progress {
 		BadChunks:    int(d.bad.Load()),
 		Banned:       int(d.banned.Load()),
 		MetaFetches:  int(d.metaFetches.Load()),
+		MetaSilent:   int(d.metaSilent.Load()),
+		MetaEvicted:  int(d.metaEvicted.Load()),
 		PeersDropped: int(d.dropped.Load()),
 		Done:         d.done.Load(),
 	}
@@ -419,26 +447,32 @@ type metaResult struct {
 }
 
 // fetchMeta asks up to MetaParallel known peers at once for the manifest
-// and the leaf layer, each fetch bounded by MetaTimeout (and hedged after
-// MetaHedge), and returns the first verified answer (the other fetches are
-// cancelled). A peer whose
-// answer fails verification is banned for this download, like a peer that
-// sends a bad chunk; a peer that fails otherwise (does not have the
-// content, times out, cannot be reached) is asked again only after a pause
-// that doubles with each failure (MetaRetry up to MaxMetaRetry), so a link
-// naming the wrong peer costs that peer a handful of requests, not a loop.
+// and the leaf layer, each fetch bounded by MetaTimeout, and returns the
+// first verified answer (the other fetches are cancelled). A fetch stops
+// counting against MetaParallel when its peer goes silent (MetaIdle) or
+// when it is older than MetaHedge, and each silent fetch lets one more
+// peer be asked, so N stallers ahead of an honest peer cost about
+// log2(N/MetaParallel) silences, not N/MetaParallel timeouts. At most
+// MaxMetaFetches are in flight; beyond, the longest-silent is cancelled
+// for a waiting peer. A peer whose answer fails verification is banned
+// for this download, like a peer that sends a bad chunk; a peer that fails
+// otherwise (does not have the content, times out, stalls, cannot be
+// reached) is asked again only after a pause that doubles with each
+// failure (MetaRetry up to MaxMetaRetry), so a link naming the wrong peer
+// costs that peer a handful of requests, not a loop.
 func (d *Download) fetchMeta(ctx context.Context) (*chunker.Manifest, *chunker.LeafLayer, error) {
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	results := make(chan metaResult, 4*d.cfg.MetaParallel)
+	results := make(chan metaResult, d.cfg.MaxMetaFetches)
+	poke := make(chan struct{}, 1)
 	inflight := 0
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
 		now := time.Now()
-		next := d.startMeta(ctx, now, &wg, results, &inflight)
+		next := d.startMeta(ctx, now, &wg, results, poke, &inflight)
 		wait := time.Hour
 		if !next.IsZero() {
 			wait = max(next.Sub(now), time.Millisecond)
@@ -450,38 +484,77 @@ func (d *Download) fetchMeta(ctx context.Context) (*chunker.Manifest, *chunker.L
 		case res := <-results:
 			inflight--
 			if res.err == nil {
+				d.clog.debug("metadata fetched", "peer", res.peer.Short(), "content", d.id.String())
 				return res.m, res.leaves, nil
 			}
 			d.metaFailed(res, time.Now())
 		case <-d.wake:
 			// New peers: start fetches from them at once. Run's loop
 			// picks the same peers up from pending for sessions later.
+		case <-poke: // a request went out: its silence deadline is new
 		case <-timer.C:
 		}
 	}
 }
 
-// startMeta starts metadata fetches from eligible peers while fewer than
-// MetaParallel fetches younger than MetaHedge (and fewer than
-// 4*MetaParallel in all) are in flight, and returns when it must be called
-// again: when a waiting peer becomes eligible or a fetch ages past
-// MetaHedge (zero: nothing to wait for).
-func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGroup, results chan<- metaResult, inflight *int) time.Time {
+// metaState is where a fetch in flight stands at now, and when that
+// changes if nothing arrives (zero: not by itself).
+func (d *Download) metaState(kp *knownPeer, now time.Time) (silent, aged bool, change time.Time) {
+	hedge := kp.started.Add(d.cfg.MetaHedge)
+	at, ok := kp.watch.silentAt(d.cfg.MetaIdle)
+	switch {
+	case ok && !now.Before(at):
+		return true, false, time.Time{}
+	case !now.Before(hedge):
+		if ok {
+			return false, true, at
+		}
+		return false, true, time.Time{}
+	case ok && at.Before(hedge):
+		return false, false, at
+	}
+	return false, false, hedge
+}
+
+// startMeta starts metadata fetches from eligible peers while the moving
+// fetches (neither silent nor older than MetaHedge) are fewer than
+// MetaParallel plus the silent ones, and fewer than MaxMetaFetches are in
+// flight (evicting the longest-silent fetch when a peer waits at that
+// cap). It returns when it must be called again: when a waiting peer
+// becomes eligible or a fetch may go silent or age (zero: nothing to
+// wait for).
+func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGroup, results chan<- metaResult, poke chan struct{}, inflight *int) time.Time {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	var next time.Time
 	later := func(t time.Time) {
-		if next.IsZero() || t.Before(next) {
+		if !t.IsZero() && (next.IsZero() || t.Before(next)) {
 			next = t
 		}
 	}
-	young := 0
+	moving, silent := 0, 0
+	var oldest *knownPeer // silent the longest, not yet evicted
+	var oldestAt time.Time
 	for _, kp := range d.known {
-		if kp.fetching && now.Sub(kp.started) < d.cfg.MetaHedge {
-			young++
+		if !kp.fetching {
+			continue
+		}
+		s, aged, change := d.metaState(kp, now)
+		later(change)
+		switch {
+		case s:
+			silent++
+			if !kp.silent {
+				kp.silent = true
+				d.metaSilent.Add(1)
+			}
+			if at, _ := kp.watch.silentAt(d.cfg.MetaIdle); !kp.evicted && (oldest == nil || at.Before(oldestAt)) {
+				oldest, oldestAt = kp, at
+			}
+		case !aged:
+			moving++
 		}
 	}
-	waiting := false
 	for id, kp := range d.known {
 		if kp.banned || kp.fetching {
 			continue
@@ -490,31 +563,44 @@ func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGr
 			later(kp.nextMeta)
 			continue
 		}
-		if young >= d.cfg.MetaParallel || *inflight >= 4*d.cfg.MetaParallel {
-			waiting = true
+		if moving >= d.cfg.MetaParallel+silent {
+			continue // a fetch that goes silent or ages calls us again
+		}
+		if *inflight >= d.cfg.MaxMetaFetches {
+			if oldest != nil { // its result frees the slot and calls us again
+				oldest.evicted = true
+				oldest.cancel()
+				oldest = nil
+				d.metaEvicted.Add(1)
+			}
 			continue
 		}
-		kp.fetching, kp.started = true, now
-		young++
+		moving++
 		*inflight++
 		d.metaFetches.Add(1)
+		fctx, cancel := context.WithTimeout(ctx, d.cfg.MetaTimeout)
+		w := &metaWatch{poke: func() {
+			select {
+			case poke <- struct{}{}:
+			default:
+			}
+		}}
+		kp.fetching, kp.started, kp.watch, kp.cancel, kp.silent, kp.evicted = true, now, w, cancel, false, false
+		later(now.Add(d.cfg.MetaHedge))
 		addr := kp.addr
+		d.clog.debug("metadata fetch started", "peer", id.Short(), "addr", addr, "in_flight", *inflight, "silent", silent)
 		wg.Go(func() {
-			fctx, cancel := context.WithTimeout(ctx, d.cfg.MetaTimeout)
 			defer cancel()
-			m, leaves, err := FetchMeta(fctx, d.dialer, id, addr, d.id)
+			m, leaves, err := fetchMeta(fctx, d.dialer, id, addr, d.id, w)
 			if err != nil && fctx.Err() != nil && ctx.Err() == nil {
-				err = fmt.Errorf("metadata from %s: no answer within %v: %w", id.Short(), d.cfg.MetaTimeout, err)
+				if errors.Is(fctx.Err(), context.DeadlineExceeded) {
+					err = fmt.Errorf("metadata from %s: no answer within %v: %w", id.Short(), d.cfg.MetaTimeout, err)
+				} else {
+					err = fmt.Errorf("metadata from %s: silent, given up for another peer: %w", id.Short(), err)
+				}
 			}
 			results <- metaResult{peer: id, m: m, leaves: leaves, err: err}
 		})
-	}
-	if waiting {
-		for _, kp := range d.known {
-			if kp.fetching && now.Sub(kp.started) < d.cfg.MetaHedge {
-				later(kp.started.Add(d.cfg.MetaHedge))
-			}
-		}
 	}
 	return next
 }
@@ -532,7 +618,7 @@ func (d *Download) metaFailed(res metaResult, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	kp := d.known[res.peer]
-	kp.fetching = false
+	kp.fetching, kp.watch, kp.cancel = false, nil, nil
 	kp.fails++
 	pause := d.cfg.MetaRetry << min(kp.fails-1, 20)
 	kp.nextMeta = now.Add(min(pause, d.cfg.MaxMetaRetry))

@@ -14,7 +14,7 @@ import (
 // before downloading anything. Errors wrapping ErrBadData mean the peer
 // lied.
 func FetchManifest(ctx context.Context, d Dialer, peer identity.PeerID, addr netip.AddrPort, id chunker.ContentID) (*chunker.Manifest, error) {
-	enc, err := fetchBlob(ctx, d, peer, addr, Request{Kind: KindManifest, ID: id}, 1, MaxManifestSize)
+	enc, err := fetchBlob(ctx, d, peer, addr, Request{Kind: KindManifest, ID: id}, 1, MaxManifestSize, nil)
 	if err != nil {
 		return nil, fmt.Errorf("fetching manifest: %w", err)
 	}

@@ -34,6 +34,9 @@ const (
 	// BadLeaves serves the real manifest (SwarmPeer.Manifest) but a leaf
 	// layer that does not match its Merkle root.
 	BadLeaves
+	// SilentMeta takes a manifest request and answers nothing at all (not
+	// even a header) until the requester gives up.
+	SilentMeta
 )
 
 // SwarmPeer is a malicious swarm peer: a real overlay node whose swarm
@@ -100,6 +103,9 @@ func (p *SwarmPeer) serve(ctx context.Context, _ *overlay.Conn, st *quic.Stream)
 	case p.Mode == StallMeta && req.Kind == swarm.KindManifest:
 		st.Write(swarm.AppendResponseHeader(nil, swarm.StatusOK, 4096))
 		<-ctx.Done() // silent until the connection ends
+		st.CancelWrite(swarm.CodeClosing)
+	case p.Mode == SilentMeta && req.Kind == swarm.KindManifest:
+		<-ctx.Done()
 		st.CancelWrite(swarm.CodeClosing)
 	case p.Mode == BadManifest && req.Kind == swarm.KindManifest:
 		junk := make([]byte, 300)
