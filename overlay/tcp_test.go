@@ -250,3 +250,41 @@ func TestAttackTCPBuffers(t *testing.T) {
 	}
 	t.Logf("victim: %+v", v.Stats().TCP)
 }
+
+// TestTCPStreamTagWithFirstWrite: an opened TCP stream sends its tag with
+// its first write (merged when small, ahead of it when large), or alone
+// when it is closed without writing; every way reaches the tag's handler
+// with the bytes intact.
+func TestTCPStreamTagWithFirstWrite(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	a, _ := tcpPeer(t, "127.0.0.1", overlay.Config{})
+	b, be := tcpPeer(t, "127.0.0.1", overlay.Config{})
+	c, err := a.Dial(ctx, b.PeerID(), b.LocalAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := a.DialTCP(ctx, b.PeerID(), b.LocalAddr()); err != nil {
+		t.Fatal(err)
+	}
+	bulkEcho(t, ctx, a, c, "small: one frame with the tag")
+	big := make([]byte, 100<<10)
+	for i := range big {
+		big[i] = byte(i * 7)
+	}
+	bulkEcho(t, ctx, a, c, string(big))
+	s, err := a.OpenBulkStream(ctx, c, tagEcho)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close() // nothing written: the tag goes alone
+	if got, err := io.ReadAll(s); err != nil || len(got) != 0 {
+		t.Fatalf("echo of an empty stream: %d bytes, %v", len(got), err)
+	}
+	if n := len(be.served()); n != 3 {
+		t.Fatalf("TCP handler served %d streams, want 3", n)
+	}
+	if st := b.Stats().TCP; st.Streams != 3 {
+		t.Fatalf("peer's TCP stats %+v, want 3 streams", st)
+	}
+}

@@ -337,6 +337,7 @@ func (n *Node) countDownload(dl *swarm.Download) {
 	n.metrics.ChunksVerified.Add(int64(p.Fetched))
 	n.metrics.ChunksRejected.Add(int64(p.BadChunks))
 	n.metrics.PeersBanned.Add(int64(p.Banned))
+	n.metrics.addDownload(p)
 }
 
 // searchState is what the peer search has done so far, for the status

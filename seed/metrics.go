@@ -4,11 +4,15 @@ import (
 	"context"
 	"io"
 	"net/http"
+	"sync"
 	"sync/atomic"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/common/expfmt"
+
+	"github.com/shoal-p2p/shoal/swarm"
+	"github.com/shoal-p2p/shoal/swarm/sched"
 )
 
 // Metrics counts what the node does. Fields are updated atomically by the
@@ -39,6 +43,36 @@ type Metrics struct {
 	RelayedIn           atomic.Int64 // QUIC bytes this node received through relays
 	RelayedOut          atomic.Int64 // QUIC bytes this node sent through relays
 	RelayUpgrades       atomic.Int64 // relayed connections replaced by direct ones
+
+	// Finished downloads' scheduler tallies and chunks fetched from peers
+	// holding everything (swarm.Progress.Sched and FetchedFull), summed.
+	dlMu        sync.Mutex
+	dlSched     sched.Counts
+	FetchedFull atomic.Int64
+}
+
+// addDownload adds a finished download's tallies.
+func (m *Metrics) addDownload(p swarm.Progress) {
+	m.FetchedFull.Add(int64(p.FetchedFull))
+	m.dlMu.Lock()
+	defer m.dlMu.Unlock()
+	c, a := &m.dlSched, p.Sched
+	c.Issued += a.Issued
+	c.Duplicates += a.Duplicates
+	c.Parity += a.Parity
+	c.FromFull += a.FromFull
+	c.FullShared += a.FullShared
+	c.Late += a.Late
+	c.Timeouts += a.Timeouts
+	c.Elsewhere += a.Elsewhere
+	c.Busy += a.Busy
+	c.NotFound += a.NotFound
+}
+
+func (m *Metrics) schedCounts() sched.Counts {
+	m.dlMu.Lock()
+	defer m.dlMu.Unlock()
+	return m.dlSched
 }
 
 // collectors returns the node counters of m and the gauges peers and items.
@@ -57,6 +91,7 @@ func (m *Metrics) collectors(peers, items func() int) []prometheus.Collector {
 		counter("shoal_bytes_down_total", "Chunk bytes received and verified.", &m.BytesDown),
 		counter("shoal_chunks_verified_total", "Chunks that passed verification.", &m.ChunksVerified),
 		counter("shoal_chunks_rejected_total", "Chunks that failed verification.", &m.ChunksRejected),
+		counter("shoal_chunks_from_full_total", "Chunks verified that came from peers holding every chunk (publishers, finished downloaders).", &m.FetchedFull),
 		counter("shoal_peers_banned_total", "Peers banned by downloads for bad data.", &m.PeersBanned),
 		counter("shoal_dht_lookups_total", "DHT provider lookups started.", &m.DHTLookups),
 		counter("shoal_dht_provides_total", "DHT provider records announced.", &m.DHTProvides),
@@ -164,12 +199,18 @@ var (
 		"DHT messages and records refused or dropped, by reason.", []string{"reason"}, nil)
 	descDHTTable = prometheus.NewDesc("shoal_dht_table_nodes",
 		"Nodes in the DHT routing table.", nil, nil)
+	descRequests = prometheus.NewDesc("shoal_chunk_requests_total",
+		"Finished downloads' chunk requests, by kind: issued; of those duplicate (another request fetched the chunk), parity, from_full (to a peer holding every chunk), full_shared (from_full while another peer announced the chunk); and how some ended: late (verified already), timeout, elsewhere, busy, not_found.", []string{"kind"}, nil)
+	descSuperSeed = prometheus.NewDesc("shoal_superseed_total",
+		"Super-seeding's decisions on chunk requests, by decision (see swarm.SuperSeedCounters).", []string{"decision"}, nil)
+	descSuperSeedRepeats = prometheus.NewDesc("shoal_superseed_repeats_total",
+		"Super-seeding's decisions to send a chunk it sent before, by why (see swarm.SuperSeedRepeats).", []string{"why"}, nil)
 	descBans = prometheus.NewDesc("shoal_bans_total",
 		"Peers penalised, by reason: bad_chunk (banned by a download), bad_mapping (registry mirror).", []string{"reason"}, nil)
 )
 
 func (c nodeCollector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descRefused, descConns, descHandshakes, descTCPSessions, descTCPBuffer, descTCPRefused, descTCPDialFails, descRetries, descDatagramDrops, descDHTDrops, descDHTTable, descBans} {
+	for _, d := range []*prometheus.Desc{descRequests, descSuperSeed, descSuperSeedRepeats, descRefused, descConns, descHandshakes, descTCPSessions, descTCPBuffer, descTCPRefused, descTCPDialFails, descRetries, descDatagramDrops, descDHTDrops, descDHTTable, descBans} {
 		ch <- d
 	}
 }
@@ -240,6 +281,35 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(descDHTDrops, x.v, x.reason)
 		}
 		ch <- prometheus.MustNewConstMetric(descDHTTable, prometheus.GaugeValue, float64(n.dht.TableSize()))
+	}
+	type kv struct {
+		k string
+		v int64
+	}
+	sc := n.metrics.schedCounts()
+	for _, x := range []kv{
+		{"issued", sc.Issued}, {"duplicate", sc.Duplicates}, {"parity", sc.Parity}, {"from_full", sc.FromFull},
+		{"full_shared", sc.FullShared}, {"late", sc.Late}, {"timeout", sc.Timeouts}, {"elsewhere", sc.Elsewhere},
+		{"busy", sc.Busy}, {"not_found", sc.NotFound},
+	} {
+		counter(descRequests, uint64(x.v), x.k)
+	}
+	if n.srv != nil {
+		ss := n.srv.SuperSeedCounters()
+		for _, x := range []kv{
+			{"claimed", ss.Claimed}, {"distinct", ss.Distinct}, {"refused", ss.Refused}, {"refused_early", ss.Early}, {"overflowed", ss.Overflowed},
+			{"capped", ss.Capped}, {"lapsed", ss.Lapsed}, {"unpassed", ss.Unpassed}, {"unproven", ss.Unproven},
+			{"again", ss.Again}, {"owner", ss.Owner}, {"no_session", ss.NoSession},
+		} {
+			counter(descSuperSeed, uint64(x.v), x.k)
+		}
+		r := ss.Repeats
+		for _, x := range []kv{
+			{"reclaimed", r.Reclaimed}, {"owner", r.Owner}, {"unproven", r.Unproven}, {"again", r.Again},
+			{"capped", r.Capped}, {"overflow", r.Overflow}, {"no_session", r.NoSession},
+		} {
+			counter(descSuperSeedRepeats, uint64(x.v), x.k)
+		}
 	}
 	counter(descBans, uint64(n.metrics.PeersBanned.Load()), "bad_chunk")
 	var mapping uint64

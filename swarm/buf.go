@@ -3,6 +3,7 @@ package swarm
 import (
 	"io"
 	"sync"
+	"unsafe"
 )
 
 // Buffers and stream helpers shared by the upload side (server.go) and the
@@ -22,6 +23,19 @@ const stallPiece = 256 << 10
 // chunk buffers, pooled by capacity class (a power of two).
 var bufPools sync.Map // int -> *sync.Pool
 
+// bufAlign is the address alignment of chunk buffers: a page, so that a
+// download writes and serves whole chunks with direct I/O (chunker's
+// content.useDirect), which needs aligned buffers.
+const bufAlign = 4096
+
+// alignedBuf returns a zeroed buffer of length and capacity c whose first
+// byte sits at a multiple of bufAlign.
+func alignedBuf(c int) []byte {
+	b := make([]byte, c+bufAlign-1)
+	off := int(-uintptr(unsafe.Pointer(unsafe.SliceData(b)))) & (bufAlign - 1)
+	return b[off : off+c : off+c]
+}
+
 func getBuf(n int) *[]byte {
 	c := 1
 	for c < n {
@@ -29,7 +43,7 @@ func getBuf(n int) *[]byte {
 	}
 	p, ok := bufPools.Load(c)
 	if !ok { // allocate a pool only on a miss, not on every call
-		p, _ = bufPools.LoadOrStore(c, &sync.Pool{New: func() any { b := make([]byte, c); return &b }})
+		p, _ = bufPools.LoadOrStore(c, &sync.Pool{New: func() any { b := alignedBuf(c); return &b }})
 	}
 	bp := p.(*sync.Pool).Get().(*[]byte)
 	*bp = (*bp)[:n]

@@ -144,7 +144,7 @@
 //     buffer growing with the bytes received. Server.Counters counts each
 //     refusal and cut-off.
 //   - Super-seeding (a server seeding a complete item; ServerConfig.
-//     NoSuperSeed turns it off): per item 24 bytes per chunk, at most 1,024
+//     NoSuperSeed turns it off): per item 33 bytes per chunk, at most 1,024
 //     peers tracked and 256 refused (one bit per chunk each), per peer at
 //     most 16 chunks claimed and not yet announced and 64 announced and not
 //     passed on; beyond them plain seeding. Server.SuperSeedCounters

@@ -166,6 +166,12 @@ type Progress struct {
 	MetaEvicted  int           // silent metadata fetches cancelled for another peer (MaxMetaFetches)
 	PeersDropped int           // AddPeer calls refused because MaxPeers peers are known
 	Done         bool          // the output is complete
+	// FetchedFull is how many of Fetched came from peers that had every
+	// chunk (publishers and finished downloaders), Sched the scheduler's
+	// tallies (requests, duplicates, parity, timeouts, refusals), as of
+	// the last progress report: where a swarm's bytes went.
+	FetchedFull int
+	Sched       sched.Counts
 }
 
 // Download fetches one content item from any number of peers.
@@ -201,7 +207,8 @@ type Download struct {
 	fetched, bad, peers      atomic.Int64
 	banned, metaFetches      atomic.Int64
 	metaSilent, metaEvicted  atomic.Int64
-	dropped                  atomic.Int64
+	dropped, fetchedFull     atomic.Int64
+	counts                   atomic.Pointer[sched.Counts]
 	rate                     atomic.Uint64 // float64 bits
 	done                     atomic.Bool
 
@@ -333,6 +340,10 @@ func (d *Download) Progress() Progress {
 		MetaEvicted:  int(d.metaEvicted.Load()),
 		PeersDropped: int(d.dropped.Load()),
 		Done:         d.done.Load(),
+		FetchedFull:  int(d.fetchedFull.Load()),
+	}
+	if c := d.counts.Load(); c != nil {
+		p.Sched = *c
 	}
 	p.Rate = math.Float64frombits(d.rate.Load())
 	if !p.Done && p.Rate > 0 && p.Size > p.Verified {

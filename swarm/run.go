@@ -215,6 +215,8 @@ func (r *run) finish(ctx context.Context) error {
 
 // report publishes progress and calls OnProgress.
 func (r *run) report(now time.Time) {
+	c := r.s.Counts()
+	r.d.counts.Store(&c)
 	recv := r.d.received.Load()
 	if dt := now.Sub(r.lastTick).Seconds(); dt > 0.05 {
 		inst := float64(recv-r.lastRecv) / dt
@@ -345,6 +347,9 @@ func (r *run) handle(ev event) error {
 		case ev.err == nil:
 			if r.s.ChunkOK(now, sid, ev.chunk, ev.n, ev.latency) {
 				r.d.fetched.Add(1)
+				if _, full := r.seeders[ev.peer]; full {
+					r.d.fetchedFull.Add(1)
+				}
 				r.count(ev.chunk)
 				r.d.steer.broadcast()
 				if srv := r.d.cfg.Server; srv != nil {

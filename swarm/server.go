@@ -554,6 +554,13 @@ func (s *Server) serveChunk(ctx context.Context, peer identity.PeerID, st Stream
 		s.refuse(st, StatusNotHave, fmt.Sprintf("chunk %d not held", i))
 		return
 	}
+	if it.super != nil {
+		if no, gen := it.super.refuseEarly(peer, i, it.hasSession(peer)); no {
+			s.refuse(st, StatusElsewhere, fmt.Sprintf("chunk %d went to another peer: ask the peers", i))
+			s.holdLater(it, i, gen)
+			return
+		}
+	}
 	pu, why, ok := s.acquire(peer)
 	if !ok {
 		s.refuse(st, StatusBusy, why)

@@ -35,10 +35,11 @@ import (
 //     while its strikes are under a quarter of its credits.
 //   - Refuse: another peer asking for a claimed chunk is answered
 //     "elsewhere" (status 6), once per peer and chunk (and again while
-//     the chunk is on its way, see onItsWay), if the chunk was
-//     passed on, or its owner is here and trusted, or the owner announced
-//     it and has no strike (vouched). Else it is served (Unproven): a peer
-//     that asks for chunks and never reads nor announces them sends nobody
+//     the chunk is on its way, see onItsWay), if the chunk was passed on, or its owner is here and
+//     trusted, or the owner announced it and has no strike (vouched), or
+//     it is on its way to an owner with no strike that announced its
+//     earlier claims (onItsWay). Else it is served (Unproven): a peer that
+//     asks for chunks and never reads nor announces them sends nobody
 //     away. A stripe whose data count of chunks are claimed and vouched
 //     for sends requests for its other chunks (its parity) away too.
 //   - The peer sent away (sched's Elsewhere) fetches the chunk from a peer
@@ -56,8 +57,8 @@ import (
 //
 // A lone downloader is never refused: nobody vouches for anyone.
 //
-// Memory: per item, 24 bytes per chunk; per tracked peer, a small record
-// and, once refused, one bit per chunk. At most maxSuperSeedPeers peers
+// Memory: per item, 33 bytes per chunk (a claim and a send count); per
+// tracked peer, a small record and, once refused, one bit per chunk. At most maxSuperSeedPeers peers
 // are tracked and at most maxSuperSeedRefused of them refused per item;
 // beyond either cap requests are served as usual (overflow policy: plain
 // seeding), counted in SuperSeedCounters. Timers: one per chunk sent and
@@ -70,6 +71,7 @@ type superSeed struct {
 
 	mu     sync.Mutex
 	chunks []ssChunk
+	sends  []uint8                    // per chunk, the sends decided (saturating): the second and later are counted in ssCounters.repeat
 	tokens map[identity.PeerID]uint32 // peer -> token: index in peers, plus 1
 	peers  []*ssPeer
 	nbm    int // peers with a refused bitmap
@@ -132,17 +134,67 @@ const (
 // ssCounters counts super-seeding's decisions over all items.
 type ssCounters struct {
 	refused, overflowed, capped, lapsed, unpassed, unproven, again atomic.Int64
+	claimed, owner, noSession, distinct, early                     atomic.Int64
+	repeat                                                         [ssWhys]atomic.Int64
+}
+
+// ssWhy is why a chunk was sent, for counting the chunks sent again.
+type ssWhy uint8
+
+const (
+	whyClaim     ssWhy = iota // claimed for its first recipient (again: an earlier claim was released)
+	whyOwner                  // asked again by its owner (its request timed out or was cancelled)
+	whyUnproven               // its owner has not proved it holds or passes it on
+	whyAgain                  // the peer was refused it before
+	whyCapped                 // the peer had too many claims pending or not passed on
+	whyOverflow               // a cap on tracked or refused peers
+	whyNoSession              // the peer had no session (cannot announce)
+	ssWhys
+)
+
+// give counts a decision to send chunk i for why (ss.mu held, or ss nil
+// for no session).
+func (ss *superSeed) give(i int, why ssWhy) {
+	n := ss.sends[i]
+	if n < 255 {
+		ss.sends[i]++
+	}
+	if n == 0 {
+		ss.c.distinct.Add(1)
+		return
+	}
+	ss.c.repeat[why].Add(1)
 }
 
 // SuperSeedCounters counts what super-seeding decided.
 type SuperSeedCounters struct {
 	Refused    int64 // chunk requests answered "not have": the chunk went to another peer
+	Early      int64 // of those, refused on arrival (see refuseEarly), never accepted nor queued
 	Overflowed int64 // requests served as usual: a per-item cap on tracked or refused peers was reached
 	Capped     int64 // requests served without a claim: the peer had too many chunks unannounced or not passed on
 	Lapsed     int64 // claims released: the owner did not announce the chunk within SuperSeedConfirm
 	Unpassed   int64 // claims released: nobody but the owner announced the chunk within SuperSeedHold of a refusal
 	Unproven   int64 // chunks sent to a peer other than their owner: the owner has not proved it holds the chunk or passes chunks on
 	Again      int64 // chunks sent to a peer other than their owner: it was refused the chunk before
+	Claimed    int64 // claims made (chunks sent to a first recipient, or again after a claim was released)
+	Owner      int64 // chunks sent again to their owner, which asked again
+	NoSession  int64 // chunks served to a peer without a session (plain seeding)
+
+	// Distinct counts chunks sent at least once; Repeats the decisions to
+	// send a chunk sent before, by why: a fleet's extra copies.
+	Distinct int64
+	Repeats  SuperSeedRepeats
+}
+
+// SuperSeedRepeats counts the decisions to send a chunk again, by why.
+type SuperSeedRepeats struct {
+	Reclaimed int64 // claimed again after an earlier claim lapsed, failed or was released
+	Owner     int64 // its owner asked again
+	Unproven  int64 // another peer asked while the owner had not proved it holds or passes it on
+	Again     int64 // a peer refused it before asked again
+	Capped    int64 // the asking peer had too many claims pending or unpassed
+	Overflow  int64 // a per-item cap on tracked or refused peers
+	NoSession int64 // the asking peer had no session
 }
 
 // SuperSeedCounters returns super-seeding's counters.
@@ -150,11 +202,18 @@ func (s *Server) SuperSeedCounters() SuperSeedCounters {
 	return SuperSeedCounters{
 		Refused: s.ss.refused.Load(), Overflowed: s.ss.overflowed.Load(), Capped: s.ss.capped.Load(),
 		Lapsed: s.ss.lapsed.Load(), Unpassed: s.ss.unpassed.Load(), Unproven: s.ss.unproven.Load(), Again: s.ss.again.Load(),
+		Early: s.ss.early.Load(), Claimed: s.ss.claimed.Load(), Owner: s.ss.owner.Load(), NoSession: s.ss.noSession.Load(),
+		Distinct: s.ss.distinct.Load(),
+		Repeats: SuperSeedRepeats{
+			Reclaimed: s.ss.repeat[whyClaim].Load(), Owner: s.ss.repeat[whyOwner].Load(), Unproven: s.ss.repeat[whyUnproven].Load(),
+			Again: s.ss.repeat[whyAgain].Load(), Capped: s.ss.repeat[whyCapped].Load(), Overflow: s.ss.repeat[whyOverflow].Load(),
+			NoSession: s.ss.repeat[whyNoSession].Load(),
+		},
 	}
 }
 
 func (s *Server) newSuperSeed(chunks int, man *chunker.Manifest) *superSeed {
-	return &superSeed{c: &s.ss, confirm: s.cfg.SuperSeedConfirm, man: man, chunks: make([]ssChunk, chunks), tokens: make(map[identity.PeerID]uint32)}
+	return &superSeed{c: &s.ss, confirm: s.cfg.SuperSeedConfirm, man: man, chunks: make([]ssChunk, chunks), sends: make([]uint8, chunks), tokens: make(map[identity.PeerID]uint32)}
 }
 
 // ssDecision is what claim decided.
@@ -170,14 +229,17 @@ const (
 // an open session for the item). For ssClaimed and ssRefuse it also
 // returns the claim's generation, for sent, failed and held.
 func (ss *superSeed) claim(peer identity.PeerID, i int, hasSession bool) (ssDecision, uint32) {
-	if !hasSession {
-		return ssServe, 0 // cannot announce what it got, nor be told again
-	}
 	ss.mu.Lock()
 	defer ss.mu.Unlock()
+	if !hasSession {
+		ss.c.noSession.Add(1)
+		ss.give(i, whyNoSession)
+		return ssServe, 0 // cannot announce what it got, nor be told again
+	}
 	tok, p := ss.peerLocked(peer)
 	if p == nil {
 		ss.c.overflowed.Add(1)
+		ss.give(i, whyOverflow)
 		return ssServe, 0
 	}
 	p.present = true
@@ -188,21 +250,62 @@ func (ss *superSeed) claim(peer identity.PeerID, i int, hasSession bool) (ssDeci
 	case c.owner == 0:
 		if p.pending >= maxSuperSeedPending || p.unpassed >= maxSuperSeedUnpassed {
 			ss.c.capped.Add(1)
+			ss.give(i, whyCapped)
 			return ssServe, 0
 		}
 		c.gen++
 		c.owner, c.state, c.passer, c.dup = tok, ssSending, 0, false
 		c.since = time.Now().UnixNano()
 		p.pending++
+		ss.c.claimed.Add(1)
+		ss.give(i, whyClaim)
 		return ssClaimed, c.gen
 	case c.owner == tok:
+		ss.c.owner.Add(1)
+		ss.give(i, whyOwner)
 		return ssServe, 0
-	case !ss.vouched(c):
+	case !ss.vouched(c) && !(ss.onItsWay(c) && ss.peers[c.owner-1].strikes == 0):
 		c.dup = true
 		ss.c.unproven.Add(1)
+		ss.give(i, whyUnproven)
 		return ssServe, 0
 	}
 	return ss.refuseLocked(p, i)
+}
+
+// refuseEarly refuses peer chunk i when its request arrives, if claim
+// would refuse it at its turn because another peer's claim on the chunk
+// stands: a request waiting for its turn behind the chunks being written
+// to the peer holds one of the peer's request slots for nothing, and on a
+// fleet the publisher then runs short of requests it can serve. It
+// returns false (decide at the turn, as usual) in every other case.
+func (ss *superSeed) refuseEarly(peer identity.PeerID, i int, hasSession bool) (bool, uint32) {
+	if !hasSession {
+		return false, 0
+	}
+	ss.mu.Lock()
+	defer ss.mu.Unlock()
+	tok, ok := ss.tokens[peer]
+	if !ok {
+		return false, 0
+	}
+	p, c := ss.peers[tok-1], &ss.chunks[i]
+	switch {
+	case c.owner == 0 || c.owner == tok:
+		return false, 0
+	case !ss.vouched(c) && !(ss.onItsWay(c) && ss.peers[c.owner-1].strikes == 0):
+		return false, 0
+	case p.refused == nil && ss.nbm >= maxSuperSeedRefused:
+		return false, 0
+	case p.refused != nil && p.refused[i/64]&(1<<(i%64)) != 0 && !ss.onItsWay(c):
+		return false, 0
+	}
+	dec, gen := ss.refuseLocked(p, i)
+	if dec != ssRefuse {
+		return false, 0
+	}
+	ss.c.early.Add(1)
+	return true, gen
 }
 
 // refuseLocked refuses p chunk i, unless it was refused it before or the
@@ -213,6 +316,7 @@ func (ss *superSeed) refuseLocked(p *ssPeer, i int) (ssDecision, uint32) {
 		if ss.nbm >= maxSuperSeedRefused {
 			ss.c.overflowed.Add(1)
 			c.dup = c.owner != 0
+			ss.give(i, whyOverflow)
 			return ssServe, 0
 		}
 		p.refused = make([]uint64, (len(ss.chunks)+63)/64)
@@ -228,6 +332,7 @@ func (ss *superSeed) refuseLocked(p *ssPeer, i int) (ssDecision, uint32) {
 			c.dup = true
 		}
 		ss.c.again.Add(1)
+		ss.give(i, whyAgain)
 		return ssServe, 0 // refused once already
 	}
 	p.refused[i/64] |= 1 << (i % 64)

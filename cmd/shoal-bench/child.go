@@ -46,7 +46,7 @@ func startProfile(role string) func() {
 }
 
 // runChild runs a seeder or leecher role.
-func runChild(role, dir, file, idText string, chunkSize, syncEvery int, superSeed, noTCP bool) error {
+func runChild(role, dir, file, idText string, chunkSize, syncEvery int, superSeed, noTCP, pageCache bool) error {
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	store, err := chunker.OpenStore(filepath.Join(dir, "store"))
 	if err != nil {
@@ -115,7 +115,7 @@ func runChild(role, dir, file, idText string, chunkSize, syncEvery int, superSee
 		case "GO":
 			start := time.Now()
 			var err error
-			d, err = swarm.NewDownload(swarm.Config{Logger: logger, Server: srv, SkipParity: true, Chunker: chunker.DownloadOptions{SyncEvery: syncEvery}}, dialer(node), store, id, filepath.Join(dir, "out"))
+			d, err = swarm.NewDownload(swarm.Config{Logger: logger, Server: srv, SkipParity: true, Chunker: chunker.DownloadOptions{SyncEvery: syncEvery, PageCache: pageCache}}, dialer(node), store, id, filepath.Join(dir, "out"))
 			if err != nil {
 				return err
 			}

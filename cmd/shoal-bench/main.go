@@ -42,6 +42,7 @@ func main() {
 		tmp       = flag.String("tmp", "", "work folder parent (default: the system temp folder)")
 		noTCP     = flag.Bool("no-tcp", false, "keep chunk streams on QUIC (no TCP transport), for side-by-side runs")
 		superSeed = flag.Bool("superseed", true, "seeders super-seed, the default (each chunk sent to one peer as far as it can); -superseed=false sets swarm.ServerConfig.NoSuperSeed, for side-by-side runs")
+		pageCache = flag.Bool("page-cache", false, "leechers write and read their output through the page cache (chunker.DownloadOptions.PageCache) instead of direct I/O, for side-by-side runs")
 		srcFile   = flag.String("src", "", "publish this existing file instead of a fresh random one (its size wins over -size)")
 	)
 	flag.Parse()
@@ -54,13 +55,13 @@ func main() {
 	}
 	switch *role {
 	case "seeder", "leecher":
-		err = runChild(*role, *dir, *file, *id, *chunk, *syncN, *superSeed, *noTCP)
+		err = runChild(*role, *dir, *file, *id, *chunk, *syncN, *superSeed, *noTCP, *pageCache)
 	case "quicref-server":
 		err = runRefServer(*listen)
 	case "quicref-client":
 		err = runRefClient(*addr, size)
 	case "":
-		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp, *srcFile, *superSeed, *noTCP)
+		err = coordinate(*seeders, *leechers, size, *chunk, *syncN, *quicRef, *keep, *tmp, *srcFile, *superSeed, *noTCP, *pageCache)
 	default:
 		err = fmt.Errorf("unknown role %q", *role)
 	}
@@ -133,7 +134,7 @@ func quicReference(size int64) (mbps, cpu float64, err error) {
 	return float64(size) / 1e6 / secs, clientCPU + serverCPU, nil
 }
 
-func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp, srcFile string, superSeed, noTCP bool) error {
+func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep bool, tmp, srcFile string, superSeed, noTCP, pageCache bool) error {
 	if nSeed < 1 || nLeech < 1 {
 		return errors.New("need at least one seeder and one leecher")
 	}
@@ -197,7 +198,7 @@ func coordinate(nSeed, nLeech int, size int64, chunk, syncN int, quicRef, keep b
 		if i >= nSeed {
 			role, name = "leecher", fmt.Sprintf("l%d", i-nSeed)
 		}
-		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg, "-sync-every", strconv.Itoa(syncN), "-superseed="+strconv.FormatBool(superSeed), "-no-tcp="+strconv.FormatBool(noTCP))
+		k, err := start("-role", role, "-dir", filepath.Join(work, name), "-file", src, "-id", pub.ID.String(), "-chunk", chunkArg, "-sync-every", strconv.Itoa(syncN), "-superseed="+strconv.FormatBool(superSeed), "-no-tcp="+strconv.FormatBool(noTCP), "-page-cache="+strconv.FormatBool(pageCache))
 		if err != nil {
 			return err
 		}

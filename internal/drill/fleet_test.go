@@ -120,6 +120,137 @@ type fleetRun struct {
 	wire    float64   // bytes the publisher's eth0 sent
 	payload float64   // content bytes the publisher served
 	load    string
+	samples []fleetSample
+}
+
+// fleetSample is the publisher's state at one moment of a run.
+type fleetSample struct {
+	at       float64 // seconds since the hosts were started
+	tx       float64 // bytes its eth0 sent since the first sample
+	distinct int64   // chunks it sent at least once (super-seeding)
+}
+
+// samplePublisher reads the publisher's eth0 counter and super-seeding
+// counters every 500 ms until stop is closed.
+func samplePublisher(t *testing.T, h *Host, pub *Node, start time.Time, stop <-chan struct{}) []fleetSample {
+	var out []fleetSample
+	tx0 := txBytes(t, h)
+	tick := time.NewTicker(500 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		s := fleetSample{at: time.Since(start).Seconds(), tx: txBytes(t, h) - tx0}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		if m, err := pub.Metrics(ctx); err == nil {
+			s.distinct = m[`shoal_superseed_total{decision="distinct"}`]
+		}
+		cancel()
+		out = append(out, s)
+		select {
+		case <-stop:
+			return out
+		case <-tick.C:
+		}
+	}
+}
+
+// waitDataDone polls n's status every 250 ms until its download has
+// verified every content byte, and returns when (seconds since start; 0
+// if stop came first).
+func waitDataDone(n *Node, start time.Time, stop <-chan struct{}) float64 {
+	tick := time.NewTicker(250 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		st, err := n.LiveStatus(ctx)
+		cancel()
+		if err == nil {
+			for _, d := range st.Downloads {
+				if d.Total > 0 && d.Done >= d.Total {
+					return time.Since(start).Seconds()
+				}
+			}
+		}
+		select {
+		case <-stop:
+			return 0
+		case <-tick.C:
+		}
+	}
+}
+
+func fmtTimes(x []float64) string {
+	var b strings.Builder
+	for i, v := range x {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%.1f", v)
+	}
+	return b.String()
+}
+
+// logUplink reports the publisher's uplink use: the time to its first
+// busy second, its busy share while no host had finished and after, the
+// time its distinct chunks reached every data chunk, and its rate per
+// 2 s.
+func logUplink(t *testing.T, ss []fleetSample, rate int64, times []float64) {
+	if len(ss) < 2 {
+		return
+	}
+	full := float64(rate) / 8
+	first := slices.Min(times)
+	var line strings.Builder
+	var busyBefore, spanBefore, busyAfter, spanAfter float64
+	start, allOut := -1.0, -1.0
+	var maxDistinct int64
+	for _, s := range ss {
+		maxDistinct = max(maxDistinct, s.distinct)
+	}
+	for i := 1; i < len(ss); i++ {
+		a, b := ss[i-1], ss[i]
+		dt := b.at - a.at
+		u := (b.tx - a.tx) / dt / full
+		if start < 0 && u > 0.5 {
+			start = a.at
+		}
+		if allOut < 0 && b.distinct >= maxDistinct && maxDistinct > 0 {
+			allOut = b.at
+		}
+		if start >= 0 {
+			if b.at <= first {
+				busyBefore, spanBefore = busyBefore+min(u, 1)*dt, spanBefore+dt
+			} else {
+				busyAfter, spanAfter = busyAfter+min(u, 1)*dt, spanAfter+dt
+			}
+		}
+	}
+	for i := 0; i+4 < len(ss); i += 4 {
+		a, b := ss[i], ss[i+4]
+		fmt.Fprintf(&line, " %.0f", 100*(b.tx-a.tx)/(b.at-a.at)/full)
+	}
+	t.Logf("FLEET shoal publisher uplink: first half-busy 0.5 s at %.1f s; busy %.0f%% until the first host finished (%.1f s), %.0f%% after; %d chunks sent once by %.1f s; %% of the cap per 2 s:%s",
+		start, 100*busyBefore/max(spanBefore, 1e-9), first, 100*busyAfter/max(spanAfter, 1e-9), maxDistinct, allOut, line.String())
+}
+
+// metricDelta formats the labelled series of name, after minus before,
+// sorted by label.
+func metricDelta(before, after map[string]int64, name string) string {
+	var keys []string
+	for k := range after {
+		if strings.HasPrefix(k, name+"{") {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		label := k[len(name)+1 : len(k)-1]
+		if _, v, ok := strings.Cut(label, "="); ok {
+			label = strings.Trim(v, `"`)
+		}
+		fmt.Fprintf(&b, " %s=%d", label, after[k]-before[k])
+	}
+	return b.String()
 }
 
 func envInt(t *testing.T, name string, def int) int {
@@ -176,9 +307,21 @@ func load() string {
 func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, seed uint64) fleetRun {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Minute)
 	defer cancel()
+	dir := runDir(t)
+	defer os.RemoveAll(dir) // after nt.Close has stopped the nodes
 	nt, hs := fleetNet(t, hosts, rate)
 	defer nt.Close()
-	dir := t.TempDir()
+	// SHOAL_FLEET_SYSCTL=name=value,... sets sysctls in every namespace
+	// of the shoal sides (an experiment: e.g. net.ipv4.tcp_notsent_lowat).
+	if v := os.Getenv("SHOAL_FLEET_SYSCTL"); v != "" {
+		for _, h := range hs {
+			for kv := range strings.SplitSeq(v, ",") {
+				if out, err := exec.Command("ip", "netns", "exec", h.NS, "sysctl", "-w", kv).CombinedOutput(); err != nil {
+					t.Fatalf("sysctl %s in %s: %v: %s", kv, h.NS, err, out)
+				}
+			}
+		}
+	}
 	src := filepath.Join(dir, "src", "fleet.bin")
 	sum := writeRandom(t, src, size, seed)
 	var env []string
@@ -200,10 +343,22 @@ func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, see
 	if err != nil {
 		t.Fatal(err)
 	}
+	pm0, err := pub.Metrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	errs := make([]error, hosts)
 	paths := make([]string, hosts)
 	var wg sync.WaitGroup
 	start := time.Now()
+	stopSampling := make(chan struct{})
+	samples := make(chan []fleetSample, 1)
+	go func() { samples <- samplePublisher(t, hs[0], pub, start, stopSampling) }()
+	dataDone := make([]float64, hosts) // when each host's content was verified (before parity and install)
+	var sampled sync.WaitGroup
+	for i, n := range nodes {
+		sampled.Go(func() { dataDone[i] = waitDataDone(n, start, stopSampling) })
+	}
 	for i, n := range nodes {
 		wg.Go(func() {
 			it, err := n.Get(ctx, p.Link, filepath.Join(n.Home, "out"), 60*time.Second)
@@ -211,6 +366,15 @@ func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, see
 		})
 	}
 	wg.Wait()
+	close(stopSampling)
+	r.samples = <-samples
+	sampled.Wait()
+	for i := range dataDone {
+		if dataDone[i] == 0 {
+			dataDone[i] = r.times[i]
+		}
+	}
+	t.Logf("FLEET shoal hosts' content verified at %s s; Get returned at %s s (after re-encoding parity and installing)", fmtTimes(dataDone), fmtTimes(r.times))
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("shoal host %d: %v", i+1, err)
@@ -223,10 +387,18 @@ func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, see
 	}
 	r.payload = float64(st.BytesUp - st0.BytesUp)
 	r.slowest = slices.Max(r.times)
+	pm, err := pub.Metrics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Logf("FLEET shoal publisher super-seeding: %s", metricDelta(pm0, pm, "shoal_superseed_total"))
+	t.Logf("FLEET shoal publisher chunks sent again, by why: %s", metricDelta(pm0, pm, "shoal_superseed_repeats_total"))
+	logUplink(t, r.samples, rate, r.times)
 	// What the hosts took in: chunks fetched against the data chunks they
 	// needed (more: parity), bytes received against the chunks' bytes
 	// (more: duplicates or cancelled requests).
-	var fetched, received int64
+	var fetched, received, fromFull int64
+	reqs := map[string]int64{}
 	for _, n := range nodes {
 		m, err := n.Metrics(ctx)
 		if err != nil {
@@ -234,7 +406,14 @@ func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, see
 		}
 		fetched += m["shoal_chunks_verified_total"]
 		received += m["shoal_bytes_down_total"]
+		fromFull += m["shoal_chunks_from_full_total"]
+		for k, v := range m {
+			if strings.HasPrefix(k, "shoal_chunk_requests_total{") {
+				reqs[k] += v
+			}
+		}
 	}
+	t.Logf("FLEET shoal hosts' requests (all hosts): %s; chunks verified from peers holding everything: %d", metricDelta(nil, reqs, "shoal_chunk_requests_total"), fromFull)
 	cs := int64(chunker.AutoChunkSize(size)) // what shoal publish uses
 	dataChunks := (size + cs - 1) / cs
 	t.Logf("FLEET shoal hosts: %d chunks fetched for %d data chunks each (%.3f per data chunk), %.3f copies received per host",
@@ -243,6 +422,18 @@ func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, see
 		sameBytes(t, fmt.Sprintf("shoal host %d", i+1), paths[i], sum)
 	}
 	return r
+}
+
+// runDir makes a folder for one run's files (the caller removes it when
+// the run ends; the test's TempDir, if not): a run leaves
+// about 2.5 GiB (the file on 9 hosts, parity, stores), and t.TempDir keeps
+// every run's until the test ends, filling the disk after about 8 runs.
+func runDir(t *testing.T) string {
+	dir, err := os.MkdirTemp(t.TempDir(), "run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return dir
 }
 
 // ltScript is bench/ltpeer.py in this source tree.
@@ -330,9 +521,10 @@ func (p *ltPeer) expect(word string, timeout time.Duration) ([]string, error) {
 }
 
 func fleetLibtorrent(t *testing.T, hosts int, size, rate int64, seed uint64) fleetRun {
+	dir := runDir(t)
+	defer os.RemoveAll(dir) // after nt.Close has stopped the peers
 	nt, hs := fleetNet(t, hosts, rate)
 	defer nt.Close()
-	dir := t.TempDir()
 	src := filepath.Join(dir, "src", "fleet.bin")
 	sum := writeRandom(t, src, size, seed)
 	torrent := filepath.Join(dir, "fleet.torrent")

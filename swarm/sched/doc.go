@@ -45,11 +45,16 @@
 // Need. A stripe needs d_s - verified - (unverified chunks in flight) more
 // requests. When a peer has room in its queue, the scheduler walks the
 // stripes rarest first, skips those that need nothing, and takes the least
-// announced data chunk the peer has that nobody is fetching. Data chunks are
+// announced data chunk the peer has that nobody is fetching (among equally
+// announced ones, by a random tie-break drawn per download, so downloaders
+// with the same view ask a seeder for different chunks). Data chunks are
 // preferred because they need no decoding. If the peer has no such data
 // chunk anywhere, it takes a parity chunk in the rarest stripe where it has
 // one: this is how parity routes around data chunks that no peer has, or
-// that only a slow, busy or saturated peer has. The peer that would have
+// that only a slow, busy or saturated peer has. A peer that announced every
+// chunk when it joined (a seeder) is not asked for a stripe's parity while
+// it deferred the stripe's missing data chunks (Elsewhere): they come from
+// the peers it gave them to. The peer that would have
 // fetched the data chunk finds the stripe's need covered and moves on.
 //
 // Endgame. When no stripe needs anything (every remaining need is covered

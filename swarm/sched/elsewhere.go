@@ -18,10 +18,14 @@ import (
 //     one left or was banned);
 //   - ElsewhereWait after the refusal, and every ElsewhereWait after that,
 //     if by then no other peer that holds it can be asked (none announced
-//     it to us, or all are backing off after busy answers).
+//     it to us, or all are backing off after busy answers), and the peer
+//     has no other chunk for us or MaxElsewhereWait passed since the
+//     refusal.
 //
-// So a refusal costs a download at most ElsewhereWait, or one failed
-// request elsewhere, however the peer the chunk went to behaves; a peer
+// So a refusal costs a download at most ElsewhereWait once the refusing
+// peer has nothing else for it (MaxElsewhereWait before: meanwhile that
+// peer's uplink serves other chunks), or one failed request elsewhere,
+// however the peer the chunk went to behaves; a peer
 // announcing the chunk (Have) clears the deferral. Memory: one bit per
 // chunk per peer, one counter per chunk, and one queue entry per deferral
 // (each (peer, chunk) is deferred at most once until it is counted again).
@@ -32,7 +36,12 @@ type deferral struct {
 	p     *peer
 	c     int32
 	until time.Time
+	since time.Time // the refusal
 }
+
+// MaxElsewhereWait bounds how long a deferred chunk waits while the peer
+// that deferred it has other work for us (see expireDeferrals).
+const MaxElsewhereWait = 2 * time.Second
 
 // deferChunk records that p holds chunk c but asked us to fetch it
 // elsewhere first.
@@ -43,7 +52,7 @@ func (s *Scheduler) deferChunk(now time.Time, p *peer, c int) {
 	}
 	p.deferred.set(c)
 	s.ndeferred[c]++
-	s.deferrals = append(s.deferrals, deferral{p: p, c: int32(c), until: now.Add(s.cfg.ElsewhereWait)})
+	s.deferrals = append(s.deferrals, deferral{p: p, c: int32(c), until: now.Add(s.cfg.ElsewhereWait), since: now})
 }
 
 // dropHave stops counting p as a holder of chunk c.
@@ -109,7 +118,16 @@ func (s *Scheduler) recount(p *peer, c int) {
 // expireDeferrals ends the ElsewhereWait of deferrals due at now: a
 // deferring peer counts as a holder again if no other peer that holds the
 // chunk can be asked now (none announced it, or all are gone or backing
-// off after busy answers); otherwise it waits another ElsewhereWait.
+// off after busy answers) and either it has no other chunk for us or
+// MaxElsewhereWait has passed since the refusal; otherwise it waits
+// another ElsewhereWait. While the seeder has other chunks for us, asking
+// it again early costs its uplink a second copy if the peer it gave the
+// chunk to announces it late (on a fleet its have reaches us behind the
+// chunks it uploads to us, a second or more after the seeder's refusal)
+// and gains nothing, since the seeder's uplink has other work; once it
+// has none, we ask again at once (ElsewhereWait), so peers that claim
+// chunks and never serve them delay the download's end by ElsewhereWait
+// waves, as before.
 func (s *Scheduler) expireDeferrals(now time.Time) {
 	n := 0
 	var again []deferral
@@ -124,7 +142,7 @@ func (s *Scheduler) expireDeferrals(now time.Time) {
 			// counted again already, or the peer is gone
 		case s.verified.has(c):
 			s.clearDeferred(p, c)
-		case !s.usableHolder(c, now):
+		case !s.usableHolder(c, now) && (now.Sub(d.since) >= MaxElsewhereWait || s.pick(p) < 0):
 			s.recount(p, c)
 		default:
 			d.until = now.Add(s.cfg.ElsewhereWait)

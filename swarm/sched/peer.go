@@ -13,6 +13,7 @@ type peer struct {
 	// chunks the peer holds but asked us to fetch elsewhere (Elsewhere);
 	// never also in have
 	deferred bitset
+	full     bool // it announced every chunk when it joined (a seeder)
 
 	// Outstanding requests: chunk -> request index.
 	reqs          map[int32]int32

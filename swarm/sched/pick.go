@@ -73,7 +73,7 @@ func (s *Scheduler) pick(p *peer) int {
 		if c := s.candidate(p, start, start+d); c >= 0 {
 			return c
 		}
-		if parity < 0 && s.lay.M > 0 {
+		if parity < 0 && s.lay.M > 0 && s.parityFrom(p, st) {
 			parity = s.candidate(p, start+d, start+d+s.lay.M)
 		}
 	}
@@ -113,9 +113,15 @@ func (s *Scheduler) endgame() bool {
 }
 
 // candidate returns the least announced chunk in [lo, hi) that p has and
-// that is neither verified nor requested from anyone, or -1.
+// that is neither verified nor requested from anyone, or -1. Among equally
+// announced chunks it takes the one with the least random tie-break (drawn
+// per download), not the first: downloaders that see the same
+// announcements and walk the same rare stripe then ask a seeder for
+// different chunks, so a super-seeding seeder gives each chunk to one of
+// them instead of refusing the others (seen on TestFleet: most of the
+// publisher's refusals, each a request slot spent for a round trip).
 func (s *Scheduler) candidate(p *peer, lo, hi int) int {
-	best, bestAvail := -1, uint16(0)
+	best, bestAvail, bestTie := -1, uint16(0), uint16(0)
 	for w := lo >> 6; w<<6 < hi; w++ {
 		m := p.have[w] &^ s.verified[w] &^ s.busy[w]
 		if w<<6 < lo {
@@ -127,8 +133,8 @@ func (s *Scheduler) candidate(p *peer, lo, hi int) int {
 		for m != 0 {
 			c := w<<6 + bits.TrailingZeros64(m)
 			m &= m - 1
-			if best < 0 || s.avail[c] < bestAvail {
-				best, bestAvail = c, s.avail[c]
+			if a := s.avail[c]; best < 0 || a < bestAvail || (a == bestAvail && s.cTie[c] < bestTie) {
+				best, bestAvail, bestTie = c, a, s.cTie[c]
 			}
 		}
 	}
@@ -238,12 +244,33 @@ func (s *Scheduler) helpStripe(p *peer, st int) int {
 	if dupData >= 0 {
 		return dupData
 	}
-	if s.lay.M > 0 {
-		if c := s.candidate(p, start+d, end); c >= 0 {
-			return c
-		}
+	if s.lay.M == 0 || !s.parityFrom(p, st) {
+		return -1
+	}
+	if c := s.candidate(p, start+d, end); c >= 0 {
+		return c
 	}
 	return dupParity
+}
+
+// parityFrom reports whether p may be asked for parity in stripe st. A
+// peer that announced every chunk (a publisher) and has no data chunk of
+// the stripe to give us has deferred them (a super-seeding seeder sent
+// them to other peers, see elsewhere.go): they are coming from those
+// peers, or from p after ElsewhereWait, and parity from p would spend its
+// uplink, the fleet's scarcest, on chunks nobody needs. So p is asked for
+// parity only where it dropped a data chunk we miss (not held after all).
+func (s *Scheduler) parityFrom(p *peer, st int) bool {
+	if !p.full {
+		return true
+	}
+	start, d := s.lay.StripeStart(st), s.dataIn(st)
+	for c := start; c < start+d; c++ {
+		if !s.verified.has(c) && !p.have.has(c) && !p.deferred.has(c) {
+			return true
+		}
+	}
+	return false
 }
 
 // issue records a request for chunk c at p and emits it.
@@ -272,6 +299,19 @@ func (s *Scheduler) issue(now time.Time, p *peer, c int) {
 	s.inBytes += int64(size)
 	s.nreqs++
 
+	s.cnt.Issued++
+	if s.inflight[c] > 0 {
+		s.cnt.Duplicates++
+	}
+	if s.lay.IsParity(c) {
+		s.cnt.Parity++
+	}
+	if p.full {
+		s.cnt.FromFull++
+		if s.avail[c] > 1 {
+			s.cnt.FullShared++
+		}
+	}
 	st, _ := s.lay.StripeOf(c)
 	before := s.need(st)
 	if s.inflight[c] == 0 {

@@ -34,6 +34,26 @@ type PeerProgress struct {
 	Banned        bool
 }
 
+// Counts tallies the scheduler's decisions since New, so that a benchmark
+// can tell where bytes went: requests beyond one per chunk, parity, what
+// was asked of peers holding everything (a publisher) while other peers
+// announced the chunk, and how requests ended.
+type Counts struct {
+	Issued     int64 // requests issued
+	Duplicates int64 // requests issued for a chunk another request was fetching (endgame)
+	Parity     int64 // requests issued for parity chunks
+	FromFull   int64 // requests issued to peers that announced every chunk when they joined
+	FullShared int64 // of those, for chunks another peer announced too
+	Late       int64 // chunks verified that were verified already (duplicates, cancelled requests)
+	Timeouts   int64 // requests that timed out (the scheduler's deadline or the driver's report)
+	Elsewhere  int64 // requests answered "fetch it elsewhere"
+	Busy       int64 // requests refused as busy
+	NotFound   int64 // requests answered "not held"
+}
+
+// Counts returns the decision tallies.
+func (s *Scheduler) Counts() Counts { return s.cnt }
+
 // Progress returns a snapshot. It allocates; call it at human rates.
 func (s *Scheduler) Progress() Progress {
 	pr := Progress{

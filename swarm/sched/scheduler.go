@@ -26,6 +26,7 @@ type Scheduler struct {
 	verified bitset   // verified chunks (resume bitmap included)
 	busy     bitset   // chunks with at least one outstanding request
 	avail    []uint16 // live, unbanned peers that announced the chunk
+	cTie     []uint16 // random tie-break among equally announced chunks, fixed at construction
 	// live peers that deferred the chunk (elsewhere.go)
 	ndeferred []uint16
 	inflight  []uint8 // outstanding requests for the chunk
@@ -69,6 +70,7 @@ type Scheduler struct {
 	now          time.Time // latest now seen
 	done         bool
 
+	cnt     Counts // tallies (progress.go)
 	out     []Action
 	scratch []uint16
 	egBuf   []egStripe // endgame scan buffer
@@ -113,6 +115,7 @@ func New(l Layout, verified []byte, cfg Config, rng *rand.Rand) (*Scheduler, err
 		verified:  newBitset(n),
 		busy:      newBitset(n),
 		avail:     make([]uint16, n),
+		cTie:      make([]uint16, n),
 		ndeferred: make([]uint16, n),
 		inflight:  make([]uint8, n),
 		reqHead:   make([]int32, n),
@@ -150,6 +153,9 @@ func New(l Layout, verified []byte, cfg Config, rng *rand.Rand) (*Scheduler, err
 		}
 		s.order = append(s.order, int32(st))
 		s.needTotal += s.need(st)
+	}
+	for c := range s.cTie {
+		s.cTie[c] = uint16(rng.Uint32())
 	}
 	s.checkDone()
 	return s, nil
@@ -200,12 +206,15 @@ func (s *Scheduler) PeerJoined(now time.Time, id PeerID, have []byte) {
 		return
 	}
 	p.gone = false
-	added := false
+	added, n := false, 0
 	for i, b := range have {
 		for b != 0 {
 			bit := trailingZeros8(b)
 			b &^= 1 << bit
 			c := i*8 + bit
+			if c < s.nchunks {
+				n++
+			}
 			if c < s.nchunks && !p.have.has(c) {
 				s.clearDeferred(p, c)
 				p.have.set(c)
@@ -217,6 +226,7 @@ func (s *Scheduler) PeerJoined(now time.Time, id PeerID, have []byte) {
 	if added {
 		s.rekeyAll()
 	}
+	p.full = n == s.nchunks
 	p.noWork = math.MaxUint64
 	s.fill(now)
 }
@@ -250,6 +260,8 @@ func (s *Scheduler) ChunkOK(now time.Time, id PeerID, c int, n int, latency time
 	fresh := !s.verified.has(c)
 	if fresh {
 		s.setVerified(c)
+	} else {
+		s.cnt.Late++
 	}
 	if p := s.byID[id]; p != nil {
 		if ri, ok := p.reqs[int32(c)]; ok {
@@ -321,15 +333,19 @@ func (s *Scheduler) RequestFailed(now time.Time, id PeerID, c int, why Reason) {
 	}
 	switch why {
 	case Busy:
+		s.cnt.Busy++
 		p.onBusy(now, &s.cfg)
 	case NotFound:
+		s.cnt.NotFound++
 		s.dropHave(p, c)
 	case Elsewhere:
+		s.cnt.Elsewhere++
 		s.deferChunk(now, p, c)
 	case PeerGone:
 		p.gone = true
 		s.releasePeer(p, false)
 	default: // Timeout and unknown reasons
+		s.cnt.Timeouts++
 		p.onTimeout()
 	}
 	s.fill(now)
@@ -366,6 +382,7 @@ func (s *Scheduler) Tick(now time.Time) {
 		}
 		p, c := r.peer, int(r.chunk)
 		s.release(ri, true)
+		s.cnt.Timeouts++
 		p.onTimeout()
 		s.undefer(c)
 	}
