@@ -18,6 +18,11 @@ type DownloadOptions struct {
 	// Chunks held since the last completed sync are fetched again after a
 	// crash.
 	SyncEvery int
+	// Sparse creates the output and parity files sparse instead of
+	// reserving their blocks: only the chunks written take disk space (a
+	// cache that fetches part of an item), at the cost of a full disk
+	// showing up while chunks are written rather than at creation.
+	Sparse bool
 	// PageCache makes the download read and write its output through the
 	// page cache. By default (on Linux, where the file system supports
 	// it) whole aligned chunks bypass it with direct I/O: each byte is
@@ -118,7 +123,7 @@ func (s *Store) CreateDownload(m *Manifest, leaves *LeafLayer, outDir string, op
 	if err := os.MkdirAll(absOut, 0o755); err != nil {
 		return nil, fmt.Errorf("creating download %s: %w", id, err)
 	}
-	if err := createOutput(m, root); err != nil {
+	if err := createOutput(m, root, opts.Sparse); err != nil {
 		return nil, fmt.Errorf("creating download %s: %w", id, err)
 	}
 	created := false
@@ -132,7 +137,11 @@ func (s *Store) CreateDownload(m *Manifest, leaves *LeafLayer, outDir string, op
 		return nil, fmt.Errorf("creating download %s: %w", id, err)
 	}
 	defer os.RemoveAll(stage)
-	pf, err := createSized(filepath.Join(stage, fileParity), m.paritySize())
+	setSize := preallocate
+	if opts.Sparse {
+		setSize = truncate
+	}
+	pf, err := createSizedWith(filepath.Join(stage, fileParity), m.paritySize(), setSize)
 	if err == nil {
 		err = errors.Join(pf.Sync(), pf.Close())
 	}
@@ -152,24 +161,28 @@ func (s *Store) CreateDownload(m *Manifest, leaves *LeafLayer, outDir string, op
 // createOutput creates the output file or folder at full (sparse or
 // preallocated) size. On failure it removes what it created, so that a full
 // disk leaves nothing behind.
-func createOutput(m *Manifest, root string) error {
+func createOutput(m *Manifest, root string, sparse bool) error {
 	if _, err := os.Lstat(root); err == nil {
 		return fmt.Errorf("output %s: %w", root, fs.ErrExist)
 	}
-	err := createOutputAt(m, root)
+	setSize := preallocate
+	if sparse {
+		setSize = truncate
+	}
+	err := createOutputAt(m, root, setSize)
 	if err != nil {
 		os.RemoveAll(root) // ours: it did not exist a moment ago
 	}
 	return err
 }
 
-func createOutputAt(m *Manifest, root string) error {
-	mk := func(path string, size int64, mode fs.FileMode) error {
+func createOutputAt(m *Manifest, root string, setSize func(*os.File, int64) error) error {
+	mk := func(path string, n int64, mode fs.FileMode) error {
 		f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, mode)
 		if err != nil {
 			return err
 		}
-		err = preallocate(f, size)
+		err = setSize(f, n)
 		if err == nil {
 			err = f.Chmod(mode) // undo the umask: the manifest says which mode
 		}

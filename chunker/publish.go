@@ -361,16 +361,25 @@ func codeStripe(m *Manifest, b *stripeBuf, src *pipelineSource, hashes [][32]byt
 
 // createSized creates (truncating) a file of the given size.
 func createSized(path string, size int64) (*os.File, error) {
+	return createSizedWith(path, size, preallocate)
+}
+
+// createSizedWith is createSized with setSize (preallocate or truncate)
+// setting the size.
+func createSizedWith(path string, size int64, setSize func(*os.File, int64) error) (*os.File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_TRUNC, 0o644)
 	if err != nil {
 		return nil, err
 	}
-	if err := preallocate(f, size); err != nil {
+	if err := setSize(f, size); err != nil {
 		f.Close()
 		return nil, err
 	}
 	return f, nil
 }
+
+// truncate sets f's size without reserving blocks: a sparse file.
+func truncate(f *os.File, size int64) error { return f.Truncate(size) }
 
 // inside reports whether addr points into b.
 func inside(b []byte, addr uintptr) bool {

@@ -22,7 +22,8 @@
 // is not in the content 404 (paths are looked up in the manifest, so ".."
 // cannot escape), a range past the end 416, content nobody serves 504 after
 // Config.FindTimeout, more than Config.MaxReaders requests reading content at
-// once 503. A request holds at most one reader (one chunk buffer, its
+// once 503, and a backend error wrapping ErrUnavailable (the node's cache
+// is full of content being read) 503 with Retry-After. A request holds at most one reader (one chunk buffer, its
 // read-ahead focused in the download); a read that makes no progress for
 // Config.StallTimeout ends the response.
 //

@@ -20,7 +20,8 @@ type Backend interface {
 	// Open returns content id, from the store or by starting or joining a
 	// download (hints are the request's peer hints, already parsed). It
 	// returns once the manifest is known, or with ctx's cause. Errors
-	// wrapping ErrBadRequest are the client's fault (400).
+	// wrapping ErrBadRequest are the client's fault (400); errors wrapping
+	// ErrUnavailable ask the client to come back later (503).
 	Open(ctx context.Context, id chunker.ContentID, hints []chunker.PeerHint) (Content, error)
 }
 
@@ -38,6 +39,13 @@ type Content interface {
 
 // ErrBadRequest marks backend errors caused by the request (400).
 var ErrBadRequest = errors.New("gateway: bad request")
+
+// ErrUnavailable marks backend errors that pass with time (503 with
+// Retry-After): the node's cache is full of content being read, say.
+var ErrUnavailable = errors.New("gateway: unavailable")
+
+// RetryAfter is the Retry-After, in seconds, of a 503 for ErrUnavailable.
+const RetryAfter = 5
 
 // Config configures a Gateway. The zero value means defaults except
 // Backend, which is required.

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -83,11 +84,15 @@ type memBackend struct {
 	items map[chunker.ContentID]*memContent
 	hints chan []chunker.PeerHint
 	open  sync.WaitGroup
+	full  chunker.ContentID // Open answers ErrUnavailable for it
 }
 
 func (b *memBackend) Open(ctx context.Context, id chunker.ContentID, hints []chunker.PeerHint) (gateway.Content, error) {
 	if len(hints) > 0 && b.hints != nil {
 		b.hints <- hints
+	}
+	if id == b.full {
+		return nil, fmt.Errorf("%w: the cache is full", gateway.ErrUnavailable)
 	}
 	c, ok := b.items[id]
 	if !ok {
@@ -432,3 +437,15 @@ type nopListener struct{}
 func (nopListener) Accept() (net.Conn, error) { return nil, net.ErrClosed }
 func (nopListener) Close() error              { return nil }
 func (nopListener) Addr() net.Addr            { return &net.TCPAddr{} }
+
+// TestUnavailableIs503: a backend that cannot serve now (its cache is full
+// of content being read) makes a 503 with Retry-After and its reason.
+func TestUnavailableIs503(t *testing.T) {
+	_, id := fileContent("x.bin", 1000)
+	e := start(t, gateway.Config{})
+	e.be.full = id
+	resp, body := e.do(t, "GET", "/shoal/"+id.String())
+	if resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") != strconv.Itoa(gateway.RetryAfter) || !strings.Contains(string(body), "cache is full") {
+		t.Fatalf("got %d, Retry-After %q, body %q; want 503 with Retry-After %d", resp.StatusCode, resp.Header.Get("Retry-After"), body, gateway.RetryAfter)
+	}
+}

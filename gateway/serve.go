@@ -61,6 +61,9 @@ func (g *Gateway) serve(w http.ResponseWriter, r *http.Request) {
 		switch {
 		case errors.Is(err, ErrBadRequest):
 			httpError(w, http.StatusBadRequest, err.Error())
+		case errors.Is(err, ErrUnavailable):
+			w.Header().Set("Retry-After", strconv.Itoa(RetryAfter))
+			httpError(w, http.StatusServiceUnavailable, err.Error())
 		case errors.Is(err, errFindTimeout):
 			httpError(w, http.StatusGatewayTimeout, fmt.Sprintf("no peer served %s within %v; try again later, or add ?peer=host:port", id, g.cfg.FindTimeout))
 		case r.Context().Err() != nil:

@@ -64,6 +64,10 @@ type Config struct {
 	// UploadLimit and DownloadLimit cap chunk bytes per second; 0 means no
 	// limit.
 	UploadLimit, DownloadLimit int64
+	// GatewayCache is the disk space, in bytes, the gateway's cache of
+	// content read on demand may take (docs/gateway.md). Default
+	// DefaultGatewayCache (4 GiB).
+	GatewayCache int64
 	// Registry, if set, is the TCP address (ip:port) on which the node
 	// serves a pull-through OCI registry mirror (docs/registry.md).
 	// Default off.
@@ -106,6 +110,7 @@ type FileConfig struct {
 	UseRelays        bool     `json:"use_relays,omitempty"`
 	UploadLimit      Rate     `json:"upload_limit,omitempty"`      // bytes per second, or "10MiB/s"
 	DownloadLimit    Rate     `json:"download_limit,omitempty"`    // bytes per second, or "10MiB/s"
+	GatewayCache     Size     `json:"gateway_cache,omitempty"`     // bytes, or "4GiB"
 	Registry         string   `json:"registry,omitempty"`          // ip:port of the registry mirror
 	RegistryUpstream string   `json:"registry_upstream,omitempty"` // upstream registry URL
 	RegistryAuth     string   `json:"registry_auth,omitempty"`     // upstream credentials file
@@ -158,6 +163,9 @@ func (fc FileConfig) Apply(c *Config) {
 	if c.DownloadLimit == 0 {
 		c.DownloadLimit = int64(fc.DownloadLimit)
 	}
+	if c.GatewayCache == 0 {
+		c.GatewayCache = int64(fc.GatewayCache)
+	}
 	if c.Registry == "" {
 		c.Registry = fc.Registry
 	}
@@ -208,6 +216,12 @@ func (c *Config) FillDefaults() error {
 	}
 	if c.UploadLimit < 0 || c.DownloadLimit < 0 {
 		return Errorf(ErrBadRequest, "rate limits must be 0 (none) or positive")
+	}
+	if c.GatewayCache < 0 {
+		return Errorf(ErrBadRequest, "gateway_cache %d: want a positive size in bytes, e.g. 4GiB", c.GatewayCache)
+	}
+	if c.GatewayCache == 0 {
+		c.GatewayCache = DefaultGatewayCache
 	}
 	if c.RecordTTL == 0 {
 		c.RecordTTL = 24 * time.Hour

@@ -138,6 +138,9 @@ func (n *Node) Remove(ctx context.Context, idText string) (Item, error) {
 	}
 	it, ok := n.lib.get(id.String())
 	if !ok {
+		if it, err := n.gwRemove(id, errors.New("seed: removed from the gateway cache")); err == nil {
+			return it, nil
+		}
 		return Item{}, Errorf(ErrNotFound, "%s is not in the library (see 'shoal ls')", id)
 	}
 	n.mu.Lock()
@@ -178,7 +181,7 @@ func (n *Node) restoreLibrary() {
 			n.log.Warn("library item with a bad ID", "content", it.ID)
 			continue
 		}
-		if it.Kind == KindPartial {
+		if it.Kind == KindPartial && !n.recoverInstalled(&it) {
 			// Only downloads the user handed to the node; others wait
 			// for the user to run the same get again.
 			if it.Background {

@@ -5,6 +5,7 @@ package seed
 import (
 	"errors"
 	"os"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,4 +27,13 @@ func renameNoReplace(src, dst string) error {
 // system cannot.
 func reflink(dst, src *os.File) bool {
 	return unix.IoctlFileClone(int(dst.Fd()), int(src.Fd())) == nil
+}
+
+// diskBytes is the disk space fi's file takes (its blocks), which is less
+// than its size for a sparse file.
+func diskBytes(fi os.FileInfo) int64 {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return st.Blocks * 512
+	}
+	return fi.Size()
 }

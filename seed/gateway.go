@@ -5,10 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net/netip"
-	"os"
-	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/shoal-p2p/shoal/chunker"
@@ -19,8 +17,9 @@ import (
 // The HTTP gateway (package gateway) reads content through the node:
 // published and finished items from the store, downloads in progress
 // through their readers, and anything else by starting an on-demand
-// download into the data folder's gateway cache (gatewayDir), which fetches
-// only what readers ask for and stops gwIdle after its last reader left.
+// download into the data folder's gateway cache (gatewayDir/<id>), which
+// fetches only what readers ask for and stops gwIdle after its last reader
+// left. The cache is kept within a byte budget (gwcache.go).
 
 const (
 	gatewayDir = "gateway"
@@ -29,11 +28,21 @@ const (
 
 // gwState is the gateway part of a Node.
 type gwState struct {
-	g    *gateway.Gateway
-	addr string
+	g      *gateway.Gateway
+	addr   string
+	budget int64 // Config.GatewayCache
 
-	mu  sync.Mutex // guards dls; may be held while taking Node.mu, never the reverse
-	dls map[chunker.ContentID]*gwDownload
+	// admit serialises what adds to the cache or takes from it
+	// (admissions, evictions, removals), so that an evicted item's files
+	// are gone before its ID can be fetched again. Taken before mu.
+	admit sync.Mutex
+	mu    sync.Mutex // guards dls and entries; may be held while taking Node.mu, never the reverse
+	dls   map[chunker.ContentID]*gwDownload
+	// entries are the items of the cache on disk, running or not.
+	entries map[chunker.ContentID]*gwEntry
+	kick    chan struct{} // capacity 1: a download grew, the keeper measures
+
+	evictions, refusals, cutoffs atomic.Int64
 }
 
 // gwDownload is an on-demand download the gateway started.
@@ -94,23 +103,9 @@ func (n *Node) stopGatewayDownloads() {
 // forgets what it fetched, so that a get can download id to where the user
 // asked.
 func (n *Node) dropGatewayDownload(id chunker.ContentID) {
-	n.gw.mu.Lock()
-	d := n.gw.dls[id]
-	delete(n.gw.dls, id)
-	n.gw.mu.Unlock()
-	if d != nil {
-		d.cancel(errors.New("seed: a get took over the gateway's download"))
-		<-d.done
-	}
-	info, err := n.store.Info(id)
-	if err != nil || !info.Download || filepath.Dir(info.Root) != filepath.Join(n.cfg.DataDir, gatewayDir) {
-		return
-	}
-	if err := n.store.Remove(id); err != nil {
+	if _, err := n.gwRemove(id, errors.New("seed: a get took over the gateway's download")); err != nil && !errors.Is(err, ErrNotFound) {
 		n.log.Warn("removing gateway cache entry", "content", id.String(), "err", err)
-		return
 	}
-	os.RemoveAll(info.Root)
 }
 
 // gwBackend is the node as the gateway's backend.
@@ -126,12 +121,16 @@ func (b gwBackend) Open(ctx context.Context, id chunker.ContentID, hints []chunk
 		}
 		hs = append(hs, hh)
 	}
-	return n.openContent(ctx, id, hs)
+	return n.openContent(ctx, id, hs, true)
 }
 
 // openContent returns id for reading: held, being downloaded, or fetched on
-// demand. It waits for the manifest until ctx ends.
-func (n *Node) openContent(ctx context.Context, id chunker.ContentID, hints []hint) (*nodeContent, error) {
+// demand into the gateway cache. A charged reader (the gateway's: anyone
+// who reaches it) reads within the cache's budget, or gets ErrCacheFull;
+// the node's own users (cat, get --only, through the authenticated API)
+// only make room by evicting idle items. It waits for the manifest until
+// ctx ends.
+func (n *Node) openContent(ctx context.Context, id chunker.ContentID, hints []hint, charged bool) (*nodeContent, error) {
 	n.mu.Lock()
 	if n.closed {
 		n.mu.Unlock()
@@ -161,15 +160,21 @@ func (n *Node) openContent(ctx context.Context, id chunker.ContentID, hints []hi
 		return nil, err
 	}
 	m, err := d.dl.Manifest(ctx)
+	if err == nil {
+		err = n.gwAdmit(id, m, &n.gw.refusals, charged)
+	}
 	if err != nil {
 		n.gwRelease(id, d)
 		return nil, err
 	}
-	return &nodeContent{m: m, dl: d.dl, release: func() { n.gwRelease(id, d) }}, nil
+	return &nodeContent{m: m, dl: d.dl, release: func() { n.gwRelease(id, d) },
+		charge: func() error { return n.gwAdmit(id, m, &n.gw.cutoffs, charged) }}, nil
 }
 
 // gwAcquire returns the on-demand download of id, starting it if needed.
 func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error) {
+	n.gw.admit.Lock() // not while an earlier entry of id is being removed
+	defer n.gw.admit.Unlock()
 	n.gw.mu.Lock()
 	defer n.gw.mu.Unlock()
 	if n.isClosed() {
@@ -190,8 +195,13 @@ func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error
 		}
 		return d, nil
 	}
-	cfg := swarm.Config{Logger: n.log, Server: n.srv, DownloadRate: n.cfg.DownloadLimit}
-	dl, err := swarm.NewDownload(cfg, swarm.DialerFunc(n.openStream), n.store, id, filepath.Join(n.cfg.DataDir, gatewayDir))
+	cfg := swarm.Config{
+		Logger: n.log, Server: n.srv, DownloadRate: n.cfg.DownloadLimit,
+		Chunker:    chunker.DownloadOptions{Sparse: true}, // only the chunks read take disk space
+		SkipParity: true,                                  // a cache serves readers, not the swarm's parity
+		OnProgress: func(swarm.Progress) { n.gwKick() },
+	}
+	dl, err := swarm.NewDownload(cfg, swarm.DialerFunc(n.openStream), n.store, id, n.gwEntryDir(id))
 	if err != nil {
 		return nil, fmt.Errorf("seed: %w", err)
 	}
@@ -199,11 +209,10 @@ func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error
 	ctx, cancel := context.WithCancelCause(n.ctx)
 	d = &gwDownload{dl: dl, refs: 1, cancel: cancel, done: make(chan struct{})}
 	n.gw.dls[id] = d
-	var addrs []netip.AddrPort
+	n.gwEntryLocked(id).d = d
 	for _, h := range hints {
 		if h.id != n.PeerID() {
 			dl.AddPeer(h.id, h.addr)
-			addrs = append(addrs, h.addr)
 		}
 	}
 	n.goRun(func(context.Context) {
@@ -217,6 +226,7 @@ func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error
 		err := dl.Run(ctx)
 		stopLookups()
 		<-lookupDone
+		n.gwKick()
 		if err != nil && ctx.Err() == nil {
 			n.log.Info("gateway download stopped", "content", id.String(), "err", err)
 			n.gw.mu.Lock()
@@ -226,9 +236,11 @@ func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error
 			n.gw.mu.Unlock()
 		}
 		// Readers may still read what was verified: close only when the
-		// download is dropped (idle, a get took over, or the node closes).
+		// download is dropped (idle, evicted, a get took over, or the
+		// node closes).
 		<-ctx.Done()
 		dl.Close()
+		n.gwClosed(id, d)
 	})
 	return d, nil
 }
@@ -244,6 +256,7 @@ func (n *Node) gwRelease(id chunker.ContentID, d *gwDownload) {
 		}
 		return
 	}
+	n.gwKick() // an item left idle may be evicted now
 	d.idle = time.AfterFunc(gwIdle, func() {
 		n.gw.mu.Lock()
 		defer n.gw.mu.Unlock()
@@ -260,6 +273,7 @@ type nodeContent struct {
 	item    *chunker.Item   // held content, or
 	dl      *swarm.Download // content being downloaded
 	release func()          // for on-demand downloads
+	charge  func() error    // for on-demand downloads: room in the cache to read on
 	once    sync.Once
 }
 
@@ -274,7 +288,11 @@ func (c *nodeContent) Close() error {
 
 func (c *nodeContent) NewReader(off, n, readAhead int64) (io.ReadCloser, error) {
 	if c.dl != nil {
-		return c.dl.NewReader(off, n, readAhead)
+		r, err := c.dl.NewReader(off, n, readAhead)
+		if err != nil || c.charge == nil {
+			return r, err
+		}
+		return &chargedReader{r: r, charge: c.charge}, nil
 	}
 	if off < 0 || n < 0 || off+n > c.m.Size {
 		return nil, fmt.Errorf("seed: range %d+%d outside %d bytes", off, n, c.m.Size)
@@ -312,3 +330,31 @@ func (r *itemReader) Read(p []byte) (int, error) {
 }
 
 func (r *itemReader) Close() error { return nil }
+
+// chargedReader reads an on-demand download, making room in the gateway
+// cache for what it is about to fetch every gwChargeEvery bytes; when
+// there is none, the read ends with ErrCacheFull (its focus dropped, so
+// the download fetches no more for it).
+type chargedReader struct {
+	r      io.ReadCloser
+	charge func() error
+	read   int64 // since the last charge
+}
+
+// gwChargeEvery is how many bytes a reader reads between charges; with
+// the read-ahead (8 MiB) it stays below gwReserve.
+const gwChargeEvery = 4 << 20
+
+func (r *chargedReader) Read(p []byte) (int, error) {
+	if r.read >= gwChargeEvery {
+		if err := r.charge(); err != nil {
+			return 0, err
+		}
+		r.read = 0
+	}
+	k, err := r.r.Read(p)
+	r.read += int64(k)
+	return k, err
+}
+
+func (r *chargedReader) Close() error { return r.r.Close() }

@@ -207,7 +207,7 @@ func (n *Node) Cat(ctx context.Context, req CatRequest, w io.Writer) error {
 	if err != nil {
 		return err
 	}
-	c, err := n.openContent(ctx, l.ID, hints)
+	c, err := n.openContent(ctx, l.ID, hints, false)
 	if err != nil {
 		return err
 	}
@@ -297,7 +297,7 @@ func (n *Node) GetOnly(ctx context.Context, req GetOnlyRequest, progress func(Pr
 	if out, err = filepath.Abs(out); err != nil {
 		return Selected{}, fmt.Errorf("seed: %w", err)
 	}
-	c, err := n.openContent(ctx, l.ID, hints)
+	c, err := n.openContent(ctx, l.ID, hints, false)
 	if err != nil {
 		return Selected{}, err
 	}

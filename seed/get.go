@@ -73,6 +73,13 @@ func (n *Node) Get(ctx context.Context, req GetRequest, progress func(Progress))
 			j.hints = append(j.hints, hh)
 		}
 	}
+	if it, ok := n.lib.get(j.id.String()); ok && it.Kind == KindPartial && !n.busy(j.id) && n.recoverInstalled(&it) {
+		// Finished before an interruption: seed it, and answer below.
+		if err := n.seed(j.id); err != nil {
+			return Item{}, err
+		}
+		n.announce(j.id)
+	}
 	if it, ok := n.lib.get(j.id.String()); ok && it.Kind != KindPartial {
 		if req.Out == "" || filepath.Dir(it.Path) == j.out {
 			return it, nil

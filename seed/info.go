@@ -60,9 +60,10 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 	}, nil
 }
 
-// Items lists the library, oldest first, with each item's link.
+// Items lists the library, oldest first, with each item's link, then the
+// gateway cache's items (KindCache), least recently read first.
 func (n *Node) Items(ctx context.Context) ([]Item, error) {
-	items := n.lib.list()
+	items := append(n.lib.list(), n.gwItems()...)
 	for i := range items {
 		if id, err := chunker.ParseID(items[i].ID); err == nil {
 			items[i].Link = n.linkOf(id, items[i].Name)

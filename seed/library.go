@@ -20,6 +20,10 @@ const (
 	KindPublished  ItemKind = "published"  // hashed here from a local path, served in place
 	KindDownloaded ItemKind = "downloaded" // fetched from a swarm, complete
 	KindPartial    ItemKind = "partial"    // fetched from a swarm, not yet complete
+	// KindCache is an item of the gateway's cache (docs/gateway.md): the
+	// chunks readers read, kept within gateway_cache. Listed, not stored
+	// in library.json.
+	KindCache ItemKind = "cache"
 )
 
 // Item is one entry of the library: something the node seeds.
@@ -39,6 +43,8 @@ type Item struct {
 	PartialIno uint64 `json:"partial_ino,omitempty"`
 	// Background: the node keeps downloading it, across restarts.
 	Background bool `json:"background,omitempty"`
+	// Cached is the disk space a gateway cache item takes (KindCache).
+	Cached int64 `json:"cached,omitempty"`
 
 	madeOut bool // this download made the output folder (not stored)
 }

@@ -149,6 +149,7 @@ func (n *Node) newPrometheus() *prometheus.Registry {
 		nodeCollector{n},
 		communityCollector{n},
 	)
+	reg.MustRegister(n.gatewayCacheCollectors()...)
 	return reg
 }
 
@@ -316,4 +317,25 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		mapping = n.mirror.Penalised()
 	}
 	counter(descBans, mapping, "bad_mapping")
+}
+
+// gatewayCacheCollectors are the gateway cache's metrics (gwcache.go).
+func (n *Node) gatewayCacheCollectors() []prometheus.Collector {
+	gauge := func(name, help string, f func() float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f)
+	}
+	counter := func(name, help string, v *atomic.Int64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return float64(v.Load()) })
+	}
+	return []prometheus.Collector{
+		gauge("shoal_gateway_cache_bytes", "Disk bytes the gateway cache takes (at the last measure).",
+			func() float64 { b, _ := n.gwCacheStats(); return float64(b) }),
+		gauge("shoal_gateway_cache_items", "Items in the gateway cache.",
+			func() float64 { _, k := n.gwCacheStats(); return float64(k) }),
+		gauge("shoal_gateway_cache_budget_bytes", "The gateway cache's budget (gateway_cache).",
+			func() float64 { return float64(n.gw.budget) }),
+		counter("shoal_gateway_cache_evictions_total", "Gateway cache items evicted to make room.", &n.gw.evictions),
+		counter("shoal_gateway_cache_refusals_total", "Gateway reads refused because the cache was full of items being read.", &n.gw.refusals),
+		counter("shoal_gateway_cache_cutoffs_total", "Gateway reads ended early because the cache was full of items being read.", &n.gw.cutoffs),
+	}
 }

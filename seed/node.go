@@ -229,6 +229,9 @@ func New(cfg Config) (_ *Node, err error) {
 	if err := n.startAPI(); err != nil {
 		return nil, err
 	}
+	n.gw.budget = cfg.GatewayCache
+	n.loadGatewayCache()
+	n.goRun(n.keepGatewayCache)
 	if err := n.startGateway(); err != nil {
 		return nil, err
 	}

@@ -155,7 +155,13 @@ func (n *Node) install(ctx context.Context, it Item, dl *swarm.Download) (Item, 
 		return it, fmt.Errorf("moving into place: %w", err)
 	}
 	syncDir(filepath.Dir(dst))
+	if err := testHookInstall("renamed"); err != nil {
+		return it, err
+	}
 	if err := n.store.MoveOutput(id, dst); err != nil {
+		return it, err
+	}
+	if err := testHookInstall("moved"); err != nil {
 		return it, err
 	}
 	os.Remove(it.Partial)
@@ -167,6 +173,76 @@ func (n *Node) install(ctx context.Context, it Item, dl *swarm.Download) (Item, 
 		return it, err
 	}
 	return it, nil
+}
+
+// testHookInstall, set by tests, fails install after a step ("renamed":
+// the output is at its final path; "moved": the store knows it), as a
+// crash there would leave it.
+var testHookInstall = func(step string) error { return nil }
+
+// recoverInstalled finishes the library's record of a download that was
+// interrupted (a crash, a full disk) after its output was renamed to its
+// final path: the library still says partial, but the partial folder no
+// longer holds the output and the final path does. If the store says the
+// download was complete and the file there matches the leaf layer, the
+// item is recorded as downloaded (the caller seeds it); otherwise nothing
+// changes. It reports whether it recovered the item.
+func (n *Node) recoverInstalled(it *Item) bool {
+	if it.Kind != KindPartial || it.Path == "" || it.Partial == "" {
+		return false
+	}
+	id, err := chunker.ParseID(it.ID)
+	if err != nil {
+		return false
+	}
+	info, err := n.store.Info(id)
+	if err != nil || !info.Download || !info.Complete {
+		return false
+	}
+	// The library's Path is out/<name from the link>, or out itself when
+	// the link named nothing; the output went to out/<manifest's name>.
+	out := it.Path
+	if it.Name != "" {
+		out = filepath.Dir(it.Path)
+	}
+	name := info.Manifest.Name
+	final := filepath.Join(out, name)
+	if _, err := os.Lstat(filepath.Join(it.Partial, name)); !errors.Is(err, fs.ErrNotExist) {
+		return false // the output is still in the partial folder: a resume
+	}
+	if _, err := os.Lstat(final); err != nil {
+		return false
+	}
+	if info.Root != final {
+		if err := n.store.MoveOutput(id, final); err != nil {
+			return false
+		}
+	}
+	held, err := n.store.Open(id)
+	if err == nil {
+		err = verifyTree(held.Manifest(), held.Leaves(), final)
+		held.Close()
+	}
+	if err != nil {
+		n.log.Warn("an interrupted download's output does not match its content; left as it is", "content", it.ID, "path", final, "err", err)
+		if info.Root != final {
+			n.store.MoveOutput(id, info.Root)
+		}
+		return false
+	}
+	if checkDirIdentity(it.Partial, it.PartialDev, it.PartialIno) == nil {
+		os.RemoveAll(it.Partial) // ours, and no longer holds the output
+	}
+	done := *it
+	done.Name, done.Path, done.Size = name, final, info.Manifest.Size
+	done.Kind, done.Partial, done.PartialDev, done.PartialIno, done.Background = KindDownloaded, "", 0, 0, false
+	if err := n.lib.put(done); err != nil {
+		n.log.Warn("recording a finished download", "content", it.ID, "err", err)
+		return false
+	}
+	*it = done
+	n.log.Info("download finished before an interruption; recorded and seeded", "content", it.ID, "path", it.Path)
+	return true
 }
 
 // abandon ends a failed download. What it verified is kept for a resume

@@ -89,3 +89,23 @@ func (r *Rate) UnmarshalJSON(b []byte) error {
 	*r = Rate(v)
 	return err
 }
+
+// Size is a byte count in the config file: a number, or a string with
+// units ("4GiB", "500MB").
+type Size int64
+
+// UnmarshalJSON reads a number or a string with units.
+func (z *Size) UnmarshalJSON(b []byte) error {
+	var n int64
+	if err := json.Unmarshal(b, &n); err == nil {
+		*z = Size(n)
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a size in bytes, a number or a string like \"4GiB\"")
+	}
+	v, err := ParseSize(s)
+	*z = Size(v)
+	return err
+}

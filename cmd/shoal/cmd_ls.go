@@ -51,7 +51,11 @@ holds (path, size, mode), fetching only its manifest: nothing is downloaded.`,
 			}
 			fmt.Fprintln(tw, "ID\tNAME\tSIZE\tKIND\tPATH")
 			for _, it := range items {
-				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.ID, it.Name, seed.FormatSize(it.Size), it.Kind, it.Path)
+				kind := string(it.Kind)
+				if it.Kind == seed.KindCache {
+					kind = "cache (" + seed.FormatSize(it.Cached) + " held)"
+				}
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.ID, it.Name, seed.FormatSize(it.Size), kind, it.Path)
 			}
 			return tw.Flush()
 		}),

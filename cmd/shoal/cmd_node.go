@@ -23,6 +23,7 @@ func cmpOr(s, def string) string {
 func newNodeCmd(a *app) *cobra.Command {
 	var (
 		listen, api, gw, up, down string
+		gwCache                   string
 		registry, upstream        string
 		boot                      []string
 		lan                       bool
@@ -51,6 +52,11 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 			}
 			if gw != "" {
 				cfg.Gateway = gw
+			}
+			if gwCache != "" {
+				if cfg.GatewayCache, err = seed.ParseSize(gwCache); err != nil || cfg.GatewayCache <= 0 {
+					return usagef("--gateway-cache %q: want a positive size, e.g. 4GiB", gwCache)
+				}
 			}
 			if len(boot) > 0 {
 				cfg.Bootstrap = boot
@@ -105,6 +111,7 @@ in the data folder (and on a loopback TCP address unless --api off).`,
 	f := c.Flags()
 	f.StringVar(&listen, "listen", "", "UDP address for QUIC and IPv8 (default 0.0.0.0:7745)")
 	f.StringVar(&gw, "gateway", "", `read-only HTTP gateway address (default 127.0.0.1:7747; "off" disables it; see docs/gateway.md)`)
+	f.StringVar(&gwCache, "gateway-cache", "", "disk space the gateway's cache of content read on demand may take, e.g. 500MB (default 4GiB; docs/gateway.md)")
 	f.StringVar(&api, "api", "", `control API TCP address on loopback (default 127.0.0.1:7746; "off": Unix socket only)`)
 	f.StringArrayVar(&boot, "bootstrap", nil, "peer address to join through, ip:port (repeatable)")
 	f.BoolVar(&lan, "lan", false, "announce this node on the local network")

@@ -33,7 +33,7 @@ func TestReadCommands(t *testing.T) {
 		t.Fatalf("publish printed %q: %v", out, err)
 	}
 	link, id := pubs[0].Link, pubs[0].Item.ID
-	b := startNodeProcArgs(t, bin, filepath.Join(root, "b", "data"), "-bootstrap", a.status.Listen, "-gateway", "127.0.0.1:0")
+	b := startNodeProcArgs(t, bin, filepath.Join(root, "b", "data"), "-bootstrap", a.status.Listen, "-gateway", "127.0.0.1:0", "--gateway-cache", "64MiB")
 	if b.status.Gateway == "" {
 		t.Fatalf("node B has no gateway: %+v", b.status)
 	}
@@ -102,6 +102,21 @@ func TestReadCommands(t *testing.T) {
 		case err != nil || !bytes.Equal(got, want):
 			t.Fatalf("get --only: %s: %v", name, err)
 		}
+	}
+
+	// What get --only fetched is in the gateway cache: ls shows it, rm
+	// deletes it.
+	if ls := run("ls"); !strings.Contains(ls, id) || !strings.Contains(ls, "cache (") {
+		t.Fatalf("ls does not show the gateway cache item %s:\n%s", id, ls)
+	}
+	if out, errOut, code := shoal(t, bin, home, "rm", "--data", b.data, id); code != 0 || !strings.Contains(out+errOut, "gateway cache") {
+		t.Fatalf("rm of a cache item: exit %d: %s%s", code, out, errOut)
+	}
+	if ls := run("ls", "--json"); strings.Contains(ls, id) {
+		t.Fatalf("rm left %s listed:\n%s", id, ls)
+	}
+	if _, err := os.Stat(filepath.Join(b.data, "gateway", id)); !os.IsNotExist(err) {
+		t.Fatalf("rm left the cache folder: %v", err)
 	}
 
 	// The gateway, through net/http and curl.
