@@ -104,8 +104,40 @@ func (s *lateStream) Read(p []byte) (int, error) {
 // MaxElsewhereWait while the seeder has other chunks for it (sched's
 // expireDeferrals). And a leecher refused a stripe's data chunks no longer
 // fetches the stripe's parity from the seeder instead.
+//
+// The copies depend on the machine's speed as well as on the rules (a
+// starved leecher reads its haves later still: 1.14-1.21 copies on a
+// 2-core box at load 40, 1.30 under the race detector in CI), so the
+// rule is checked against the old one in the same run: re-asking after
+// ElsewhereWait whatever the seeder has for us (MaxElsewhereWait no
+// longer than ElsewhereWait) measured 1.31-1.33 copies, Again 234-247.
 func TestSuperSeedLateHaves(t *testing.T) {
 	leakcheck.Check(t)
+	now := lateHavesRun(t, sched.Config{})
+	old := lateHavesRun(t, sched.Config{MaxElsewhereWait: time.Nanosecond})
+	t.Logf("seeder sent %.3f copies (Again %d), %.3f re-asking after ElsewhereWait (Again %d)", now.copies, now.ss.Repeats.Again, old.copies, old.ss.Repeats.Again)
+	if now.ss.Distinct > now.data {
+		t.Errorf("the seeder sent %d distinct chunks for %d data chunks: %d parity chunks nobody needed", now.ss.Distinct, now.data, now.ss.Distinct-now.data)
+	}
+	if now.ss.Repeats.Again >= old.ss.Repeats.Again || now.copies >= old.copies {
+		t.Errorf("waiting while the seeder has other chunks for us: %.3f copies, Again %d; re-asking after ElsewhereWait: %.3f, Again %d; want fewer of both",
+			now.copies, now.ss.Repeats.Again, old.copies, old.ss.Repeats.Again)
+	}
+	if now.copies > 1.4 {
+		t.Errorf("the seeder sent %.3f copies, want at most 1.4", now.copies)
+	}
+}
+
+type lateHavesResult struct {
+	copies float64
+	ss     swarm.SuperSeedCounters
+	data   int64
+}
+
+// lateHavesRun runs TestSuperSeedLateHaves's swarm once with the
+// leechers' scheduler configured as sc.
+func lateHavesRun(t *testing.T, sc sched.Config) lateHavesResult {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
 	defer cancel()
 	seeder := newPeer(t, swarm.ServerConfig{UploadRate: 8 << 20})
@@ -125,7 +157,7 @@ func TestSuperSeedLateHaves(t *testing.T) {
 				from = append(from, o)
 			}
 		}
-		d, err := swarm.NewDownload(swarm.Config{Server: l.srv, Seed: uint64(i + 1), Sched: sched.Config{}}, lateHaves{d: l.dialer(), late: late}, l.store, c.id, filepath.Join(l.dir, "out"))
+		d, err := swarm.NewDownload(swarm.Config{Server: l.srv, Seed: uint64(i + 1), Sched: sc}, lateHaves{d: l.dialer(), late: late}, l.store, c.id, filepath.Join(l.dir, "out"))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -142,21 +174,11 @@ func TestSuperSeedLateHaves(t *testing.T) {
 		checkOutput(t, l, c)
 	}
 	up, _ := seeder.srv.Stats()
-	ss := seeder.srv.SuperSeedCounters()
-	copies := float64(up) / float64(len(c.data))
-	t.Logf("seeder sent %.3f copies; super-seeding %+v", copies, ss)
-	data := int64(c.man.NumDataChunks())
-	if ss.Distinct > data {
-		t.Errorf("the seeder sent %d distinct chunks for %d data chunks: %d parity chunks nobody needed", ss.Distinct, data, ss.Distinct-data)
+	r := lateHavesResult{copies: float64(up) / float64(len(c.data)), ss: seeder.srv.SuperSeedCounters(), data: int64(c.man.NumDataChunks())}
+	t.Logf("seeder sent %.3f copies; super-seeding %+v", r.copies, r.ss)
+	for _, l := range leechers {
+		l.close()
 	}
-	// Measured (24 MiB, 64 KiB chunks, 2-core box at load 40): 1.14-1.21
-	// copies, Again 52-155 of 385 data chunks; re-asking after
-	// ElsewhereWait whatever the seeder has for us: 1.31-1.33 copies,
-	// Again 234-247.
-	if r := ss.Repeats; r.Again > data/2 {
-		t.Errorf("the seeder sent %d chunks again to leechers it had refused them (of %d data chunks): want at most %d", r.Again, data, data/2)
-	}
-	if copies > 1.27 {
-		t.Errorf("the seeder sent %.3f copies, want at most 1.27", copies)
-	}
+	seeder.close()
+	return r
 }

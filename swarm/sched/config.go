@@ -50,6 +50,12 @@ type Config struct {
 	// first recipient announced, to us too as a rule, so a short wait
 	// covers a race between the two messages. Default 100 ms.
 	ElsewhereWait time.Duration
+	// MaxElsewhereWait bounds how long a deferred chunk waits while the
+	// peer that deferred it still has other chunks for us (see
+	// expireDeferrals); once it has none, ElsewhereWait applies. A value
+	// at most ElsewhereWait asks again after ElsewhereWait whatever the
+	// peer has for us. Default 2 s.
+	MaxElsewhereWait time.Duration
 	// BanAfter bans a peer after this many chunks failed verification.
 	// Default 3 chunks.
 	BanAfter int
@@ -72,6 +78,7 @@ const (
 	DefaultMaxBusyBackoff       = 30 * time.Second
 	DefaultMaxDuplicates        = 2
 	DefaultElsewhereWait        = 100 * time.Millisecond
+	DefaultMaxElsewhereWait     = 2 * time.Second
 	DefaultBanAfter             = 3
 	DefaultBanStreak            = 2
 	maxDuplicatesLimit          = 8
@@ -107,6 +114,7 @@ func (c Config) populate(chunkSize int) Config {
 	defd(&c.MaxBusyBackoff, DefaultMaxBusyBackoff)
 	defi(&c.MaxDuplicates, DefaultMaxDuplicates)
 	defd(&c.ElsewhereWait, DefaultElsewhereWait)
+	defd(&c.MaxElsewhereWait, DefaultMaxElsewhereWait)
 	defi(&c.BanAfter, DefaultBanAfter)
 	defi(&c.BanStreak, DefaultBanStreak)
 	if c.MaxInflightBytes > 0 && c.MaxInflightBytes < int64(chunkSize) {

@@ -19,11 +19,11 @@ import (
 //   - ElsewhereWait after the refusal, and every ElsewhereWait after that,
 //     if by then no other peer that holds it can be asked (none announced
 //     it to us, or all are backing off after busy answers), and the peer
-//     has no other chunk for us or MaxElsewhereWait passed since the
+//     has no other chunk for us or Config.MaxElsewhereWait passed since the
 //     refusal.
 //
 // So a refusal costs a download at most ElsewhereWait once the refusing
-// peer has nothing else for it (MaxElsewhereWait before: meanwhile that
+// peer has nothing else for it (Config.MaxElsewhereWait before: meanwhile that
 // peer's uplink serves other chunks), or one failed request elsewhere,
 // however the peer the chunk went to behaves; a peer
 // announcing the chunk (Have) clears the deferral. Memory: one bit per
@@ -38,10 +38,6 @@ type deferral struct {
 	until time.Time
 	since time.Time // the refusal
 }
-
-// MaxElsewhereWait bounds how long a deferred chunk waits while the peer
-// that deferred it has other work for us (see expireDeferrals).
-const MaxElsewhereWait = 2 * time.Second
 
 // deferChunk records that p holds chunk c but asked us to fetch it
 // elsewhere first.
@@ -119,7 +115,7 @@ func (s *Scheduler) recount(p *peer, c int) {
 // deferring peer counts as a holder again if no other peer that holds the
 // chunk can be asked now (none announced it, or all are gone or backing
 // off after busy answers) and either it has no other chunk for us or
-// MaxElsewhereWait has passed since the refusal; otherwise it waits
+// Config.MaxElsewhereWait has passed since the refusal; otherwise it waits
 // another ElsewhereWait. While the seeder has other chunks for us, asking
 // it again early costs its uplink a second copy if the peer it gave the
 // chunk to announces it late (on a fleet its have reaches us behind the
@@ -142,7 +138,7 @@ func (s *Scheduler) expireDeferrals(now time.Time) {
 			// counted again already, or the peer is gone
 		case s.verified.has(c):
 			s.clearDeferred(p, c)
-		case !s.usableHolder(c, now) && (now.Sub(d.since) >= MaxElsewhereWait || s.pick(p) < 0):
+		case !s.usableHolder(c, now) && (now.Sub(d.since) >= s.cfg.MaxElsewhereWait || s.pick(p) < 0):
 			s.recount(p, c)
 		default:
 			d.until = now.Add(s.cfg.ElsewhereWait)
