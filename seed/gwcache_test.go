@@ -136,13 +136,7 @@ func TestGatewayCacheBudget(t *testing.T) {
 	}
 	big := publish(3<<20+512<<10, 16)
 
-	gw, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", API: "off", Gateway: "127.0.0.1:0", GatewayCache: budget})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.Close() })
-	h := newHClient(t, gw)
-	q := "?peer=" + pub.PeerID().String() + "@" + pub.Addr().String()
+	gw, h, q := cacheNode(t, budget, pub)
 	read := func(c content) {
 		t.Helper()
 		resp, body := h.get(t, "GET", "/shoal/"+c.id+q)
@@ -298,13 +292,7 @@ func TestGatewayCacheCutsOffReader(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", API: "off", Gateway: "127.0.0.1:0", GatewayCache: budget})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.Close() })
-	h := newHClient(t, gw)
-	q := "?peer=" + pub.PeerID().String() + "@" + pub.Addr().String()
+	gw, h, q := cacheNode(t, budget, pub)
 	resp, err := h.c.Get(h.base + "/shoal/" + p.Item.ID + q)
 	if err != nil {
 		t.Fatal(err)
@@ -452,13 +440,7 @@ func TestGatewayCacheFirstBytesAttack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", API: "off", Gateway: "127.0.0.1:0", GatewayCache: budget})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { gw.Close() })
-	h := newHClient(t, gw)
-	q := "?peer=" + pub.PeerID().String() + "@" + pub.Addr().String()
+	gw, h, q := cacheNode(t, budget, pub)
 	for _, id := range ids {
 		resp, body := h.get(t, "GET", "/shoal/"+id+q, "Range", "bytes=0-0")
 		if resp.StatusCode != 206 || len(body) != 1 {
@@ -476,4 +458,17 @@ func TestGatewayCacheFirstBytesAttack(t *testing.T) {
 	if got := gwCacheDisk(t, gw); got > budget {
 		t.Fatalf("the cache takes %d bytes, over its budget of %d", got, budget)
 	}
+}
+
+// cacheNode starts a node whose gateway caches up to budget bytes, and
+// returns it, an HTTP client of its gateway and the query naming pub as
+// the peer to fetch from.
+func cacheNode(t *testing.T, budget int64, pub *Node) (*Node, *hclient, string) {
+	t.Helper()
+	gw, err := Start(Config{DataDir: t.TempDir(), Listen: "127.0.0.1:0", API: "off", Gateway: "127.0.0.1:0", GatewayCache: budget})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { gw.Close() })
+	return gw, newHClient(t, gw), "?peer=" + pub.PeerID().String() + "@" + pub.Addr().String()
 }
