@@ -52,6 +52,12 @@ type Config struct {
 	// carries everything else, and everything with peers that have no
 	// TCP path (NATs, relays).
 	NoTCP bool
+	// NoDirectIO makes downloads write and read their output through the
+	// page cache: by default whole chunks go to disk with direct I/O where
+	// the file system supports it (docs/chunker.md), which saves the
+	// kernel's copy into new page-cache pages but makes a lone writer wait
+	// for the disk (slow disks, network file systems that accept O_DIRECT).
+	NoDirectIO bool
 	// Relay makes this node a relay for peers that cannot reach each
 	// other directly (it forwards their end-to-end encrypted QUIC packets
 	// within a budget per pair, see overlay/relay) and announces it in the
@@ -106,6 +112,7 @@ type FileConfig struct {
 	LANDiscovery     bool     `json:"lan_discovery,omitempty"`
 	NoUDPBatching    bool     `json:"no_udp_batching,omitempty"`
 	NoTCP            bool     `json:"no_tcp,omitempty"`
+	NoDirectIO       bool     `json:"no_direct_io,omitempty"`
 	Relay            bool     `json:"relay,omitempty"`
 	UseRelays        bool     `json:"use_relays,omitempty"`
 	UploadLimit      Rate     `json:"upload_limit,omitempty"`      // bytes per second, or "10MiB/s"
@@ -155,6 +162,7 @@ func (fc FileConfig) Apply(c *Config) {
 	c.LANDiscovery = c.LANDiscovery || fc.LANDiscovery
 	c.NoUDPBatching = c.NoUDPBatching || fc.NoUDPBatching
 	c.NoTCP = c.NoTCP || fc.NoTCP
+	c.NoDirectIO = c.NoDirectIO || fc.NoDirectIO
 	c.Relay = c.Relay || fc.Relay
 	c.UseRelays = c.UseRelays || fc.UseRelays
 	if c.UploadLimit == 0 {

@@ -16,7 +16,7 @@ func TestConfigFile(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "config.json")
 	os.WriteFile(path, []byte(`{"listen": "0.0.0.0:9", "api": "127.0.0.1:8", "gateway": "off", "bootstrap": ["192.0.2.7:7745"],
-		"lan_discovery": true, "no_udp_batching": true, "relay": true, "use_relays": true, "upload_limit": 5, "download_limit": 6,
+		"lan_discovery": true, "no_udp_batching": true, "no_direct_io": true, "relay": true, "use_relays": true, "upload_limit": 5, "download_limit": 6,
 		"gateway_cache": "1GiB", "registry": "127.0.0.1:5000", "registry_upstream": "https://r.example", "registry_auth": "/a.json"}`), 0o644)
 	fc, err := seed.LoadConfigFile(path, true)
 	if err != nil {
@@ -25,7 +25,7 @@ func TestConfigFile(t *testing.T) {
 	var c seed.Config
 	fc.Apply(&c)
 	want := seed.Config{Listen: "0.0.0.0:9", API: "127.0.0.1:8", Gateway: "off", Bootstrap: []string{"192.0.2.7:7745"},
-		LANDiscovery: true, NoUDPBatching: true, Relay: true, UseRelays: true, UploadLimit: 5, DownloadLimit: 6, GatewayCache: 1 << 30,
+		LANDiscovery: true, NoUDPBatching: true, NoDirectIO: true, Relay: true, UseRelays: true, UploadLimit: 5, DownloadLimit: 6, GatewayCache: 1 << 30,
 		Registry: "127.0.0.1:5000", RegistryUpstream: "https://r.example", RegistryAuth: "/a.json"}
 	if !reflect.DeepEqual(c, want) {
 		t.Fatalf("applied config %+v, want %+v", c, want)

@@ -281,7 +281,8 @@ func (n *Node) runSwarm(ctx context.Context, j job, a *activeDownload, progress 
 			progressMu.Unlock()
 		}
 	}
-	cfg := swarm.Config{Logger: partsLogger(n.log), Server: n.srv, DownloadRate: n.cfg.DownloadLimit}
+	cfg := swarm.Config{Logger: partsLogger(n.log), Server: n.srv, DownloadRate: n.cfg.DownloadLimit,
+		Chunker: chunker.DownloadOptions{PageCache: n.cfg.NoDirectIO}}
 	cfg.OnProgress = func(p swarm.Progress) {
 		if p.Size > 0 {
 			a.stage.CompareAndSwap(StageSearching, StageDownloading)
