@@ -148,11 +148,14 @@ func TestAttackMetaStallersAhead(t *testing.T) {
 	checkOutput(t, leecher, c)
 	p := d.Progress()
 	t.Logf("progress %+v; the stallers got %d manifest requests", p, asked())
-	if p.MetaSilent < 3 {
-		t.Errorf("Progress.MetaSilent = %d, want at least 3 (the stallers asked first)", p.MetaSilent)
-	}
-	if p.MetaEvicted < 1 {
-		t.Errorf("Progress.MetaEvicted = %d, want at least 1 (8 stallers, MaxMetaFetches 4)", p.MetaEvicted)
+	// Three stallers held the MetaParallel slots when the seeder was
+	// added, and MetaHedge is 10 minutes: the seeder can only have been
+	// asked once a fetch fell silent. How many fell silent, and whether
+	// one was cancelled at MaxMetaFetches, depends on where the seeder
+	// comes in the (random) order the known peers are asked in, so those
+	// counts are only logged.
+	if p.MetaSilent < 1 {
+		t.Errorf("Progress.MetaSilent = %d, want at least 1 (stallers held every slot)", p.MetaSilent)
 	}
 }
 
