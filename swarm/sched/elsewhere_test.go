@@ -25,6 +25,17 @@ func TestElsewhere(t *testing.T) {
 		slices.Sort(cs)
 		return cs
 	}
+	// deferred returns a scheduler whose seeder refused its first chunk
+	// (Elsewhere), and that chunk.
+	deferred := func(t *testing.T) (*Scheduler, int) {
+		t.Helper()
+		s := mustNew(t, l, nil, Config{InitialQueue: 8}, 1)
+		s.PeerJoined(t0, seeder, fullBitmap(n))
+		c := requested(s, seeder)[0]
+		s.RequestFailed(t0, seeder, c, Elsewhere)
+		take(t, s, 0)
+		return s, c
+	}
 
 	t.Run("nobody else announces it", func(t *testing.T) {
 		s := mustNew(t, l, nil, Config{InitialQueue: 8}, 1)
@@ -49,11 +60,7 @@ func TestElsewhere(t *testing.T) {
 	})
 
 	t.Run("another peer announces it and fails", func(t *testing.T) {
-		s := mustNew(t, l, nil, Config{InitialQueue: 8}, 1)
-		s.PeerJoined(t0, seeder, fullBitmap(n))
-		c := requested(s, seeder)[0]
-		s.RequestFailed(t0, seeder, c, Elsewhere)
-		take(t, s, 0)
+		s, c := deferred(t)
 		s.PeerJoined(t0, other, bitmap(n, c))
 		if got := requested(s, other); !slices.Equal(got, []int{c}) {
 			t.Fatalf("requests to the peer that announced chunk %d: %v", c, got)
@@ -69,11 +76,7 @@ func TestElsewhere(t *testing.T) {
 	})
 
 	t.Run("the other peer leaves", func(t *testing.T) {
-		s := mustNew(t, l, nil, Config{InitialQueue: 8}, 1)
-		s.PeerJoined(t0, seeder, fullBitmap(n))
-		c := requested(s, seeder)[0]
-		s.RequestFailed(t0, seeder, c, Elsewhere)
-		take(t, s, 0)
+		s, c := deferred(t)
 		s.PeerJoined(t0, other, bitmap(n, c))
 		take(t, s, 0)
 		s.PeerLeft(t0, other)
