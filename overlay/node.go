@@ -256,7 +256,6 @@ func (n *Node) Stats() Stats {
 // comes first; the per-IP part (inbound) is released when quic-go cancels
 // the connection's context (handshake failed or connection closed).
 type admission struct {
-	ip      netip.Addr
 	h       *handshake // guarded by Node.mu
 	qc      *quic.Conn // once accepted; guarded by Node.mu
 	evicted bool       // guarded by Node.mu
@@ -301,7 +300,7 @@ func (n *Node) admit(ctx context.Context, ci *quic.ClientInfo) (context.Context,
 	if n.closed {
 		return nil, ErrClosed
 	}
-	adm := &admission{ip: ip}
+	adm := &admission{}
 	h, why, ok := n.adm.admit(&n.cfg, ip, n.usedLocked(), adm.abort)
 	if !ok {
 		n.stats.refuse(why)
