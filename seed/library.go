@@ -97,7 +97,7 @@ func openLibrary(dataDir string) (*library, error) {
 		return nil, fmt.Errorf("library %s has version %d, this shoal reads %d", l.path, f.Version, libraryVersion)
 	}
 	for _, it := range f.Items {
-		it.Link = ""
+		it.Link, it.Parity = "", ""
 		l.items[it.ID] = it
 	}
 	return l, nil
