@@ -26,8 +26,8 @@ type parityQueue struct {
 	mu      sync.Mutex
 	waiting []chunker.ContentID // in the order seed found them
 	current chunker.ContentID   // being rebuilt (zero: none)
-	failed  map[chunker.ContentID]bool
-	wake    chan struct{} // capacity 1: an item was queued
+	failed  map[chunker.ContentID]bool // the last rebuild failed (until queued again)
+	wake    chan struct{}              // capacity 1: an item was queued
 }
 
 // testHookParity, set by tests, runs before an item's rebuild starts.
@@ -51,19 +51,21 @@ func (n *Node) queueParity(id chunker.ContentID) {
 	}
 }
 
-// rebuilding reports whether id's parity is being rebuilt or waits for it.
-func (n *Node) rebuilding(id chunker.ContentID) bool {
-	q := &n.parity
-	q.mu.Lock()
-	defer q.mu.Unlock()
-	return q.current == id || slices.Contains(q.waiting, id)
-}
-
 // hasFailed reports whether the last rebuild of id's parity failed.
 func (q *parityQueue) hasFailed(id chunker.ContentID) bool {
 	q.mu.Lock()
 	defer q.mu.Unlock()
 	return q.failed[id]
+}
+
+// fail records that id's rebuild failed.
+func (q *parityQueue) fail(id chunker.ContentID) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.failed == nil {
+		q.failed = map[chunker.ContentID]bool{}
+	}
+	q.failed[id] = true
 }
 
 // rebuildingCount is how many items are being rebuilt or wait for it.
@@ -145,12 +147,7 @@ func (n *Node) rebuildParity(ctx context.Context, id chunker.ContentID) {
 		// Removed, or seeded again from a new Item (which queued itself).
 	default:
 		n.metrics.ParityRebuildFailures.Add(1)
-		n.parity.mu.Lock()
-		if n.parity.failed == nil {
-			n.parity.failed = map[chunker.ContentID]bool{}
-		}
-		n.parity.failed[id] = true
-		n.parity.mu.Unlock()
+		n.parity.fail(id)
 		n.log.Warn("cannot rebuild parity; the item serves the chunks it holds", "content", id, "err", err)
 	}
 }
