@@ -24,8 +24,8 @@ import (
 // parityQueue holds the items waiting for their parity to be rebuilt.
 type parityQueue struct {
 	mu      sync.Mutex
-	waiting []chunker.ContentID // in the order seed found them
-	current chunker.ContentID   // being rebuilt (zero: none)
+	waiting []chunker.ContentID        // in the order seed found them
+	current chunker.ContentID          // being rebuilt (zero: none)
 	failed  map[chunker.ContentID]bool // the last rebuild failed (until queued again)
 	wake    chan struct{}              // capacity 1: an item was queued
 }
