@@ -308,3 +308,38 @@ func TestParityRebuildFailsOnEditedOutput(t *testing.T) {
 		t.Fatalf("Status.ParityRebuilds = %d after the failure", st.ParityRebuilds)
 	}
 }
+
+// TestRemoveDuringParityRebuild: an item removed while its parity is being
+// rebuilt stops the rebuild quietly (no failure counted), and the store
+// keeps nothing of it; the output stays.
+func TestRemoveDuringParityRebuild(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	started, release := holdParity(t)
+	_, p := publishFile(t, ctx, 3<<20+9)
+	g := startNode(t)
+	it, err := g.Get(ctx, GetRequest{Link: p.Link, Out: t.TempDir()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	<-started
+	if _, err := g.Remove(ctx, p.Item.ID); err != nil {
+		t.Fatal(err)
+	}
+	close(release)
+	testwait.Eventually(t, time.Minute, "the rebuild ends", func() error {
+		if c := g.rebuildingCount(); c != 0 {
+			return fmt.Errorf("%d rebuilding", c)
+		}
+		return nil
+	})
+	if f := g.Metrics().ParityRebuildFailures.Load(); f != 0 {
+		t.Fatalf("%d failures counted for a removed item", f)
+	}
+	if _, err := os.Stat(filepath.Join(g.cfg.DataDir, "store", "items", p.Item.ID)); !os.IsNotExist(err) {
+		t.Fatalf("the store still holds the removed item: %v", err)
+	}
+	if _, err := os.Stat(it.Path); err != nil {
+		t.Fatalf("the output went with the item: %v", err)
+	}
+}
