@@ -24,7 +24,8 @@ import (
 //	claim       one download per content ID at a time
 //	preparePart find, move or make the hidden partial folder
 //	runSwarm    fetch and verify, feeding peers from hints and the DHT
-//	install     rename the verified output into place, seed it
+//	install     rename the verified output into place, seed it (the
+//	            parity not fetched is rebuilt afterwards: parity.go)
 //	abandon     a failure: keep a resumable partial, or leave nothing
 //
 // Outputs never lie: until every chunk is verified and synced the content
@@ -281,7 +282,9 @@ func (n *Node) runSwarm(ctx context.Context, j job, a *activeDownload, progress 
 			progressMu.Unlock()
 		}
 	}
-	cfg := swarm.Config{Logger: partsLogger(n.log), Server: n.srv, DownloadRate: n.cfg.DownloadLimit,
+	// SkipParity: Run returns once the data is complete, verified and
+	// synced; the parity not fetched is rebuilt after install (parity.go).
+	cfg := swarm.Config{Logger: partsLogger(n.log), Server: n.srv, DownloadRate: n.cfg.DownloadLimit, SkipParity: true,
 		Chunker: chunker.DownloadOptions{PageCache: n.cfg.NoDirectIO}}
 	cfg.OnProgress = func(p swarm.Progress) {
 		if p.Size > 0 {
@@ -317,8 +320,6 @@ func (n *Node) runSwarm(ctx context.Context, j job, a *activeDownload, progress 
 			}
 		})
 	}()
-	// On success Run has also re-encoded the parity it did not fetch, so
-	// that this node, and this node after a restart, serves every chunk.
 	err = dl.Run(dctx)
 	stopLookups()
 	<-lookupDone

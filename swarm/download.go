@@ -42,9 +42,12 @@ type Config struct {
 	// Chunker tunes the on-disk download (bitmap sync period).
 	Chunker chunker.DownloadOptions
 	// SkipParity leaves the parity chunks that were not fetched missing
-	// when the download completes. By default Run re-encodes them (reading
-	// the output once) so the download can serve every chunk; benchmarks
-	// that time the transfer alone set this.
+	// when the download completes: Run returns as soon as the data is
+	// complete, verified and synced. By default Run re-encodes them
+	// (reading the output once) so the download can serve every chunk.
+	// The seed package sets it and rebuilds the parity after installing
+	// the output (chunker.Item.RebuildParity), off the user's wait;
+	// benchmarks that time the transfer alone set it too.
 	SkipParity bool
 
 	// MetaParallel is how many peers are asked for the metadata (manifest
