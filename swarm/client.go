@@ -171,9 +171,10 @@ func (w *metaWatch) waitTurn(ctx context.Context) error {
 
 // silentAt returns when the fetch counts as silent if nothing more
 // arrives: after the request was sent or the last bytes arrived, idle or
-// longer on a slow link (twice its longest stream open, four times the
-// connection's round trip, four times its longest wait for an answer). It
-// returns false while a stream is being opened.
+// longer on a slow link (four times the connection's round trip, or twice
+// the longest stream open where the round trip is unknown; four times its
+// longest wait for an answer). It returns false while a stream is being
+// opened.
 func (w *metaWatch) silentAt(idle time.Duration) (time.Time, bool) {
 	if w.opening.Load() {
 		return time.Time{}, false
@@ -182,7 +183,11 @@ func (w *metaWatch) silentAt(idle time.Duration) (time.Time, bool) {
 	if last == 0 {
 		return time.Time{}, false
 	}
-	limit := max(idle, 2*time.Duration(w.dial.Load()), 4*time.Duration(w.rttNs.Load()), 4*time.Duration(w.wait.Load()))
+	rtt := time.Duration(w.rttNs.Load())
+	if rtt <= 0 { // unknown: a stream open takes a round trip or more
+		rtt = time.Duration(w.dial.Load()) / 2
+	}
+	limit := max(idle, 4*rtt, 4*time.Duration(w.wait.Load()))
 	return time.Unix(0, last).Add(limit), true
 }
 

@@ -68,8 +68,9 @@ type Config struct {
 	MetaHedge time.Duration
 	// MetaIdle: a fetch whose peer has sent nothing since the request went
 	// out or since its last bytes, for MetaIdle or longer if the link is
-	// slower (twice the longest stream open, four times the connection's
-	// round trip, four times the wait for the peer's first answer), is
+	// slower (four times the connection's round trip, from PeerRTT, or
+	// twice the longest stream open where it is unknown; four times the
+	// wait for the peer's first answer), is
 	// silent: it no longer counts against ManifestParallel (or
 	// MetaParallel), and each silent fetch lets one more peer be asked at
 	// once, so stallers widen the search instead of holding it up. A slow
