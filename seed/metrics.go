@@ -261,7 +261,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			{"not_ipv8", s.DatagramsDropByte}, {"bad_source", s.DatagramsDropAddr}, {"stream_bad_tag", s.StreamsBadTag},
 			{"oversized", e.DroppedOversized}, {"malformed", e.DroppedMalformed}, {"bad_signature", e.DroppedBadSignature},
 			{"unknown_community", e.DroppedUnknownCommunity}, {"unknown_message", e.DroppedUnknownMessage},
-			{"rate_limited", e.DroppedRateLimited},
+			{"rate_limited", e.DroppedRateLimited - e.DroppedRateLimitedHost}, {"host_rate_limited", e.DroppedRateLimitedHost},
 		} {
 			counter(descDatagramDrops, x.v, x.reason)
 		}
@@ -272,7 +272,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			reason string
 			v      uint64
 		}{
-			{"malformed", k.Malformed}, {"oversized", k.Oversized}, {"rate_limited", k.RateLimited},
+			{"malformed", k.Malformed}, {"oversized", k.Oversized}, {"rate_limited", k.RateLimited}, {"host_rate_limited", k.HostRateLimited},
 			{"unexpected_reply", k.UnexpectedReplies}, {"bad_signature", k.BadSignatures},
 			{"bad_token", k.BadTokens}, {"foreign_record", k.ForeignRecords}, {"bad_expiry", k.BadExpiry},
 			{"store_full", k.StoreFull}, {"replay", k.Replays}, {"verify_skipped", k.VerifySkipped},
