@@ -165,10 +165,11 @@ func TestAttackMetaSlowHonestPeer(t *testing.T) {
 		{"open connection, 6 stallers, cap 4", true, 6},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel() // each waits on round trips, not the CPU
 			ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 			defer cancel()
 			seeder := newPeer(t, swarm.ServerConfig{})
-			c := publish(t, seeder, 256<<10+3, 26)
+			c := publish(t, seeder, 64<<10+3, 26)
 			link := adversary.NewSlowLink(t, seeder.addr(), 100*time.Millisecond)
 			leecher := newPeer(t, swarm.ServerConfig{})
 			if tc.connect {
