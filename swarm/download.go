@@ -49,9 +49,9 @@ type Config struct {
 	SkipParity bool
 
 	// ManifestParallel is how many peers are asked for the manifest at
-	// once (it is small, and one silent round costs a staller's worth of
-	// time; the connections are the ones the download's sessions use).
-	// Default 8.
+	// once. A manifest is a few hundred bytes, and every peer that does
+	// not answer costs a silence before the next is asked; the connections
+	// are the ones the download's sessions use next. Default 8.
 	ManifestParallel int
 	// MetaParallel is how many peers are asked for the leaf layer at once
 	// (it grows with the content: 32 bytes a chunk). A peer asks for it
@@ -62,20 +62,21 @@ type Config struct {
 	MetaParallel int
 	// MetaTimeout bounds one metadata fetch from one peer. Default 20 s.
 	MetaTimeout time.Duration
-	// MetaHedge: a fetch without a complete answer after this long no
-	// longer counts against MetaParallel, so another peer is asked beside
+	// MetaHedge: a fetch without a complete answer after this long (a
+	// leaf fetch: this long after its manifest) no longer counts against
+	// ManifestParallel (or MetaParallel), so another peer is asked beside
 	// it. Default 2 s.
 	MetaHedge time.Duration
 	// MetaIdle: a fetch whose peer has sent nothing since the request went
-	// out or since its last bytes, for MetaIdle or longer if the link is
-	// slower (four times the connection's round trip, from PeerRTT, or
+	// out or since its last bytes, for MetaIdle or longer where the link
+	// is slower (four times the connection's round trip, from PeerRTT, or
 	// twice the longest stream open where it is unknown; four times the
-	// wait for the peer's first answer), is
-	// silent: it no longer counts against ManifestParallel (or
-	// MetaParallel), and each silent fetch lets one more peer be asked at
-	// once, so stallers widen the search instead of holding it up. A slow
-	// honest peer judged silent is not dropped: it only lets one more in.
-	// Default 25 ms.
+	// peer's wait before its first answer), is silent: it no longer counts
+	// against ManifestParallel (or MetaParallel), and each silent fetch
+	// lets one more peer be asked at once, so stallers widen the search
+	// instead of holding it up. A slow honest peer judged silent keeps its
+	// fetch (it only lets one more in) unless MaxMetaFetches are in flight
+	// and it is the longest-silent. Default 25 ms.
 	MetaIdle time.Duration
 	// PeerRTT, if set, returns the smoothed round trip of the connection
 	// to peer (0 if unknown); the silence limit above follows it.
