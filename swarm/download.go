@@ -106,15 +106,15 @@ const (
 	DefaultBusyBackoff          = 100 * time.Millisecond
 	DefaultMaxBusyBackoff       = 2 * time.Second
 
-	DefaultManifestPar  = 8
-	DefaultMetaParallel = 3
-	DefaultMetaTimeout  = 20 * time.Second
-	DefaultMetaHedge    = 2 * time.Second
-	DefaultMetaIdle     = 25 * time.Millisecond
-	DefaultMaxMetaFetch = 32
-	DefaultMetaRetry    = 500 * time.Millisecond
-	DefaultMaxMetaRetry = 30 * time.Second
-	DefaultMaxPeers     = 1024
+	DefaultManifestParallel = 8
+	DefaultMetaParallel     = 3
+	DefaultMetaTimeout      = 20 * time.Second
+	DefaultMetaHedge        = 2 * time.Second
+	DefaultMetaIdle         = 25 * time.Millisecond
+	DefaultMaxMetaFetch     = 32
+	DefaultMetaRetry        = 500 * time.Millisecond
+	DefaultMaxMetaRetry     = 30 * time.Second
+	DefaultMaxPeers         = 1024
 )
 
 func (c Config) populate() Config {
@@ -146,7 +146,7 @@ func (c Config) populate() Config {
 		c.MetaParallel = DefaultMetaParallel
 	}
 	if c.ManifestParallel <= 0 {
-		c.ManifestParallel = max(DefaultManifestPar, c.MetaParallel)
+		c.ManifestParallel = max(DefaultManifestParallel, c.MetaParallel)
 	}
 	if c.MetaTimeout <= 0 {
 		c.MetaTimeout = DefaultMetaTimeout
