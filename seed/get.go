@@ -284,7 +284,7 @@ func (n *Node) runSwarm(ctx context.Context, j job, a *activeDownload, progress 
 	}
 	// SkipParity: Run returns once the data is complete, verified and
 	// synced; the parity not fetched is rebuilt after install (parity.go).
-	cfg := swarm.Config{Logger: partsLogger(n.log), Server: n.srv, DownloadRate: n.cfg.DownloadLimit, SkipParity: true,
+	cfg := swarm.Config{Logger: partsLogger(n.log), Server: n.srv, DownloadRate: n.cfg.DownloadLimit, SkipParity: true, PeerRTT: n.peerRTT,
 		Chunker: chunker.DownloadOptions{PageCache: n.cfg.NoDirectIO}}
 	cfg.OnProgress = func(p swarm.Progress) {
 		if p.Size > 0 {
@@ -456,6 +456,15 @@ func (n *Node) probeHints(ctx context.Context, hints []hint, s *searchState) {
 	if len(dead) > 0 {
 		s.note.Store(fmt.Sprintf("hinted peer %s does not answer", strings.Join(dead, ", ")))
 	}
+}
+
+// peerRTT is the smoothed round trip of the connection to peer (0: none),
+// for a download's metadata silence limit (swarm.Config.PeerRTT).
+func (n *Node) peerRTT(peer identity.PeerID) time.Duration {
+	if c := n.ov.Conn(peer); c != nil {
+		return c.QUIC().ConnectionStats().SmoothedRTT
+	}
+	return 0
 }
 
 func (n *Node) openStream(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) (swarm.Stream, error) {
