@@ -3,9 +3,11 @@ package swarm_test
 import (
 	"context"
 	"fmt"
+	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/shoal-p2p/shoal/chunker"
 	"github.com/shoal-p2p/shoal/internal/adversary"
 	"github.com/shoal-p2p/shoal/internal/leakcheck"
 	"github.com/shoal-p2p/shoal/internal/testwait"
@@ -33,7 +35,7 @@ func TestAttackSessionSybilsNotFound(t *testing.T) {
 		crowd = append(crowd, adversary.NewSwarmPeer(t, adversary.NotFound))
 	}
 	leecher := newPeer(t, swarm.ServerConfig{})
-	d, err := swarm.NewDownload(swarm.Config{Server: leecher.srv, MaxSessions: slots}, leecher.dialer(), leecher.store, c.id, leecher.dir+"/out")
+	d, err := swarm.NewDownload(swarm.Config{Server: leecher.srv, MaxSessions: slots}, leecher.dialer(), leecher.store, c.id, filepath.Join(leecher.dir, "out"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -66,11 +68,12 @@ func TestAttackSessionSybilsNotFound(t *testing.T) {
 }
 
 // TestAttackSessionSybilsIdle: 30 Sybils that accept a session, announce
-// no chunk and then say nothing are known before the honest seeder, with
-// MaxSessions 4: they take every slot and would hold them for the whole
-// download. Sessions idle for SessionIdle yield their slots to waiting
-// peers, so the seeder gets one and the download completes; the download
-// never ran more than 4 sessions at once.
+// no chunk and then say nothing take every slot of a download (MaxSessions
+// 4; the download resumes, so it needs no metadata and runs its sessions at
+// once) and would hold them for the whole download. The honest seeder
+// arrives later, while they hold the slots. Sessions idle for SessionIdle
+// yield their slots to waiting peers, so the seeder gets one and the
+// download completes; the download never ran more than 4 sessions at once.
 func TestAttackSessionSybilsIdle(t *testing.T) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
@@ -89,8 +92,17 @@ func TestAttackSessionSybilsIdle(t *testing.T) {
 		return n
 	}
 	leecher := newPeer(t, swarm.ServerConfig{})
+	// A download recorded in the store with no chunk yet: Run resumes it.
+	out := filepath.Join(leecher.dir, "out")
+	rec, err := leecher.store.CreateDownload(c.man, seeder.item(t, c).Leaves(), out, chunker.DownloadOptions{})
+	if err != nil {
+		t.Fatalf("CreateDownload: %v", err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
 	d, err := swarm.NewDownload(swarm.Config{Server: leecher.srv, MaxSessions: slots, SessionIdle: 200 * time.Millisecond},
-		leecher.dialer(), leecher.store, c.id, leecher.dir+"/out")
+		leecher.dialer(), leecher.store, c.id, out)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -98,17 +110,16 @@ func TestAttackSessionSybilsIdle(t *testing.T) {
 	for _, s := range crowd {
 		d.AddPeer(s.ID(), s.Addr())
 	}
-	d.AddPeer(seeder.id(), seeder.addr())
 	done := make(chan error, 1)
 	go func() { done <- d.Run(ctx) }()
-	// The first slots go to Sybils (they were known first): wait until
-	// they hold all of them.
-	waitRunning(t, done, "the Sybils hold every slot", func() error {
-		if n := held(); n < slots {
-			return fmt.Errorf("the Sybils hold %d sessions", n)
+	waitRunning(t, done, "the Sybils hold every slot, the others wait", func() error {
+		p := d.Progress()
+		if n := held(); n < slots || p.SessionsWaiting == 0 {
+			return fmt.Errorf("the Sybils hold %d sessions, %d peers wait", n, p.SessionsWaiting)
 		}
 		return nil
 	})
+	d.AddPeer(seeder.id(), seeder.addr())
 	waitRun(t, "leecher", done, 60*time.Second)
 	checkOutput(t, leecher, c)
 	p := d.Progress()
