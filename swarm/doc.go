@@ -129,7 +129,8 @@
 //     (MaxSessions, 64, run at once; the other known peers wait in a
 //     queue, one entry each; a session that ends gives up its slot and
 //     its peer waits again, not before 250 ms doubling to 5 s while its
-//     sessions fail; a free slot goes to the ready peer with the fewest
+//     sessions fail, to 30 s while more peers are known than slots; a
+//     free slot goes to the ready peer with the fewest
 //     sessions without a verified chunk since its last useful one; while
 //     a peer is ready and every slot is taken, a session with no verified
 //     chunk for SessionIdle, 5 s, yields its slot; Progress.Sessions,

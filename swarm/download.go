@@ -102,8 +102,9 @@ type Config struct {
 	// queue (at most MaxPeers long). A session that ends (the peer does not
 	// have the content, cannot be reached, fails its hello, or drops)
 	// gives up its slot; its peer waits again, not before a pause of
-	// 250 ms doubling to 5 s while its sessions fail (250 ms after one
-	// that joined). A free slot goes to the ready peer with the fewest
+	// 250 ms doubling to 5 s while its sessions fail, or to 30 s while
+	// more peers are known than MaxSessions (250 ms after one that
+	// joined). A free slot goes to the ready peer with the fewest
 	// sessions without a verified chunk since its last useful one, the
 	// longest waiting among equals. Default 64.
 	MaxSessions int

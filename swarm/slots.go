@@ -18,7 +18,10 @@ import (
 // handles its evLeft, so the cap bounds goroutines and open session streams,
 // not just the scheduler's view. When a session ends its peer goes back to
 // the queue with a pause (sessionBackoff doubling to maxSessionBackoff for
-// a session that failed or was cut short; sessionBackoff after a join), and
+// a session that failed or was cut short, or to crowdSessionBackoff while
+// more peers are known than slots, so that a crowd of failing peers is
+// dialled at most about MaxPeers/30 s times a second, not MaxPeers/5 s;
+// sessionBackoff after a join), and
 // a free slot goes to the waiting peer with the fewest fruitless sessions
 // since its last useful one (strikes), the longest-waiting among equals,
 // whose pause is over. So a crowd of peers that answer "not found", cannot
@@ -33,8 +36,9 @@ import (
 // their slots.
 
 const (
-	sessionBackoff    = 250 * time.Millisecond
-	maxSessionBackoff = 5 * time.Second
+	sessionBackoff      = 250 * time.Millisecond
+	maxSessionBackoff   = 5 * time.Second
+	crowdSessionBackoff = 30 * time.Second
 )
 
 // startSession gives peer id a slot and starts its session.
@@ -87,7 +91,11 @@ func (r *run) sessionEnded(id identity.PeerID, ps *peerState, joined bool, now t
 	}
 	r.clog.debug("session ended", "peer", id.Short(), "content", r.d.id.String(), "strikes", ps.strikes, "err", err)
 	r.enqueue(id, ps, now.Add(ps.backoff))
-	ps.backoff = min(2*ps.backoff, maxSessionBackoff)
+	limit := maxSessionBackoff
+	if len(r.peers) > r.d.cfg.MaxSessions {
+		limit = crowdSessionBackoff
+	}
+	ps.backoff = min(2*ps.backoff, limit)
 }
 
 // enqueue puts peer id at the end of the queue, not to start before at.
