@@ -149,7 +149,7 @@ func (r *run) loop(ctx context.Context) (err error) {
 		r.report(time.Now())
 	}()
 	r.lastTick = time.Now()
-	r.pickUp(ctx)
+	r.pickUp()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	ticker := time.NewTicker(r.d.cfg.ProgressEvery)
@@ -192,7 +192,7 @@ func (r *run) loop(ctx context.Context) (err error) {
 				return err
 			}
 		case <-r.d.wake:
-			r.pickUp(ctx)
+			r.pickUp()
 		case now := <-timer.C:
 			r.s.Tick(now)
 		case now := <-ticker.C:
@@ -253,7 +253,7 @@ func (r *run) report(now time.Time) {
 
 // pickUp queues peers added since the last call for a session slot
 // (manageSessions starts their sessions).
-func (r *run) pickUp(ctx context.Context) {
+func (r *run) pickUp() {
 	now := time.Now()
 	for _, p := range r.d.takePending() {
 		if ps := r.peers[p.id]; ps != nil {
