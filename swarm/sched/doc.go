@@ -72,8 +72,10 @@
 // Queues. Each peer's queue (requests outstanding) starts at InitialQueue
 // and grows by one per delivered chunk (slow start: doubling per round
 // trip) until it reaches the target the peer's measured rate calls for:
-// rate*QueueTime/chunk size, at least one, at most MaxQueue and the per-peer
-// byte cap. After slow start it moves one step per delivery towards that
+// rate*(QueueTime + the peer's shortest latency seen)/chunk size, at least
+// one, at most MaxQueue and the per-peer byte cap. The latency term covers
+// the link's round trip; QueueTime (200 ms) is the work queued beyond it,
+// short because a request for a chunk only that peer holds waits behind it. After slow start it moves one step per delivery towards that
 // target, so a slow peer ends with a queue of one. A timeout or a busy
 // refusal halves the queue; a busy refusal also leaves the peer alone for
 // BusyBackoff, doubling with each refusal in a row. The rate is a moving

@@ -32,7 +32,8 @@ type peer struct {
 	// Latency estimate (RFC 6298 style).
 	srtt, rttvar time.Duration
 	rttN         int
-	backoff      uint // timeouts in a row: the timeout doubles per step
+	minLat       time.Duration // the shortest request latency seen (0: none yet): the link's round trip and a chunk's transfer, without queueing
+	backoff      uint          // timeouts in a row: the timeout doubles per step
 
 	// Refusals.
 	busyUntil time.Time
@@ -98,6 +99,9 @@ func (p *peer) sampleRTT(r time.Duration) {
 	if r <= 0 {
 		r = time.Microsecond
 	}
+	if p.minLat == 0 || r < p.minLat {
+		p.minLat = r
+	}
 	if p.rttN == 0 {
 		p.srtt, p.rttvar = r, r/2
 	} else {
@@ -139,12 +143,17 @@ func (p *peer) sampleRate(now time.Time, n int, latency time.Duration) {
 	p.rateN++
 }
 
-// target returns the queue size the peer's measured rate calls for.
+// target returns the queue size the peer's measured rate calls for: the
+// bytes it delivers in QueueTime plus its shortest latency seen. The
+// latency term keeps the link full whatever its round trip (without it, a
+// queue shorter than the round trip would measure a lower rate, call for a
+// shorter queue, and so on down to one request); QueueTime is the work
+// queued beyond that, which every request to the peer waits behind.
 func (p *peer) target(cfg *Config, chunk int) int {
 	if p.rateN == 0 {
 		return cfg.MaxQueue
 	}
-	t := int(math.Ceil(p.rate * cfg.QueueTime.Seconds() / float64(chunk)))
+	t := int(math.Ceil(p.rate * (cfg.QueueTime + p.minLat).Seconds() / float64(chunk)))
 	if cfg.MaxPeerInflightBytes > 0 {
 		t = min(t, int(cfg.MaxPeerInflightBytes/int64(chunk)))
 	}
