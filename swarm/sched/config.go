@@ -28,7 +28,7 @@ type Config struct {
 	// QueueTime is how much work, in time at the peer's measured rate, a
 	// peer's queue holds once slow start ends, beyond the peer's shortest
 	// latency seen (its round trip and one chunk's transfer): queue =
-	// rate*(QueueTime+shortest latency)/chunk size, at least 1. Every
+	// rate*(QueueTime+shortest latency)/chunk size, at least 2. Every
 	// request to the peer waits behind that work (the peer's transport
 	// buffers what it is asked for), so a chunk that only it holds reaches
 	// us that much later, and the peers we pass it on to later still.
