@@ -18,7 +18,10 @@
 // WriteChunk per received chunk (ErrChunkMismatch means the sender sent bad
 // data); Decode a stripe once StripeDecodable; Finish when Complete (rebuilds
 // all missing parity and syncs; Download.ReadChunk also rebuilds a missing
-// chunk of a decodable stripe on demand); Close.
+// chunk of a decodable stripe on demand); Close. Or, to be done sooner:
+// Close once Complete, move the output into place (Store.MoveOutput),
+// Store.Open the item (it serves the chunks held) and Item.RebuildParity
+// in the background.
 //
 // # Chunks and stripes
 //

@@ -64,6 +64,7 @@ type Download struct {
 	have     Bitmap
 	wrote    Bitmap // chunks this Download verified and wrote itself
 	unsynced int
+	dirty    bool // chunks stored since the last sync took its snapshot
 	closed   bool
 
 	syncMu  sync.Mutex // serialises Sync
@@ -354,6 +355,7 @@ func (d *Download) store(i int, data []byte) error {
 		d.unsynced++
 	}
 	d.wrote.Set(i)
+	d.dirty = true
 	flush := d.unsynced >= d.syncEvery
 	d.mu.Unlock()
 	if flush {
@@ -525,13 +527,29 @@ func (d *Download) takeBgErr() error {
 	return err
 }
 
-func (d *Download) sync() error {
+// sync flushes what was stored since the last sync and records it. With
+// nothing stored since (the files and the bitmap on disk already say what
+// the Download holds: a download that synced when complete, then closes),
+// it touches no file: each fsync may wait behind other work on the disk.
+func (d *Download) sync() (err error) {
 	d.syncMu.Lock()
 	defer d.syncMu.Unlock()
 	d.mu.Lock()
+	if !d.dirty {
+		d.mu.Unlock()
+		return nil
+	}
 	snap := d.have.Clone()
 	d.unsynced = 0
+	d.dirty = false
 	d.mu.Unlock()
+	defer func() {
+		if err != nil { // the next sync tries again
+			d.mu.Lock()
+			d.dirty = true
+			d.mu.Unlock()
+		}
+	}()
 	if err := d.h.data.Sync(); err != nil {
 		return err
 	}

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -159,11 +160,14 @@ func (h *holding) close() error {
 // For a download still in progress, serve through the Download instead: an
 // Item sees the bitmap as it was on disk when opened.
 type Item struct {
-	h    *holding
-	have Bitmap // nil: every chunk
+	h *holding
+	// have is the set of chunks held, replaced (never changed in place)
+	// as RebuildParity adds parity; nil: every chunk (a published item).
+	have atomic.Pointer[Bitmap]
 
-	life   sync.RWMutex // read-held by calls using the files, write-held by Close
-	closed bool         // guarded by life
+	life      sync.RWMutex // read-held by calls using the files, write-held by Close
+	closed    bool         // guarded by life
+	rebuildMu sync.Mutex   // serialises RebuildParity
 }
 
 // Open opens item id for serving. It succeeds for an item whose content has
@@ -179,10 +183,12 @@ func (s *Store) Open(id ContentID) (*Item, error) {
 	}
 	it := &Item{h: h}
 	if meta.kind == kindDownload {
-		if it.have, err = readHave(h.dir, id, h.man); err != nil {
+		have, err := readHave(h.dir, id, h.man)
+		if err != nil {
 			h.close()
 			return nil, fmt.Errorf("opening %s: %w", id, err)
 		}
+		it.have.Store(&have)
 	}
 	return it, nil
 }
@@ -201,14 +207,39 @@ func (it *Item) Leaves() *LeafLayer { return it.h.leaves }
 
 // Have returns a copy of the set of chunks this item can serve.
 func (it *Item) Have() Bitmap {
-	if it.have != nil {
-		return it.have.Clone()
+	if have := it.have.Load(); have != nil {
+		return have.Clone()
 	}
 	b := NewBitmap(it.h.man.NumChunks())
 	for i := range it.h.man.NumChunks() {
 		b.Set(i)
 	}
 	return b
+}
+
+// HasChunk reports whether chunk i can be served now: a downloaded item
+// gains the parity chunks RebuildParity adds as it records them.
+func (it *Item) HasChunk(i int) bool {
+	if have := it.have.Load(); have != nil {
+		return have.Has(i)
+	}
+	return i >= 0 && i < it.h.man.NumChunks()
+}
+
+// MissingParity returns how many parity chunks a downloaded item does not
+// hold yet (RebuildParity makes them); 0 for a published item.
+func (it *Item) MissingParity() int {
+	have := it.have.Load()
+	if have == nil {
+		return 0
+	}
+	m, n := it.h.man, 0
+	for i := range m.NumChunks() {
+		if m.IsParity(i) && !have.Has(i) {
+			n++
+		}
+	}
+	return n
 }
 
 // Stale reports, by file sizes only, whether the content on disk differs
@@ -247,7 +278,7 @@ func (it *Item) ReadChunk(i int, buf []byte) ([]byte, error) {
 		return nil, err
 	}
 	defer it.life.RUnlock()
-	if it.have != nil && !it.have.Has(i) {
+	if !it.HasChunk(i) {
 		return nil, fmt.Errorf("chunk %d: %w", i, ErrNotHave)
 	}
 	b, err := it.h.readVerified(i, buf)
@@ -267,14 +298,15 @@ func (it *Item) ReadChunk(i int, buf []byte) ([]byte, error) {
 // stripeDataHeld reports whether every data chunk of chunk i's stripe is
 // held, so its parity can be rebuilt.
 func (it *Item) stripeDataHeld(i int) bool {
-	if it.have == nil {
+	have := it.have.Load()
+	if have == nil {
 		return true
 	}
 	m := it.h.man
 	s, _ := m.StripeOf(i)
 	start := m.StripeStart(s)
 	for j := range m.StripeDataCount(s) {
-		if !it.have.Has(start + j) {
+		if !have.Has(start + j) {
 			return false
 		}
 	}

@@ -579,3 +579,50 @@ func TestConcurrentPublishOnePath(t *testing.T) {
 		t.Errorf("%d leftovers in the store's tmp folder, want none", len(ents))
 	}
 }
+
+// TestSyncWithNothingNew: a Sync with nothing stored since the last one
+// (a complete download synced, then closed) rewrites no bitmap file; one
+// after a new chunk does.
+func TestSyncWithNothingNew(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	data := xof("quiet", 5*MinChunkSize+1)
+	writeFile(t, path, data, 0o644)
+	p := publish(t, nil, path, PublishOptions{ChunkSize: MinChunkSize, DataShards: 2, ParityShards: 1})
+	chunks := splitChunks(t, p.Manifest, data)
+	st := openStore(t)
+	dl, err := st.CreateDownload(p.Manifest, p.Leaves, t.TempDir(), DownloadOptions{PageCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	bitmap := filepath.Join(st.itemDir(p.ID), fileHave)
+	inode := func() uint64 {
+		t.Helper()
+		fi, err := os.Stat(bitmap)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Sys().(*syscall.Stat_t).Ino
+	}
+	created := inode()
+	if err := dl.Sync(); err != nil || inode() != created {
+		t.Fatalf("Sync of a new download: err %v, bitmap replaced %v", err, inode() != created)
+	}
+	if err := dl.WriteChunk(0, chunks[0]); err != nil {
+		t.Fatal(err)
+	}
+	if err := dl.Sync(); err != nil || inode() == created {
+		t.Fatalf("Sync after a chunk: err %v, bitmap replaced %v", err, inode() != created)
+	}
+	synced := inode()
+	if err := dl.Close(); err != nil || inode() != synced {
+		t.Fatalf("Close after a Sync: err %v, bitmap replaced %v", err, inode() != synced)
+	}
+	again, err := st.OpenDownload(p.ID, DownloadOptions{PageCache: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	if !again.HasChunk(0) || again.Have().Count() != 1 {
+		t.Fatalf("reopened download holds %d chunks, want chunk 0", again.Have().Count())
+	}
+}

@@ -59,7 +59,16 @@ type Config struct {
 	RequestRate float64
 	// RequestBurst is the token-bucket depth of RequestRate. Default 100.
 	RequestBurst int
-	// MaxSenders bounds the rate limiter's table of sender addresses; when
+	// HostRequestRate is the sustained number of requests per second one
+	// host (an IPv4 address or an IPv6 /64, over all its ports) may make,
+	// so that many sockets of one host share one budget. Default 8 times
+	// RequestRate.
+	HostRequestRate float64
+	// HostRequestBurst is the token-bucket depth of HostRequestRate.
+	// Default 8 times RequestBurst.
+	HostRequestBurst int
+	// MaxSenders bounds the rate limiter's table of sender addresses (and
+	// of hosts); when
 	// full, idle senders are forgotten, then arbitrary ones (package
 	// ratelimit states the policy). Default 8,192.
 	MaxSenders int
@@ -100,6 +109,7 @@ func (c Config) withDefaults() (Config, error) {
 	def(&c.MaxProvidersPerKey, 64)
 	def(&c.MaxProvidersPerGroup, 8)
 	def(&c.RequestBurst, 100)
+	def(&c.HostRequestBurst, 8*c.RequestBurst)
 	def(&c.MaxSenders, 8192)
 	def(&c.MaxProvidersPerLookup, 64)
 	defDur(&c.RequestTimeout, 2*time.Second)
@@ -111,6 +121,9 @@ func (c Config) withDefaults() (Config, error) {
 	defDur(&c.TokenRotation, 5*time.Minute)
 	if c.RequestRate == 0 {
 		c.RequestRate = 50
+	}
+	if c.HostRequestRate == 0 {
+		c.HostRequestRate = 8 * c.RequestRate
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -124,7 +137,7 @@ func (c Config) withDefaults() (Config, error) {
 		return c, fmt.Errorf("dht: config: negative duration or RecordTTL under a minute")
 	case c.RepublishInterval <= 0 || c.RepublishInterval >= c.RecordTTL:
 		return c, fmt.Errorf("dht: config: RepublishInterval %v must be positive and shorter than RecordTTL %v", c.RepublishInterval, c.RecordTTL)
-	case c.RequestRate < 0 || c.RequestBurst < 1:
+	case c.RequestRate < 0 || c.RequestBurst < 1 || c.HostRequestRate < 0 || c.HostRequestBurst < 1:
 		return c, fmt.Errorf("dht: config: bad rate limit %v/s burst %d", c.RequestRate, c.RequestBurst)
 	case len(c.Addrs) > MaxRecordAddrs:
 		return c, fmt.Errorf("dht: config: %d addresses, at most %d", len(c.Addrs), MaxRecordAddrs)

@@ -87,6 +87,7 @@ type Counters struct {
 	Malformed         uint64 // undecodable payloads (truncated, bad lengths, unknown version or type)
 	Oversized         uint64 // payloads over MaxMessageSize
 	RateLimited       uint64 // requests over the sender's rate
+	HostRateLimited   uint64 // requests over the rate of the sender's host (HostRequestRate)
 	UnexpectedReplies uint64 // replies to no pending request, or from another node than asked
 	BadSignatures     uint64 // provider records whose signature does not verify
 	BadTokens         uint64 // add provider without a valid token for the sender
@@ -151,7 +152,7 @@ type Core struct {
 	table   *table
 	store   *store
 	tokens  tokens
-	limiter *ratelimit.Table[netip.AddrPort]
+	limiter *ratelimit.Sources
 
 	pending    map[uint32]*request
 	verifying  map[Contact]struct{} // requesters being pinged before admission
@@ -183,7 +184,7 @@ func NewCore(cfg Config, signer Signer, rng *rand.Rand, now time.Time) (*Core, e
 		table:     newTable(self, cfg.K, cfg.MaxFailures, cfg.PingAfter, now),
 		store:     newStore(cfg.MaxRecords, cfg.MaxRecordsPerProvider, cfg.MaxProvidersPerKey, cfg.MaxProvidersPerGroup),
 		tokens:    newTokens(rng, now, cfg.TokenRotation),
-		limiter:   ratelimit.New[netip.AddrPort](cfg.RequestRate, float64(cfg.RequestBurst), cfg.MaxSenders),
+		limiter:   ratelimit.NewSources(cfg.RequestRate, float64(cfg.RequestBurst), cfg.HostRequestRate, float64(cfg.HostRequestBurst), cfg.MaxSenders),
 		pending:   make(map[uint32]*request),
 		verifying: make(map[Contact]struct{}),
 		silent:    make(map[netip.AddrPort]*silence),
@@ -434,8 +435,12 @@ func (c *Core) HandleMessage(now time.Time, from netip.AddrPort, sender identity
 		return
 	}
 	if m.Type.isRequest() {
-		if !c.limiter.Allow(from, now) {
-			c.counters.RateLimited++
+		if ok, byHost := c.limiter.Allow(from, now); !ok {
+			if byHost {
+				c.counters.HostRateLimited++
+			} else {
+				c.counters.RateLimited++
+			}
 			return
 		}
 		if !c.replays.add(now, replayKey{id: id, txid: m.TxID, typ: m.Type}) {

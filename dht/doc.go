@@ -122,7 +122,8 @@
 // 5 minutes; the current and previous secret are accepted, so a token lives
 // 5 to 10 minutes. An add provider without a valid token for the sender's
 // address, or with a record whose key is not the sender's, is refused.
-// Requests are rate-limited per sender address (token bucket); storage is
+// Requests are rate-limited per sender address and per host, an IPv4
+// address or IPv6 /64 over all its ports (token buckets); storage is
 // bounded in total, per provider and per content ID. Every refusal is
 // counted in Counters.
 package dht

@@ -1,6 +1,15 @@
 package overlay
 
-import "net/netip"
+import (
+	"net/netip"
+
+	"github.com/shoal-p2p/shoal/ratelimit"
+)
+
+// hostOf is the key of the per-IP caps: an IPv4 address, or the first
+// address of an IPv6 /64 (ratelimit.Host), so that walking the addresses
+// of one subnet does not multiply them.
+func hostOf(a netip.Addr) netip.Addr { return ratelimit.Host(a).Addr() }
 
 // admissions counts one transport's incoming handshakes in progress and
 // its incoming connections per remote IP, and decides whether a new one

@@ -59,7 +59,7 @@ type Config struct {
 	// Default MaxConns/8 (32); -1 means none.
 	DialReserve int
 	// MaxConnsPerIP caps incoming connections and handshakes from one IP
-	// address. Default 32; -1 means no cap.
+	// address (for IPv6, one /64). Default 32; -1 means no cap.
 	MaxConnsPerIP int
 	// MaxConnsPerPeer caps connections to one peer identity (a second one
 	// appears when both sides dial at once or a peer restarts). Default 4.
@@ -69,7 +69,7 @@ type Config struct {
 	// 2*HandshakeTimeout. Default 64.
 	MaxHandshakes int
 	// MaxHandshakesPerIP caps incoming handshakes in progress from one IP
-	// address. Default 8.
+	// address (for IPv6, one /64). Default 8.
 	MaxHandshakesPerIP int
 	// RetryAbove is the number of handshakes in progress above which a new
 	// one must first prove its source address with a QUIC Retry (one more

@@ -293,7 +293,7 @@ const (
 func (n *Node) admit(ctx context.Context, ci *quic.ClientInfo) (context.Context, error) {
 	ip := netip.Addr{}
 	if ap, ok := addrPort(ci.RemoteAddr); ok {
-		ip = ap.Addr()
+		ip = hostOf(ap.Addr())
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()

@@ -597,7 +597,7 @@ func (t *tcpTransport) acceptLoop(n *Node) {
 			return
 		}
 		ap, _ := netip.ParseAddrPort(raw.RemoteAddr().String())
-		ip := ap.Addr().Unmap()
+		ip := hostOf(ap.Addr())
 		t.mu.Lock()
 		// Closing the socket fails the handshake that waits on it: that is
 		// how an evicted handshake ends.

@@ -93,6 +93,14 @@ func (t *Table[K]) makeRoom(now time.Time) {
 	}
 }
 
+// refund returns n tokens to key's bucket (up to its depth), undoing an
+// AllowN whose caller then refused for another reason.
+func (t *Table[K]) refund(key K, n float64) {
+	if b := t.buckets[key]; b != nil {
+		b.tokens = min(t.burst, b.tokens+n)
+	}
+}
+
 // Prune forgets every key whose bucket has refilled by now.
 func (t *Table[K]) Prune(now time.Time) {
 	for k, b := range t.buckets {

@@ -84,7 +84,7 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 const (
 	StageSearching   = "searching"   // looking for peers and the metadata
 	StageDownloading = "downloading" // fetching chunks
-	StageFinishing   = "finishing"   // rebuilding parity, moving into place
+	StageFinishing   = "finishing"   // moving into place (parity is rebuilt after: Item.Parity)
 )
 
 // Progress is one progress report of a long operation.
@@ -114,7 +114,10 @@ type Status struct {
 	BytesUp       int64  `json:"bytes_up"`
 	BytesDown     int64  `json:"bytes_down"` // including downloads in progress
 	Active        int    `json:"active_downloads"`
-	Transient     bool   `json:"transient,omitempty"` // started by a command, ends with it
+	// ParityRebuilds counts the downloaded items whose parity the node
+	// is rebuilding or will rebuild next (Item.Parity).
+	ParityRebuilds int  `json:"parity_rebuilds,omitempty"`
+	Transient      bool `json:"transient,omitempty"` // started by a command, ends with it
 	// Connected lists the peers with an open connection and its path
 	// (direct, lan or relayed).
 	Connected []PeerInfo `json:"connected,omitempty"`

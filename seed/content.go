@@ -93,7 +93,8 @@ func (n *Node) linkOf(id chunker.ContentID, name string) string {
 	return l.String()
 }
 
-// seed opens a stored item and serves it.
+// seed opens a stored item and serves it. A downloaded item that lacks
+// parity serves what it holds and is queued for its parity (parity.go).
 func (n *Node) seed(id chunker.ContentID) error {
 	it, err := n.store.Open(id)
 	if err != nil {
@@ -110,6 +111,9 @@ func (n *Node) seed(id chunker.ContentID) error {
 		src = n.cfg.WrapSource(src)
 	}
 	n.srv.Seed(id, src)
+	if it.MissingParity() > 0 {
+		n.queueParity(id)
+	}
 	return nil
 }
 

@@ -24,7 +24,13 @@
 // A download is written into a hidden folder .shoal-part.<ID> beside its
 // output (mode 0700; its device and inode are recorded in the library) and
 // renamed to its final name, without replacing anything, only once every
-// chunk is verified and synced. A download that verified nothing leaves
+// data chunk is verified and synced. Get returns then; the parity chunks
+// the download did not fetch are rebuilt afterwards by the node, one item
+// at a time, while it seeds what it holds (parity.go). The store's bitmap
+// records each rebuilt chunk once it is on disk, so a node restarted
+// during a rebuild offers only the parity it holds and rebuilds the rest.
+// A node started for one command (Config.Transient) rebuilds nothing; the
+// next node on the folder does. A download that verified nothing leaves
 // nothing behind; one that verified something keeps it for a resume, which
 // the node starts by itself only for downloads handed to it with
 // GetRequest.Background.
@@ -38,7 +44,7 @@
 // (without re-hashing: the store keeps manifests, leaves and parity). Run
 // starts and owns every goroutine: the overlay, discovery, the DHT and its
 // republishing, relays, the servers, announcing the library, resuming
-// background downloads; it returns once ctx ends (or Close is called) and
+// background downloads, rebuilding parity; it returns once ctx ends (or Close is called) and
 // all of them have exited, downloads in flight keeping the chunks they
 // verified (they resume on the next Get, or Run for a background one).
 // Close stops a running Run, waits for it and releases what New opened.

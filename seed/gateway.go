@@ -196,7 +196,7 @@ func (n *Node) gwAcquire(id chunker.ContentID, hints []hint) (*gwDownload, error
 		return d, nil
 	}
 	cfg := swarm.Config{
-		Logger: n.log, Server: n.srv, DownloadRate: n.cfg.DownloadLimit,
+		Logger: n.log, Server: n.srv, DownloadRate: n.cfg.DownloadLimit, PeerRTT: n.peerRTT,
 		Chunker:    chunker.DownloadOptions{Sparse: true}, // only the chunks read take disk space
 		SkipParity: true,                                  // a cache serves readers, not the swarm's parity
 		OnProgress: func(swarm.Progress) { n.gwKick() },

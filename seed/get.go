@@ -24,7 +24,8 @@ import (
 //	claim       one download per content ID at a time
 //	preparePart find, move or make the hidden partial folder
 //	runSwarm    fetch and verify, feeding peers from hints and the DHT
-//	install     rename the verified output into place, seed it
+//	install     rename the verified output into place, seed it (the
+//	            parity not fetched is rebuilt afterwards: parity.go)
 //	abandon     a failure: keep a resumable partial, or leave nothing
 //
 // Outputs never lie: until every chunk is verified and synced the content
@@ -281,7 +282,9 @@ func (n *Node) runSwarm(ctx context.Context, j job, a *activeDownload, progress 
 			progressMu.Unlock()
 		}
 	}
-	cfg := swarm.Config{Logger: partsLogger(n.log), Server: n.srv, DownloadRate: n.cfg.DownloadLimit,
+	// SkipParity: Run returns once the data is complete, verified and
+	// synced; the parity not fetched is rebuilt after install (parity.go).
+	cfg := swarm.Config{Logger: partsLogger(n.log), Server: n.srv, DownloadRate: n.cfg.DownloadLimit, SkipParity: true, PeerRTT: n.peerRTT,
 		Chunker: chunker.DownloadOptions{PageCache: n.cfg.NoDirectIO}}
 	cfg.OnProgress = func(p swarm.Progress) {
 		if p.Size > 0 {
@@ -317,8 +320,6 @@ func (n *Node) runSwarm(ctx context.Context, j job, a *activeDownload, progress 
 			}
 		})
 	}()
-	// On success Run has also re-encoded the parity it did not fetch, so
-	// that this node, and this node after a restart, serves every chunk.
 	err = dl.Run(dctx)
 	stopLookups()
 	<-lookupDone
@@ -455,6 +456,15 @@ func (n *Node) probeHints(ctx context.Context, hints []hint, s *searchState) {
 	if len(dead) > 0 {
 		s.note.Store(fmt.Sprintf("hinted peer %s does not answer", strings.Join(dead, ", ")))
 	}
+}
+
+// peerRTT is the smoothed round trip of the connection to peer (0: none),
+// for a download's metadata silence limit (swarm.Config.PeerRTT).
+func (n *Node) peerRTT(peer identity.PeerID) time.Duration {
+	if c := n.ov.Conn(peer); c != nil {
+		return c.QUIC().ConnectionStats().SmoothedRTT
+	}
+	return 0
 }
 
 func (n *Node) openStream(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) (swarm.Stream, error) {

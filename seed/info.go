@@ -43,20 +43,21 @@ func (n *Node) Status(ctx context.Context) (Status, error) {
 		}
 	}
 	return Status{
-		Downloads:     downloads,
-		PeerID:        n.PeerID().String(),
-		Listen:        n.Addr().String(),
-		TCP:           n.ov.TCPAddr().IsValid(),
-		API:           n.apiAddr,
-		Gateway:       n.gw.addr,
-		Peers:         len(peers),
-		Connected:     connected,
-		Items:         len(n.lib.list()),
-		UptimeSeconds: int64(time.Since(n.started).Seconds()),
-		BytesUp:       up,
-		BytesDown:     down,
-		Active:        len(downloads),
-		Transient:     n.cfg.Transient,
+		Downloads:      downloads,
+		PeerID:         n.PeerID().String(),
+		Listen:         n.Addr().String(),
+		TCP:            n.ov.TCPAddr().IsValid(),
+		API:            n.apiAddr,
+		Gateway:        n.gw.addr,
+		Peers:          len(peers),
+		Connected:      connected,
+		Items:          len(n.lib.list()),
+		UptimeSeconds:  int64(time.Since(n.started).Seconds()),
+		BytesUp:        up,
+		BytesDown:      down,
+		Active:         len(downloads),
+		ParityRebuilds: n.rebuildingCount(),
+		Transient:      n.cfg.Transient,
 	}, nil
 }
 
@@ -67,6 +68,7 @@ func (n *Node) Items(ctx context.Context) ([]Item, error) {
 	for i := range items {
 		if id, err := chunker.ParseID(items[i].ID); err == nil {
 			items[i].Link = n.linkOf(id, items[i].Name)
+			items[i].Parity = n.parityState(id, items[i].Kind)
 		}
 	}
 	return items, nil
@@ -146,4 +148,23 @@ func localPrefixes() []netip.Prefix {
 		}
 	}
 	return out
+}
+
+// parityState is Item.Parity for id.
+func (n *Node) parityState(id chunker.ContentID, kind ItemKind) string {
+	if kind != KindDownloaded {
+		return ""
+	}
+	n.mu.Lock()
+	it := n.seeding[id]
+	n.mu.Unlock()
+	switch {
+	case it == nil || it.MissingParity() == 0:
+		return ""
+	case n.cfg.Transient:
+		return ParityPending
+	case n.parity.hasFailed(id):
+		return ParityFailed
+	}
+	return ParityRebuilding
 }

@@ -45,9 +45,24 @@ type Item struct {
 	Background bool `json:"background,omitempty"`
 	// Cached is the disk space a gateway cache item takes (KindCache).
 	Cached int64 `json:"cached,omitempty"`
+	// Parity says, for a downloaded item, that it does not hold all its
+	// parity chunks yet: ParityRebuilding (the node makes them while it
+	// seeds what it holds), ParityPending (a node started for one
+	// command; the next node to run rebuilds it) or ParityFailed (the
+	// output changed on disk, or the disk failed: the node's log says
+	// which; it serves the chunks it holds). Filled in by Items, not
+	// stored: the store's bitmap is the record.
+	Parity string `json:"parity,omitempty"`
 
 	madeOut bool // this download made the output folder (not stored)
 }
+
+// The values of Item.Parity.
+const (
+	ParityRebuilding = "rebuilding"
+	ParityPending    = "pending"
+	ParityFailed     = "failed"
+)
 
 // library is the persisted list of items, kept in library.json in the data
 // folder and rewritten atomically on every change. Safe for concurrent use.
@@ -82,7 +97,7 @@ func openLibrary(dataDir string) (*library, error) {
 		return nil, fmt.Errorf("library %s has version %d, this shoal reads %d", l.path, f.Version, libraryVersion)
 	}
 	for _, it := range f.Items {
-		it.Link = ""
+		it.Link, it.Parity = "", ""
 		l.items[it.ID] = it
 	}
 	return l, nil

@@ -34,6 +34,12 @@ type Metrics struct {
 	Downloads      atomic.Int64 // downloads started
 	Publishes      atomic.Int64 // items published
 
+	// Parity rebuilt after downloads were installed (parity.go).
+	ParityRebuilds        atomic.Int64 // rebuilds started
+	ParityRebuilt         atomic.Int64 // rebuilds finished: the item holds every chunk
+	ParityRebuildFailures atomic.Int64 // rebuilds that failed (the output changed, a disk error)
+	ParityChunksRebuilt   atomic.Int64 // parity chunks rebuilt and recorded
+
 	// Relaying (overlay/relay), copied from its counters at each scrape.
 	RelayClients        atomic.Int64 // peers registered with this relay
 	RelayPairs          atomic.Int64 // sessions this relay forwards
@@ -97,6 +103,10 @@ func (m *Metrics) collectors(peers, items func() int) []prometheus.Collector {
 		counter("shoal_dht_provides_total", "DHT provider records announced.", &m.DHTProvides),
 		counter("shoal_downloads_total", "Downloads started.", &m.Downloads),
 		counter("shoal_publishes_total", "Items published.", &m.Publishes),
+		counter("shoal_parity_rebuilds_total", "Parity rebuilds started for installed downloads.", &m.ParityRebuilds),
+		counter("shoal_parity_rebuilt_total", "Parity rebuilds finished: the item holds every chunk.", &m.ParityRebuilt),
+		counter("shoal_parity_rebuild_failures_total", "Parity rebuilds that failed (the output changed on disk, a disk error).", &m.ParityRebuildFailures),
+		counter("shoal_parity_chunks_rebuilt_total", "Parity chunks rebuilt and recorded after install.", &m.ParityChunksRebuilt),
 		gauge64("shoal_relay_clients", "Peers registered with this relay.", &m.RelayClients),
 		gauge64("shoal_relay_pairs", "Peer pairs this relay forwards between.", &m.RelayPairs),
 		counter("shoal_relay_forwarded_bytes_total", "Bytes this relay forwarded (ciphertext).", &m.RelayBytesForwarded),
@@ -261,7 +271,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			{"not_ipv8", s.DatagramsDropByte}, {"bad_source", s.DatagramsDropAddr}, {"stream_bad_tag", s.StreamsBadTag},
 			{"oversized", e.DroppedOversized}, {"malformed", e.DroppedMalformed}, {"bad_signature", e.DroppedBadSignature},
 			{"unknown_community", e.DroppedUnknownCommunity}, {"unknown_message", e.DroppedUnknownMessage},
-			{"rate_limited", e.DroppedRateLimited},
+			{"rate_limited", e.DroppedRateLimited - e.DroppedRateLimitedHost}, {"host_rate_limited", e.DroppedRateLimitedHost},
 		} {
 			counter(descDatagramDrops, x.v, x.reason)
 		}
@@ -272,7 +282,7 @@ func (c nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			reason string
 			v      uint64
 		}{
-			{"malformed", k.Malformed}, {"oversized", k.Oversized}, {"rate_limited", k.RateLimited},
+			{"malformed", k.Malformed}, {"oversized", k.Oversized}, {"rate_limited", k.RateLimited}, {"host_rate_limited", k.HostRateLimited},
 			{"unexpected_reply", k.UnexpectedReplies}, {"bad_signature", k.BadSignatures},
 			{"bad_token", k.BadTokens}, {"foreign_record", k.ForeignRecords}, {"bad_expiry", k.BadExpiry},
 			{"store_full", k.StoreFull}, {"replay", k.Replays}, {"verify_skipped", k.VerifySkipped},

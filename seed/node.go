@@ -74,6 +74,7 @@ type Node struct {
 	mirror  *registry.Mirror     // nil unless Config.Registry
 	book    addrBook             // addresses heard for peers, for dials
 	gw      gwState              // the HTTP gateway (gateway.go)
+	parity  parityQueue          // items whose parity is rebuilt (parity.go)
 
 	advMu sync.Mutex
 	adv   []netip.AddrPort // advertised in DHT records
@@ -170,6 +171,7 @@ func New(cfg Config) (_ *Node, err error) {
 		stop:    make(chan struct{}),
 		ready:   make(chan struct{}),
 		runDone: make(chan struct{}),
+		parity:  parityQueue{wake: make(chan struct{}, 1)},
 	}
 	n.ctx, n.cancel = context.WithCancelCause(context.Background())
 	n.prom = n.newPrometheus()
@@ -234,6 +236,9 @@ func New(cfg Config) (_ *Node, err error) {
 	n.goRun(n.keepGatewayCache)
 	if err := n.startGateway(); err != nil {
 		return nil, err
+	}
+	if !cfg.Transient {
+		n.goRun(n.keepParity)
 	}
 	n.restoreLibrary()
 	return n, nil

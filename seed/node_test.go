@@ -205,8 +205,9 @@ func TestControlAPI(t *testing.T) {
 	}
 }
 
-// TestFinishedDownloadHoldsParity: a finished download re-encodes the
-// parity it did not fetch, so after a restart it serves every chunk.
+// TestFinishedDownloadHoldsParity: a finished download's node rebuilds the
+// parity it did not fetch after installing it, and records it, so after a
+// restart it serves every chunk.
 func TestFinishedDownloadHoldsParity(t *testing.T) {
 	pubNode := startNode(t)
 	src := filepath.Join(t.TempDir(), "p.bin")
@@ -229,6 +230,12 @@ func TestFinishedDownloadHoldsParity(t *testing.T) {
 	if _, err := g.Get(ctx, GetRequest{Link: pub.Link, Out: t.TempDir()}, nil); err != nil {
 		t.Fatal(err)
 	}
+	testwait.Eventually(t, time.Minute, "the parity is rebuilt", func() error {
+		if items := mustItems(t, g); items[0].Parity != "" {
+			return fmt.Errorf("item %+v", items[0])
+		}
+		return nil
+	})
 	g.Close()
 	st, err := chunker.OpenStore(filepath.Join(dir, "store"))
 	if err != nil {

@@ -148,9 +148,10 @@ func TestAttackMetaStallersAhead(t *testing.T) {
 	checkOutput(t, leecher, c)
 	p := d.Progress()
 	t.Logf("progress %+v; the stallers got %d manifest requests", p, asked())
-	// Three stallers held the MetaParallel slots when the seeder was
-	// added, and MetaHedge is 10 minutes: the seeder can only have been
-	// asked once a fetch fell silent. How many fell silent, and whether
+	// Stallers held every slot when the seeder was added (at least 3 of
+	// the 4 of MaxMetaFetches, below ManifestParallel), and MetaHedge is
+	// 10 minutes: the seeder can only have been asked once a fetch fell
+	// silent. How many fell silent, and whether
 	// one was cancelled at MaxMetaFetches, depends on where the seeder
 	// comes in the (random) order the known peers are asked in, so those
 	// counts are only logged.

@@ -53,6 +53,9 @@ func fetchMeta(ctx context.Context, d Dialer, peer identity.PeerID, addr netip.A
 	if err != nil {
 		return nil, nil, fmt.Errorf("manifest from %s: %w: %w", peer.Short(), ErrBadData, err)
 	}
+	if err := w.waitTurn(ctx); err != nil {
+		return nil, nil, fmt.Errorf("waiting to ask for the leaf layer: %w", err)
+	}
 	n := 32 * m.NumChunks()
 	raw, err := fetchBlob(ctx, d, peer, addr, Request{Kind: KindLeaves, ID: id}, n, n, w)
 	if err != nil {
@@ -88,7 +91,7 @@ func fetchBlob(ctx context.Context, d Dialer, peer identity.PeerID, addr netip.A
 		reset(st, CodeCancelled)
 		return nil, err
 	}
-	w.arrived()
+	w.answered()
 	var r io.Reader = st
 	if w != nil {
 		r = watchedReader{st, w}
@@ -104,13 +107,20 @@ func fetchBlob(ctx context.Context, d Dialer, peer identity.PeerID, addr netip.A
 // metaWatch is what a download's metadata fetch (fetchMeta) tells the
 // download about its progress, so that a peer that goes silent (answers
 // "ok, N bytes" and then nothing, or never answers a request it accepted)
-// can be told from one that is sending. Its methods are safe on a nil
-// *metaWatch (no-ops) and from any goroutine.
+// can be told from one that is sending, and how the download paces the
+// leaf layer requests. Its methods are safe on a nil *metaWatch (no-ops)
+// and from any goroutine.
 type metaWatch struct {
 	opening atomic.Bool  // dialing or opening a request stream
 	last    atomic.Int64 // Unix ns: request sent, or header or body bytes arrived
+	sent    atomic.Int64 // Unix ns: the last request sent
 	dial    atomic.Int64 // ns: the longest stream open so far (about one round trip or more)
-	poke    func()       // called when a request is sent (may be nil)
+	wait    atomic.Int64 // ns: the longest wait from a request to its answer's first bytes
+	rttNs   atomic.Int64 // ns: the connection's round trip when the last stream opened
+
+	poke func()                          // called when a request is sent (may be nil)
+	rtt  func() time.Duration            // the connection's round trip (may be nil)
+	turn func(ctx context.Context) error // waits for the leaf layer's turn (may be nil)
 }
 
 func (w *metaWatch) opened(took time.Duration) {
@@ -120,11 +130,28 @@ func (w *metaWatch) opened(took time.Duration) {
 	if int64(took) > w.dial.Load() {
 		w.dial.Store(int64(took))
 	}
-	w.last.Store(time.Now().UnixNano())
+	if w.rtt != nil {
+		w.rttNs.Store(int64(w.rtt()))
+	}
+	now := time.Now().UnixNano()
+	w.sent.Store(now)
+	w.last.Store(now)
 	w.opening.Store(false)
 	if w.poke != nil {
 		w.poke()
 	}
+}
+
+// answered notes the first bytes of an answer (its header).
+func (w *metaWatch) answered() {
+	if w == nil {
+		return
+	}
+	now := time.Now().UnixNano()
+	if d := now - w.sent.Load(); d > w.wait.Load() {
+		w.wait.Store(d)
+	}
+	w.last.Store(now)
 }
 
 func (w *metaWatch) arrived() {
@@ -133,10 +160,21 @@ func (w *metaWatch) arrived() {
 	}
 }
 
+// waitTurn waits until the download lets this fetch ask for the leaf
+// layer.
+func (w *metaWatch) waitTurn(ctx context.Context) error {
+	if w == nil || w.turn == nil {
+		return nil
+	}
+	return w.turn(ctx)
+}
+
 // silentAt returns when the fetch counts as silent if nothing more
-// arrives: idle (at least) and twice its longest stream open after the
-// request was sent or the last bytes arrived. It returns false while a
-// stream is being opened.
+// arrives: after the request was sent or the last bytes arrived, idle or
+// longer on a slow link (four times the connection's round trip, or twice
+// the longest stream open where the round trip is unknown; four times its
+// longest wait for an answer). It returns false while a stream is being
+// opened.
 func (w *metaWatch) silentAt(idle time.Duration) (time.Time, bool) {
 	if w.opening.Load() {
 		return time.Time{}, false
@@ -145,7 +183,12 @@ func (w *metaWatch) silentAt(idle time.Duration) (time.Time, bool) {
 	if last == 0 {
 		return time.Time{}, false
 	}
-	return time.Unix(0, last).Add(max(idle, 2*time.Duration(w.dial.Load()))), true
+	rtt := time.Duration(w.rttNs.Load())
+	if rtt <= 0 { // unknown: a stream open takes a round trip or more
+		rtt = time.Duration(w.dial.Load()) / 2
+	}
+	limit := max(idle, 4*rtt, 4*time.Duration(w.wait.Load()))
+	return time.Unix(0, last).Add(limit), true
 }
 
 // watchedReader notes every read that returns bytes in its metaWatch.

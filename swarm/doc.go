@@ -126,12 +126,16 @@
 //   - Download: bytes in flight (sched: 8 MiB per peer, 16 MiB in all;
 //     each request holds one pooled chunk buffer); known peers (MaxPeers,
 //     1024; more are dropped, Progress.PeersDropped); metadata fetches
-//     (MetaParallel 3 moving at once; a fetch silent for MetaIdle, 100 ms,
-//     stops counting and lets one more peer be asked, one older than
-//     MetaHedge, 2 s, stops counting; MaxMetaFetches 32 in flight, the
-//     longest-silent cancelled for a waiting peer; each within MetaTimeout
-//     20 s; a failed peer is asked again after 0.5 s doubling to 30 s;
-//     Progress.MetaFetches, MetaSilent, MetaEvicted); a manifest or leaf layer buffer grows
+//     (ManifestParallel 8 asked for the manifest at once, MetaParallel 3
+//     for the leaf layer, in the order their manifests were verified; a
+//     fetch silent for MetaIdle, 25 ms, or longer on a slow link (4x the
+//     connection's round trip, PeerRTT, else 2x its stream open; 4x its
+//     wait for a first answer) stops counting and lets one more peer be
+//     asked, one older than MetaHedge, 2 s, stops counting; MaxMetaFetches
+//     32 in flight, the longest-silent cancelled for a waiting peer; each
+//     within MetaTimeout 20 s; a failed peer is asked again after 0.5 s
+//     doubling to 30 s; Progress.MetaFetches, MetaSilent, MetaEvicted); a
+//     manifest or leaf layer buffer grows
 //     only with the bytes received; a peer serving bad metadata or bad
 //     chunks is banned for the download (Progress.Banned).
 //   - Server: accepted chunk requests (MaxPerPeer 32, MaxQueued 1024;

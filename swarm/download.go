@@ -10,6 +10,7 @@ import (
 	"math/rand/v2"
 	"net/netip"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -42,27 +43,47 @@ type Config struct {
 	// Chunker tunes the on-disk download (bitmap sync period).
 	Chunker chunker.DownloadOptions
 	// SkipParity leaves the parity chunks that were not fetched missing
-	// when the download completes. By default Run re-encodes them (reading
-	// the output once) so the download can serve every chunk; benchmarks
-	// that time the transfer alone set this.
+	// when the download completes: Run returns as soon as the data is
+	// complete, verified and synced. By default Run re-encodes them
+	// (reading the output once) so the download can serve every chunk.
+	// The seed package sets it and rebuilds the parity after installing
+	// the output (chunker.Item.RebuildParity), off the user's wait;
+	// benchmarks that time the transfer alone set it too.
 	SkipParity bool
 
-	// MetaParallel is how many peers are asked for the metadata (manifest
-	// and leaf layer) at once; the first verified answer wins. Default 3.
+	// ManifestParallel is how many peers are asked for the manifest at
+	// once. A manifest is a few hundred bytes, and every peer that does
+	// not answer costs a silence before the next is asked; the connections
+	// are the ones the download's sessions use next. Default 8.
+	ManifestParallel int
+	// MetaParallel is how many peers are asked for the leaf layer at once
+	// (it grows with the content: 32 bytes a chunk). A peer asks for it
+	// once its manifest is verified, in the order the manifests arrived;
+	// the others wait their turn, which comes when a leaf fetch fails,
+	// goes silent or is older than MetaHedge. The first verified answer
+	// wins. Default 3.
 	MetaParallel int
 	// MetaTimeout bounds one metadata fetch from one peer. Default 20 s.
 	MetaTimeout time.Duration
-	// MetaHedge: a fetch without a complete answer after this long no
-	// longer counts against MetaParallel, so another peer is asked beside
+	// MetaHedge: a fetch without a complete answer after this long (a
+	// leaf fetch: this long after its manifest) no longer counts against
+	// ManifestParallel (or MetaParallel), so another peer is asked beside
 	// it. Default 2 s.
 	MetaHedge time.Duration
-	// MetaIdle: a fetch whose peer has sent nothing for this long (or
-	// twice its longest stream open, if longer) since the request went out
-	// or since its last bytes is silent: it no longer counts against
-	// MetaParallel, and each silent fetch lets one more peer be asked at
-	// once, so stallers widen the search instead of holding it up.
-	// Default 100 ms.
+	// MetaIdle: a fetch whose peer has sent nothing since the request went
+	// out or since its last bytes, for MetaIdle or longer where the link
+	// is slower (four times the connection's round trip, from PeerRTT, or
+	// twice the longest stream open where it is unknown; four times the
+	// peer's wait before its first answer), is silent: it no longer counts
+	// against ManifestParallel (or MetaParallel), and each silent fetch
+	// lets one more peer be asked at once, so stallers widen the search
+	// instead of holding it up. A slow honest peer judged silent keeps its
+	// fetch (it only lets one more in) unless MaxMetaFetches are in flight
+	// and it is the longest-silent. Default 25 ms.
 	MetaIdle time.Duration
+	// PeerRTT, if set, returns the smoothed round trip of the connection
+	// to peer (0 if unknown); the silence limit above follows it.
+	PeerRTT func(identity.PeerID) time.Duration
 	// MaxMetaFetches caps the metadata fetches in flight. When it is
 	// reached and a peer waits to be asked, the fetch silent the longest
 	// is cancelled (and its peer backed off like a failure). Default 32.
@@ -88,14 +109,15 @@ const (
 	DefaultBusyBackoff          = 100 * time.Millisecond
 	DefaultMaxBusyBackoff       = 2 * time.Second
 
-	DefaultMetaParallel = 3
-	DefaultMetaTimeout  = 20 * time.Second
-	DefaultMetaHedge    = 2 * time.Second
-	DefaultMetaIdle     = 100 * time.Millisecond
-	DefaultMaxMetaFetch = 32
-	DefaultMetaRetry    = 500 * time.Millisecond
-	DefaultMaxMetaRetry = 30 * time.Second
-	DefaultMaxPeers     = 1024
+	DefaultManifestParallel = 8
+	DefaultMetaParallel     = 3
+	DefaultMetaTimeout      = 20 * time.Second
+	DefaultMetaHedge        = 2 * time.Second
+	DefaultMetaIdle         = 25 * time.Millisecond
+	DefaultMaxMetaFetch     = 32
+	DefaultMetaRetry        = 500 * time.Millisecond
+	DefaultMaxMetaRetry     = 30 * time.Second
+	DefaultMaxPeers         = 1024
 )
 
 func (c Config) populate() Config {
@@ -126,6 +148,9 @@ func (c Config) populate() Config {
 	if c.MetaParallel <= 0 {
 		c.MetaParallel = DefaultMetaParallel
 	}
+	if c.ManifestParallel <= 0 {
+		c.ManifestParallel = max(DefaultManifestParallel, c.MetaParallel)
+	}
 	if c.MetaTimeout <= 0 {
 		c.MetaTimeout = DefaultMetaTimeout
 	}
@@ -136,7 +161,7 @@ func (c Config) populate() Config {
 		c.MetaIdle = DefaultMetaIdle
 	}
 	if c.MaxMetaFetches <= 0 {
-		c.MaxMetaFetches = max(DefaultMaxMetaFetch, c.MetaParallel)
+		c.MaxMetaFetches = max(DefaultMaxMetaFetch, c.ManifestParallel)
 	}
 	if c.MetaRetry <= 0 {
 		c.MetaRetry = DefaultMetaRetry
@@ -228,6 +253,10 @@ type knownPeer struct {
 	cancel   context.CancelFunc // of the fetch in flight
 	silent   bool               // the fetch in flight was seen silent (counted once)
 	evicted  bool               // the fetch in flight was cancelled for another peer
+	waiting  bool               // the fetch in flight has the manifest and waits for its leaf turn
+	leaves   bool               // the fetch in flight is fetching the leaf layer
+	turn     chan struct{}      // closed when the fetch in flight may fetch the leaf layer
+	verified time.Time          // when the fetch in flight verified the manifest
 }
 
 type peerAddr struct {
@@ -457,17 +486,19 @@ type metaResult struct {
 	err    error
 }
 
-// fetchMeta asks up to MetaParallel known peers at once for the manifest
-// and the leaf layer, each fetch bounded by MetaTimeout, and returns the
-// first verified answer (the other fetches are cancelled). A fetch stops
-// counting against MetaParallel when its peer goes silent (MetaIdle) or
-// when it is older than MetaHedge, and each silent fetch lets one more
-// peer be asked, so N stallers ahead of an honest peer cost about
-// log2(N/MetaParallel) silences, not N/MetaParallel timeouts. At most
-// MaxMetaFetches are in flight; beyond, the longest-silent is cancelled
-// for a waiting peer. A peer whose answer fails verification is banned
-// for this download, like a peer that sends a bad chunk; a peer that fails
-// otherwise (does not have the content, times out, stalls, cannot be
+// fetchMeta asks up to ManifestParallel known peers at once for the
+// manifest and then, one verified manifest in hand, up to MetaParallel of
+// them for the leaf layer (the peers whose manifests came first; the others
+// wait their turn), each fetch bounded by MetaTimeout, and returns the first
+// verified answer (the other fetches are cancelled). A fetch stops counting
+// when its peer goes silent (MetaIdle, or longer on a slow link) or when it
+// is older than MetaHedge, and each silent fetch lets one more peer be
+// asked, so N stallers ahead of an honest peer cost about
+// log3(N/ManifestParallel) silences, not N/ManifestParallel timeouts. At
+// most MaxMetaFetches are in flight; beyond, the longest-silent is
+// cancelled for a waiting peer. A peer whose answer fails verification is
+// banned for this download, like a peer that sends a bad chunk; a peer that
+// fails otherwise (does not have the content, times out, stalls, cannot be
 // reached) is asked again only after a pause that doubles with each
 // failure (MetaRetry up to MaxMetaRetry), so a link naming the wrong peer
 // costs that peer a handful of requests, not a loop.
@@ -479,6 +510,7 @@ func (d *Download) fetchMeta(ctx context.Context) (*chunker.Manifest, *chunker.L
 	results := make(chan metaResult, d.cfg.MaxMetaFetches)
 	poke := make(chan struct{}, 1)
 	inflight := 0
+	start := time.Now()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	for {
@@ -495,23 +527,31 @@ func (d *Download) fetchMeta(ctx context.Context) (*chunker.Manifest, *chunker.L
 		case res := <-results:
 			inflight--
 			if res.err == nil {
-				d.clog.debug("metadata fetched", "peer", res.peer.Short(), "content", d.id.String())
+				d.cfg.Logger.Debug("metadata fetched", "peer", res.peer.Short(), "content", d.id.String(), "after", time.Since(start),
+					"fetches", d.metaFetches.Load(), "silent", d.metaSilent.Load())
 				return res.m, res.leaves, nil
 			}
 			d.metaFailed(res, time.Now())
 		case <-d.wake:
 			// New peers: start fetches from them at once. Run's loop
 			// picks the same peers up from pending for sessions later.
-		case <-poke: // a request went out: its silence deadline is new
+		case <-poke: // a request went out or a manifest was verified
 		case <-timer.C:
 		}
 	}
 }
 
 // metaState is where a fetch in flight stands at now, and when that
-// changes if nothing arrives (zero: not by itself).
+// changes if nothing arrives (zero: not by itself). A fetch waiting for
+// its leaf turn is moving: its peer answered.
 func (d *Download) metaState(kp *knownPeer, now time.Time) (silent, aged bool, change time.Time) {
+	if kp.waiting {
+		return false, false, time.Time{}
+	}
 	hedge := kp.started.Add(d.cfg.MetaHedge)
+	if kp.leaves {
+		hedge = kp.verified.Add(d.cfg.MetaHedge)
+	}
 	at, ok := kp.watch.silentAt(d.cfg.MetaIdle)
 	switch {
 	case ok && !now.Before(at):
@@ -529,10 +569,12 @@ func (d *Download) metaState(kp *knownPeer, now time.Time) (silent, aged bool, c
 
 // startMeta starts metadata fetches from eligible peers while the moving
 // fetches (neither silent nor older than MetaHedge) are fewer than
-// MetaParallel plus the silent ones, and fewer than MaxMetaFetches are in
-// flight (evicting the longest-silent fetch when a peer waits at that
-// cap). It returns when it must be called again: when a waiting peer
-// becomes eligible or a fetch may go silent or age (zero: nothing to
+// ManifestParallel plus the silent ones, and fewer than MaxMetaFetches
+// are in flight (evicting the longest-silent fetch when a peer waits at
+// that cap); it gives fetches holding a verified manifest their leaf turn
+// while the moving leaf fetches are fewer than MetaParallel plus the
+// silent ones. It returns when it must be called again: when a waiting
+// peer becomes eligible or a fetch may go silent or age (zero: nothing to
 // wait for).
 func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGroup, results chan<- metaResult, poke chan struct{}, inflight *int) time.Time {
 	d.mu.Lock()
@@ -544,17 +586,25 @@ func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGr
 		}
 	}
 	moving, silent := 0, 0
-	var oldest *knownPeer // silent the longest, not yet evicted
+	leafMoving, leafSilent := 0, 0
+	var queue []*knownPeer // verified manifests waiting for their leaf turn
+	var oldest *knownPeer  // silent the longest, not yet evicted
 	var oldestAt time.Time
 	for _, kp := range d.known {
 		if !kp.fetching {
 			continue
+		}
+		if kp.waiting {
+			queue = append(queue, kp)
 		}
 		s, aged, change := d.metaState(kp, now)
 		later(change)
 		switch {
 		case s:
 			silent++
+			if kp.leaves {
+				leafSilent++
+			}
 			if !kp.silent {
 				kp.silent = true
 				d.metaSilent.Add(1)
@@ -564,6 +614,25 @@ func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGr
 			}
 		case !aged:
 			moving++
+			if kp.leaves {
+				leafMoving++
+			}
+		}
+	}
+	slices.SortFunc(queue, func(a, b *knownPeer) int { return a.verified.Compare(b.verified) })
+	for _, kp := range queue {
+		if leafMoving >= d.cfg.MetaParallel+leafSilent {
+			break // a leaf fetch that ends, goes silent or ages calls us again
+		}
+		leafMoving++
+		kp.waiting, kp.leaves = false, true
+		kp.watch.arrived() // silence counts from the turn, not the manifest
+		close(kp.turn)
+	}
+	poker := func() {
+		select {
+		case poke <- struct{}{}:
+		default:
 		}
 	}
 	for id, kp := range d.known {
@@ -574,7 +643,7 @@ func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGr
 			later(kp.nextMeta)
 			continue
 		}
-		if moving >= d.cfg.MetaParallel+silent {
+		if moving >= d.cfg.ManifestParallel+silent {
 			continue // a fetch that goes silent or ages calls us again
 		}
 		if *inflight >= d.cfg.MaxMetaFetches {
@@ -590,13 +659,14 @@ func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGr
 		*inflight++
 		d.metaFetches.Add(1)
 		fctx, cancel := context.WithTimeout(ctx, d.cfg.MetaTimeout)
-		w := &metaWatch{poke: func() {
-			select {
-			case poke <- struct{}{}:
-			default:
-			}
-		}}
+		w := &metaWatch{poke: poker}
+		if rtt := d.cfg.PeerRTT; rtt != nil {
+			w.rtt = func() time.Duration { return rtt(id) }
+		}
+		turn := make(chan struct{})
+		w.turn = func(ctx context.Context) error { return d.leafTurn(ctx, kp, turn, poker) }
 		kp.fetching, kp.started, kp.watch, kp.cancel, kp.silent, kp.evicted = true, now, w, cancel, false, false
+		kp.waiting, kp.leaves, kp.turn = false, false, turn
 		later(now.Add(d.cfg.MetaHedge))
 		addr := kp.addr
 		d.clog.debug("metadata fetch started", "peer", id.Short(), "addr", addr, "in_flight", *inflight, "silent", silent)
@@ -616,6 +686,24 @@ func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGr
 	return next
 }
 
+// leafTurn is called by kp's fetch once its manifest is verified: it waits
+// until startMeta gives the fetch its turn to ask for the leaf layer (turn
+// closed) or ctx ends.
+func (d *Download) leafTurn(ctx context.Context, kp *knownPeer, turn chan struct{}, poke func()) error {
+	d.mu.Lock()
+	if kp.turn == turn && !kp.leaves { // still this fetch, not yet let through
+		kp.waiting, kp.verified = true, time.Now()
+	}
+	d.mu.Unlock()
+	poke()
+	select {
+	case <-turn:
+		return nil
+	case <-ctx.Done():
+		return context.Cause(ctx)
+	}
+}
+
 // metaFailed records a failed metadata fetch: bad data bans the peer, any
 // other failure backs it off.
 func (d *Download) metaFailed(res metaResult, now time.Time) {
@@ -630,6 +718,7 @@ func (d *Download) metaFailed(res metaResult, now time.Time) {
 	defer d.mu.Unlock()
 	kp := d.known[res.peer]
 	kp.fetching, kp.watch, kp.cancel = false, nil, nil
+	kp.waiting, kp.leaves, kp.turn = false, false, nil
 	kp.fails++
 	pause := d.cfg.MetaRetry << min(kp.fails-1, 20)
 	kp.nextMeta = now.Add(min(pause, d.cfg.MaxMetaRetry))

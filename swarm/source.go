@@ -25,14 +25,15 @@ func (s *chunkerSource) ReadChunk(i int, buf []byte) ([]byte, error) {
 }
 
 // ItemSource serves a published (or finished) item of the store: every
-// chunk it holds, data read in place, parity from the store.
+// chunk it holds, data read in place, parity from the store. A finished
+// download's item gains parity as chunker.Item.RebuildParity makes it; tell
+// open sessions with Server.NotifyHave.
 func ItemSource(it *chunker.Item) Source {
-	have := it.Have()
 	return &chunkerSource{
 		man:     it.Manifest(),
 		manEnc:  it.ManifestBytes(),
 		leafEnc: sync.OnceValue(it.Leaves().Encode),
-		has:     have.Has,
+		has:     it.HasChunk,
 		read:    it.ReadChunk,
 	}
 }

@@ -52,8 +52,15 @@ holds (path, size, mode), fetching only its manifest: nothing is downloaded.`,
 			fmt.Fprintln(tw, "ID\tNAME\tSIZE\tKIND\tPATH")
 			for _, it := range items {
 				kind := string(it.Kind)
-				if it.Kind == seed.KindCache {
+				switch {
+				case it.Kind == seed.KindCache:
 					kind = "cache (" + seed.FormatSize(it.Cached) + " held)"
+				case it.Parity == seed.ParityRebuilding:
+					kind += " (rebuilding parity)"
+				case it.Parity == seed.ParityPending:
+					kind += " (parity rebuilt when a node runs)"
+				case it.Parity == seed.ParityFailed:
+					kind += " (parity not rebuilt: see the node's log)"
 				}
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", it.ID, it.Name, seed.FormatSize(it.Size), kind, it.Path)
 			}

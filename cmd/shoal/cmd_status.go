@@ -40,6 +40,9 @@ func newStatusCmd(a *app) *cobra.Command {
 			fmt.Fprintf(tw, "node\t%s\npeer id\t%s\nlisten\t%s\napi\t%s\ngateway\t%s\npeers\t%d\nitems\t%d\ndownloads\t%d\nuploaded\t%s\ndownloaded\t%s\nuptime\t%s\n",
 				state, st.PeerID, st.Listen, orNone(st.API), orNone(st.Gateway), st.Peers, st.Items, st.Active, seed.FormatSize(st.BytesUp), seed.FormatSize(st.BytesDown),
 				time.Duration(st.UptimeSeconds)*time.Second)
+			if st.ParityRebuilds > 0 { // downloads installed, their parity made after (see 'shoal ls')
+				fmt.Fprintf(tw, "rebuilding parity\t%d items\n", st.ParityRebuilds)
+			}
 			for _, p := range st.Connected { // the path of each open connection: direct, lan or relayed
 				fmt.Fprintf(tw, "connected\t%.12s  %s  %s\n", p.PeerID, p.Path, p.Conn)
 			}

@@ -236,6 +236,8 @@ func TestEndToEnd(t *testing.T) {
 
 	// B restarts on its data folder: it seeds again without re-hashing (its
 	// stored parity and leaves are untouched) and E gets from it alone.
+	// First B finishes rebuilding the parity its get did not fetch.
+	waitParityRebuilt(t, bin, filepath.Join(root, "b"), b.data, pubs[0].Item.ID)
 	store := filepath.Join(b.data, "store")
 	before := mtimes(t, store)
 	b.stop(t)

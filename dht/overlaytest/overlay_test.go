@@ -165,7 +165,7 @@ func Test30NodesOverOverlay(t *testing.T) {
 	var bad uint64
 	for _, p := range peers {
 		c := p.dht.Counters()
-		bad += c.Malformed + c.Oversized + c.BadSignatures + c.BadTokens + c.ForeignRecords + c.RateLimited
+		bad += c.Malformed + c.Oversized + c.BadSignatures + c.BadTokens + c.ForeignRecords + c.RateLimited + c.HostRateLimited
 	}
 	var timeouts, sent, delivered, rateLimited, sendErrs, ovDatagrams uint64
 	for _, p := range peers {

@@ -12,5 +12,7 @@
 // whose answers are never read). Connection attacks live in net*.go
 // (never-finished handshakes, throwaway identities, reconnects of one
 // identity) and DHT attacks in dht*.go (floods of silent identities,
-// captured and replayed datagrams).
+// captured and replayed datagrams). SlowLink (slowlink.go) is no attacker:
+// a UDP relay that delays every datagram, so tests can check that an
+// honest peer on a slow link is not taken for one.
 package adversary

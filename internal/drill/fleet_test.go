@@ -374,7 +374,7 @@ func fleetShoal(t *testing.T, bin, conf string, hosts int, size, rate int64, see
 			dataDone[i] = r.times[i]
 		}
 	}
-	t.Logf("FLEET shoal hosts' content verified at %s s; Get returned at %s s (after re-encoding parity and installing)", fmtTimes(dataDone), fmtTimes(r.times))
+	t.Logf("FLEET shoal hosts' content verified at %s s; Get returned at %s s (after installing; parity is rebuilt after)", fmtTimes(dataDone), fmtTimes(r.times))
 	for i, err := range errs {
 		if err != nil {
 			t.Fatalf("shoal host %d: %v", i+1, err)

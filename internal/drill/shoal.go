@@ -198,6 +198,10 @@ func StartNode(t testing.TB, bin string, h *Host, dir string, o NodeOptions) *No
 		n.cmd.Wait()
 		close(n.done)
 	}()
+	// Killed (and waited for) before the test's earlier cleanups, such as
+	// removing the TempDir holding its data folder: a node may still be
+	// writing there (rebuilding parity after a get).
+	t.Cleanup(n.Kill)
 	select {
 	case err := <-first:
 		if err != nil {

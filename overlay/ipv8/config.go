@@ -20,9 +20,17 @@ type Config struct {
 	RatePerSecond float64
 	// RateBurst is the bucket size of that limit. Default 400.
 	RateBurst float64
-	// RateTableSize bounds the number of sources tracked. When full,
-	// refilled entries are forgotten, then the least recently used (package
-	// ratelimit). Default 4096.
+	// HostRatePerSecond is the sustained number of datagrams accepted per
+	// second from one host (an IPv4 address or an IPv6 /64, whatever its
+	// ports), so that many sockets of one host share one budget. Default 8
+	// times RatePerSecond.
+	HostRatePerSecond float64
+	// HostRateBurst is the bucket size of that limit. Default 8 times
+	// RateBurst.
+	HostRateBurst float64
+	// RateTableSize bounds the number of sources tracked, and of hosts.
+	// When full, refilled entries are forgotten, then the least recently
+	// used (package ratelimit). Default 4096.
 	RateTableSize int
 	// MaxPendingRequests bounds concurrent Request calls. Default 1024.
 	MaxPendingRequests int
@@ -40,6 +48,12 @@ func (c Config) populate() (Config, error) {
 	}
 	if c.RateBurst <= 0 {
 		c.RateBurst = 2 * c.RatePerSecond
+	}
+	if c.HostRatePerSecond <= 0 {
+		c.HostRatePerSecond = 8 * c.RatePerSecond
+	}
+	if c.HostRateBurst <= 0 {
+		c.HostRateBurst = 8 * c.RateBurst
 	}
 	if c.RateTableSize <= 0 {
 		c.RateTableSize = 4096

@@ -137,7 +137,7 @@ func NewEndpoint(w Writer, cfg Config) (*Endpoint, error) {
 		cfg:         cfg,
 		w:           w,
 		communities: make(map[CommunityID][]Community),
-		rate:        newRateTable(cfg.RatePerSecond, cfg.RateBurst, cfg.RateTableSize),
+		rate:        newRateTable(cfg),
 		waiters:     make(map[*waiter]struct{}),
 	}, nil
 }
@@ -309,11 +309,14 @@ func (e *Endpoint) HandlePacket(from netip.AddrPort, b []byte) {
 		return
 	}
 	e.mu.Lock()
-	allowed := e.rate.Allow(from, time.Now())
+	allowed, byHost := e.rate.Allow(from, time.Now())
 	c, f, cc := e.route(cid, msgID)
 	e.mu.Unlock()
 	if !allowed {
 		e.stats.rateLimited.Add(1)
+		if byHost {
+			e.stats.hostLimited.Add(1)
+		}
 		if cc != nil {
 			cc.rateLimited.Add(1)
 		}

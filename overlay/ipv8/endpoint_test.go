@@ -252,8 +252,54 @@ func TestRateLimit(t *testing.T) {
 	}
 }
 
+// TestHostRateLimit: one host flooding from many sockets, each within its
+// own source budget, is held to its host's budget, while another host's
+// datagrams all get through.
+func TestHostRateLimit(t *testing.T) {
+	b := startNode(t, Config{RatePerSecond: 1, RateBurst: 5, HostRatePerSecond: 1, HostRateBurst: 20})
+	sender := func(ip net.IP) *Endpoint {
+		conn, err := net.ListenUDP("udp4", &net.UDPAddr{IP: ip})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { conn.Close() })
+		key, err := identity.Generate(nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ep, err := NewEndpoint(conn, Config{Key: key})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ep
+	}
+	for range 10 { // 10 sockets of 127.0.0.3, 5 datagrams each: each within its burst
+		ep := sender(net.IPv4(127, 0, 0, 3))
+		for range 5 {
+			if err := ep.SendUnsigned(b.addr, testCommunity, 2, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	testwait.Eventually(t, 10*time.Second, "the flood's 50 counted", b.statsMatch(func(s Stats) bool { return s.Received == 50 }))
+	if s := b.ep.Stats(); s.Delivered < 20 || s.Delivered > 21 || s.DroppedRateLimitedHost != 50-s.Delivered || s.DroppedRateLimited != s.DroppedRateLimitedHost {
+		t.Errorf("one host on 10 ports: delivered %d, host limited %d, rate limited %d; want 20 or 21 through the host's burst of 20 and the rest limited by the host budget",
+			s.Delivered, s.DroppedRateLimitedHost, s.DroppedRateLimited)
+	}
+	honest := sender(net.IPv4(127, 0, 0, 4))
+	for range 5 {
+		if err := honest.SendUnsigned(b.addr, testCommunity, 2, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	testwait.Eventually(t, 10*time.Second, "another host's 5 delivered", b.statsMatch(func(s Stats) bool { return s.Received == 55 }))
+	if s := b.ep.Stats(); s.Delivered < 25 || s.DroppedRateLimited != 55-s.Delivered {
+		t.Errorf("after another host's 5: delivered %d, rate limited %d; want all 5 delivered", s.Delivered, s.DroppedRateLimited)
+	}
+}
+
 func TestRateTableBounded(t *testing.T) {
-	rt := newRateTable(1, 2, 8)
+	rt := newRateTable(Config{RatePerSecond: 1, RateBurst: 2, HostRatePerSecond: 1, HostRateBurst: 2, RateTableSize: 8})
 	now := time.Unix(1000, 0)
 	for i := range 100 {
 		rt.Allow(netip.AddrPortFrom(netip.AddrFrom4([4]byte{10, 0, 0, byte(i)}), 1), now)

@@ -14,7 +14,11 @@ type Stats struct {
 	DroppedBadSignature     uint64 // signature did not verify
 	DroppedUnknownCommunity uint64 // no community registered for the ID
 	DroppedUnknownMessage   uint64 // community does not speak the message ID
-	DroppedRateLimited      uint64 // source over its rate
+	DroppedRateLimited      uint64 // source or its host over its rate
+	// DroppedRateLimitedHost counts the datagrams of DroppedRateLimited
+	// refused by the host's budget (HostRatePerSecond) rather than the
+	// source's own.
+	DroppedRateLimitedHost uint64
 
 	Sent          uint64 // datagrams written
 	SendErrors    uint64 // writes that failed
@@ -31,6 +35,7 @@ type counters struct {
 	received, delivered, answered                 atomic.Uint64
 	oversized, malformed, badSignature            atomic.Uint64
 	unknownCommunity, unknownMessage, rateLimited atomic.Uint64
+	hostLimited                                   atomic.Uint64
 	sent, sendErrors, sendOversized               atomic.Uint64
 }
 
@@ -42,7 +47,8 @@ func (e *Endpoint) Stats() Stats {
 		DroppedOversized: c.oversized.Load(), DroppedMalformed: c.malformed.Load(),
 		DroppedBadSignature: c.badSignature.Load(), DroppedUnknownCommunity: c.unknownCommunity.Load(),
 		DroppedUnknownMessage: c.unknownMessage.Load(), DroppedRateLimited: c.rateLimited.Load(),
-		Sent: c.sent.Load(), SendErrors: c.sendErrors.Load(), SendOversized: c.sendOversized.Load(),
+		DroppedRateLimitedHost: c.hostLimited.Load(),
+		Sent:                   c.sent.Load(), SendErrors: c.sendErrors.Load(), SendOversized: c.sendOversized.Load(),
 	}
 }
 

@@ -58,7 +58,9 @@ func attackers(net, n int) []string {
 // on a shared machine).
 //
 // SHOAL_ATTACK_FIGURES=1 runs it; SHOAL_ATTACK_PAIRS (default 3), _SIZE
-// (default 64MiB) and _ONLY (a substring of flood names) tune it.
+// (default 64MiB) and _ONLY (a substring of flood names) tune it;
+// SHOAL_ATTACK_LOGS names a folder that keeps every downloader's log (run
+// with SHOAL_DEBUG=1 for the downloads' debug lines).
 func TestFloodFigures(t *testing.T) {
 	if os.Getenv("SHOAL_ATTACK_FIGURES") == "" {
 		t.Skip("long form: set SHOAL_ATTACK_FIGURES=1")
@@ -622,11 +624,29 @@ func (w *world) once(f flood, victim *proc, c content, flooded bool, volumes *[]
 	if a.stop != nil {
 		*volumes = append(*volumes, a.stop())
 	}
+	if logs := os.Getenv("SHOAL_ATTACK_LOGS"); logs != "" {
+		dl.stop() // its log is complete
+		keepLog(t, filepath.Join(dir, "stderr"), logs, fmt.Sprintf("%s-%s-flooded-%v.log", c.id.String()[:12], time.Now().Format("150405.000"), flooded))
+	}
 	if r.err != nil {
 		b, _ := os.ReadFile(filepath.Join(dir, "stderr"))
 		t.Errorf("%s (flooded %v): download failed after %v: %v; downloader's log tail: %s", f.name, flooded, r.d, r.err, tail(b, 2000))
 	}
 	return r
+}
+
+// keepLog copies a downloader's log into dir (SHOAL_ATTACK_LOGS).
+func keepLog(t *testing.T, src, dir, name string) {
+	b, err := os.ReadFile(src)
+	if err == nil {
+		err = os.MkdirAll(dir, 0o755)
+	}
+	if err == nil {
+		err = os.WriteFile(filepath.Join(dir, name), b, 0o644)
+	}
+	if err != nil {
+		t.Logf("keeping the downloader's log: %v", err)
+	}
 }
 
 func tail(b []byte, n int) []byte {
