@@ -39,7 +39,7 @@ import (
 //
 // SHOAL_FLEET_HOSTS (8), SHOAL_FLEET_MBIT (50), SHOAL_FLEET_SIZE_MIB (256)
 // and SHOAL_FLEET_PAIRS (2) change the setting; SHOAL_FLEET_ONLY=shoal
-// (or libtorrent) runs one side only. SHOAL_FLEET_OLD_BIN=<a shoal binary>
+// (or libtorrent, or a list such as shoal,shoal-old) runs those sides only. SHOAL_FLEET_OLD_BIN=<a shoal binary>
 // adds a third side, "shoal-old", run with that binary (build it from an
 // earlier commit to measure a change side by side); SHOAL_FLEET_CONFIG and
 // SHOAL_FLEET_OLD_CONFIG give the two shoal sides a config file (JSON, as
@@ -71,7 +71,7 @@ func TestFleet(t *testing.T) {
 	}
 	var sides []string
 	for _, s := range []string{"shoal", "shoal-old", "quic-ref", "libtorrent"} {
-		if (only == "" || only == s) && (s != "shoal-old" || withOld) && (s != "quic-ref" || quicRef) {
+		if (only == "" || slices.Contains(strings.Split(only, ","), s)) && (s != "shoal-old" || withOld) && (s != "quic-ref" || quicRef) {
 			sides = append(sides, s)
 		}
 	}

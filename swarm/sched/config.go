@@ -26,8 +26,13 @@ type Config struct {
 	// Default 2 requests.
 	InitialQueue int
 	// QueueTime is how much work, in time at the peer's measured rate, a
-	// peer's queue holds once slow start ends: queue = rate*QueueTime/chunk
-	// size, at least 1. Default 1 s.
+	// peer's queue holds once slow start ends, beyond the peer's shortest
+	// latency seen (its round trip and one chunk's transfer): queue =
+	// rate*(QueueTime+shortest latency)/chunk size, at least 2. Every
+	// request to the peer waits behind that work (the peer's transport
+	// buffers what it is asked for), so a chunk that only it holds reaches
+	// us that much later, and the peers we pass it on to later still.
+	// Default 200 ms.
 	QueueTime time.Duration
 	// InitialTimeout is the request timeout before a peer's latency has
 	// been measured. Default 10 s.
@@ -70,7 +75,7 @@ const (
 	DefaultMaxPeerInflightBytes = 16 << 20
 	DefaultMaxQueue             = 64
 	DefaultInitialQueue         = 2
-	DefaultQueueTime            = time.Second
+	DefaultQueueTime            = 200 * time.Millisecond
 	DefaultInitialTimeout       = 10 * time.Second
 	DefaultMinTimeout           = time.Second
 	DefaultMaxTimeout           = 60 * time.Second

@@ -72,13 +72,17 @@
 // Queues. Each peer's queue (requests outstanding) starts at InitialQueue
 // and grows by one per delivered chunk (slow start: doubling per round
 // trip) until it reaches the target the peer's measured rate calls for:
-// rate*QueueTime/chunk size, at least one, at most MaxQueue and the per-peer
-// byte cap. After slow start it moves one step per delivery towards that
-// target, so a slow peer ends with a queue of one. A timeout or a busy
-// refusal halves the queue; a busy refusal also leaves the peer alone for
-// BusyBackoff, doubling with each refusal in a row. The rate is a moving
-// average of delivery samples: bytes over the time since the previous
-// delivery, or since the request was sent if the peer was idle.
+// rate*(QueueTime + the peer's shortest latency seen)/chunk size, at least
+// two (the chunk in transfer and the next), at most MaxQueue and the
+// per-peer byte cap. The latency term covers the link's round trip;
+// QueueTime (200 ms) is the work queued beyond it, short because a request
+// for a chunk only that peer holds waits behind it. After slow start the
+// queue moves one step per delivery towards that target, so a slow peer
+// ends with a queue of two. A timeout or a busy refusal halves the queue;
+// a busy refusal also leaves the peer alone for BusyBackoff, doubling with
+// each refusal in a row. The rate is a moving average of delivery samples:
+// bytes over the time since the previous delivery, or since the request
+// was sent if the peer was idle.
 //
 // Timeouts. A request times out after srtt + 4*rttvar of the peer's
 // observed latencies (RFC 6298 style), clamped to [MinTimeout, MaxTimeout]

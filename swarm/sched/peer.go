@@ -32,7 +32,8 @@ type peer struct {
 	// Latency estimate (RFC 6298 style).
 	srtt, rttvar time.Duration
 	rttN         int
-	backoff      uint // timeouts in a row: the timeout doubles per step
+	minLat       time.Duration // the shortest request latency seen (0: none yet): the link's round trip and a chunk's transfer, without queueing
+	backoff      uint          // timeouts in a row: the timeout doubles per step
 
 	// Refusals.
 	busyUntil time.Time
@@ -98,6 +99,9 @@ func (p *peer) sampleRTT(r time.Duration) {
 	if r <= 0 {
 		r = time.Microsecond
 	}
+	if p.minLat == 0 || r < p.minLat {
+		p.minLat = r
+	}
 	if p.rttN == 0 {
 		p.srtt, p.rttvar = r, r/2
 	} else {
@@ -139,17 +143,32 @@ func (p *peer) sampleRate(now time.Time, n int, latency time.Duration) {
 	p.rateN++
 }
 
-// target returns the queue size the peer's measured rate calls for.
+// target returns the queue size the peer's measured rate calls for: the
+// bytes it delivers in QueueTime plus its shortest latency seen. The
+// latency term keeps the link full whatever its round trip (without it, a
+// queue shorter than the round trip would measure a lower rate, call for a
+// shorter queue, and so on down to one request); QueueTime is the work
+// queued beyond that, which every request to the peer waits behind. It is
+// at least two (MaxQueue permitting): the chunk in transfer and the next,
+// so the peer never waits a round trip for our next request. A peer whose
+// uplink we share with other downloaders delivers at a fraction of its
+// link, so its shortest latency is short against our rate and the
+// product alone calls for one; with one, our share of that uplink would
+// shrink at every gap, our rate with it (TestFleet: the host with one
+// request at most of its peers fell 1-3 s behind the others).
 func (p *peer) target(cfg *Config, chunk int) int {
 	if p.rateN == 0 {
 		return cfg.MaxQueue
 	}
-	t := int(math.Ceil(p.rate * cfg.QueueTime.Seconds() / float64(chunk)))
+	t := int(math.Ceil(p.rate * (cfg.QueueTime + p.minLat).Seconds() / float64(chunk)))
 	if cfg.MaxPeerInflightBytes > 0 {
 		t = min(t, int(cfg.MaxPeerInflightBytes/int64(chunk)))
 	}
-	return min(max(t, 1), cfg.MaxQueue)
+	return min(max(t, minQueue), cfg.MaxQueue)
 }
+
+// minQueue is the least queue target (see target).
+const minQueue = 2
 
 // onSuccess grows or trims the queue after a delivered chunk: by one per
 // success in slow start, then one step per success towards the target.
