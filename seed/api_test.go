@@ -5,6 +5,8 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+
+	"github.com/shoal-p2p/shoal/swarm"
 )
 
 func TestGuard(t *testing.T) {
@@ -63,6 +65,7 @@ func TestMetricsFormat(t *testing.T) {
 	var m Metrics
 	m.BytesUp.Add(42)
 	m.ChunksRejected.Add(3)
+	m.addDownload(swarm.Progress{SessionsYielded: 5})
 	var sb strings.Builder
 	if err := m.WritePrometheus(&sb, 7, 2); err != nil {
 		t.Fatal(err)
@@ -72,6 +75,7 @@ func TestMetricsFormat(t *testing.T) {
 		"shoal_chunks_rejected_total 3\n",
 		"# TYPE shoal_peers gauge\nshoal_peers 7\n",
 		"shoal_library_items 2\n",
+		"shoal_download_sessions_yielded_total 5\n",
 	} {
 		if !strings.Contains(sb.String(), want) {
 			t.Errorf("metrics lack %q:\n%s", want, sb.String())

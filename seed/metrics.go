@@ -55,11 +55,15 @@ type Metrics struct {
 	dlMu        sync.Mutex
 	dlSched     sched.Counts
 	FetchedFull atomic.Int64
+	// Finished downloads' sessions that gave up their slot to a waiting
+	// peer (swarm.Progress.SessionsYielded), summed.
+	SessionsYielded atomic.Int64
 }
 
 // addDownload adds a finished download's tallies.
 func (m *Metrics) addDownload(p swarm.Progress) {
 	m.FetchedFull.Add(int64(p.FetchedFull))
+	m.SessionsYielded.Add(int64(p.SessionsYielded))
 	m.dlMu.Lock()
 	defer m.dlMu.Unlock()
 	c, a := &m.dlSched, p.Sched
@@ -98,6 +102,7 @@ func (m *Metrics) collectors(peers, items func() int) []prometheus.Collector {
 		counter("shoal_chunks_verified_total", "Chunks that passed verification.", &m.ChunksVerified),
 		counter("shoal_chunks_rejected_total", "Chunks that failed verification.", &m.ChunksRejected),
 		counter("shoal_chunks_from_full_total", "Chunks verified that came from peers holding every chunk (publishers, finished downloaders).", &m.FetchedFull),
+		counter("shoal_download_sessions_yielded_total", "Finished downloads' sessions that gave up their slot to a waiting peer: ended without joining, or idle while peers waited (swarm.Config.MaxSessions).", &m.SessionsYielded),
 		counter("shoal_peers_banned_total", "Peers banned by downloads for bad data.", &m.PeersBanned),
 		counter("shoal_dht_lookups_total", "DHT provider lookups started.", &m.DHTLookups),
 		counter("shoal_dht_provides_total", "DHT provider records announced.", &m.DHTProvides),

@@ -125,7 +125,16 @@
 //
 //   - Download: bytes in flight (sched: 8 MiB per peer, 16 MiB in all;
 //     each request holds one pooled chunk buffer); known peers (MaxPeers,
-//     1024; more are dropped, Progress.PeersDropped); metadata fetches
+//     1024; more are dropped, Progress.PeersDropped); sessions
+//     (MaxSessions, 64, run at once; the other known peers wait in a
+//     queue, one entry each; a session that ends gives up its slot and
+//     its peer waits again, not before 250 ms doubling to 5 s while its
+//     sessions fail, to 30 s while more peers are known than slots; a
+//     free slot goes to the ready peer with the fewest
+//     sessions without a verified chunk since its last useful one; while
+//     a peer is ready and every slot is taken, a session with no verified
+//     chunk for SessionIdle, 5 s, yields its slot; Progress.Sessions,
+//     SessionsPeak, SessionsWaiting, SessionsYielded); metadata fetches
 //     (ManifestParallel 8 asked for the manifest at once, MetaParallel 3
 //     for the leaf layer, in the order their manifests were verified; a
 //     fetch silent for MetaIdle, 25 ms, or longer on a slow link (4x the

@@ -96,6 +96,24 @@ type Config struct {
 	// beyond it is dropped and counted in Progress.PeersDropped. Default
 	// 1024.
 	MaxPeers int
+	// MaxSessions caps the sessions the download runs at once (a session
+	// is a goroutine, a control stream and, for a peer with no other use
+	// for it, a connection). The other known peers wait for a slot in a
+	// queue (at most MaxPeers long). A session that ends (the peer does not
+	// have the content, cannot be reached, fails its hello, or drops)
+	// gives up its slot; its peer waits again, not before a pause of
+	// 250 ms doubling to 5 s while its sessions fail, or to 30 s while
+	// more peers are known than MaxSessions (250 ms after one that
+	// joined). A free slot goes to the ready peer with the fewest
+	// sessions without a verified chunk since its last useful one, the
+	// longest waiting among equals. Default 64.
+	MaxSessions int
+	// SessionIdle: while a peer waits for a slot and is ready to take it,
+	// a session that has brought no verified chunk for SessionIdle (since
+	// it started or since its last chunk) yields its slot: it is closed
+	// and its peer waits again, the longest-idle first. Peers that hold
+	// chunks we need and send them keep their slots. Default 5 s.
+	SessionIdle time.Duration
 }
 
 // Driver defaults for scheduler fields (where they differ from the
@@ -109,15 +127,17 @@ const (
 	DefaultBusyBackoff          = 100 * time.Millisecond
 	DefaultMaxBusyBackoff       = 2 * time.Second
 
-	DefaultManifestParallel = 8
-	DefaultMetaParallel     = 3
-	DefaultMetaTimeout      = 20 * time.Second
-	DefaultMetaHedge        = 2 * time.Second
-	DefaultMetaIdle         = 25 * time.Millisecond
-	DefaultMaxMetaFetch     = 32
-	DefaultMetaRetry        = 500 * time.Millisecond
-	DefaultMaxMetaRetry     = 30 * time.Second
-	DefaultMaxPeers         = 1024
+	DefaultManifestParallel    = 8
+	DefaultMetaParallel        = 3
+	DefaultMetaTimeout         = 20 * time.Second
+	DefaultMetaHedge           = 2 * time.Second
+	DefaultMetaIdle            = 25 * time.Millisecond
+	DefaultMaxMetaFetch        = 32
+	DefaultMetaRetry           = 500 * time.Millisecond
+	DefaultMaxMetaRetry        = 30 * time.Second
+	DefaultMaxPeers            = 1024
+	DefaultMaxDownloadSessions = 64
+	DefaultSessionIdle         = 5 * time.Second
 )
 
 func (c Config) populate() Config {
@@ -172,6 +192,12 @@ func (c Config) populate() Config {
 	if c.MaxPeers <= 0 {
 		c.MaxPeers = DefaultMaxPeers
 	}
+	if c.MaxSessions <= 0 {
+		c.MaxSessions = DefaultMaxDownloadSessions
+	}
+	if c.SessionIdle <= 0 {
+		c.SessionIdle = DefaultSessionIdle
+	}
 	return c
 }
 
@@ -190,7 +216,15 @@ type Progress struct {
 	MetaSilent   int           // metadata fetches that went silent (see Config.MetaIdle)
 	MetaEvicted  int           // silent metadata fetches cancelled for another peer (MaxMetaFetches)
 	PeersDropped int           // AddPeer calls refused because MaxPeers peers are known
-	Done         bool          // the output is complete
+	// Session slots (Config.MaxSessions): sessions running now, the most
+	// that ran at once, peers waiting for a slot now, and sessions that
+	// gave up their slot while peers waited (ended without joining, or
+	// cut short after SessionIdle without a verified chunk).
+	Sessions        int
+	SessionsPeak    int
+	SessionsWaiting int
+	SessionsYielded int
+	Done            bool // the output is complete
 	// FetchedFull is how many of Fetched came from peers that had every
 	// chunk (publishers and finished downloaders), Sched the scheduler's
 	// tallies (requests, duplicates, parity, timeouts, refusals), as of
@@ -233,6 +267,9 @@ type Download struct {
 	banned, metaFetches      atomic.Int64
 	metaSilent, metaEvicted  atomic.Int64
 	dropped, fetchedFull     atomic.Int64
+	sessions, sessionsPeak   atomic.Int64
+	sessionsWaiting          atomic.Int64
+	sessionsYielded          atomic.Int64
 	counts                   atomic.Pointer[sched.Counts]
 	rate                     atomic.Uint64 // float64 bits
 	done                     atomic.Bool
@@ -357,19 +394,23 @@ func (d *Download) ban(id identity.PeerID) bool {
 // from any goroutine.
 func (d *Download) Progress() Progress {
 	p := Progress{
-		Size:         d.size.Load(),
-		Verified:     d.verified.Load(),
-		Received:     d.received.Load(),
-		Peers:        int(d.peers.Load()),
-		Fetched:      int(d.fetched.Load()),
-		BadChunks:    int(d.bad.Load()),
-		Banned:       int(d.banned.Load()),
-		MetaFetches:  int(d.metaFetches.Load()),
-		MetaSilent:   int(d.metaSilent.Load()),
-		MetaEvicted:  int(d.metaEvicted.Load()),
-		PeersDropped: int(d.dropped.Load()),
-		Done:         d.done.Load(),
-		FetchedFull:  int(d.fetchedFull.Load()),
+		Size:            d.size.Load(),
+		Verified:        d.verified.Load(),
+		Received:        d.received.Load(),
+		Peers:           int(d.peers.Load()),
+		Fetched:         int(d.fetched.Load()),
+		BadChunks:       int(d.bad.Load()),
+		Banned:          int(d.banned.Load()),
+		MetaFetches:     int(d.metaFetches.Load()),
+		MetaSilent:      int(d.metaSilent.Load()),
+		MetaEvicted:     int(d.metaEvicted.Load()),
+		PeersDropped:    int(d.dropped.Load()),
+		Sessions:        int(d.sessions.Load()),
+		SessionsPeak:    int(d.sessionsPeak.Load()),
+		SessionsWaiting: int(d.sessionsWaiting.Load()),
+		SessionsYielded: int(d.sessionsYielded.Load()),
+		Done:            d.done.Load(),
+		FetchedFull:     int(d.fetchedFull.Load()),
 	}
 	if c := d.counts.Load(); c != nil {
 		p.Sched = *c

@@ -58,9 +58,19 @@ type inflight struct {
 
 type peerState struct {
 	addr   netip.AddrPort
-	cancel context.CancelFunc
+	cancel context.CancelFunc // of the running session; nil when none
 	joined bool
 	banned bool
+
+	// Session slot (slots.go).
+	running   bool          // a session goroutine runs: the peer holds a slot
+	stopping  bool          // the session was cut short for a waiting peer
+	produced  bool          // the running session brought a verified chunk
+	useful    time.Time     // running: slot granted or last verified chunk
+	queued    bool          // waits in run.queue
+	notBefore time.Time     // queued: no session before this
+	strikes   int           // sessions without a verified chunk since the last with one
+	backoff   time.Duration // pause before the next session after a failure
 }
 
 // run is one Run of a Download; only the loop goroutine touches its fields
@@ -77,14 +87,18 @@ type run struct {
 
 	unsent []sched.Action // Requests of the current batch that could not be sent
 
-	peers     map[identity.PeerID]*peerState
-	seeders   map[identity.PeerID]*haveQueue // joined peers with every chunk: told what we verify
-	reqs      map[reqKey]inflight
-	nextReq   uint64
-	decoding  int
-	schedDone bool
-	all       []byte         // a full bitmap, for hello-all peers
-	counted   chunker.Bitmap // data chunks counted in Progress.Verified
+	peers      map[identity.PeerID]*peerState
+	running    int                            // sessions holding a slot (at most cfg.MaxSessions)
+	queue      []identity.PeerID              // peers waiting for a slot, in arrival order; each at most once
+	slotsDirty bool                           // manageSessions must run
+	slotNext   time.Time                      // manageSessions must run then (zero: not by itself)
+	seeders    map[identity.PeerID]*haveQueue // joined peers with every chunk: told what we verify
+	reqs       map[reqKey]inflight
+	nextReq    uint64
+	decoding   int
+	schedDone  bool
+	all        []byte         // a full bitmap, for hello-all peers
+	counted    chunker.Bitmap // data chunks counted in Progress.Verified
 
 	lastRecv int64
 	lastTick time.Time
@@ -130,16 +144,21 @@ func (r *run) loop(ctx context.Context) (err error) {
 		cancel(errRunOver)
 		r.wg.Wait()
 		r.d.peers.Store(0)
+		r.d.sessions.Store(0)
+		r.d.sessionsWaiting.Store(0)
 		r.report(time.Now())
 	}()
 	r.lastTick = time.Now()
-	r.pickUp(ctx)
+	r.pickUp()
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	ticker := time.NewTicker(r.d.cfg.ProgressEvery)
 	defer ticker.Stop()
 	var acts []sched.Action
 	for {
+		if now := time.Now(); r.slotsDirty || (!r.slotNext.IsZero() && !now.Before(r.slotNext)) {
+			r.slotNext = r.manageSessions(ctx, now)
+		}
 		var deadline time.Time
 		acts, deadline = r.s.Ready(acts[:0])
 		for _, a := range acts {
@@ -157,6 +176,9 @@ func (r *run) loop(ctx context.Context) (err error) {
 		if r.schedDone && r.decoding == 0 {
 			return r.finish(ctx)
 		}
+		if deadline.IsZero() || (!r.slotNext.IsZero() && r.slotNext.Before(deadline)) {
+			deadline = r.slotNext
+		}
 		wait := time.Hour
 		if !deadline.IsZero() {
 			wait = max(time.Until(deadline), time.Millisecond)
@@ -170,7 +192,7 @@ func (r *run) loop(ctx context.Context) (err error) {
 				return err
 			}
 		case <-r.d.wake:
-			r.pickUp(ctx)
+			r.pickUp()
 		case now := <-timer.C:
 			r.s.Tick(now)
 		case now := <-ticker.C:
@@ -229,19 +251,20 @@ func (r *run) report(now time.Time) {
 	}
 }
 
-// pickUp starts sessions for peers added since the last call.
-func (r *run) pickUp(ctx context.Context) {
+// pickUp queues peers added since the last call for a session slot
+// (manageSessions starts their sessions).
+func (r *run) pickUp() {
+	now := time.Now()
 	for _, p := range r.d.takePending() {
 		if ps := r.peers[p.id]; ps != nil {
-			ps.addr = p.addr // takes effect at the next reconnect
+			ps.addr = p.addr // takes effect at the next session
 			continue
 		}
-		sctx, cancel := context.WithCancel(ctx)
-		ps := &peerState{addr: p.addr, cancel: cancel}
+		ps := &peerState{addr: p.addr}
 		r.peers[p.id] = ps
-		r.wg.Go(func() { r.session(sctx, p.id, p.addr) })
+		r.enqueue(p.id, ps, now)
 	}
-	r.steer(time.Now())
+	r.steer(now)
 }
 
 // send delivers an event to the loop unless the run is over.
@@ -287,7 +310,10 @@ func (r *run) apply(ctx context.Context, a sched.Action) {
 		r.d.ban(pid)
 		if ps := r.peers[pid]; ps != nil && !ps.banned {
 			ps.banned = true
-			ps.cancel()
+			r.slotsDirty = true // a queued peer leaves the queue
+			if ps.cancel != nil {
+				ps.cancel() // its slot is freed at evLeft
+			}
 			if ps.joined {
 				ps.joined = false
 				r.d.peers.Add(-1)
@@ -311,7 +337,7 @@ func (r *run) handle(ev event) error {
 	ps := r.peers[ev.peer]
 	switch ev.kind {
 	case evJoined:
-		if ps == nil || ps.banned {
+		if ps == nil || ps.banned || !ps.running || ps.stopping {
 			return nil
 		}
 		ps.joined = true
@@ -333,11 +359,16 @@ func (r *run) handle(ev event) error {
 		}
 	case evLeft:
 		delete(r.seeders, ev.peer)
-		if ps != nil && ps.joined {
+		if ps == nil {
+			return nil
+		}
+		joined := ps.joined
+		if ps.joined {
 			ps.joined = false
 			r.d.peers.Add(-1)
 			r.s.PeerLeft(now, sid)
 		}
+		r.sessionEnded(ev.peer, ps, joined, now, ev.err)
 	case evChunk:
 		k := reqKey{ev.peer, ev.chunk}
 		if req, ok := r.reqs[k]; ok && req.id == ev.reqID {
@@ -346,6 +377,9 @@ func (r *run) handle(ev event) error {
 		switch {
 		case ev.err == nil:
 			if r.s.ChunkOK(now, sid, ev.chunk, ev.n, ev.latency) {
+				if ps != nil && ps.running && !ps.stopping {
+					ps.useful, ps.produced = now, true
+				}
 				r.d.fetched.Add(1)
 				if _, full := r.seeders[ev.peer]; full {
 					r.d.fetchedFull.Add(1)
@@ -504,29 +538,6 @@ func (r *run) decode(s int) ([]int, error) {
 		return nil, err
 	}
 	return missing, nil
-}
-
-// session keeps a control stream open to peer, reconnecting with backoff
-// until ctx ends (the run is over or the peer was banned).
-func (r *run) session(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) {
-	backoff := 250 * time.Millisecond
-	for {
-		joined, err := r.sessionOnce(ctx, peer, addr)
-		r.send(ctx, event{kind: evLeft, peer: peer, err: err})
-		if ctx.Err() != nil {
-			return
-		}
-		r.d.cfg.Logger.Debug("session ended", "peer", peer.Short(), "content", r.d.id.String(), "err", err)
-		if joined {
-			backoff = 250 * time.Millisecond
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(backoff):
-		}
-		backoff = min(2*backoff, 5*time.Second)
-	}
 }
 
 func (r *run) sessionOnce(ctx context.Context, peer identity.PeerID, addr netip.AddrPort) (joined bool, err error) {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"fmt"
+	"io"
 	"net/netip"
 	"sync/atomic"
 	"testing"
@@ -37,6 +38,11 @@ const (
 	// SilentMeta takes a manifest request and answers nothing at all (not
 	// even a header) until the requester gives up.
 	SilentMeta
+	// IdleSession accepts a session, answers the requester's hello with
+	// one announcing no chunk, and then sends nothing until the requester
+	// closes the session (a Sybil that holds a download's session slot and
+	// never serves); every other request is answered "not found".
+	IdleSession
 )
 
 // SwarmPeer is a malicious swarm peer: a real overlay node whose swarm
@@ -47,6 +53,7 @@ type SwarmPeer struct {
 	Manifest []byte // BadLeaves: the real manifest to serve
 
 	requests [5]atomic.Int64 // incoming requests by swarm.Kind
+	idle     atomic.Int64    // IdleSession: sessions held open now
 }
 
 // NewSwarmPeer starts a malicious peer on 127.0.0.1 answering in mode; it
@@ -117,6 +124,8 @@ func (p *SwarmPeer) serve(ctx context.Context, _ *overlay.Conn, st *quic.Stream)
 	case p.Mode == BadLeaves && req.Kind == swarm.KindManifest:
 		st.Write(append(swarm.AppendResponseHeader(nil, swarm.StatusOK, uint32(len(p.Manifest))), p.Manifest...))
 		st.Close()
+	case p.Mode == IdleSession && req.Kind == swarm.KindSession:
+		p.idleSession(st)
 	case p.Mode == BadLeaves && req.Kind == swarm.KindLeaves:
 		m, err := chunker.DecodeManifest(p.Manifest)
 		if err != nil {
@@ -131,6 +140,47 @@ func (p *SwarmPeer) serve(ctx context.Context, _ *overlay.Conn, st *quic.Stream)
 		st.Close()
 	}
 }
+
+// idleSession reads the requester's hello, answers with a hello that
+// announces nothing, and holds the stream until the requester ends it.
+func (p *SwarmPeer) idleSession(st *quic.Stream) {
+	var hdr [5]byte
+	if _, err := io.ReadFull(st, hdr[:]); err != nil {
+		st.CancelWrite(swarm.CodeCancelled)
+		return
+	}
+	n := binary.BigEndian.Uint32(hdr[1:])
+	if swarm.MsgType(hdr[0]) != swarm.MsgHello || n > MaxHelloBody {
+		st.CancelWrite(swarm.CodeProtocol)
+		return
+	}
+	msg := make([]byte, 5+n)
+	copy(msg, hdr[:])
+	if _, err := io.ReadFull(st, msg[5:]); err != nil {
+		st.CancelWrite(swarm.CodeCancelled)
+		return
+	}
+	hello, err := swarm.DecodeMessage(msg)
+	if err != nil {
+		st.CancelWrite(swarm.CodeProtocol)
+		return
+	}
+	none := make([]byte, (hello.N+7)/8)
+	out := swarm.AppendResponseHeader(nil, swarm.StatusOK, 0)
+	out = swarm.AppendMessage(out, swarm.Message{Type: swarm.MsgHello, N: hello.N, Bitmap: none})
+	if _, err := st.Write(out); err != nil {
+		st.CancelWrite(swarm.CodeCancelled)
+		return
+	}
+	p.idle.Add(1)
+	io.Copy(io.Discard, st) // until the requester closes or resets the session
+	p.idle.Add(-1)
+	st.CancelWrite(swarm.CodeClosing)
+}
+
+// IdleSessions returns how many sessions an IdleSession peer holds open
+// now.
+func (p *SwarmPeer) IdleSessions() int64 { return p.idle.Load() }
 
 // openSwarm opens a swarm stream to peer and sends req (closing the send
 // side unless keepOpen).
