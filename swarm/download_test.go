@@ -186,6 +186,14 @@ func testResume(t *testing.T, damage bool) {
 	if err := d.Close(); err != nil {
 		t.Fatalf("Close: %v", err)
 	}
+	// The seeder may still be writing chunks the killed run asked for:
+	// count from when it has let go of every request and session of it.
+	testwait.Eventually(t, 20*time.Second, "the seeder done with the killed run", func() error {
+		if c := seeder.srv.Counters(); c.Queued != 0 || c.Sessions != 0 {
+			return fmt.Errorf("%d requests queued, %d sessions open", c.Queued, c.Sessions)
+		}
+		return nil
+	})
 	_, sentBefore := seeder.srv.Stats()
 	if damage {
 		have := filepath.Join(leecher.store.Dir(), "items", c.id.String(), "have")
