@@ -74,7 +74,19 @@ func TestAttackSessionSybilsNotFound(t *testing.T) {
 // arrives later, while they hold the slots. Sessions idle for SessionIdle
 // yield their slots to waiting peers, so the seeder gets one and the
 // download completes; the download never ran more than 4 sessions at once.
+// Second case: with SessionIdle an hour (the download would hang until
+// the test's timeout), the Sybils yield because they joined announcing no
+// chunk (EmptySessionIdle).
 func TestAttackSessionSybilsIdle(t *testing.T) {
+	t.Run("SessionIdle", func(t *testing.T) {
+		testSessionSybilsIdle(t, swarm.Config{SessionIdle: 200 * time.Millisecond, EmptySessionIdle: time.Hour})
+	})
+	t.Run("EmptySessionIdle", func(t *testing.T) {
+		testSessionSybilsIdle(t, swarm.Config{SessionIdle: time.Hour, EmptySessionIdle: 100 * time.Millisecond})
+	})
+}
+
+func testSessionSybilsIdle(t *testing.T, cfg swarm.Config) {
 	leakcheck.Check(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
 	defer cancel()
@@ -101,8 +113,8 @@ func TestAttackSessionSybilsIdle(t *testing.T) {
 	if err := rec.Close(); err != nil {
 		t.Fatal(err)
 	}
-	d, err := swarm.NewDownload(swarm.Config{Server: leecher.srv, MaxSessions: slots, SessionIdle: 200 * time.Millisecond},
-		leecher.dialer(), leecher.store, c.id, out)
+	cfg.Server, cfg.MaxSessions = leecher.srv, slots
+	d, err := swarm.NewDownload(cfg, leecher.dialer(), leecher.store, c.id, out)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -133,7 +133,9 @@
 //     free slot goes to the ready peer with the fewest
 //     sessions without a verified chunk since its last useful one; while
 //     a peer is ready and every slot is taken, a session with no verified
-//     chunk for SessionIdle, 5 s, yields its slot; Progress.Sessions,
+//     chunk for SessionIdle, 5 s (EmptySessionIdle, 500 ms, if its peer
+//     joined announcing no chunk and has announced none since), yields
+//     its slot; Progress.Sessions,
 //     SessionsPeak, SessionsWaiting, SessionsYielded); metadata fetches
 //     (ManifestParallel 8 asked for the manifest at once, MetaParallel 3
 //     for the leaf layer, in the order their manifests were verified; a

@@ -114,6 +114,12 @@ type Config struct {
 	// and its peer waits again, the longest-idle first. Peers that hold
 	// chunks we need and send them keep their slots. Default 5 s.
 	SessionIdle time.Duration
+	// EmptySessionIdle replaces SessionIdle for a session whose peer
+	// joined announcing no chunk and has announced none since: it has
+	// nothing to send, so a crowd of such peers (Sybils that accept
+	// sessions and stay silent) passes the slots around quickly instead of
+	// holding each for SessionIdle. Default 500 ms.
+	EmptySessionIdle time.Duration
 }
 
 // Driver defaults for scheduler fields (where they differ from the
@@ -138,6 +144,7 @@ const (
 	DefaultMaxPeers            = 1024
 	DefaultMaxDownloadSessions = 64
 	DefaultSessionIdle         = 5 * time.Second
+	DefaultEmptySessionIdle    = 500 * time.Millisecond
 )
 
 func (c Config) populate() Config {
@@ -197,6 +204,9 @@ func (c Config) populate() Config {
 	}
 	if c.SessionIdle <= 0 {
 		c.SessionIdle = DefaultSessionIdle
+	}
+	if c.EmptySessionIdle <= 0 {
+		c.EmptySessionIdle = DefaultEmptySessionIdle
 	}
 	return c
 }

@@ -7,6 +7,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -66,6 +67,7 @@ type peerState struct {
 	running   bool          // a session goroutine runs: the peer holds a slot
 	stopping  bool          // the session was cut short for a waiting peer
 	produced  bool          // the running session brought a verified chunk
+	offers    bool          // the running session's peer announced a chunk
 	useful    time.Time     // running: slot granted or last verified chunk
 	queued    bool          // waits in run.queue
 	notBefore time.Time     // queued: no session before this
@@ -346,6 +348,8 @@ func (r *run) handle(ev event) error {
 		if have == nil {
 			have = r.all
 		}
+		ps.offers = slices.ContainsFunc(have, func(b byte) bool { return b != 0 })
+		r.slotsDirty = true // an empty hello shortens the session's idle limit
 		r.s.PeerJoined(now, sid, have)
 		if ev.tell != nil {
 			r.seeders[ev.peer] = ev.tell
@@ -356,6 +360,10 @@ func (r *run) handle(ev event) error {
 		}
 		for _, i := range ev.haves {
 			r.s.Have(now, sid, int(i))
+		}
+		if len(ev.haves) > 0 && ps.running && !ps.offers {
+			ps.offers = true
+			r.slotsDirty = true
 		}
 	case evLeft:
 		delete(r.seeders, ev.peer)

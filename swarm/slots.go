@@ -29,8 +29,9 @@ import (
 // behind any peer that has not failed yet.
 //
 // A session that has produced no verified chunk for SessionIdle (counted
-// from its start or its last chunk) while a peer is ready to take its slot
-// is cut short: the scheduler hears PeerLeft at once, the session's chunk
+// from its start or its last chunk), or for EmptySessionIdle if its peer
+// joined announcing no chunk and has announced none since, while a peer is
+// ready to take its slot is cut short: the scheduler hears PeerLeft at once, the session's chunk
 // requests are cancelled, and the slot is handed over once the session
 // goroutine has ended. Peers that hold chunks we need and send them keep
 // their slots.
@@ -44,7 +45,7 @@ const (
 // startSession gives peer id a slot and starts its session.
 func (r *run) startSession(ctx context.Context, id identity.PeerID, ps *peerState, now time.Time) {
 	sctx, cancel := context.WithCancel(ctx)
-	ps.cancel, ps.running, ps.stopping, ps.produced, ps.useful = cancel, true, false, false, now
+	ps.cancel, ps.running, ps.stopping, ps.produced, ps.offers, ps.useful = cancel, true, false, false, false, now
 	r.running++
 	r.d.sessions.Store(int64(r.running))
 	if int64(r.running) > r.d.sessionsPeak.Load() {
@@ -160,10 +161,10 @@ func (r *run) manageSessions(ctx context.Context, now time.Time) time.Time {
 		case !ps.running:
 		case ps.stopping:
 			ready--
-		case now.Sub(ps.useful) >= r.d.cfg.SessionIdle:
+		case now.Sub(ps.useful) >= r.idleLimit(ps):
 			idle = append(idle, id)
 		default:
-			later(ps.useful.Add(r.d.cfg.SessionIdle))
+			later(ps.useful.Add(r.idleLimit(ps)))
 		}
 	}
 	if ready <= 0 || len(idle) == 0 {
@@ -174,6 +175,17 @@ func (r *run) manageSessions(ctx context.Context, now time.Time) time.Time {
 		r.stopSession(id, now)
 	}
 	return next
+}
+
+// idleLimit is how long the running session of ps may go without a
+// verified chunk while peers wait for its slot: SessionIdle, or
+// EmptySessionIdle once the peer has joined announcing no chunk at all
+// (it has nothing to send until it announces one).
+func (r *run) idleLimit(ps *peerState) time.Duration {
+	if ps.joined && !ps.offers {
+		return min(r.d.cfg.EmptySessionIdle, r.d.cfg.SessionIdle)
+	}
+	return r.d.cfg.SessionIdle
 }
 
 // bestReady returns the index in the queue of the peer to start next: the
