@@ -90,6 +90,13 @@ func TestFloodFigures(t *testing.T) {
 		rows = append(rows, w.measure(f, fi, pairs))
 	}
 	t.Logf("%d pairs, %d MiB, load average before/after: %s / %s", pairs, size>>20, w.load, loadAvg())
+	var limited, hostLimited, timeouts, dgHost uint64
+	for _, p := range w.dht {
+		c := p.DHT.Counters()
+		limited, hostLimited, timeouts = limited+c.RateLimited, hostLimited+c.HostRateLimited, timeouts+c.Timeouts
+		dgHost += p.Node.Endpoint().Stats().DroppedRateLimitedHost
+	}
+	t.Logf("the honest DHT nodes refused %d requests by their sender's rate and %d by its host's, dropped %d datagrams by the host's, and saw %d of their own requests time out", limited, hostLimited, dgHost, timeouts)
 	t.Log("| Flood | Attacker volume (last pair) | Unloaded (median, min-max) | Flooded (median, min-max) | Speed under flood (median, min-max) | Victim peak RSS unloaded / flooded | Downloader peak RSS flooded |")
 	t.Log("| --- | --- | --- | --- | --- | --- | --- |")
 	for _, r := range rows {
