@@ -368,8 +368,9 @@ func (s *searchState) summary() string {
 }
 
 // searchingPause is the pause between DHT lookups while providers are known
-// but none has served the metadata yet, for at most maxQuickLookups
-// lookups; otherwise the pause starts at 1 s and doubles to 30 s.
+// but none has served the metadata yet, or the routing table was empty, for
+// at most maxQuickLookups lookups; otherwise the pause starts at 1 s and
+// doubles to 30 s.
 const (
 	searchingPause  = 250 * time.Millisecond
 	maxQuickLookups = 8
@@ -398,7 +399,8 @@ func (n *Node) findPeers(ctx context.Context, j job, dl *swarm.Download, s *sear
 	wait, quick := time.Second, 0
 	for {
 		n.metrics.DHTLookups.Add(1)
-		s.dhtNodes.Store(int64(n.dht.TableSize()))
+		table := n.dht.TableSize()
+		s.dhtNodes.Store(int64(table))
 		lookupStart, found := time.Now(), 0
 		for p := range n.dht.FindProviders(ctx, j.id) {
 			if p.ID == n.PeerID() {
@@ -422,9 +424,11 @@ func (n *Node) findPeers(ctx context.Context, j job, dl *swarm.Download, s *sear
 		// maxQuickLookups times, then backing off as usual): a lookup
 		// from a table still filling (a node just started) or through
 		// storing nodes crowded with Sybil records can miss the publisher,
-		// and the next one, from a fuller table, usually finds it.
+		// and the next one, from a fuller table, usually finds it. A
+		// lookup from an empty table (the node's bootstrap still under
+		// way) asks nobody, so it is retried as soon.
 		pause := wait
-		if dl.Progress().Size == 0 && len(seen) > 0 && quick < maxQuickLookups {
+		if dl.Progress().Size == 0 && (len(seen) > 0 || table == 0) && quick < maxQuickLookups {
 			pause = searchingPause
 			quick++
 		} else {
