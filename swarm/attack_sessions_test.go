@@ -104,15 +104,7 @@ func testSessionSybilsIdle(t *testing.T, cfg swarm.Config) {
 		return n
 	}
 	leecher := newPeer(t, swarm.ServerConfig{})
-	// A download recorded in the store with no chunk yet: Run resumes it.
-	out := filepath.Join(leecher.dir, "out")
-	rec, err := leecher.store.CreateDownload(c.man, seeder.item(t, c).Leaves(), out, chunker.DownloadOptions{})
-	if err != nil {
-		t.Fatalf("CreateDownload: %v", err)
-	}
-	if err := rec.Close(); err != nil {
-		t.Fatal(err)
-	}
+	out := recordDownload(t, leecher, seeder, c)
 	cfg.Server, cfg.MaxSessions = leecher.srv, slots
 	d, err := swarm.NewDownload(cfg, leecher.dialer(), leecher.store, c.id, out)
 	if err != nil {
@@ -174,14 +166,7 @@ func TestSessionQueueFreshPeerFirst(t *testing.T) {
 		return n
 	}
 	leecher := newPeer(t, swarm.ServerConfig{})
-	out := filepath.Join(leecher.dir, "out")
-	rec, err := leecher.store.CreateDownload(c.man, seeder.item(t, c).Leaves(), out, chunker.DownloadOptions{})
-	if err != nil {
-		t.Fatalf("CreateDownload: %v", err)
-	}
-	if err := rec.Close(); err != nil {
-		t.Fatal(err)
-	}
+	out := recordDownload(t, leecher, seeder, c)
 	// SessionIdle leaves the seeder ample time for its first chunk on a
 	// slow machine: the claim is about who gets the slot, not how fast.
 	d, err := swarm.NewDownload(swarm.Config{Server: leecher.srv, MaxSessions: 1, SessionIdle: time.Second},
@@ -218,4 +203,20 @@ func TestSessionQueueFreshPeerFirst(t *testing.T) {
 	if p := d.Progress(); p.SessionsPeak != 1 {
 		t.Errorf("Progress.SessionsPeak = %d, want 1", p.SessionsPeak)
 	}
+}
+
+// recordDownload records in leecher's store a download of c with no chunk
+// yet, as a seeder's manifest and leaf layer make it (so Run resumes it and
+// needs no metadata), and returns its output folder.
+func recordDownload(t *testing.T, leecher, seeder *tpeer, c content) string {
+	t.Helper()
+	out := filepath.Join(leecher.dir, "out")
+	rec, err := leecher.store.CreateDownload(c.man, seeder.item(t, c).Leaves(), out, chunker.DownloadOptions{})
+	if err != nil {
+		t.Fatalf("CreateDownload: %v", err)
+	}
+	if err := rec.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
