@@ -290,20 +290,24 @@ type Download struct {
 // knownPeer is what a download remembers of a peer. Guarded by Download.mu.
 type knownPeer struct {
 	addr     netip.AddrPort
-	queued   bool               // in Download.pending
-	banned   bool               // sent bad data: never used again by this download
-	fails    int                // metadata fetches failed in a row
-	nextMeta time.Time          // not asked for metadata before this
-	fetching bool               // a metadata fetch is in flight
-	started  time.Time          // of the fetch in flight
-	watch    *metaWatch         // of the fetch in flight
-	cancel   context.CancelFunc // of the fetch in flight
-	silent   bool               // the fetch in flight was seen silent (counted once)
-	evicted  bool               // the fetch in flight was cancelled for another peer
-	waiting  bool               // the fetch in flight has the manifest and waits for its leaf turn
-	leaves   bool               // the fetch in flight is fetching the leaf layer
-	turn     chan struct{}      // closed when the fetch in flight may fetch the leaf layer
-	verified time.Time          // when the fetch in flight verified the manifest
+	queued   bool       // in Download.pending
+	banned   bool       // sent bad data: never used again by this download
+	fails    int        // metadata fetches failed in a row
+	nextMeta time.Time  // not asked for metadata before this
+	fetch    *metaFetch // the metadata fetch in flight (nil: none)
+}
+
+// metaFetch is one metadata fetch in flight from a known peer.
+type metaFetch struct {
+	started  time.Time
+	watch    *metaWatch
+	cancel   context.CancelFunc
+	silent   bool          // seen silent (counted once)
+	evicted  bool          // cancelled for another peer
+	waiting  bool          // has the manifest and waits for its leaf turn
+	leaves   bool          // fetching the leaf layer
+	turn     chan struct{} // closed when it may fetch the leaf layer
+	verified time.Time     // when it verified the manifest
 }
 
 type peerAddr struct {
@@ -595,15 +599,15 @@ func (d *Download) fetchMeta(ctx context.Context) (*chunker.Manifest, *chunker.L
 // metaState is where a fetch in flight stands at now, and when that
 // changes if nothing arrives (zero: not by itself). A fetch waiting for
 // its leaf turn is moving: its peer answered.
-func (d *Download) metaState(kp *knownPeer, now time.Time) (silent, aged bool, change time.Time) {
-	if kp.waiting {
+func (d *Download) metaState(f *metaFetch, now time.Time) (silent, aged bool, change time.Time) {
+	if f.waiting {
 		return false, false, time.Time{}
 	}
-	hedge := kp.started.Add(d.cfg.MetaHedge)
-	if kp.leaves {
-		hedge = kp.verified.Add(d.cfg.MetaHedge)
+	hedge := f.started.Add(d.cfg.MetaHedge)
+	if f.leaves {
+		hedge = f.verified.Add(d.cfg.MetaHedge)
 	}
-	at, ok := kp.watch.silentAt(d.cfg.MetaIdle)
+	at, ok := f.watch.silentAt(d.cfg.MetaIdle)
 	switch {
 	case ok && !now.Before(at):
 		return true, false, time.Time{}
@@ -638,47 +642,48 @@ func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGr
 	}
 	moving, silent := 0, 0
 	leafMoving, leafSilent := 0, 0
-	var queue []*knownPeer // verified manifests waiting for their leaf turn
-	var oldest *knownPeer  // silent the longest, not yet evicted
+	var queue []*metaFetch // verified manifests waiting for their leaf turn
+	var oldest *metaFetch  // silent the longest, not yet evicted
 	var oldestAt time.Time
 	for _, kp := range d.known {
-		if !kp.fetching {
+		f := kp.fetch
+		if f == nil {
 			continue
 		}
-		if kp.waiting {
-			queue = append(queue, kp)
+		if f.waiting {
+			queue = append(queue, f)
 		}
-		s, aged, change := d.metaState(kp, now)
+		s, aged, change := d.metaState(f, now)
 		later(change)
 		switch {
 		case s:
 			silent++
-			if kp.leaves {
+			if f.leaves {
 				leafSilent++
 			}
-			if !kp.silent {
-				kp.silent = true
+			if !f.silent {
+				f.silent = true
 				d.metaSilent.Add(1)
 			}
-			if at, _ := kp.watch.silentAt(d.cfg.MetaIdle); !kp.evicted && (oldest == nil || at.Before(oldestAt)) {
-				oldest, oldestAt = kp, at
+			if at, _ := f.watch.silentAt(d.cfg.MetaIdle); !f.evicted && (oldest == nil || at.Before(oldestAt)) {
+				oldest, oldestAt = f, at
 			}
 		case !aged:
 			moving++
-			if kp.leaves {
+			if f.leaves {
 				leafMoving++
 			}
 		}
 	}
-	slices.SortFunc(queue, func(a, b *knownPeer) int { return a.verified.Compare(b.verified) })
-	for _, kp := range queue {
+	slices.SortFunc(queue, func(a, b *metaFetch) int { return a.verified.Compare(b.verified) })
+	for _, f := range queue {
 		if leafMoving >= d.cfg.MetaParallel+leafSilent {
 			break // a leaf fetch that ends, goes silent or ages calls us again
 		}
 		leafMoving++
-		kp.waiting, kp.leaves = false, true
-		kp.watch.arrived() // silence counts from the turn, not the manifest
-		close(kp.turn)
+		f.waiting, f.leaves = false, true
+		f.watch.arrived() // silence counts from the turn, not the manifest
+		close(f.turn)
 	}
 	poker := func() {
 		select {
@@ -687,7 +692,7 @@ func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGr
 		}
 	}
 	for id, kp := range d.known {
-		if kp.banned || kp.fetching {
+		if kp.banned || kp.fetch != nil {
 			continue
 		}
 		if kp.nextMeta.After(now) {
@@ -714,10 +719,9 @@ func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGr
 		if rtt := d.cfg.PeerRTT; rtt != nil {
 			w.rtt = func() time.Duration { return rtt(id) }
 		}
-		turn := make(chan struct{})
-		w.turn = func(ctx context.Context) error { return d.leafTurn(ctx, kp, turn, poker) }
-		kp.fetching, kp.started, kp.watch, kp.cancel, kp.silent, kp.evicted = true, now, w, cancel, false, false
-		kp.waiting, kp.leaves, kp.turn = false, false, turn
+		f := &metaFetch{started: now, watch: w, cancel: cancel, turn: make(chan struct{})}
+		w.turn = func(ctx context.Context) error { return d.leafTurn(ctx, kp, f, poker) }
+		kp.fetch = f
 		later(now.Add(d.cfg.MetaHedge))
 		addr := kp.addr
 		d.clog.debug("metadata fetch started", "peer", id.Short(), "addr", addr, "in_flight", *inflight, "silent", silent)
@@ -737,18 +741,18 @@ func (d *Download) startMeta(ctx context.Context, now time.Time, wg *sync.WaitGr
 	return next
 }
 
-// leafTurn is called by kp's fetch once its manifest is verified: it waits
-// until startMeta gives the fetch its turn to ask for the leaf layer (turn
+// leafTurn is called by kp's fetch f once its manifest is verified: it
+// waits until startMeta gives f its turn to ask for the leaf layer (f.turn
 // closed) or ctx ends.
-func (d *Download) leafTurn(ctx context.Context, kp *knownPeer, turn chan struct{}, poke func()) error {
+func (d *Download) leafTurn(ctx context.Context, kp *knownPeer, f *metaFetch, poke func()) error {
 	d.mu.Lock()
-	if kp.turn == turn && !kp.leaves { // still this fetch, not yet let through
-		kp.waiting, kp.verified = true, time.Now()
+	if kp.fetch == f && !f.leaves { // still this fetch, not yet let through
+		f.waiting, f.verified = true, time.Now()
 	}
 	d.mu.Unlock()
 	poke()
 	select {
-	case <-turn:
+	case <-f.turn:
 		return nil
 	case <-ctx.Done():
 		return context.Cause(ctx)
@@ -768,8 +772,7 @@ func (d *Download) metaFailed(res metaResult, now time.Time) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	kp := d.known[res.peer]
-	kp.fetching, kp.watch, kp.cancel = false, nil, nil
-	kp.waiting, kp.leaves, kp.turn = false, false, nil
+	kp.fetch = nil
 	kp.fails++
 	pause := d.cfg.MetaRetry << min(kp.fails-1, 20)
 	kp.nextMeta = now.Add(min(pause, d.cfg.MaxMetaRetry))
